@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# The lab: two hosts (origin: Debian 11 + PostgreSQL 13, target: Debian 12 + PostgreSQL 15) with systemd,
+# sshd, rsync, postfix, PostgreSQL and the BlueMind simulator, on the project's own Docker network.
+#   lab.sh up [SCALE]   build or reuse the images, start the hosts, seed (origin at SCALE, target fresh),
+#                       write lab/inventory.yml and lab/.state/lab.json
+#   lab.sh down         remove the hosts, the network and the state
+#   lab.sh sync         copy lab/sim into the running hosts and restart the simulator (development)
+#   lab.sh seed SCALE   reseed the origin at SCALE (s, m, l or a file count) and the target fresh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+state="$top/lab/.state"
+net=bmlab subnet=172.30.99.0/24
+declare -A ip=([origin]=172.30.99.10 [target]=172.30.99.20)
+hosts=(origin target)
+die() { echo "ERROR: $*" >&2; exit 1; }
+say() { echo "lab: $*" >&2; }
+in_host() { local h=$1; shift; docker exec "bmlab-$h" bash -c "$*"; }
+
+preflight() {
+  [ "$(id -u)" = 0 ] || die "the lab needs root (Docker, debootstrap): run 'make lab' as root or with sudo"
+  "$top/scripts/bootstrap.sh" system
+  local root free_kb
+  root=$(docker info -f '{{.DockerRootDir}}' 2>/dev/null) || die "the Docker engine does not answer: see /var/log/dockerd.log"
+  free_kb=$(df -Pk "$root" | awk 'NR==2{print $4}')
+  [ "$free_kb" -ge $((4 * 1024 * 1024)) ] \
+    || die "only $((free_kb / 1024)) MiB free on $root: the lab needs 4 GiB (more for SCALE=m/l); free some space (docker system prune?)"
+}
+
+start_host() {  # start (or keep) one host on the image of its current recipe
+  local h=$1 image=$2 name="bmlab-$1" running
+  running=$(docker inspect -f '{{.Config.Image}} {{.State.Running}}' "$name" 2>/dev/null || true)
+  if [ "$running" = "$image true" ]; then return 0; fi
+  [ -n "$running" ] && { say "recreating $name (image changed or stopped)"; docker rm -f "$name" >/dev/null; }
+  say "starting $name from $image"
+  docker run -d --name "$name" --hostname "$h" --label bmlab=1 \
+    --network "$net" --ip "${ip[$h]}" \
+    --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined \
+    --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
+    "$image" >/dev/null
+}
+
+wait_host() {  # until systemd has booted and the services answer
+  local h=$1 st
+  for _ in $(seq 90); do
+    st=$(docker exec "bmlab-$h" systemctl is-system-running 2>/dev/null || true)
+    case "$st" in running|degraded) break ;; esac
+    sleep 1
+  done
+  case "$st" in running|degraded) ;; *) die "bmlab-$h did not boot (systemd: '${st:-no answer}'): docker logs bmlab-$h" ;; esac
+  if [ "$st" = degraded ]; then
+    say "bmlab-$h is degraded: $(docker exec "bmlab-$h" systemctl --failed --no-legend --plain | awk '{print $1}' | xargs)"
+  fi
+  in_host "$h" 'for i in $(seq 60); do pg_isready -q -h 127.0.0.1 && exit 0; sleep 1; done; exit 1' \
+    || die "PostgreSQL does not answer on bmlab-$h: docker exec bmlab-$h journalctl -u postgresql"
+}
+
+lab_ca() {  # the lab's CA and one server certificate a host; the controller keeps the CA for TLS checks
+  mkdir -p "$state"
+  if [ ! -s "$state/ca.pem" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=bluemind.migration lab CA" \
+      -keyout "$state/ca.key" -out "$state/ca.pem" 2>/dev/null
+  fi
+  local h tmp
+  for h in "${hosts[@]}"; do
+    tmp=$(mktemp -d)
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=bluemind.lab.test" -keyout "$tmp/key" -out "$tmp/csr" 2>/dev/null
+    printf 'subjectAltName=DNS:bluemind.lab.test,IP:%s\n' "${ip[$h]}" >"$tmp/ext"
+    openssl x509 -req -in "$tmp/csr" -CA "$state/ca.pem" -CAkey "$state/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$tmp/ext" -out "$tmp/crt" 2>/dev/null
+    cat "$tmp/crt" "$tmp/key" "$state/ca.pem" >"$tmp/bm_cert.pem"
+    docker cp -q "$tmp/bm_cert.pem" "bmlab-$h:/etc/ssl/certs/bm_cert.pem"
+    docker cp -q "$state/ca.pem" "bmlab-$h:/var/lib/bm-ca/cacert.pem"
+    if [ "$h" = origin ]; then  # per-domain certificate (BlueMind >= 4.8): only the origin has set one up
+      docker cp -q "$tmp/bm_cert.pem" "bmlab-$h:/etc/ssl/certs/bm_cert-lab.test.pem"
+      docker cp -q "$tmp/bm_cert.pem" "bmlab-$h:/etc/bm/certs/bm_cert-lab.test.pem"
+    fi
+    rm -rf "$tmp"
+    in_host "$h" 'chmod 600 /etc/ssl/certs/bm_cert*.pem /etc/bm/certs/*.pem 2>/dev/null; chown root:root /etc/ssl/certs/bm_cert*.pem; systemctl restart bm-core'
+  done
+}
+
+ssh_access() {  # the controller reaches both hosts as root over SSH, with pinned host keys
+  [ -s "$state/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C bmlab-controller -f "$state/id_ed25519"
+  : >"$state/known_hosts"
+  local h
+  for h in "${hosts[@]}"; do
+    docker cp -q "$state/id_ed25519.pub" "bmlab-$h:/root/.ssh/authorized_keys"
+    in_host "$h" 'chown root:root /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys'
+    echo "${ip[$h]} $(in_host "$h" 'cat /etc/ssh/ssh_host_ed25519_key.pub' | cut -d' ' -f1,2)" >>"$state/known_hosts"
+  done
+}
+
+seed() {
+  local scale=$1 h out
+  say "seeding origin at scale $scale, target as a fresh install"
+  for h in "${hosts[@]}"; do
+    if [ "$h" = origin ]; then
+      out=$(in_host origin "bm-sim seed --scale '$scale'") || die "seeding the origin failed"
+    else
+      out=$(in_host target "bm-sim seed --fresh") || die "seeding the target failed"
+    fi
+    echo "$out" | tail -n 1 >"$state/seed-$h.json"
+    say "$h: $(cat "$state/seed-$h.json")"
+  done
+}
+
+write_inventory() {
+  cat >"$top/lab/inventory.yml" <<YML
+# Written by 'make lab' for the lab's two hosts; see inventory.example for a real installation.
+all:
+  vars:
+    ansible_user: root
+    ansible_python_interpreter: /usr/bin/python3
+    ansible_ssh_private_key_file: $state/id_ed25519
+    ansible_ssh_common_args: -o UserKnownHostsFile=$state/known_hosts -o StrictHostKeyChecking=yes
+    bluemind_admin_login: admin0@global.virt
+    bluemind_admin_password: admin     # the lab's only; use a vault for a real server
+    bluemind_api_ca_path: $state/ca.pem
+  children:
+    origin:
+      hosts:
+        bmlab-origin:
+          ansible_host: ${ip[origin]}
+          bluemind_api_url: https://${ip[origin]}
+    target:
+      hosts:
+        bmlab-target:
+          ansible_host: ${ip[target]}
+          bluemind_api_url: https://${ip[target]}
+YML
+  cat >"$state/lab.json" <<JSON
+{"ca_file": "$state/ca.pem", "admin_login": "admin0@global.virt", "admin_password": "admin",
+ "ssh_key": "$state/id_ed25519", "known_hosts": "$state/known_hosts",
+ "hosts": {"origin": {"name": "bmlab-origin", "ip": "${ip[origin]}"},
+           "target": {"name": "bmlab-target", "ip": "${ip[target]}"}}}
+JSON
+}
+
+up() {
+  local scale=${1:-s} h started=()
+  preflight
+  declare -A image
+  for h in "${hosts[@]}"; do image[$h]=$("$top/lab/images/build.sh" "$h"); done
+  docker network inspect "$net" >/dev/null 2>&1 || docker network create --subnet "$subnet" "$net" >/dev/null
+  # A failure past this point removes what it started, so no half-built lab stays behind.
+  trap 'say "failed: removing the lab hosts (make lab-down)"; down >/dev/null 2>&1 || true' ERR
+  for h in "${hosts[@]}"; do start_host "$h" "${image[$h]}"; done
+  for h in "${hosts[@]}"; do wait_host "$h"; done
+  lab_ca
+  ssh_access
+  if [ ! -s "$state/seed-origin.json" ] || [ "$(cat "$state/scale" 2>/dev/null)" != "$scale" ]; then
+    seed "$scale"; echo "$scale" >"$state/scale"
+  fi
+  write_inventory
+  trap - ERR
+  say "up: origin ${ip[origin]} (Debian $(in_host origin 'cat /etc/debian_version')), target ${ip[target]} (Debian $(in_host target 'cat /etc/debian_version')); inventory lab/inventory.yml"
+}
+
+down() {
+  local ids
+  ids=$(docker ps -aq --filter label=bmlab=1)
+  [ -n "$ids" ] && docker rm -f $ids >/dev/null
+  docker network rm "$net" >/dev/null 2>&1 || true
+  rm -rf "$state" "$top/lab/inventory.yml"
+  say "down"
+}
+
+sync() {
+  local h
+  for h in "${hosts[@]}"; do
+    docker inspect "bmlab-$h" >/dev/null 2>&1 || die "bmlab-$h is not running: make lab"
+    tar -C "$top/lab/sim" --exclude __pycache__ -c . | docker exec -i "bmlab-$h" tar -C /opt/bmsim -x
+    in_host "$h" 'install -m 755 /opt/bmsim/bin/bmctl /usr/bin/bmctl; install -m 644 /opt/bmsim/units/* /etc/systemd/system/;
+      systemctl daemon-reload; systemctl try-restart bm-core bm-lmtpd bm-sim-load'
+  done
+  say "simulator synced into both hosts"
+}
+
+case "${1:-}" in
+  up) up "${2:-s}" ;;
+  down) down ;;
+  sync) sync ;;
+  seed) seed "${2:-s}"; echo "${2:-s}" >"$state/scale" ;;
+  *) die "usage: lab.sh up [SCALE] | down | sync | seed SCALE" ;;
+esac

@@ -1,0 +1,63 @@
+"""Shared helpers of the simulator: bm.ini, database connections, the call log, the version."""
+import configparser
+import json
+import os
+import subprocess
+import time
+
+BM_INI = os.environ.get("BMSIM_BM_INI", "/etc/bm/bm.ini")
+LOG_DIR = os.environ.get("BMSIM_LOG_DIR", "/var/log/bm-sim")
+STATE_DIR = os.environ.get("BMSIM_STATE_DIR", "/var/lib/bm-sim")
+TOKEN_FILE = os.environ.get("BMSIM_TOKEN_FILE", "/etc/bm/bm-core.tok")
+DEFAULT_VERSION = "4.9.3884"
+
+
+def read_bm_ini(path=BM_INI):
+    """Return the [global] section of bm.ini as a dict (quotes stripped, as BlueMind does)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    if not parser.has_section("global"):
+        return {}
+    return {k: v.strip().strip('"') for k, v in parser.items("global")}
+
+
+def connect(dbname="bj"):
+    """Open a psycopg2 connection to a BlueMind database with the credentials of bm.ini."""
+    import psycopg2  # only inside the lab images (python3-psycopg2)
+
+    ini = read_bm_ini()
+    return psycopg2.connect(
+        host=os.environ.get("BMSIM_DB_HOST", "127.0.0.1"),
+        port=int(os.environ.get("BMSIM_DB_PORT", "5432")),
+        user=ini.get("user", "bj"),
+        password=ini.get("password", "bj"),
+        dbname=dbname,
+    )
+
+
+def log_event(kind, **fields):
+    """Append one JSON line to /var/log/bm-sim/<kind>.jsonl (the tests read these logs)."""
+    os.makedirs(LOG_DIR, exist_ok=True)
+    fields.setdefault("ts", time.time())
+    with open(os.path.join(LOG_DIR, kind + ".jsonl"), "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(fields, sort_keys=True) + "\n")
+
+
+def installed_version():
+    """Version of the bm-core package, as `dpkg-query -W -f='${Version}' bm-core` reports it."""
+    try:
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", "bm-core"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        return out or DEFAULT_VERSION
+    except (OSError, subprocess.CalledProcessError):
+        return DEFAULT_VERSION
+
+
+def read_token(path=TOKEN_FILE):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None

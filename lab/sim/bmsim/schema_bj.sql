@@ -1,0 +1,43 @@
+-- Simulated BlueMind `bj` database (directory, domains, servers, system configuration).
+-- Table names follow BlueMind's; columns are the subset the simulator and the migration use.
+CREATE EXTENSION IF NOT EXISTS hstore;
+
+CREATE TABLE IF NOT EXISTS t_domain (
+    name        text PRIMARY KEY,          -- domain uid, e.g. lab.test
+    label       text NOT NULL,
+    aliases     text[] NOT NULL DEFAULT '{}',
+    global      boolean NOT NULL DEFAULT false
+);
+
+CREATE TABLE IF NOT EXISTS t_server (
+    id          serial PRIMARY KEY,
+    ip          text NOT NULL,
+    fqdn        text NOT NULL,
+    name        text NOT NULL,
+    tags        text NOT NULL              -- comma separated, e.g. 'bm/core,mail/imap,mail/smtp'
+);
+
+-- One row; `configuration` holds the system configuration (mynetworks, fwAdditionalIPs, ...).
+CREATE TABLE IF NOT EXISTS t_systemconf (
+    configuration hstore NOT NULL
+);
+
+-- Users (and their mailbox); `login` is the local part, the mail address is login@domain.
+CREATE TABLE IF NOT EXISTS t_directory_entry (
+    uid         text PRIMARY KEY,
+    domain_uid  text NOT NULL REFERENCES t_domain(name),
+    kind        text NOT NULL DEFAULT 'USER',
+    login       text NOT NULL,
+    display_name text NOT NULL,
+    archived    boolean NOT NULL DEFAULT false,
+    UNIQUE (domain_uid, login)
+);
+
+-- Extra addresses delivered to a user (virtual_alias map).
+CREATE TABLE IF NOT EXISTS t_mailbox_alias (
+    id          serial PRIMARY KEY,
+    domain_uid  text NOT NULL REFERENCES t_domain(name),
+    alias       text NOT NULL,             -- local part
+    target_uid  text NOT NULL REFERENCES t_directory_entry(uid),
+    UNIQUE (domain_uid, alias)
+);

@@ -1,0 +1,67 @@
+"""Fixtures for tests that run against the lab (`make lab`): two containers, origin and target."""
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[2]
+LAB_STATE = TOP / "lab" / ".state" / "lab.json"
+
+
+@dataclass
+class LabHost:
+    role: str
+    name: str
+    ip: str
+
+    @property
+    def api_url(self):
+        return f"https://{self.ip}"
+
+    def run(self, cmd, check=True, timeout=300, input=None):
+        """Run `cmd` with bash inside the host (as root); returns the CompletedProcess (text)."""
+        proc = subprocess.run(
+            ["docker", "exec", "-i", self.name, "bash", "-c", cmd],
+            capture_output=True, text=True, timeout=timeout, input=input,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{self.role}: `{cmd}` exited {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+            )
+        return proc
+
+
+@dataclass
+class Lab:
+    origin: LabHost
+    target: LabHost
+    ca_file: str
+    admin_login: str
+    admin_password: str
+    ssh_key: str
+    known_hosts: str
+
+    def host(self, role):
+        return getattr(self, role)
+
+
+def _running(name):
+    proc = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", name],
+                          capture_output=True, text=True)
+    return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if not LAB_STATE.exists() or not all(_running(n) for n in ("bmlab-origin", "bmlab-target")):
+        if os.environ.get("BMLAB_REQUIRED"):
+            pytest.fail("the lab is not up: run `make lab` (make test does it)")
+        pytest.skip("no lab is up (lab/.state/lab.json missing): run `make lab`, or `make test` which starts it")
+    state = json.loads(LAB_STATE.read_text())
+    hosts = {role: LabHost(role, h["name"], h["ip"]) for role, h in state["hosts"].items()}
+    return Lab(origin=hosts["origin"], target=hosts["target"], ca_file=state["ca_file"],
+               admin_login=state["admin_login"], admin_password=state["admin_password"],
+               ssh_key=state["ssh_key"], known_hosts=state["known_hosts"])
