@@ -22,8 +22,9 @@ preflight() {
   local root free_kb
   root=$(docker info -f '{{.DockerRootDir}}' 2>/dev/null) || die "the Docker engine does not answer: see /var/log/dockerd.log"
   free_kb=$(df -Pk "$root" | awk 'NR==2{print $4}')
-  [ "$free_kb" -ge $((4 * 1024 * 1024)) ] \
-    || die "only $((free_kb / 1024)) MiB free on $root: the lab needs 4 GiB (more for SCALE=m/l); free some space (docker system prune?)"
+  local need_gb=${BMLAB_MIN_FREE_GB:-4}
+  [ "$free_kb" -ge $((need_gb * 1024 * 1024)) ] \
+    || die "only $((free_kb / 1024)) MiB free on $root: the lab needs ${need_gb} GiB (more for SCALE=m/l); free some space (docker system prune?)"
 }
 
 start_host() {  # start (or keep) one host on the image of its current recipe
@@ -143,7 +144,7 @@ up() {
   for h in "${hosts[@]}"; do image[$h]=$("$top/lab/images/build.sh" "$h"); done
   docker network inspect "$net" >/dev/null 2>&1 || docker network create --subnet "$subnet" "$net" >/dev/null
   # A failure past this point removes what it started, so no half-built lab stays behind.
-  trap 'say "failed: removing the lab hosts (make lab-down)"; down >/dev/null 2>&1 || true' ERR
+  trap 'rc=$?; if [ $rc -ne 0 ]; then say "failed: removing the half-started lab (what failed is said above)"; down; fi' EXIT
   for h in "${hosts[@]}"; do start_host "$h" "${image[$h]}"; done
   for h in "${hosts[@]}"; do wait_host "$h"; done
   lab_ca
@@ -152,7 +153,7 @@ up() {
     seed "$scale"; echo "$scale" >"$state/scale"
   fi
   write_inventory
-  trap - ERR
+  trap - EXIT
   say "up: origin ${ip[origin]} (Debian $(in_host origin 'cat /etc/debian_version')), target ${ip[target]} (Debian $(in_host target 'cat /etc/debian_version')); inventory lab/inventory.yml"
 }
 
