@@ -65,7 +65,8 @@ lab_ca() {  # the lab's CA and one server certificate a host; the controller kee
   for h in "${hosts[@]}"; do
     tmp=$(mktemp -d)
     openssl req -newkey rsa:2048 -nodes -subj "/CN=bluemind.lab.test" -keyout "$tmp/key" -out "$tmp/csr" 2>/dev/null
-    printf 'subjectAltName=DNS:bluemind.lab.test,IP:%s\n' "${ip[$h]}" >"$tmp/ext"
+    # Like a real external-url certificate, it names the service, which either host may carry.
+    printf 'subjectAltName=DNS:bluemind.lab.test,IP:%s,IP:%s\n' "${ip[origin]}" "${ip[target]}" >"$tmp/ext"
     openssl x509 -req -in "$tmp/csr" -CA "$state/ca.pem" -CAkey "$state/ca.key" -CAcreateserial \
       -days 3650 -extfile "$tmp/ext" -out "$tmp/crt" 2>/dev/null
     cat "$tmp/crt" "$tmp/key" "$state/ca.pem" >"$tmp/bm_cert.pem"
@@ -116,7 +117,7 @@ all:
     ansible_ssh_common_args: -o UserKnownHostsFile=$state/known_hosts -o StrictHostKeyChecking=yes
     bluemind_admin_login: admin0@global.virt
     bluemind_admin_password: admin     # the lab's only; use a vault for a real server
-    bluemind_api_ca_path: $state/ca.pem
+    bluemind_api_ca_path: /var/lib/bm-ca/cacert.pem   # on the hosts: the modules run there
   children:
     origin:
       hosts:
