@@ -4,13 +4,16 @@ SHELL := /bin/bash
 SCALE ?= s
 VENV := .venv
 PY := $(VENV)/bin/python
+SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup venv system lab lab-down lab-sync seed test test-lab test-unit demo clean
+.PHONY: help setup venv system lab lab-down lab-sync seed demo \
+        test test-unit test-static test-lab test-molecule clean
 
 help:
-	@echo "make test        set up what is missing, build/reuse the lab, run the whole test suite"
-	@echo "make demo        a whole migration in the lab (issue 5: not there yet)"
+	@echo "make demo        a whole migration in the lab at scale m, with the report (SCALE=s for a quick one)"
+	@echo "make test        set up what is missing, then unit, sanity/lint, lab and molecule tests"
 	@echo "make lab         build or reuse the lab images, start origin + target, seed (SCALE=s|m|l)"
 	@echo "make lab-down    remove the lab hosts and network"
 	@echo "make seed        reseed the running lab at SCALE"
@@ -36,11 +39,33 @@ lab-sync:
 seed:
 	@bash lab/lab.sh seed $(SCALE)
 
+demo: setup
+	@SCALE=$(if $(filter command line,$(origin SCALE)),$(SCALE),m) bash scripts/demo.sh
+
+test: setup
+	$(MAKE) test-unit
+	$(MAKE) test-static
+	$(MAKE) test-lab
+	$(MAKE) test-molecule
+
+test-unit: venv
+	$(PY) -m pytest -p no:cacheprovider tests/unit
+
+test-static: venv
+	bash tests/sanity.sh
+	ansible-lint
+
 # The lab tests need the lab: BMLAB_REQUIRED turns "no lab" into a failure instead of a skip.
 test-lab: lab
-	BMLAB_REQUIRED=1 $(PY) -m pytest -p no:cacheprovider tests/lab
+	BMLAB_REQUIRED=1 $(PY) -m pytest -p no:cacheprovider tests/lab $(wildcard tests/integration)
 
-test: test-lab
+test-molecule: setup
+	@set -e; export BMLAB_ORIGIN_IMAGE=$$(lab/images/build.sh origin) BMLAB_TARGET_IMAGE=$$(lab/images/build.sh target); \
+	for s in $(SCENARIOS); do \
+	  echo "=== molecule scenario $$s"; start=$$(date +%s); \
+	  molecule -c molecule/base.yml test -s $$s; \
+	  echo "=== molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
+	done
 
 clean: lab-down
 	rm -rf $(VENV)

@@ -118,6 +118,7 @@ all:
     bluemind_admin_login: admin0@global.virt
     bluemind_admin_password: admin     # the lab's only; use a vault for a real server
     bluemind_api_ca_path: /var/lib/bm-ca/cacert.pem   # on the hosts: the modules run there
+    cutover_smoke_recipient: admin@lab.test
   children:
     origin:
       hosts:

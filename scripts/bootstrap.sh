@@ -33,11 +33,18 @@ system() {
   fi
 }
 
+# ansible finds this checkout as bluemind.migration through ansible.cfg's collections_path.
+link_collection() {
+  mkdir -p "$top/.venv/collections/ansible_collections/bluemind"
+  ln -sfn ../../../.. "$top/.venv/collections/ansible_collections/bluemind/migration"
+}
+
 # pip, without the noise of this machine's absent local index folders
 pipq() { "$top/.venv/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 
 venv() {
   local stamp="$top/.venv/.stamp" want
+  link_collection
   want=$(cat "$top/requirements-dev.txt" "$0" | sha256sum | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   echo "creating .venv with the pinned toolchain (a few minutes the first time)"
@@ -48,6 +55,7 @@ venv() {
   pipq install -q --no-deps --upgrade --target "$top/.venv/netbluemind4" netbluemind4==4.9.3884
   pipq install -q --no-deps --upgrade --target "$top/.venv/netbluemind5" netbluemind5==5.7.3268
   echo "$want" >"$stamp"
+  link_collection
 }
 
 case "${1:-}" in

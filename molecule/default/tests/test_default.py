@@ -1,0 +1,94 @@
+"""After the whole migration: the target holds exactly the origin's data, configured and serving."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from compare import TREES, hardlink_groups, host, table_counts, tree_listing  # noqa: E402
+
+ORIGIN, TARGET = host("mol-origin"), host("mol-target")
+# The smoke check's message and its mailbox (admin@lab.test) changed on the target after the cutover.
+SMOKE = ("lab.test/admin",)
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_tree_identical(tree):
+    assert tree_listing(TARGET, tree, SMOKE) == tree_listing(ORIGIN, tree, SMOKE)
+
+
+def test_hard_links_kept():
+    origin = hardlink_groups(ORIGIN, "/var/spool/cyrus")
+    assert origin, "the seeded spool has multi-recipient messages"
+    target = hardlink_groups(TARGET, "/var/spool/cyrus")
+    assert [g for g in origin if "admin" not in " ".join(g)] == [g for g in target if "admin" not in " ".join(g)]
+
+
+def test_owners_resolved_by_name_across_uids():
+    assert ORIGIN.user("cyrus").uid != TARGET.user("cyrus").uid
+    spool = TARGET.file("/var/spool/cyrus/data")
+    assert spool.user == "cyrus" and spool.group == "mail"
+
+
+@pytest.mark.parametrize("db", ["bj", "bj-data"])
+def test_every_table_has_the_same_rows(db):
+    origin, target = table_counts(ORIGIN, db), table_counts(TARGET, db)
+    assert origin.keys() == target.keys()
+    # The smoke message adds one body and one record on the target; everything else is identical.
+    delta = {t: int(target[t]) - int(origin[t]) for t in origin if target[t] != origin[t]}
+    assert set(delta) <= {"public.t_message_body", "public.t_mailbox_record", "public.t_changeset"}
+    assert all(0 < d <= 2 for d in delta.values()), delta
+
+
+def test_database_settings_carried_over():
+    q = "runuser -u postgres -- psql -X -At -d postgres -c %s"
+    sql = ("SELECT d.datname, s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+           "ORDER BY 1")
+    assert TARGET.check_output(q, sql) == ORIGIN.check_output(q, sql)
+
+
+@pytest.mark.parametrize("path", ["/etc/bm/bm.ini", "/etc/bm/mcast.id", "/etc/ssl/certs/bm_cert.pem",
+                                  "/usr/share/bm-elasticsearch/config/elasticsearch.yml", "/etc/imapd.conf",
+                                  "/etc/cyrus.conf", "/etc/postfix/master.cf", "/etc/bm-hps/hps.properties",
+                                  "/etc/bm-webmail/bm-webmail.ini"])
+def test_config_file_copied(path):
+    assert TARGET.file(path).md5sum == ORIGIN.file(path).md5sum
+
+
+def test_core_token_keeps_owner_and_mode():
+    tok = TARGET.file("/etc/bm/bm-core.tok")
+    assert (tok.mode, tok.user, tok.group) == (0o440, "root", "www-data")
+    assert tok.content_string == ORIGIN.file("/etc/bm/bm-core.tok").content_string
+
+
+def test_postfix_maps_answer_the_same():
+    for address in ORIGIN.check_output("cut -f1 -d' ' /etc/postfix/virtual_mailbox-flat | head -n 20").split():
+        q = "postmap -q %s hash:/etc/postfix/virtual_mailbox"
+        assert TARGET.check_output(q, address) == ORIGIN.check_output(q, address)
+
+
+def test_admin_actions_reached_the_target_api():
+    calls = [json.loads(l) for l in TARGET.file("/var/log/bm-sim/api.jsonl").content_string.splitlines()]
+    paths = {c.get("path") for c in calls if c.get("status") == 200}
+    assert any(p.endswith("/_updatefirewallrules") for p in paths)
+    assert any(p.endswith("/maildelivery/mgmt/_repair") for p in paths)
+    assert any(c.get("path") == "/api/configuration" and c.get("method") == "POST" for c in calls)
+
+
+def test_mynetworks_holds_the_target():
+    target_ip = TARGET.interface.default().addresses[0]
+    assert f"{target_ip}/32" in TARGET.check_output("postconf -h mynetworks")
+
+
+def test_origin_is_stopped_for_good_and_target_serves():
+    assert not ORIGIN.service("postfix").is_running and not ORIGIN.service("postfix").is_enabled
+    assert ORIGIN.check_output("systemctl is-enabled bluemind.target || true") == "disabled"
+    assert TARGET.service("postfix").is_running
+    state = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8090/api/system/installation/state').read().decode())"
+    assert TARGET.check_output("python3 -c %s", state) == '"CORE_STATE_RUNNING"'
+
+
+def test_ssh_trust_removed():
+    assert "bluemind-migration" not in ORIGIN.file("/root/.ssh/authorized_keys").content_string
+    assert not TARGET.file("/root/.ssh/bluemind_migration_ed25519").exists

@@ -1,0 +1,53 @@
+"""Comparisons of origin and target for the scenarios' testinfra verifiers."""
+import os
+
+import testinfra
+
+TREES = ["/var/spool/cyrus", "/var/lib/cyrus", "/var/spool/bm-hsm", "/var/spool/sieve",
+         "/var/spool/bm-elasticsearch", "/var/spool/bm-docs", "/var/spool/bm-filehosting"]
+# BlueMind's own backup skips these; the migration does too.
+EXCLUDED = ["cyrus.squat", "/var/lib/cyrus/proc/", "/var/lib/cyrus/lock/", "/var/lib/cyrus/socket/"]
+
+
+def host(name):
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def tree_listing(h, tree, skip=()):
+    """One line per entry: path, type, mode, owner and group NAMES, size, link count, content digest.
+
+    Hard links show as the same digest with a link count > 1; owners by name, since uids differ.
+    """
+    cmd = (f"cd {tree} && find . -mindepth 1 -printf '%P\\t%y\\t%m\\t%u\\t%g\\t%s\\t%n\\t%l\\n' | sort")
+    lines = []
+    for line in h.check_output(cmd).splitlines():
+        rel = line.split("\t", 1)[0]
+        full = f"{tree}/{rel}"
+        if any(x in full if not x.endswith("/") else full.startswith(x) for x in EXCLUDED):
+            continue
+        if any(s in full for s in skip):
+            continue
+        lines.append(line)
+    digest = h.check_output(f"cd {tree} && find . -type f -exec md5sum {{}} + | sort -k2")
+    sums = {l.split("  ", 1)[1][2:]: l.split()[0] for l in digest.splitlines()}
+    return [f"{l}\t{sums.get(l.split(chr(9), 1)[0], '')}" for l in lines]
+
+
+def hardlink_groups(h, tree):
+    """Sets of paths that share an inode (the single-instance store)."""
+    out = h.check_output(f"cd {tree} && find . -type f -links +1 -printf '%i %P\\n' | sort")
+    groups = {}
+    for line in out.splitlines():
+        inode, rel = line.split(" ", 1)
+        groups.setdefault(inode, set()).add(rel)
+    return sorted(sorted(g) for g in groups.values())
+
+
+def table_counts(h, db):
+    """Exact row count of every table of `db`."""
+    sql = ("SELECT string_agg(format('SELECT %L, count(*) FROM %I.%I', schemaname||'.'||relname, "
+           "schemaname, relname), ' UNION ALL ') FROM pg_stat_user_tables")
+    psql = "runuser -u postgres -- psql -X -At -d %s -c %s"
+    query = h.check_output(psql, db, sql)
+    out = h.check_output(psql, db, query)
+    return dict(line.rsplit("|", 1) for line in out.splitlines())
