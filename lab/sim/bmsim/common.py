@@ -3,6 +3,7 @@ import configparser
 import json
 import os
 import subprocess
+import tempfile
 import time
 
 BM_INI = os.environ.get("BMSIM_BM_INI", "/etc/bm/bm.ini")
@@ -61,3 +62,20 @@ def read_token(path=TOKEN_FILE):
             return fh.read().strip()
     except OSError:
         return None
+
+
+def write_atomic(path, text, mode=0o644):
+    """Replace `path` with `text` in one step (temp file in the same directory + rename)."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

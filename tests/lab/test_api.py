@@ -1,0 +1,397 @@
+"""The simulated BlueMind admin API (lab/sim/bmsim/api.py), driven by BlueMind's own generated clients.
+
+netbluemind4 (4.9.3884) and netbluemind5 (5.7.3268) both install the top-level package `netbluemind`,
+so the venv holds each in its own folder (`pip install --no-deps --target .venv/netbluemind4|5`, see
+scripts/bootstrap.sh) and every client call runs in a subprocess whose PYTHONPATH is that folder.
+The effects are checked inside the hosts: postfix maps and `mynetworks`, the firewall rules file.
+"""
+import json
+import os
+import shlex
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+TOP = Path(__file__).resolve().parents[2]
+CLIENTS = {4: TOP / ".venv" / "netbluemind4", 5: TOP / ".venv" / "netbluemind5"}
+CLIENT_VERSIONS = {4: "4.9.3884", 5: "5.7.3268"}
+RULES = "/etc/bm/bm-iptables/rules.v4"
+PUBLIC_PORTS = (25, 80, 110, 143, 443, 465, 587, 993, 995)
+LMTP = "lmtp:inet:127.0.0.1:2400"
+
+# Runs before each snippet in the client subprocess: the snippet fills `out`, printed as JSON.
+PRELUDE = """
+import json, os, warnings
+warnings.filterwarnings("ignore")  # the generated clients call requests with verify=False
+from netbluemind.python.client import BMClient, ServerFault
+URL, LOGIN, PASSWORD = os.environ["BM_URL"], os.environ["BM_LOGIN"], os.environ["BM_PASSWORD"]
+out = {}
+
+def fault(call):
+    '''The ServerFault args (errorCode, errorType, message) a call raises, or None.'''
+    try:
+        call()
+    except ServerFault as exc:
+        return list(exc.args)
+    return None
+"""
+
+
+def nb(major, host, lab, code, password=None):
+    """Run `code` with BlueMind's netbluemind<major> client against `host`; returns its `out` dict."""
+    if not (CLIENTS[major] / "netbluemind").is_dir():
+        pytest.fail(f"{CLIENTS[major]} is missing: make venv (pip install --no-deps --target "
+                    f"{CLIENTS[major]} netbluemind{major}=={CLIENT_VERSIONS[major]})")
+    env = dict(os.environ, PYTHONPATH=str(CLIENTS[major]), BM_URL=host.api_url + "/api",
+               BM_LOGIN=lab.admin_login, BM_PASSWORD=password or lab.admin_password)
+    script = PRELUDE + textwrap.dedent(code) + "\nprint(json.dumps(out))\n"
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"netbluemind{major} snippet failed:\n{proc.stderr}"
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def api(lab, host, method, path, body=None, key=None, port=None):
+    """A raw call (TLS checked against the lab CA), for what the clients hide: status codes, bodies."""
+    base = f"http://{host.ip}:{port}" if port else host.api_url
+    headers = {"X-BM-ApiKey": key} if key else {}
+    data = None if body is None else json.dumps(body)
+    return requests.request(method, base + path, data=data, headers=headers, verify=lab.ca_file, timeout=30)
+
+
+def token(host):
+    return host.run("cat /etc/bm/bm-core.tok").stdout.strip()
+
+
+def installed(host):
+    return host.run("dpkg-query -W -f='${Version}' bm-core").stdout.strip()
+
+
+def wait_version(lab, host, version, timeout=60):
+    """Poll until bm-core answers with `version` (it restarts after bm-sim-set-version or lab-sync)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            resp = api(lab, host, "GET", "/api/system/installation/version", key=token(host))
+            if resp.status_code == 200 and resp.json()["softwareVersion"] == version:
+                return
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, f"{host.role}: bm-core does not answer with version {version}"
+        time.sleep(0.5)
+
+
+def poll(host, cmd, timeout=20):
+    """Run `cmd` in the host until it succeeds; returns its stdout (fails after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = host.run(cmd, check=False)
+        if proc.returncode == 0:
+            return proc.stdout
+        assert time.monotonic() < deadline, f"{host.role}: `{cmd}` still fails after {timeout}s: {proc.stderr}"
+        time.sleep(0.3)
+
+
+def psql(host, sql):
+    return host.run("PGPASSWORD=bj psql -h 127.0.0.1 -U bj -d bj -v ON_ERROR_STOP=1 -qAt", input=sql).stdout
+
+
+def sysconf(lab, host, **values):
+    """Set system configuration values through the API with the host's token (setup and cleanup)."""
+    resp = api(lab, host, "POST", "/api/configuration", values, key=token(host))
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.fixture(scope="module", autouse=True)
+def api_up(lab):
+    for host in (lab.origin, lab.target):
+        wait_version(lab, host, installed(host))
+
+
+@pytest.fixture
+def origin_conf(lab):
+    """The origin's mynetworks and fwAdditionalIPs, put back after the test."""
+    values = api(lab, lab.origin, "GET", "/api/configuration", key=token(lab.origin)).json()["values"]
+    yield values
+    sysconf(lab, lab.origin, mynetworks=values.get("mynetworks", "127.0.0.0/8"),
+            fwAdditionalIPs=values.get("fwAdditionalIPs"))
+
+
+def keep_rules(host):
+    """Give back the host's firewall rules file (or its absence) after a test that regenerates it."""
+    before = host.run(f"cat {RULES}", check=False)
+    yield
+    if before.returncode == 0:
+        host.run(f"cat >{RULES}", input=before.stdout)
+    else:
+        host.run(f"rm -f {RULES}")
+
+
+@pytest.fixture
+def origin_rules(lab):
+    yield from keep_rules(lab.origin)
+
+
+@pytest.fixture
+def bm5_target(lab):
+    """The target switched to BlueMind 5.7.3268 (bm-sim-set-version), switched back afterwards."""
+    before = installed(lab.target)
+    lab.target.run("bm-sim-set-version 5.7.3268")
+    wait_version(lab, lab.target, "5.7.3268")
+    yield from keep_rules(lab.target)
+    lab.target.run(f"bm-sim-set-version {shlex.quote(before)}")
+    wait_version(lab, lab.target, before)
+
+
+def test_https_with_lab_certificate_and_core_port(lab):
+    for host in (lab.origin, lab.target):
+        for port in (None, 8090):
+            resp = api(lab, host, "GET", "/api/system/installation/state", port=port)
+            assert (resp.status_code, resp.json()) == (200, "CORE_STATE_RUNNING")
+
+
+@pytest.mark.parametrize("major", [4, 5])
+def test_login_version_and_infos(lab, major):
+    out = nb(major, lab.origin, lab, """
+        from netbluemind.system.api.IInstallation import IInstallation_VERSION
+        out["client"] = IInstallation_VERSION
+        c = BMClient(URL)
+        out["state"] = c.installation().getSystemState().name
+        c.login(LOGIN, PASSWORD)
+        v = c.installation().getVersion()
+        out["version"] = [v.softwareVersion, v.databaseVersion, v.versionName, v.needsUpgrade]
+        i = c.installation().getInfos()
+        out["infos"] = [i.softwareVersion, i.releaseName]
+    """)
+    version = installed(lab.origin)
+    name = ".".join(version.split(".")[:2])
+    assert out["client"] == CLIENT_VERSIONS[major]  # the subprocess really used netbluemind<major>
+    assert out["state"] == "CORE_STATE_RUNNING"
+    assert out["version"] == [version, version, name, False]
+    assert out["infos"] == [version, name]
+
+
+@pytest.mark.parametrize("major", [4, 5])
+def test_wrong_password_or_login_is_status_bad(lab, major):
+    out = nb(major, lab.origin, lab, """
+        from netbluemind.authentication.api.IAuthentication import IAuthentication
+        auth = IAuthentication(None, URL)
+        bad = auth.login(LOGIN, "not-" + PASSWORD, "pytest")
+        out["bad"] = [bad.status.name, bad.authKey]
+        other = auth.login("nobody@global.virt", PASSWORD, "pytest")
+        out["other"] = [other.status.name, other.authKey]
+        out["client_login"] = fault(lambda: BMClient(URL).login(LOGIN, "not-" + PASSWORD))
+    """)
+    assert out["bad"] == ["Bad", None]
+    assert out["other"] == ["Bad", None]
+    assert out["client_login"][2] == "Bad login/pass"  # what BMClient.login raises on "Bad"
+
+
+@pytest.mark.parametrize("major", [4, 5])
+def test_calls_need_a_valid_key(lab, major):
+    out = nb(major, lab.origin, lab, """
+        from netbluemind.authentication.api.IAuthentication import IAuthentication
+        from netbluemind.system.api.ISystemConfiguration import ISystemConfiguration
+        from netbluemind.core.task.api.ITask import ITask
+        out["none"] = fault(lambda: ISystemConfiguration(None, URL).getValues())
+        out["bogus"] = fault(lambda: ISystemConfiguration("bogus", URL).getValues())
+        c = BMClient(URL)
+        c.login(LOGIN, PASSWORD)
+        out["task"] = fault(lambda: ITask(c.apiKey, URL, "no-such-task").status())
+        IAuthentication(c.apiKey, URL).logout()
+        out["after_logout"] = fault(lambda: ISystemConfiguration(c.apiKey, URL).getValues())
+    """)
+    assert out["none"][:2] == ["PERMISSION_DENIED", "ServerFault"]
+    assert out["bogus"][:2] == ["AUTHENTICATION_FAIL", "ServerFault"]
+    assert out["after_logout"][:2] == ["AUTHENTICATION_FAIL", "ServerFault"]
+    assert out["task"][:2] == ["NOT_FOUND", "ServerFault"]
+
+
+def test_status_codes_and_fault_bodies(lab):
+    host = lab.origin
+    resp = api(lab, host, "GET", "/api/configuration")
+    assert resp.status_code == 403 and resp.json()["errorType"] == "ServerFault"
+    resp = api(lab, host, "GET", "/api/no/such/call", key=token(host))
+    assert resp.status_code == 404
+    assert resp.json()["errorCode"] == "NOT_FOUND" and resp.json()["errorType"] == "ServerFault"
+    resp = api(lab, host, "GET", "/api/tasks/no-such-task", key=token(host))
+    assert resp.status_code == 404 and resp.json()["errorType"] == "ServerFault"
+    resp = api(lab, host, "POST", "/api/auth/login?login=admin0@global.virt&origin=pytest", "wrong")
+    assert resp.status_code == 200 and resp.json()["status"] == "Bad" and resp.json()["authKey"] is None
+    # A body the call does not take: 500, never 400 (the generated clients take <= 400 as a success).
+    resp = api(lab, host, "POST", "/api/configuration", ["not", "a", "map"], key=token(host))
+    assert resp.status_code == 500 and resp.json()["errorCode"] == "INVALID_PARAMETER"
+
+
+def test_token_is_an_api_key_and_a_password(lab):
+    host = lab.origin
+    tok = token(host)
+    resp = api(lab, host, "GET", "/api/configuration", key=tok)
+    assert resp.status_code == 200 and "values" in resp.json()
+    out = nb(4, host, lab, """
+        c = BMClient(URL)
+        c.login(LOGIN, PASSWORD)
+        out["key_is_token"] = c.apiKey == PASSWORD
+        out["version"] = c.installation().getVersion().softwareVersion
+    """, password=tok)
+    assert out == {"key_is_token": False, "version": installed(host)}
+
+
+@pytest.mark.parametrize("major", [4, 5])
+def test_mynetworks_is_normalised_and_reaches_postfix(lab, major, origin_conf):
+    host = lab.origin
+    net = f"10.99.{major}.0/24"
+    out = nb(major, host, lab, f"""
+        from netbluemind.system.api.ISystemConfiguration import ISystemConfiguration
+        c = BMClient(URL)
+        c.login(LOGIN, PASSWORD)
+        conf = ISystemConfiguration(c.apiKey, URL)
+        conf.updateMutableValues({{"mynetworks": "127.0.0.0/8, {net} {net}"}})
+        out["values"] = conf.getValues().values
+    """)
+    expected = {"127.0.0.0/8", net, f"{host.ip}/32"}
+    values = out["values"]
+    assert set(values["mynetworks"].split(", ")) == expected
+    assert values["external-url"] == "bluemind.lab.test"  # bm.ini merged in
+    assert "password" not in values
+    postfix = host.run("postconf -h mynetworks").stdout.strip()
+    assert set(postfix.split(", ")) == expected
+
+
+def test_firewall_bm4(lab, origin_conf, origin_rules):
+    host = lab.origin
+    host.run(f"rm -f {RULES}")
+    out = nb(4, host, lab, """
+        from netbluemind.system.api.ISystemConfiguration import ISystemConfiguration
+        from netbluemind.system.api.ISecurityMgmt import ISecurityMgmt
+        from netbluemind.core.task.api.ITask import ITask
+        c = BMClient(URL)
+        c.login(LOGIN, PASSWORD)
+        ISystemConfiguration(c.apiKey, URL).updateMutableValues({"fwAdditionalIPs": "10.98.0.7 10.98.1.0/24"})
+        ref = ISecurityMgmt(c.apiKey, URL).updateFirewallRules()
+        out["waited"] = c.waitTask(ref).state.name
+        s = ITask(c.apiKey, URL, ref.id).status()
+        out["status"] = [s.state.name, s.progress, s.steps]
+    """)
+    assert out["waited"] == "Success"
+    assert out["status"] == ["Success", 1.0, 1.0]
+    # The 5.x call does not exist on a 4.x core.
+    out5 = nb(5, host, lab, """
+        from netbluemind.system.api.IInternalFirewallMgmt import IInternalFirewallMgmt
+        c = BMClient(URL)
+        c.login(LOGIN, PASSWORD)
+        out["fault"] = fault(lambda: IInternalFirewallMgmt(c.apiKey, URL).updateFirewallRules())
+    """)
+    assert out5["fault"][0] == "NOT_FOUND"
+    rules = host.run(f"cat {RULES}").stdout.splitlines()
+    assert "*filter" in rules and rules[-1] == "COMMIT"
+    for src in ["10.98.0.7/32", "10.98.1.0/24"] + [f"{ip}/32" for ip in psql(host, "SELECT ip FROM t_server").split()]:
+        assert f"-A BM-INPUT -s {src} -j ACCEPT" in rules
+    for port in PUBLIC_PORTS:
+        assert f"-A BM-INPUT -p tcp -m tcp --dport {port} -j ACCEPT" in rules
+    assert host.run("ls -A /etc/bm/bm-iptables").stdout.split() == ["rules.v4"]  # no temp file left
+
+
+def test_firewall_bm5(lab, bm5_target):
+    host = lab.target
+    host.run(f"rm -f {RULES}")
+    out = nb(5, host, lab, """
+        from netbluemind.system.api.IInternalFirewallMgmt import IInternalFirewallMgmt
+        c = BMClient(URL)
+        c.login(LOGIN, PASSWORD)
+        v = c.installation().getVersion()
+        out["version"] = [v.softwareVersion, v.versionName]
+        out["waited"] = c.waitTask(IInternalFirewallMgmt(c.apiKey, URL).updateFirewallRules()).state.name
+    """)
+    assert out == {"version": ["5.7.3268", "5.7"], "waited": "Success"}
+    out4 = nb(4, host, lab, """
+        from netbluemind.system.api.ISecurityMgmt import ISecurityMgmt
+        c = BMClient(URL)
+        c.login(LOGIN, PASSWORD)
+        out["fault"] = fault(lambda: ISecurityMgmt(c.apiKey, URL).updateFirewallRules())
+    """)
+    assert out4["fault"][0] == "NOT_FOUND"  # the 4.x call is gone from a 5.x core
+    rules = host.run(f"cat {RULES}").stdout.splitlines()
+    for port in PUBLIC_PORTS:
+        assert f"-A BM-INPUT -p tcp -m tcp --dport {port} -j ACCEPT" in rules
+
+
+@pytest.fixture
+def mail_domain(lab):
+    """A domain of its own in the origin's bj (an alias domain, a user, an archived user, an alias)."""
+    host = lab.origin
+    tag = uuid.uuid4().hex[:8]
+    dom, alias_dom = f"api-{tag}.test", f"api-{tag}-alias.test"
+    psql(host, f"""
+        INSERT INTO t_domain (name, label, aliases) VALUES ('{dom}', 'api test', ARRAY['{alias_dom}']);
+        INSERT INTO t_directory_entry (uid, domain_uid, login, display_name)
+            VALUES ('api-{tag}-1', '{dom}', 'alice', 'Alice');
+        INSERT INTO t_directory_entry (uid, domain_uid, login, display_name, archived)
+            VALUES ('api-{tag}-2', '{dom}', 'gone', 'Gone', true);
+        INSERT INTO t_mailbox_alias (domain_uid, alias, target_uid) VALUES ('{dom}', 'al', 'api-{tag}-1');
+    """)
+    yield dom, alias_dom
+    psql(host, f"""
+        DELETE FROM t_mailbox_alias WHERE domain_uid = '{dom}';
+        DELETE FROM t_directory_entry WHERE domain_uid = '{dom}';
+        DELETE FROM t_domain WHERE name = '{dom}';
+    """)
+    resp = api(lab, host, "POST", "/api/system/maildelivery/mgmt/_repair", key=token(host))
+    assert resp.status_code == 200, resp.text
+    poll(host, f"! postmap -q alice@{dom} hash:/etc/postfix/virtual_mailbox")
+
+
+@pytest.mark.parametrize("major", [4, 5])
+def test_mail_repair_rebuilds_postfix_maps(lab, major, mail_domain):
+    host = lab.origin
+    dom, alias_dom = mail_domain
+    out = nb(major, host, lab, """
+        from netbluemind.system.api.IMailDeliveryMgmt import IMailDeliveryMgmt
+        from netbluemind.core.task.api.ITask import ITask
+        c = BMClient(URL)
+        c.login(LOGIN, PASSWORD)
+        ref = IMailDeliveryMgmt(c.apiKey, URL).repair()
+        out["task"] = ref.id
+        out["state"] = ITask(c.apiKey, URL, ref.id).status().state.name
+    """)
+    assert out["state"] == "Success"  # at once; the maps follow about a second later
+    assert poll(host, f"postmap -q alice@{dom} hash:/etc/postfix/virtual_mailbox").strip() == "OK"
+
+    def query(key, table):
+        proc = host.run(f"postmap -q {key} hash:/etc/postfix/{table}", check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    assert query(f"gone@{dom}", "virtual_mailbox") is None  # archived
+    assert query(f"al@{alias_dom}", "virtual_alias") == f"alice@{dom}"
+    assert query(f"alice@{alias_dom}", "virtual_alias") == f"alice@{dom}"
+    assert query(alias_dom, "virtual_domains") == "OK"
+    assert query(dom, "transport") == LMTP
+    log = poll(host, f"grep -F '\"repair_done\"' /var/log/bm-sim/api.jsonl | grep -F {out['task']}")
+    assert json.loads(log.splitlines()[-1])["mailboxes"] >= 1
+
+
+def test_api_log_records_calls_without_secrets(lab):
+    host = lab.origin
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    resp = api(lab, host, "POST", "/api/auth/login?login=admin0@global.virt&origin=pytest", wrong)
+    assert resp.json()["status"] == "Bad"
+    out = nb(5, host, lab, """
+        c = BMClient(URL)
+        c.login(LOGIN, PASSWORD)
+        c.installation().getVersion()
+        out["key"] = c.apiKey
+    """)
+    log = host.run("cat /var/log/bm-sim/api.jsonl").stdout
+    for secret in (wrong, out["key"], token(host)):
+        assert secret not in log
+    records = [json.loads(line) for line in log.splitlines()]
+    calls = [r for r in records if "method" in r]
+    assert all({"method", "path", "status"} <= set(r) for r in calls)
+    assert any(r["path"] == "/api/system/installation/version" and r.get("client_version") == "5.7.3268"
+               and r.get("auth") == "session" for r in calls)
+    assert any(r.get("event") == "login" and r.get("result") == "Bad" for r in calls)
