@@ -174,7 +174,8 @@ sync() {
     docker inspect "bmlab-$h" >/dev/null 2>&1 || die "bmlab-$h is not running: make lab"
     tar -C "$top/lab/sim" --exclude __pycache__ -c . | docker exec -i "bmlab-$h" tar -C /opt/bmsim -x
     in_host "$h" 'install -m 755 /opt/bmsim/bin/bmctl /usr/bin/bmctl; install -m 644 /opt/bmsim/units/* /etc/systemd/system/;
-      systemctl daemon-reload; systemctl try-restart bm-core bm-lmtpd bm-sim-load'
+      systemctl daemon-reload; systemctl reset-failed bm-core bm-lmtpd;
+      systemctl is-active -q bluemind.target && systemctl restart bm-core bm-lmtpd; systemctl try-restart bm-sim-load'
   done
   say "simulator synced into both hosts"
 }

@@ -60,8 +60,7 @@ postconf -e \
   "virtual_mailbox_domains=hash:/etc/postfix/virtual_domains" \
   "virtual_mailbox_maps=hash:/etc/postfix/virtual_mailbox" \
   "virtual_alias_maps=hash:/etc/postfix/virtual_alias" \
-  "transport_maps=hash:/etc/postfix/transport" \
-  "relay_transport=hash:/etc/postfix/master_relay_transport" \
+  "transport_maps=hash:/etc/postfix/master_relay_transport, hash:/etc/postfix/transport" \
   "virtual_transport=lmtp:inet:127.0.0.1:2400" \
   "smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination" \
   "maillog_file=/var/log/postfix.log"
