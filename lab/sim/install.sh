@@ -25,6 +25,8 @@ mkdir -p /etc/bm/certs /etc/bm/bm-iptables /etc/bm-hps /etc/bm-webmail /var/lib/
 cat >/etc/imapd.conf <<'CONF'
 configdirectory: /var/lib/cyrus
 partition-default: /var/spool/cyrus/data
+metapartition-default: /var/lib/cyrus/meta
+metapartition_files: header index cache squat
 sievedir: /var/spool/sieve
 virtdomains: userid
 unixhierarchysep: 1

@@ -33,3 +33,7 @@ CREATE TABLE IF NOT EXISTS t_changeset (
     type        smallint NOT NULL,         -- 0 created, 1 updated, 2 deleted
     date        timestamptz NOT NULL DEFAULT now()
 );
+
+-- Lookups of the simulator: next changeset version of a container, mailboxes keeping a message.
+CREATE INDEX IF NOT EXISTS t_changeset_container_version ON t_changeset (container_uid, version);
+CREATE INDEX IF NOT EXISTS t_mailbox_record_body ON t_mailbox_record (message_body_guid);

@@ -1,0 +1,115 @@
+"""User activity on the simulated mail store, to make a delta between two synchronisations.
+
+  python3 -m bmsim.activity [--flags N] [--delete N] [--seed S]
+
+--flags N: N messages get \\Flagged toggled and \\Seen set. Their cyrus.index record and header
+  are rewritten in place (the file keeps its size, its mtime changes), t_mailbox_record.system_flags
+  follows and t_changeset gets a type 1 (updated) row.
+--delete N: N other messages are deleted and expunged: the spool file is unlinked, cyrus.index is
+  rewritten without them (a new file renamed over the old one), the rows go (the t_message_body
+  row too when no mailbox keeps the message) and t_changeset gets a type 2 (deleted) row.
+A JSON summary on stdout says which files changed, with sizes and mtimes before and after.
+"""
+import argparse
+import json
+import os
+import random
+import time
+
+from bmsim import common, spool
+from bmsim.seed import transaction
+
+
+def file_state(path):
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+def pick(cur_data, rng, count):
+    """`count` random (mailbox_uid, imap_uid, flags, guid) of t_mailbox_record."""
+    cur_data.execute("SELECT mailbox_uid, imap_uid, system_flags, message_body_guid "
+                     "FROM t_mailbox_record ORDER BY mailbox_uid, imap_uid")
+    rows = cur_data.fetchall()
+    return rng.sample(rows, min(count, len(rows)))
+
+
+def by_mailbox(rows):
+    out = {}
+    for row in rows:
+        out.setdefault(row[0], []).append(row)
+    return out
+
+
+def changeset(cur, mailbox_uid, imap_uid, kind):
+    container = "mbox_records_" + mailbox_uid
+    cur.execute("INSERT INTO t_changeset (container_uid, item_uid, version, type, date) "
+                "SELECT %s, %s, coalesce(max(version), 0) + 1, %s, now() FROM t_changeset "
+                "WHERE container_uid = %s", (container, str(imap_uid), kind, container))
+
+
+def change_flags(cur, owners, mailboxes, rows):
+    changed, messages = [], []
+    for mailbox_uid, group in by_mailbox(rows).items():
+        domain, login = mailboxes[mailbox_uid]
+        index = spool.index_path(domain, login)
+        with spool.MailboxLock(domain, login, owners):
+            before = file_state(index)
+            for _, uid, flags, _ in group:
+                new = (flags ^ spool.FLAG_FLAGGED) | spool.FLAG_SEEN
+                spool.set_flags(index, uid, new, int(time.time()))
+                cur.execute("UPDATE t_mailbox_record SET system_flags = %s "
+                            "WHERE mailbox_uid = %s AND imap_uid = %s", (new, mailbox_uid, uid))
+                changeset(cur, mailbox_uid, uid, 1)
+                messages.append({"mailbox": mailbox_uid, "uid": uid, "flags": [flags, new]})
+            changed.append({"path": index, "before": before, "after": file_state(index)})
+    return changed, messages
+
+
+def delete(cur, owners, mailboxes, rows):
+    removed, rewritten = [], []
+    for mailbox_uid, group in by_mailbox(rows).items():
+        domain, login = mailboxes[mailbox_uid]
+        index = spool.index_path(domain, login)
+        uids = [uid for _, uid, _, _ in group]
+        with spool.MailboxLock(domain, login, owners):
+            before = file_state(index)
+            for uid in uids:
+                path = spool.message_path(domain, login, uid)
+                os.unlink(path)
+                removed.append(path)
+                changeset(cur, mailbox_uid, uid, 2)
+            spool.expunge(index, set(uids), owners)
+            cur.execute("DELETE FROM t_mailbox_record WHERE mailbox_uid = %s AND imap_uid = ANY(%s)",
+                        (mailbox_uid, uids))
+            rewritten.append({"path": index, "before": before, "after": file_state(index)})
+    cur.execute("DELETE FROM t_message_body b WHERE guid = ANY(%s) AND NOT EXISTS "
+                "(SELECT 1 FROM t_mailbox_record r WHERE r.message_body_guid = b.guid)",
+                (sorted({row[3] for row in rows}),))
+    return removed, rewritten, cur.rowcount
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python3 -m bmsim.activity", description=__doc__.split("\n")[0])
+    parser.add_argument("--flags", type=int, default=0, metavar="N", help="messages whose flags change")
+    parser.add_argument("--delete", type=int, default=0, metavar="N", help="messages deleted and expunged")
+    parser.add_argument("--seed", type=int, help="random seed (default: a new one each run)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    rng = random.Random(args.seed)
+    owners = spool.Owners()
+    with transaction(common.read_bm_ini().get("db", "bj")) as cur:
+        cur.execute("SELECT uid, domain_uid, login FROM t_directory_entry")
+        mailboxes = {uid: (domain, login) for uid, domain, login in cur.fetchall()}
+    with transaction("bj-data") as cur:
+        rows = pick(cur, rng, args.flags + args.delete)
+        changed, messages = change_flags(cur, owners, mailboxes, rows[:args.flags])
+        removed, rewritten, bodies = delete(cur, owners, mailboxes, rows[args.flags:])
+    summary = {"flags": len(messages), "deleted": len(removed), "bodies_deleted": bodies,
+               "changed": changed, "removed": removed, "rewritten": rewritten, "messages": messages,
+               "seconds": round(time.monotonic() - started, 2)}
+    common.log_event("activity", flags=len(messages), deleted=len(removed), bodies_deleted=bodies)
+    print(json.dumps(summary, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
