@@ -1,5 +1,6 @@
 """Comparisons of origin and target for the scenarios' testinfra verifiers."""
 import os
+from pathlib import Path
 
 import testinfra
 
@@ -51,3 +52,25 @@ def table_counts(h, db):
     query = h.check_output(psql, db, sql)
     out = h.check_output(psql, db, query)
     return dict(line.rsplit("|", 1) for line in out.splitlines())
+
+
+def ansible_playbook(playbook, *args):
+    """Run one of the collection's playbooks against the scenario's hosts; returns the CompletedProcess."""
+    import subprocess
+    top = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(top / ".venv/collections"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
+    return subprocess.run(
+        [str(top / ".venv/bin/ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+         str(top / "playbooks" / playbook), *args],
+        capture_output=True, text=True, env=env, timeout=900)
+
+
+def snapshot(h):
+    """What a failed run must leave as it was: services, SSH trust, migration state, every tree."""
+    cmds = ["bmctl status", "systemctl is-active postfix", "cat /root/.ssh/authorized_keys 2>/dev/null",
+            "ls -la /root/.ssh", "ls -la /var/lib/bluemind-migration 2>&1",
+            "cd / && find " + " ".join(t.lstrip("/") for t in TREES)
+            + " -printf '%p %s %T@ %u %g %m\\n' | sort | md5sum",
+            "runuser -u postgres -- psql -X -At -c 'SELECT datname, xact_commit > 0 FROM pg_stat_database ORDER BY 1'"]
+    return {c: h.run(c).stdout for c in cmds}
