@@ -1,10 +1,12 @@
 """Each role's defaults and argument spec hold the same keys, documented, typed, secrets hidden."""
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROLES = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "roles").iterdir() if p.is_dir())
+TOP = Path(__file__).resolve().parents[2]
+ROLES = sorted(p.name for p in (TOP / "roles").iterdir() if p.is_dir())
 SECRETS = ("password", "token")
 TYPES = {bool: "bool", int: "int", list: "list", str: "str", dict: "dict"}
 
@@ -30,3 +32,12 @@ def test_defaults_match_argument_spec(role):
         assert len(spec["description"]) > 15, f"{name}: describe it"
         if any(word in name for word in SECRETS):
             assert spec.get("no_log") is True, f"{name} is a secret: no_log"
+
+
+def test_readme_lists_every_role_variable():
+    sys.path.insert(0, str(TOP / "scripts"))
+    import role_vars_table
+
+    readme = (TOP / "README.md").read_text()
+    section = readme.split(role_vars_table.BEGIN, 1)[1].split(role_vars_table.END, 1)[0]
+    assert section.strip() == role_vars_table.table().strip(), "run scripts/role_vars_table.py into the README"
