@@ -1,0 +1,264 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) bluemind.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Client of the BlueMind admin REST API, shared by the API modules.
+
+Paths, headers and payloads follow BlueMind's own generated clients (``netbluemind4`` and
+``netbluemind5``): every call after login carries ``X-BM-ApiKey`` and ``X-BM-ClientVersion``;
+a task is polled with ``GET /api/tasks/{id}`` until ``Success`` or ``InError``.
+Errors are raised as :class:`BlueMindApiError` subclasses; modules turn them into ``fail_json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote, urlencode
+
+from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
+
+DEFAULT_LOGIN = "admin0@global.virt"
+LOGIN_ORIGIN = "bluemind.migration"
+FIREWALL_PATHS = {
+    4: "/system/security/_updatefirewallrules",
+    5: "/system/firewall/_updatefirewallrules",
+}
+MAIL_REPAIR_PATH = "/system/maildelivery/mgmt/_repair"
+CONFIGURATION_PATH = "/configuration"
+
+
+class BlueMindApiError(Exception):
+    """A call to the admin API failed; the message says which call, where, and what to do."""
+
+
+class LoginRefusedError(BlueMindApiError):
+    """The server answered the login with a status other than ``Ok``."""
+
+
+class TaskFailedError(BlueMindApiError):
+    """A server task ended in ``InError`` or did not end in time."""
+
+
+def bluemind_api_argument_spec():
+    """Connection and authentication options (documented by the ``bluemind.migration.api`` fragment)."""
+    return dict(
+        api_url=dict(type="str", default="http://127.0.0.1:8090"),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        api_timeout=dict(type="int", default=30),
+        api_login=dict(type="str", default=DEFAULT_LOGIN),
+        api_password=dict(type="str", no_log=True),
+        api_token=dict(type="str", no_log=True),
+        api_token_file=dict(type="path"),
+    )
+
+
+def bluemind_api_task_argument_spec():
+    """Options of the modules that start a server task (fragment ``api.task``)."""
+    return dict(task_timeout=dict(type="int", default=300))
+
+
+API_AUTH_MUTUALLY_EXCLUSIVE = [("api_password", "api_token", "api_token_file")]
+API_AUTH_REQUIRED_ONE_OF = [("api_password", "api_token", "api_token_file")]
+
+
+def major_version(version):
+    """Major number of a BlueMind version string such as ``4.9.3884`` or ``5.7.3268-1``."""
+    head = to_text(version).strip().split(".", 1)[0]
+    if not head.isdigit():
+        raise BlueMindApiError(
+            "cannot read a BlueMind major version from '%s': give version as 4.x or 5.x" % version
+        )
+    return int(head)
+
+
+def firewall_path(version):
+    """The firewall regeneration path of a BlueMind version (4.x and 5.x differ)."""
+    major = major_version(version)
+    if major not in FIREWALL_PATHS:
+        raise BlueMindApiError(
+            "BlueMind %s is not supported for firewall regeneration: only 4.x and 5.x are" % version
+        )
+    return FIREWALL_PATHS[major]
+
+
+def read_token_file(path):
+    try:
+        with open(path, "r") as handle:
+            token = handle.read().strip()
+    except (IOError, OSError) as exc:
+        raise BlueMindApiError(
+            "cannot read the API token file %s: %s; run the task as root on the BlueMind server "
+            "or give api_password" % (path, exc.strerror or exc)
+        )
+    if not token:
+        raise BlueMindApiError("the API token file %s is empty" % path)
+    return token
+
+
+class BlueMindClient(object):
+    """Admin API session. Use as a context manager: a password login is logged out at the end.
+
+    ``params`` is the module's parameters (see :func:`bluemind_api_argument_spec`); the
+    authentication options are read only when a call needs a login. ``sleep`` and ``clock`` are
+    injectable for tests.
+    """
+
+    def __init__(self, params, sleep=time.sleep, clock=time.monotonic):
+        self.base = params["api_url"].rstrip("/") + "/api"
+        self.validate_certs = params["validate_certs"]
+        self.ca_path = params.get("ca_path")
+        self.timeout = params["api_timeout"]
+        self.params = params
+        self.api_key = None
+        self.client_version = None
+        self._logged_in = False
+        self._sleep = sleep
+        self._clock = clock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._logged_in:
+            try:
+                self.call("POST", "/auth/logout")
+            except BlueMindApiError:
+                pass  # the session expires by itself; the real error (if any) is already raised
+            self._logged_in = False
+        return False
+
+    # -- transport -------------------------------------------------------------------------
+
+    def call(self, method, path, body=None, query=None, authenticated=True):
+        """Send one request; return the decoded JSON answer (None for an empty body)."""
+        if authenticated and self.api_key is None:
+            self.authenticate()
+        url = self.base + path
+        if query:
+            url += "?" + urlencode(query)
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if authenticated:
+            headers["X-BM-ApiKey"] = self.api_key
+        if self.client_version:
+            headers["X-BM-ClientVersion"] = self.client_version
+        data = None if body is None else json.dumps(body)
+        where = "%s %s" % (method, self.base + path)
+        try:
+            response = open_url(
+                url, data=data, headers=headers, method=method, validate_certs=self.validate_certs,
+                ca_path=self.ca_path, timeout=self.timeout, http_agent="bluemind.migration",
+            )
+            raw = response.read()
+        except HTTPError as exc:
+            raise BlueMindApiError(self._http_error_message(where, exc))
+        except (URLError, UrlsConnectionError) as exc:
+            raise BlueMindApiError(
+                "%s: cannot reach the BlueMind API (%s); check api_url, that bm-core runs, "
+                "and ca_path/validate_certs for TLS" % (where, to_text(getattr(exc, "reason", exc)))
+            )
+        except (IOError, OSError) as exc:
+            raise BlueMindApiError("%s: connection failed (%s); check api_url and api_timeout" % (where, exc))
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(to_text(raw))
+        except ValueError:
+            raise BlueMindApiError(
+                "%s: the answer is not JSON (%r...); is api_url a BlueMind server?" % (where, raw[:80])
+            )
+
+    @staticmethod
+    def _http_error_message(where, exc):
+        detail = ""
+        try:
+            fault = json.loads(to_text(exc.read()))
+            detail = ": %s %s" % (fault.get("errorCode", ""), fault.get("message", ""))
+        except (ValueError, AttributeError, IOError, OSError):
+            pass
+        hint = {
+            403: "the session or token is not valid for this call, or lacks admin rights",
+            404: "this BlueMind version does not have this call",
+        }.get(exc.code, "see the server's /var/log/bm/core.log")
+        return "%s: HTTP %s%s (%s)" % (where, exc.code, detail.rstrip(), hint)
+
+    # -- session ---------------------------------------------------------------------------
+
+    def authenticate(self):
+        """Use the given token, or log in with the password; then learn the server's version."""
+        params = self.params
+        if params.get("api_token"):
+            self.api_key = params["api_token"]
+        elif params.get("api_token_file"):
+            self.api_key = read_token_file(params["api_token_file"])
+        else:
+            self.api_key = self._login(params["api_login"], params["api_password"])
+            self._logged_in = True
+        version = self.call("GET", "/system/installation/version") or {}
+        self.client_version = version.get("softwareVersion")
+
+    def _login(self, login, password):
+        answer = self.call(
+            "POST", "/auth/login", body=password, authenticated=False,
+            query={"login": login, "origin": LOGIN_ORIGIN},
+        ) or {}
+        status = answer.get("status")
+        if status == "Ok" and answer.get("authKey"):
+            return answer["authKey"]
+        raise LoginRefusedError(
+            "login refused for %s at %s (status %s): check api_password, or use api_token_file "
+            "%s on the server itself" % (login, self.base, status, "/etc/bm/bm-core.tok")
+        )
+
+    # -- calls used by the modules ---------------------------------------------------------
+
+    def public_infos(self):
+        """``GET /api/system/installation/_infos``: needs no authentication."""
+        return self.call("GET", "/system/installation/_infos", authenticated=False) or {}
+
+    def server_version(self):
+        if self.api_key is None:
+            self.authenticate()
+        return self.client_version
+
+    def get_configuration(self):
+        answer = self.call("GET", CONFIGURATION_PATH) or {}
+        return answer.get("values") or {}
+
+    def set_configuration(self, values):
+        self.call("POST", CONFIGURATION_PATH, body=values)
+
+    def run_task(self, path, timeout):
+        """POST a call that answers a TaskRef, then wait for the task; return its final status."""
+        ref = self.call("POST", path) or {}
+        if "id" not in ref:
+            raise BlueMindApiError("POST %s%s: no task id in the answer %r" % (self.base, path, ref))
+        return self.wait_task(ref["id"], timeout, started_by=path)
+
+    def wait_task(self, task_id, timeout, started_by):
+        task_path = "/tasks/%s" % quote(to_text(task_id), safe="")
+        deadline = self._clock() + timeout
+        delay = 0.2
+        while True:
+            status = self.call("GET", task_path) or {}
+            state = status.get("state")
+            if state == "Success":
+                return status
+            if state == "InError":
+                raise TaskFailedError(
+                    "the task %s started by %s ended in error: %s; see /var/log/bm/core.log on the "
+                    "server" % (task_id, started_by, status.get("lastLogEntry") or status.get("result"))
+                )
+            if self._clock() >= deadline:
+                raise TaskFailedError(
+                    "the task %s started by %s is still %s after %s s (progress %s/%s); raise "
+                    "task_timeout or look at the server's load" % (
+                        task_id, started_by, state, timeout, status.get("progress"), status.get("steps"))
+                )
+            self._sleep(delay)
+            delay = min(delay * 2, 2.0)

@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) bluemind.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL through its own client tools: queries with psql, dump | restore as a stream.
+
+Passwords go to the tools through the environment (``PGPASSWORD``) or a pgpass file
+(``PGPASSFILE``), never through argv; every tool runs with ``-w`` so none can prompt.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+
+FIELD_SEP = "\x1f"
+CHUNK = 1 << 20
+ERR_TAIL_BYTES = 4000
+
+# Settings whose value is a list of separately quoted items (PostgreSQL's GUC_LIST_QUOTE):
+# ALTER DATABASE ... SET must give them item by item, as pg_dumpall does.
+LIST_SETTINGS = frozenset((
+    "local_preload_libraries", "search_path", "session_preload_libraries",
+    "shared_preload_libraries", "temp_tablespaces", "unix_socket_directories",
+))
+
+TABLES_SQL = (
+    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
+    "ORDER BY 1"
+)
+SEQUENCES_SQL = (
+    "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), "
+    "COALESCE(last_value::text, 'never used') FROM pg_sequences ORDER BY 1"
+)
+
+
+class PgError(Exception):
+    """A PostgreSQL tool failed; the message names the server, the database and the tool's error."""
+
+
+def quote_ident(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def quote_literal(value):
+    return "'%s'" % value.replace("'", "''")
+
+
+def split_list_setting(value):
+    """Items of a list setting as stored in pg_db_role_setting (``"$user", public``)."""
+    items, current, quoted = [], [], False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current).strip())
+    return [item for item in items if item]
+
+
+def alter_database_set(database, setting):
+    """``ALTER DATABASE ... SET`` for one ``name=value`` entry of pg_db_role_setting.setconfig."""
+    name, _sep, value = setting.partition("=")
+    if name.lower() in LIST_SETTINGS:
+        rendered = ", ".join(quote_literal(item) for item in split_list_setting(value))
+    else:
+        rendered = quote_literal(value)
+    return "ALTER DATABASE %s SET %s TO %s;" % (quote_ident(database), quote_ident(name), rendered)
+
+
+def count_rows_sql(tables):
+    """One query giving ``table, count(*)`` for each table (names already quoted)."""
+    return " UNION ALL ".join(
+        "SELECT %s, count(*) FROM %s" % (quote_literal(table), table) for table in tables
+    )
+
+
+class PgServer(object):
+    """One PostgreSQL server as reached from the target (the origin's through the SSH tunnel)."""
+
+    def __init__(self, label, bin_dir, host, port, user, password=None, pgpass_file=None):
+        self.label = label
+        self.bin_dir = bin_dir
+        self.host = host
+        self.port = port
+        self.user = user
+        self.env = {"PGCONNECT_TIMEOUT": "15"}
+        if password:
+            self.env["PGPASSWORD"] = password
+        if pgpass_file:
+            self.env["PGPASSFILE"] = pgpass_file
+
+    def tool(self, name):
+        return os.path.join(self.bin_dir, name)
+
+    def connection_args(self, database):
+        return ["-h", self.host, "-p", str(self.port), "-U", self.user, "-w", "-d", database]
+
+    def psql_args(self, database):
+        return [self.tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"] + self.connection_args(database)
+
+    def dump_args(self, database):
+        return [self.tool("pg_dump"), "--format=plain"] + self.connection_args(database)
+
+    def _fail(self, what, database, rc, err):
+        raise PgError("%s on the %s server (%s:%s, database %s) failed (psql exit %s): %s" % (
+            what, self.label, self.host, self.port, database, rc, (err or "").strip() or "no message"))
+
+    def query(self, run_command, database, sql, what):
+        """Rows (tuples of text) of one query."""
+        args = self.psql_args(database) + [
+            "--no-align", "--tuples-only", "--field-separator=" + FIELD_SEP, "--record-separator-zero",
+            "-c", sql,
+        ]
+        rc, out, err = run_command(args, environ_update=self.env)
+        if rc != 0:
+            self._fail(what, database, rc, err)
+        return [tuple(record.split(FIELD_SEP)) for record in out.split("\0") if record.strip("\n")]
+
+    def execute(self, run_command, database, script, what):
+        """Run SQL statements one after the other (outside a transaction block), stopping at the first error."""
+        rc, _out, err = run_command(self.psql_args(database) + ["-f", "-"], data=script, environ_update=self.env)
+        if rc != 0:
+            self._fail(what, database, rc, err)
+
+
+def _tail(handle):
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    handle.seek(max(0, size - ERR_TAIL_BYTES))
+    return handle.read().decode("utf-8", "replace").strip()
+
+
+def stream_pipeline(producer, producer_env, consumer, consumer_env, popen=subprocess.Popen):
+    """``producer | consumer`` without a shell, counting the bytes that flow, checking both exits.
+
+    Returns ``(bytes, producer_rc, consumer_rc, producer_stderr_tail, consumer_stderr_tail)``.
+    When the consumer stops early, the producer is terminated instead of blocking on the pipe.
+    """
+    with tempfile.TemporaryFile() as producer_err, tempfile.TemporaryFile() as consumer_err:
+        source = popen(producer, stdout=subprocess.PIPE, stderr=producer_err,
+                       env=dict(os.environ, **producer_env))
+        sink = popen(consumer, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=consumer_err,
+                     env=dict(os.environ, **consumer_env))
+        total = 0
+        try:
+            while True:
+                block = os.read(source.stdout.fileno(), CHUNK)
+                if not block:
+                    break
+                sink.stdin.write(block)
+                total += len(block)
+            sink.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            source.terminate()
+        finally:
+            source.stdout.close()
+        consumer_rc = sink.wait()
+        producer_rc = source.wait()
+        return total, producer_rc, consumer_rc, _tail(producer_err), _tail(consumer_err)

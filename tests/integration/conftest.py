@@ -1,0 +1,75 @@
+"""Fixtures for the modules' integration tests: the lab (from tests/lab), ansible-playbook runs,
+and SSH trust target -> origin made for the tests and removed afterwards."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[2]
+VENV_BIN = TOP / ".venv" / "bin"
+INVENTORY = TOP / "lab" / "inventory.yml"
+TEST_KEY = "/root/.ssh/bluemind_itest"
+TEST_KNOWN_HOSTS = "/root/.ssh/bluemind_itest_known_hosts"
+KEY_MARK = "bluemind-migration-itest"
+
+_spec = importlib.util.spec_from_file_location("lab_conftest", TOP / "tests" / "lab" / "conftest.py")
+_lab_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_lab_conftest)
+lab = _lab_conftest.lab  # the session fixture of tests/lab (skips or fails when no lab is up)
+
+
+@pytest.fixture(scope="session")
+def collections_path():
+    """This checkout as ansible_collections/bluemind/migration, without installing it."""
+    root = tempfile.mkdtemp(prefix="bluemind-itest-")
+    os.makedirs(os.path.join(root, "ansible_collections", "bluemind"))
+    os.symlink(str(TOP), os.path.join(root, "ansible_collections", "bluemind", "migration"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def run_task(lab, collections_path, tmp_path_factory):
+    """Run one task of a module on a lab host with ansible-playbook; return the host's result."""
+    workdir = tmp_path_factory.mktemp("plays")
+    config = workdir / "ansible.cfg"  # not the checkout's: its profiling callback would print into the report
+    config.write_text("[defaults]\n")
+
+    def run(host, module, args, check=False, diff=False):
+        play = [{"hosts": host, "gather_facts": False,
+                 "tasks": [{"name": module, "bluemind.migration." + module: args}]}]
+        path = workdir / "play.json"
+        path.write_text(json.dumps(play))
+        env = dict(os.environ, ANSIBLE_CONFIG=str(config), ANSIBLE_COLLECTIONS_PATH=collections_path,
+                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_PIPELINING="true")
+        cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), str(path)]
+        cmd += ["--check"] if check else []
+        cmd += ["--diff"] if diff else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(TOP), timeout=900, check=False)
+        try:
+            report = json.loads(proc.stdout)
+            return next(iter(report["plays"][0]["tasks"][0]["hosts"].values()))
+        except (ValueError, KeyError, IndexError, StopIteration):
+            raise AssertionError("ansible-playbook gave no result (exit %d):\n%s\n%s" % (
+                proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def ssh_trust(lab):
+    """A key on the target accepted by the origin's root, and the origin's host key, read from the
+    origin itself, pinned in a known_hosts file on the target. Removed at the end."""
+    lab.target.run("rm -f {k} {k}.pub && ssh-keygen -q -t ed25519 -N '' -C {m} -f {k}".format(k=TEST_KEY, m=KEY_MARK))
+    public = lab.target.run("cat %s.pub" % TEST_KEY).stdout.strip()
+    lab.origin.run("install -d -m 700 /root/.ssh && echo 'from=\"%s\" %s' >> /root/.ssh/authorized_keys"
+                   % (lab.target.ip, public))
+    host_key = lab.origin.run("cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
+    lab.target.run("echo '%s %s' > %s" % (lab.origin.ip, " ".join(host_key), TEST_KNOWN_HOSTS))
+    yield dict(origin_host=lab.origin.ip, ssh_key=TEST_KEY, known_hosts=TEST_KNOWN_HOSTS)
+    lab.origin.run("sed -i '/%s/d' /root/.ssh/authorized_keys" % KEY_MARK)
+    lab.target.run("rm -f %s %s.pub %s" % (TEST_KEY, TEST_KEY, TEST_KNOWN_HOSTS))

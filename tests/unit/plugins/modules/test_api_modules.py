@@ -1,0 +1,204 @@
+"""bluemind_firewall, bluemind_mail_repair and bluemind_sysconf driven through main()."""
+
+import os
+
+import pytest
+
+from ansible_collections.bluemind.migration.plugins.modules import (
+    bluemind_firewall,
+    bluemind_mail_repair,
+    bluemind_sysconf,
+)
+
+from ...conftest import assert_no_secret
+
+PASSWORD = "Adm1n-s3cret"
+AUTH = dict(api_url="https://192.0.2.20", api_password=PASSWORD, ca_path="/etc/lab-ca.pem")
+FW4 = "/system/security/_updatefirewallrules"
+FW5 = "/system/firewall/_updatefirewallrules"
+REPAIR = "/system/maildelivery/mgmt/_repair"
+
+
+def task(api, path, state="Success", effect=None):
+    """``path`` answers a TaskRef; the task reports ``state``; ``effect`` runs when it is started."""
+    def start(_request):
+        if effect:
+            effect()
+        return 200, {"id": "42"}
+    api.routes[("POST", path)] = start
+    api.routes[("GET", "/tasks/42")] = (200, {"state": state, "progress": 1, "steps": 1, "lastLogEntry": "done"})
+
+
+# -- bluemind_firewall ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("version, path", [("4.9.3884", FW4), ("5.7.3268", FW5)])
+def test_firewall_path_follows_the_server_version(run_module, api, version, path):
+    api.routes[("GET", "/system/installation/version")] = (200, {"softwareVersion": version})
+    task(api, path)
+    result = run_module(bluemind_firewall, AUTH)
+    assert result["changed"] is True and result["api_path"] == path and result["task"]["state"] == "Success"
+    assert len(api.calls("POST", path)) == 1
+    assert_no_secret(result, PASSWORD)
+
+
+def test_firewall_rules_file_decides_changed(run_module, api, tmp_path):
+    rules = tmp_path / "rules.v4"
+    rules.write_text("old\n")
+    task(api, FW4, effect=lambda: rules.write_text("new\n"))
+    assert run_module(bluemind_firewall, dict(AUTH, rules_file=str(rules)))["changed"] is True
+    task(api, FW4, effect=lambda: rules.write_text("new\n"))
+    assert run_module(bluemind_firewall, dict(AUTH, rules_file=str(rules)))["changed"] is False
+
+
+def test_firewall_check_mode_logs_in_but_starts_nothing(run_module, api):
+    task(api, FW4)
+    result = run_module(bluemind_firewall, dict(AUTH, version="5.1"), check_mode=True)
+    assert result["changed"] is True and result["api_path"] == FW5
+    assert api.calls("POST", FW5) == [] and len(api.calls("POST", "/auth/login")) == 1
+
+
+def test_firewall_task_error(run_module, api):
+    task(api, FW4, state="InError")
+    result = run_module(bluemind_firewall, AUTH)
+    assert result["failed"] is True and "firewall regeneration: the task 42" in result["msg"]
+    assert_no_secret(result, PASSWORD)
+
+
+def test_wrong_password_is_refused_by_name_never_echoed(run_module, api):
+    api.routes[("POST", "/auth/login")] = (200, {"status": "Bad", "message": "Invalid credentials"})
+    for module in (bluemind_firewall, bluemind_mail_repair, bluemind_sysconf):
+        result = run_module(module, AUTH)
+        assert result["failed"] is True
+        assert "login refused for admin0@global.virt" in result["msg"]
+        assert_no_secret(result, PASSWORD)
+
+
+def test_auth_options_are_exclusive(run_module, api):
+    result = run_module(bluemind_firewall, dict(AUTH, api_token="token-value"))
+    assert result["failed"] is True and "mutually exclusive" in result["msg"]
+    assert api.requests == []
+
+
+# -- bluemind_mail_repair -------------------------------------------------------------------
+
+@pytest.fixture
+def maps(tmp_path):
+    paths = [tmp_path / name for name in ("transport.db", "virtual_domains.db")]
+    for path in paths:
+        path.write_text("old")
+    return [str(p) for p in paths]
+
+
+def rebuild(paths):
+    def effect():
+        for path in paths:  # like postmap + rename: a new inode
+            with open(path + ".new", "w") as handle:
+                handle.write("new")
+            os.rename(path + ".new", path)
+    return effect
+
+
+def test_repair_waits_for_the_maps(run_module, api, maps, no_sleep):
+    task(api, REPAIR, effect=rebuild(maps))
+    result = run_module(bluemind_mail_repair, dict(AUTH, maps=maps))
+    assert result["changed"] is True and not result.get("failed")
+    assert result["maps"] == [dict(path=p, rebuilt=True) for p in maps]
+
+
+def test_repair_fails_when_a_map_is_not_rewritten(run_module, api, maps, no_sleep):
+    task(api, REPAIR, effect=rebuild(maps[:1]))
+    result = run_module(bluemind_mail_repair, dict(AUTH, maps=maps, maps_timeout=30))
+    assert result["failed"] is True
+    assert "%s was not rewritten within 30 s" % maps[1] in result["msg"]
+    assert no_sleep[0] >= 1030
+
+
+def test_repair_without_waiting_reports_what_it_saw(run_module, api, maps):
+    task(api, REPAIR)
+    result = run_module(bluemind_mail_repair, dict(AUTH, maps=maps, maps_timeout=0))
+    assert not result.get("failed") and [m["rebuilt"] for m in result["maps"]] == [False, False]
+
+
+def test_repair_check_mode(run_module, api, maps):
+    task(api, REPAIR)
+    result = run_module(bluemind_mail_repair, dict(AUTH, maps=maps), check_mode=True)
+    assert result["changed"] is True and api.calls("POST", REPAIR) == []
+
+
+# -- bluemind_sysconf -----------------------------------------------------------------------
+
+class ServerConf(object):
+    """The configuration as the server keeps it (bm.ini's host merged in), normalising mynetworks
+    like BlueMind: loopback and the server's addresses added, sorted."""
+
+    def __init__(self, api, own=("192.0.2.20/32",), **values):
+        self.values = dict(values, host="192.0.2.20")
+        self.own = set(own)
+        self.posted = []
+        api.routes[("GET", "/configuration")] = lambda _r: (200, {"values": dict(self.values)})
+        api.routes[("POST", "/configuration")] = self.post
+
+    def post(self, request):
+        self.posted.append(request["body"])
+        for key, value in request["body"].items():
+            if key == "mynetworks":
+                nets = set(value.replace(",", " ").split()) | {"127.0.0.0/8"} | self.own
+                value = ", ".join(sorted(nets))
+            self.values[key] = value
+        return 200, b""
+
+
+def test_sysconf_sets_mynetworks_then_is_idempotent(run_module, api):
+    conf = ServerConf(api, mynetworks="127.0.0.0/8, 192.0.2.20/32", password="dbpass")
+    first = run_module(bluemind_sysconf, dict(AUTH, values=dict(mynetworks="10.0.0.0/24,10.1.0.0/16")), diff=True)
+    assert first["changed"] is True and first["updated"] == ["mynetworks"]
+    assert conf.posted == [{"mynetworks": "10.0.0.0/24,10.1.0.0/16"}]
+    assert first["diff"] == dict(before=dict(mynetworks="127.0.0.0/8, 192.0.2.20/32"),
+                                 after=dict(mynetworks="10.0.0.0/24, 10.1.0.0/16, 127.0.0.0/8, 192.0.2.20/32"))
+    assert "password" not in first["values"]
+    second = run_module(bluemind_sysconf, dict(AUTH, values=dict(mynetworks="10.1.0.0/16 10.0.0.0/24")))
+    assert second["changed"] is False and len(conf.posted) == 1
+    assert_no_secret(second, PASSWORD, "dbpass")
+
+
+def test_sysconf_removes_networks_not_given(run_module, api):
+    conf = ServerConf(api, mynetworks="10.9.0.0/16, 127.0.0.0/8, 192.0.2.20/32")
+    result = run_module(bluemind_sysconf, dict(AUTH, values=dict(mynetworks="10.0.0.0/24")))
+    assert result["changed"] is True and conf.posted == [{"mynetworks": "10.0.0.0/24"}]
+    assert conf.values["mynetworks"] == "10.0.0.0/24, 127.0.0.0/8, 192.0.2.20/32"
+
+
+def test_sysconf_changed_is_what_the_server_shows(run_module, api):
+    # a server that adds an address the module cannot know: the value is sent, nothing changes
+    conf = ServerConf(api, own=("192.0.2.20/32", "192.0.2.21/32"),
+                      mynetworks="10.0.0.0/24, 127.0.0.0/8, 192.0.2.20/32, 192.0.2.21/32")
+    result = run_module(bluemind_sysconf, dict(AUTH, values=dict(mynetworks="10.0.0.0/24")))
+    assert len(conf.posted) == 1 and result["changed"] is False and not result.get("failed")
+
+
+def test_sysconf_check_mode_predicts_without_posting(run_module, api):
+    conf = ServerConf(api, fwAdditionalIPs="")
+    result = run_module(bluemind_sysconf, dict(AUTH, values=dict(fwAdditionalIPs="192.0.2.0/24")),
+                        check_mode=True, diff=True)
+    assert result["changed"] is True and conf.posted == []
+    assert result["diff"] == dict(before=dict(fwAdditionalIPs=""), after=dict(fwAdditionalIPs="192.0.2.0/24"))
+
+
+def test_sysconf_values_as_text(run_module, api):
+    conf = ServerConf(api, imap_idle="false", maxSize="10")
+    result = run_module(bluemind_sysconf, dict(AUTH, values=dict(imap_idle=False, maxSize=20)))
+    assert conf.posted == [{"maxSize": "20"}] and result["updated"] == ["maxSize"]
+
+
+def test_sysconf_read_only(run_module, api):
+    conf = ServerConf(api, mynetworks="127.0.0.0/8", sw_password="x")
+    result = run_module(bluemind_sysconf, dict(AUTH))
+    assert result["changed"] is False and conf.posted == []
+    assert result["values"] == {"mynetworks": "127.0.0.0/8", "host": "192.0.2.20"}
+
+
+def test_sysconf_value_refused_by_the_server(run_module, api):
+    conf = ServerConf(api, relayhost="")
+    api.routes[("POST", "/configuration")] = lambda r: (conf.posted.append(r["body"]) or (200, b""))
+    result = run_module(bluemind_sysconf, dict(AUTH, values=dict(relayhost="smtp.example.test")))
+    assert result["failed"] is True and "the server did not keep relayhost" in result["msg"]

@@ -1,0 +1,155 @@
+import json
+from unittest import mock
+
+import pytest
+
+from ansible_collections.bluemind.migration.plugins.module_utils.ssh import SshError
+from ansible_collections.bluemind.migration.plugins.modules import bluemind_db_transfer
+
+from ...conftest import assert_no_secret
+
+ORIGIN_PW, TARGET_PW = "0rigin-pw-123", "t4rget-pw-456"
+TUNNEL_PORT = 15432
+MODULE = "ansible_collections.bluemind.migration.plugins.modules.bluemind_db_transfer."
+
+
+class FakeTunnel(object):
+    def __init__(self, origin, local_port, remote_port):
+        self.port = TUNNEL_PORT
+        self.remote_port = remote_port
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class Servers(object):
+    """Answers psql for both servers: the origin on the tunnel's port, the target on 5432."""
+
+    def __init__(self):
+        self.counts = {"origin": "public.t_a\x1f10\0public.t_b\x1f5\0", "target": "public.t_a\x1f10\0public.t_b\x1f5\0"}
+        self.target_settings = {}  # database -> setconfig entries, from the ALTER DATABASE run
+        self.scripts = []
+        self.origin_databases = {"bj": "8000000", "bj-data": "90000000"}
+        self.pipelines = []
+
+    def __call__(self, args, kwargs):
+        side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
+        database = args[args.index("-d") + 1]
+        if "-c" not in args:
+            self.scripts.append((side, database, kwargs["data"]))
+            for line in kwargs["data"].splitlines():
+                if line.startswith("ALTER DATABASE"):  # ALTER DATABASE "db" SET "name" TO 'value';
+                    _alter, _database, name, _set, key, _to, value = line.split(" ")
+                    self.target_settings.setdefault(name.strip('"'), []).append(
+                        "%s=%s" % (key.strip('"'), value.strip("';")))
+            return 0, "", ""
+        sql = args[args.index("-c") + 1]
+        if sql == "SHOW server_version":
+            return 0, {"origin": "13.16\0", "target": "15.8\0"}[side], ""
+        if "pg_database_size" in sql:
+            name = sql.split("'")[1]
+            return 0, (self.origin_databases[name] + "\0") if name in self.origin_databases else "", ""
+        if "pg_db_role_setting" in sql:
+            if side == "origin":
+                return 0, "TimeZone=GMT\0", ""
+            return 0, "".join(e + "\0" for e in self.target_settings.get(sql.split("'")[1], [])), ""
+        if "pg_extension" in sql:
+            return 0, "1\0", ""
+        if "UNION ALL" in sql:
+            return 0, self.counts[side], ""
+        if "pg_sequences" in sql:
+            return 0, "public.seq\x1f15\0", ""
+        if "pg_class" in sql:
+            return 0, "public.t_a\0public.t_b\0", ""
+        raise AssertionError(sql)
+
+    def pipeline(self, producer, producer_env, consumer, consumer_env):
+        self.pipelines.append((producer, producer_env, consumer, consumer_env))
+        return 4096, 0, 0, "", ""
+
+
+@pytest.fixture
+def servers(commands, tmp_path):
+    for tool in ("pg_dump", "psql"):
+        (tmp_path / tool).write_text("#!/bin/sh\n")
+        (tmp_path / tool).chmod(0o755)
+    (tmp_path / "key").write_text("KEY")
+    (tmp_path / "known_hosts").write_text("origin ssh-ed25519 AAAA\n")
+    fake = Servers()
+    commands.add(lambda a: a[0].endswith("/psql"), fake)
+    fake.args = dict(origin_host="192.0.2.10", ssh_key=str(tmp_path / "key"), known_hosts=str(tmp_path / "known_hosts"),
+                     origin_db_password=ORIGIN_PW, target_db_password=TARGET_PW, pg_bin_dir=str(tmp_path))
+    with mock.patch(MODULE + "Tunnel", FakeTunnel), mock.patch(MODULE + "stream_pipeline", fake.pipeline):
+        yield fake
+
+
+def test_transfer_recreates_restores_and_verifies(run_module, servers, commands):
+    result = run_module(bluemind_db_transfer, servers.args)
+    assert result["changed"] is True and not result.get("failed")
+    assert (result["origin_version"], result["target_version"]) == ("13.16", "15.8")
+    assert [d["name"] for d in result["databases"]] == ["bj", "bj-data"]
+    assert result["databases"][1]["settings"] == ["TimeZone=GMT"]
+    assert (result["bytes"], result["tables"], result["rows"]) == (8192, 4, 30)
+    recreate = servers.scripts[0]
+    assert recreate[:2] == ("target", "postgres")
+    assert recreate[2].splitlines() == [
+        'DROP DATABASE IF EXISTS "bj";',
+        """CREATE DATABASE "bj" OWNER "bj" ENCODING 'UTF8' TEMPLATE template0;""",
+        """ALTER DATABASE "bj" SET "TimeZone" TO 'GMT';"""]
+    assert servers.scripts[1] == ("target", "bj", "CREATE EXTENSION IF NOT EXISTS hstore;")
+    producer, producer_env, consumer, consumer_env = servers.pipelines[0]
+    assert producer[0].endswith("/pg_dump") and str(TUNNEL_PORT) in producer
+    assert {"-v", "ON_ERROR_STOP=1"} <= set(consumer) and consumer[-2:] == ["-f", "-"]
+    assert producer_env["PGPASSWORD"] == ORIGIN_PW and consumer_env["PGPASSWORD"] == TARGET_PW
+    # passwords only in the environment, never in argv nor in the result
+    for call in commands.calls:
+        assert ORIGIN_PW not in json.dumps(call["args"]) and TARGET_PW not in json.dumps(call["args"])
+    assert ORIGIN_PW not in json.dumps(servers.pipelines[0][0] + servers.pipelines[0][2])
+    assert_no_secret(result, ORIGIN_PW, TARGET_PW)
+
+
+def test_row_count_difference_fails(run_module, servers):
+    servers.counts["target"] = "public.t_a\x1f9\0public.t_b\x1f5\0"
+    result = run_module(bluemind_db_transfer, servers.args)
+    assert result["failed"] is True
+    assert "database bj differs after the copy (1 difference(s)): public.t_a: 10 rows on the origin, 9 on the target" \
+        in result["msg"]
+    assert_no_secret(result, ORIGIN_PW, TARGET_PW)
+
+
+def test_restore_error_fails_with_psql_message(run_module, servers):
+    servers.pipeline = None
+    with mock.patch(MODULE + "stream_pipeline", lambda *a: (100, -15, 3, "", "ERROR:  relation exists")):
+        result = run_module(bluemind_db_transfer, servers.args)
+    assert result["failed"] is True
+    assert "copy of database bj failed (pg_dump exit -15, psql exit 3): ERROR:  relation exists" in result["msg"]
+
+
+def test_check_mode_reads_the_origin_only(run_module, servers):
+    result = run_module(bluemind_db_transfer, servers.args, check_mode=True)
+    assert result["changed"] is True
+    assert servers.scripts == [] and servers.pipelines == []
+    assert result["databases"][1] == dict(name="bj-data", origin_size=90000000, settings=["TimeZone=GMT"])
+
+
+def test_missing_origin_database(run_module, servers):
+    result = run_module(bluemind_db_transfer, dict(servers.args, databases=["bj", "nope"]))
+    assert result["failed"] is True and "database nope does not exist on the origin" in result["msg"]
+    assert servers.scripts == []
+
+
+def test_tunnel_failure(run_module, servers):
+    def broken(*_args):
+        raise SshError("the tunnel to root@192.0.2.10 port 5432 failed (ssh exit 255: Permission denied)")
+    with mock.patch(MODULE + "Tunnel", broken):
+        result = run_module(bluemind_db_transfer, servers.args)
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith("the tunnel to root@192.0.2.10")
+
+
+def test_missing_tools(run_module, servers, tmp_path):
+    result = run_module(bluemind_db_transfer, dict(servers.args, pg_bin_dir=str(tmp_path / "nowhere")))
+    assert result["failed"] is True and "pg_dump and psql not found" in result["msg"]
