@@ -8,13 +8,19 @@
 #   lab.sh seed SCALE   reseed the origin at SCALE (s, m, l or a file count) and the target fresh
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-state="$top/lab/.state"
-net=bmlab subnet=172.30.99.0/24
-declare -A ip=([origin]=172.30.99.10 [target]=172.30.99.20)
+# BMLAB_NAME runs a second lab beside the first (benchmarks): its own containers, network, subnet
+# (BMLAB_NET, the first three octets), state folder and inventory.
+name=${BMLAB_NAME:-bmlab}
+net24=${BMLAB_NET:-172.30.99}
+if [ "$name" = bmlab ]; then suffix=""; else suffix="-$name"; fi
+state="$top/lab/.state$suffix"
+inventory="$top/lab/inventory$suffix.yml"
+net=$name subnet=$net24.0/24
+declare -A ip=([origin]=$net24.10 [target]=$net24.20)
 hosts=(origin target)
 die() { echo "ERROR: $*" >&2; exit 1; }
 say() { echo "lab: $*" >&2; }
-in_host() { local h=$1; shift; docker exec "bmlab-$h" bash -c "$*"; }
+in_host() { local h=$1; shift; docker exec "$name-$h" bash -c "$*"; }
 
 preflight() {
   [ "$(id -u)" = 0 ] || die "the lab needs root (Docker, debootstrap): run 'make lab' as root or with sudo"
@@ -28,12 +34,12 @@ preflight() {
 }
 
 start_host() {  # start (or keep) one host on the image of its current recipe
-  local h=$1 image=$2 name="bmlab-$1" running
-  running=$(docker inspect -f '{{.Config.Image}} {{.State.Running}}' "$name" 2>/dev/null || true)
+  local h=$1 image=$2 cname="$name-$1" running
+  running=$(docker inspect -f '{{.Config.Image}} {{.State.Running}}' "$cname" 2>/dev/null || true)
   if [ "$running" = "$image true" ]; then return 0; fi
-  [ -n "$running" ] && { say "recreating $name (image changed or stopped)"; docker rm -f "$name" >/dev/null; }
-  say "starting $name from $image"
-  docker run -d --name "$name" --hostname "$h" --label bmlab=1 \
+  [ -n "$running" ] && { say "recreating $cname (image changed or stopped)"; docker rm -f "$cname" >/dev/null; }
+  say "starting $cname from $image"
+  docker run -d --name "$cname" --hostname "$h" --label bmlab=1 --label bmlab.name="$name" \
     --network "$net" --ip "${ip[$h]}" \
     --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt seccomp=unconfined \
     --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
@@ -43,16 +49,16 @@ start_host() {  # start (or keep) one host on the image of its current recipe
 wait_host() {  # until systemd has booted and the services answer
   local h=$1 st
   for _ in $(seq 90); do
-    st=$(docker exec "bmlab-$h" systemctl is-system-running 2>/dev/null || true)
+    st=$(docker exec "$name-$h" systemctl is-system-running 2>/dev/null || true)
     case "$st" in running|degraded) break ;; esac
     sleep 1
   done
-  case "$st" in running|degraded) ;; *) die "bmlab-$h did not boot (systemd: '${st:-no answer}'): docker logs bmlab-$h" ;; esac
+  case "$st" in running|degraded) ;; *) die "$name-$h did not boot (systemd: '${st:-no answer}'): docker logs $name-$h" ;; esac
   if [ "$st" = degraded ]; then
-    say "bmlab-$h is degraded: $(docker exec "bmlab-$h" systemctl --failed --no-legend --plain | awk '{print $1}' | xargs)"
+    say "$name-$h is degraded: $(docker exec "$name-$h" systemctl --failed --no-legend --plain | awk '{print $1}' | xargs)"
   fi
   in_host "$h" 'for i in $(seq 60); do pg_isready -q -h 127.0.0.1 && exit 0; sleep 1; done; exit 1' \
-    || die "PostgreSQL does not answer on bmlab-$h: docker exec bmlab-$h journalctl -u postgresql"
+    || die "PostgreSQL does not answer on $name-$h: docker exec $name-$h journalctl -u postgresql"
 }
 
 lab_ca() {  # the lab's CA and one server certificate a host; the controller keeps the CA for TLS checks
@@ -70,11 +76,11 @@ lab_ca() {  # the lab's CA and one server certificate a host; the controller kee
     openssl x509 -req -in "$tmp/csr" -CA "$state/ca.pem" -CAkey "$state/ca.key" -CAcreateserial \
       -days 3650 -extfile "$tmp/ext" -out "$tmp/crt" 2>/dev/null
     cat "$tmp/crt" "$tmp/key" "$state/ca.pem" >"$tmp/bm_cert.pem"
-    docker cp -q "$tmp/bm_cert.pem" "bmlab-$h:/etc/ssl/certs/bm_cert.pem"
-    docker cp -q "$state/ca.pem" "bmlab-$h:/var/lib/bm-ca/cacert.pem"
+    docker cp -q "$tmp/bm_cert.pem" "$name-$h:/etc/ssl/certs/bm_cert.pem"
+    docker cp -q "$state/ca.pem" "$name-$h:/var/lib/bm-ca/cacert.pem"
     if [ "$h" = origin ]; then  # per-domain certificate (BlueMind >= 4.8): only the origin has set one up
-      docker cp -q "$tmp/bm_cert.pem" "bmlab-$h:/etc/ssl/certs/bm_cert-lab.test.pem"
-      docker cp -q "$tmp/bm_cert.pem" "bmlab-$h:/etc/bm/certs/bm_cert-lab.test.pem"
+      docker cp -q "$tmp/bm_cert.pem" "$name-$h:/etc/ssl/certs/bm_cert-lab.test.pem"
+      docker cp -q "$tmp/bm_cert.pem" "$name-$h:/etc/bm/certs/bm_cert-lab.test.pem"
     fi
     rm -rf "$tmp"
     in_host "$h" 'chmod 600 /etc/ssl/certs/bm_cert*.pem /etc/bm/certs/*.pem 2>/dev/null; chown root:root /etc/ssl/certs/bm_cert*.pem; systemctl restart bm-core'
@@ -86,7 +92,7 @@ ssh_access() {  # the controller reaches both hosts as root over SSH, with pinne
   : >"$state/known_hosts"
   local h
   for h in "${hosts[@]}"; do
-    docker cp -q "$state/id_ed25519.pub" "bmlab-$h:/root/.ssh/authorized_keys"
+    docker cp -q "$state/id_ed25519.pub" "$name-$h:/root/.ssh/authorized_keys"
     in_host "$h" 'chown root:root /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys'
     echo "${ip[$h]} $(in_host "$h" 'cat /etc/ssh/ssh_host_ed25519_key.pub' | cut -d' ' -f1,2)" >>"$state/known_hosts"
   done
@@ -107,7 +113,7 @@ seed() {
 }
 
 write_inventory() {
-  cat >"$top/lab/inventory.yml" <<YML
+  cat >"$inventory" <<YML
 # Written by 'make lab' for the lab's two hosts; see inventory.example for a real installation.
 all:
   vars:
@@ -122,20 +128,20 @@ all:
   children:
     origin:
       hosts:
-        bmlab-origin:
+        $name-origin:
           ansible_host: ${ip[origin]}
           bluemind_api_url: https://${ip[origin]}
     target:
       hosts:
-        bmlab-target:
+        $name-target:
           ansible_host: ${ip[target]}
           bluemind_api_url: https://${ip[target]}
 YML
   cat >"$state/lab.json" <<JSON
 {"ca_file": "$state/ca.pem", "admin_login": "admin0@global.virt", "admin_password": "admin",
  "ssh_key": "$state/id_ed25519", "known_hosts": "$state/known_hosts",
- "hosts": {"origin": {"name": "bmlab-origin", "ip": "${ip[origin]}"},
-           "target": {"name": "bmlab-target", "ip": "${ip[target]}"}}}
+ "hosts": {"origin": {"name": "$name-origin", "ip": "${ip[origin]}"},
+           "target": {"name": "$name-target", "ip": "${ip[target]}"}}}
 JSON
 }
 
@@ -156,23 +162,21 @@ up() {
   fi
   write_inventory
   trap - EXIT
-  say "up: origin ${ip[origin]} (Debian $(in_host origin 'cat /etc/debian_version')), target ${ip[target]} (Debian $(in_host target 'cat /etc/debian_version')); inventory lab/inventory.yml"
+  say "up: origin ${ip[origin]} (Debian $(in_host origin 'cat /etc/debian_version')), target ${ip[target]} (Debian $(in_host target 'cat /etc/debian_version')); inventory ${inventory#$top/}"
 }
 
 down() {
-  local ids
-  ids=$(docker ps -aq --filter label=bmlab=1)
-  [ -n "$ids" ] && docker rm -f $ids >/dev/null
+  docker rm -f "$name-origin" "$name-target" >/dev/null 2>&1 || true
   docker network rm "$net" >/dev/null 2>&1 || true
-  rm -rf "$state" "$top/lab/inventory.yml"
+  rm -rf "$state" "$inventory"
   say "down"
 }
 
 sync() {
   local h
   for h in "${hosts[@]}"; do
-    docker inspect "bmlab-$h" >/dev/null 2>&1 || die "bmlab-$h is not running: make lab"
-    tar -C "$top/lab/sim" --exclude __pycache__ -c . | docker exec -i "bmlab-$h" tar -C /opt/bmsim -x
+    docker inspect "$name-$h" >/dev/null 2>&1 || die "$name-$h is not running: make lab"
+    tar -C "$top/lab/sim" --exclude __pycache__ -c . | docker exec -i "$name-$h" tar -C /opt/bmsim -x
     in_host "$h" 'install -m 755 /opt/bmsim/bin/bmctl /usr/bin/bmctl; install -m 644 /opt/bmsim/units/* /etc/systemd/system/;
       systemctl daemon-reload; systemctl reset-failed bm-core bm-lmtpd;
       systemctl is-active -q bluemind.target && systemctl restart bm-core bm-lmtpd; systemctl try-restart bm-sim-load'
