@@ -25,7 +25,7 @@ class LabHost:
         """Run `cmd` with bash inside the host (as root); returns the CompletedProcess (text)."""
         proc = subprocess.run(
             ["docker", "exec", "-i", self.name, "bash", "-c", cmd],
-            capture_output=True, text=True, timeout=timeout, input=input,
+            capture_output=True, text=True, timeout=timeout, input=input, check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -50,7 +50,7 @@ class Lab:
 
 def _running(name):
     proc = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", name],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     return proc.returncode == 0 and proc.stdout.strip() == "true"
 
 

@@ -1,5 +1,4 @@
 """The lab hosts are what the issue asks for: distributions, PostgreSQL majors, services, files, owners."""
-import json
 import subprocess
 
 import pytest
@@ -59,13 +58,7 @@ def test_hosts_have_their_own_identity(lab):
 def test_controller_reaches_both_hosts_with_ansible(lab):
     proc = subprocess.run(
         [str(TOP / ".venv/bin/ansible"), "-i", str(TOP / "lab/inventory.yml"), "all", "-m", "ping", "-o"],
-        capture_output=True, text=True, timeout=120, cwd=TOP,
+        capture_output=True, text=True, timeout=120, cwd=TOP, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("SUCCESS") == 2
-
-
-def test_seed_summaries_recorded(lab):
-    for role in EXPECTED:
-        summary = json.loads((TOP / "lab/.state" / f"seed-{role}.json").read_text())
-        assert summary["files"] >= 0

@@ -10,12 +10,12 @@ def lab_sh(*args, env=None, user=None):
     if user is not None:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, **(env or {})}, check=False)
 
 
 def containers():
     return subprocess.run(["docker", "ps", "-aq", "--filter", "label=bmlab=1"],
-                          capture_output=True, text=True).stdout.split()
+                          capture_output=True, text=True, check=True).stdout.split()
 
 
 def test_without_root():

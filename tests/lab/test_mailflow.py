@@ -64,7 +64,7 @@ def test_smtp_to_two_users_is_one_inode_in_both_mailboxes(lab, users):
     assert {r[0] for r in records} == {u[0] for u in users}
     assert len({r[2] for r in records}) == 1  # one t_message_body row
     paths = []
-    for mailbox_uid, imap_uid, _ in records:
+    for mailbox_uid, imap_uid, _guid in records:
         domain, login = next((d, name) for u, d, name in users if u == mailbox_uid)
         paths.append("/var/spool/cyrus/data/%s/%s/%s." % (domain, login.replace(".", "^"), imap_uid))
     stats = lab.origin.run("stat -c '%%i %%h %%U:%%G %%a' %s" % " ".join("'%s'" % p for p in paths)).stdout.split("\n")

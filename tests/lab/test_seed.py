@@ -70,7 +70,7 @@ def seed(host, args):
 def seeded(lab):
     """Scale s seeded twice in the origin (same seed): summaries, tree listings, table digests."""
     runs = []
-    for _ in range(2):
+    for _attempt in range(2):
         summary = seed(lab.origin, "--scale s --seed 42")
         listing = lab.origin.run(LISTING, timeout=300).stdout
         runs.append({"summary": summary, "listing": listing, "db": db_digest(lab.origin)})
@@ -99,7 +99,7 @@ def test_seed_s_summary(seeded):
 def test_single_instance_store_hard_links(lab, seeded):
     out = lab.origin.run("find /var/spool/cyrus/data -type f -name '*.' -printf '%i %n\\n'").stdout.split("\n")
     entries = [line.split() for line in out if line]
-    inodes = {i for i, _ in entries}
+    inodes = {inode for inode, _links in entries}
     shared = [i for i, n in entries if int(n) > 1]
     assert shared, "no message is hard-linked into several mailboxes"
     assert len(entries) - len(inodes) == seeded[-1]["summary"]["hardlinks"]
