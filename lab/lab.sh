@@ -146,7 +146,7 @@ JSON
 }
 
 up() {
-  local scale=${1:-s} h started=()
+  local scale=${1:-s} h
   preflight
   declare -A image
   for h in "${hosts[@]}"; do image[$h]=$("$top/lab/images/build.sh" "$h"); done
@@ -162,7 +162,7 @@ up() {
   fi
   write_inventory
   trap - EXIT
-  say "up: origin ${ip[origin]} (Debian $(in_host origin 'cat /etc/debian_version')), target ${ip[target]} (Debian $(in_host target 'cat /etc/debian_version')); inventory ${inventory#$top/}"
+  say "up: origin ${ip[origin]} (Debian $(in_host origin 'cat /etc/debian_version')), target ${ip[target]} (Debian $(in_host target 'cat /etc/debian_version')); inventory ${inventory#"$top"/}"
 }
 
 down() {

@@ -17,6 +17,7 @@ system() {
   command -v rsync >/dev/null || missing+=(rsync)
   command -v ssh >/dev/null || missing+=(openssh-client)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)   # ansible-test sanity checks shell scripts with it
   if [ ${#missing[@]} -gt 0 ]; then
     need_root "installing ${missing[*]}"
     echo "installing ${missing[*]} (apt-get)"

@@ -4,7 +4,6 @@
 # The tag carries a hash of this recipe, so the image is rebuilt only when the recipe changes.
 set -euo pipefail
 suite=${1:?usage: base.sh bullseye|bookworm|trixie}
-here=$(cd "$(dirname "$0")" && pwd)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Packages that must be in the rootfs before Dockerfiles run (systemd as PID 1, apt over https not needed).
 include=systemd,systemd-sysv,dbus,ca-certificates,python3,iproute2,procps
