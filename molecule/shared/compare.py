@@ -63,7 +63,7 @@ def ansible_playbook(playbook, *args):
     return subprocess.run(
         [str(top / ".venv/bin/ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
          str(top / "playbooks" / playbook), *args],
-        capture_output=True, text=True, env=env, timeout=900)
+        capture_output=True, text=True, env=env, timeout=900, check=False)
 
 
 def snapshot(h):

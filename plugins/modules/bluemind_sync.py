@@ -56,8 +56,8 @@ options:
     default: false
   checksum:
     description:
-      - Compare files by checksum instead of size and modification time (C(--checksum)): reads every
-        file on both sides. Use it when the target already holds files that did not come from this
+      - Compare files by checksum instead of size and modification time (C(--checksum)), which reads
+        every file on both sides. Use it when the target already holds files that did not come from this
         origin (a fresh install's own files can match in size and time but not in content), for
         example on the first pull.
     type: bool

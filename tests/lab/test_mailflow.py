@@ -47,7 +47,7 @@ def users(lab):
 
 def test_smtp_to_two_users_is_one_inode_in_both_mailboxes(lab, users):
     token = uuid.uuid4().hex
-    to = ["%s@%s" % (login, domain) for _, domain, login in users]
+    to = ["%s@%s" % (login, domain) for _uid, domain, login in users]
     body = ("From: tester@example.net\r\nTo: %s\r\nSubject: mailflow %s\r\n"
             "Message-ID: <%s@tests.lab>\r\n\r\nsingle instance store\r\n" % (", ".join(to), token, token))
     with smtplib.SMTP(lab.origin.ip, 25, timeout=30) as smtp:

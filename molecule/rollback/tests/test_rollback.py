@@ -1,6 +1,5 @@
 """After a rollback from the cold window: the origin serves, with everything it had; the target is stopped."""
 import json
-import smtplib
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ def test_origin_delivers_mail_after_the_rollback():
     before = int(table_counts(ORIGIN, "bj-data")["public.t_mailbox_record"])
     ORIGIN.check_output("python3 -c %s", "import smtplib; s = smtplib.SMTP('127.0.0.1', 25); "
                         "s.sendmail('probe@lab.test', ['admin@lab.test'], 'Subject: after rollback\\n\\nhello'); s.quit()")
-    for _ in range(30):
+    for _attempt in range(30):
         if int(table_counts(ORIGIN, "bj-data")["public.t_mailbox_record"]) == before + 1:
             return
         time.sleep(1)
