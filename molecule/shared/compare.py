@@ -24,11 +24,14 @@ def tree_listing(h, tree, skip=()):
     for line in h.check_output(cmd).splitlines():
         rel = line.split("\t", 1)[0]
         full = f"{tree}/{rel}"
-        if any(x in full if not x.endswith("/") else full.startswith(x) for x in EXCLUDED):
+        if any(full.startswith(x) or full == x.rstrip("/") if x.endswith("/") else x in full for x in EXCLUDED):
             continue
         if any(s in full for s in skip):
             continue
-        lines.append(line)
+        fields = line.split("\t")
+        if fields[1] == "d":  # a directory's link count is its number of subdirectories: not content
+            fields[6] = ""
+        lines.append("\t".join(fields))
     digest = h.check_output(f"cd {tree} && find . -type f -exec md5sum {{}} + | sort -k2")
     sums = {l.split("  ", 1)[1][2:]: l.split()[0] for l in digest.splitlines()}
     return [f"{l}\t{sums.get(l.split(chr(9), 1)[0], '')}" for l in lines]
