@@ -34,10 +34,20 @@ preflight() {
 }
 
 start_host() {  # start (or keep) one host on the image of its current recipe
-  local h=$1 image=$2 cname="$name-$1" running
+  local h=$1 image=$2 cname="$name-$1" running why="image changed or stopped"
   running=$(docker inspect -f '{{.Config.Image}} {{.State.Running}}' "$cname" 2>/dev/null || true)
-  if [ "$running" = "$image true" ]; then return 0; fi
-  [ -n "$running" ] && { say "recreating $cname (image changed or stopped)"; docker rm -f "$cname" >/dev/null; }
+  if [ "$running" = "$image true" ]; then
+    # A host a migration ran on (state file, services disabled by a cutover) is not a starting point.
+    if docker exec "$cname" bash -c '! test -e /var/lib/bluemind-migration && systemctl is-enabled -q bluemind.target postfix'; then
+      return 0
+    fi
+    why="a migration ran on it"
+  fi
+  if [ -n "$running" ]; then
+    say "recreating $cname ($why)"
+    docker rm -f "$cname" >/dev/null
+    rm -f "$state"/seed-*.json
+  fi
   say "starting $cname from $image"
   docker run -d --name "$cname" --hostname "$h" --label bmlab=1 --label bmlab.name="$name" \
     --network "$net" --ip "${ip[$h]}" \
