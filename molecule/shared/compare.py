@@ -77,3 +77,10 @@ def snapshot(h):
             + " -printf '%p %s %T@ %u %g %m\\n' | sort | md5sum",
             "runuser -u postgres -- psql -X -At -c 'SELECT datname, xact_commit > 0 FROM pg_stat_database ORDER BY 1'"]
     return {c: h.run(c).stdout for c in cmds}
+
+
+def assert_failed_with(proc, *texts):
+    """The run failed and its output says each of `texts`; else show the end of what it said."""
+    out = proc.stdout + proc.stderr
+    missing = [t for t in texts if t not in out]
+    assert proc.returncode != 0 and not missing, "exit %d, missing %s in:\n%s" % (proc.returncode, missing, out[-3000:])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from compare import ansible_playbook, host, snapshot  # noqa: E402
+from compare import ansible_playbook, assert_failed_with, host, snapshot  # noqa: E402
 
 ORIGIN, TARGET = host("mol-origin"), host("mol-target")
 
@@ -27,10 +27,8 @@ def target_version():
 
 def test_version_mismatch(target_version, unchanged):
     target_version("4.9.4000")
-    proc = ansible_playbook("migrate.yml")
-    assert proc.returncode != 0
-    assert "runs BlueMind 4.9.3884" in proc.stdout and "4.9.4000" in proc.stdout
-    assert "install on the target the same BlueMind version" in proc.stdout
+    assert_failed_with(ansible_playbook("migrate.yml"), "runs BlueMind 4.9.3884", "runs 4.9.4000",
+                       "install on the target the same BlueMind version")
 
 
 @pytest.fixture
@@ -41,34 +39,28 @@ def target_external_url():
 
 
 def test_external_url_mismatch(target_external_url, unchanged):
-    proc = ansible_playbook("migrate.yml")
-    assert proc.returncode != 0
-    assert "external-url bluemind.lab.test" in proc.stdout and "other.lab.test" in proc.stdout
+    assert_failed_with(ansible_playbook("migrate.yml"), "external-url bluemind.lab.test",
+                       "external-url other.lab.test")
 
 
 def test_wrong_database_password(unchanged):
     proc = ansible_playbook("migrate.yml", "-e", "bluemind_db_password=not-the-password")
-    assert proc.returncode != 0
-    assert "PostgreSQL on mol-origin refused user bj" in proc.stdout
+    assert_failed_with(proc, "PostgreSQL on mol-origin refused user bj")
     assert "not-the-password" not in proc.stdout + proc.stderr
 
 
 def test_wrong_admin_password(unchanged):
     proc = ansible_playbook("migrate.yml", "-e", "bluemind_admin_password=not-the-password")
-    assert proc.returncode != 0
-    assert "login refused for admin0@global.virt" in proc.stdout
+    assert_failed_with(proc, "login refused for admin0@global.virt")
     assert "not-the-password" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("tags, confirmation", [("cold_sync", "bluemind_confirm_downtime"),
                                                 ("cutover", "bluemind_confirm_cutover")])
 def test_missing_confirmation(tags, confirmation, unchanged):
-    proc = ansible_playbook("migrate.yml", "--tags", tags)
-    assert proc.returncode != 0
-    assert f"Rerun with -e {confirmation}=true" in proc.stdout
+    assert_failed_with(ansible_playbook("migrate.yml", "--tags", tags), f"Rerun with -e {confirmation}=true")
 
 
 def test_unknown_origin(unchanged):
-    proc = ansible_playbook("migrate.yml", "-e", "bluemind_origin_host=nowhere")
-    assert proc.returncode != 0
-    assert "set bluemind_origin_host to one of the `origin` group (mol-origin)" in proc.stdout
+    assert_failed_with(ansible_playbook("migrate.yml", "-e", "bluemind_origin_host=nowhere"),
+                       "set bluemind_origin_host to one of the `origin` group (mol-origin)")
