@@ -26,6 +26,5 @@ def test_check_mode_changes_nothing(lab, collections_path):
          "--diff"],
         capture_output=True, text=True, env=env, cwd=str(TOP), timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "failed=0" in proc.stdout
     after = {h.role: snapshot(h) for h in (lab.origin, lab.target)}
     assert after == before
