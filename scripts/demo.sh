@@ -9,6 +9,11 @@ scale=${SCALE:-m}
 export PATH=$top/.venv/bin:$PATH ANSIBLE_CONFIG=$top/ansible.cfg
 step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 origin() { docker exec bmlab-origin bash -c "$*"; }
+# bm-sim activity prints every file it touched: show the counts only.
+activity() {
+  origin "bm-sim activity $*" | tail -n 1 | python3 -c \
+    'import json, sys; d = json.load(sys.stdin); print({k: len(v) if isinstance(v, list) else v for k, v in d.items()})'
+}
 t0=$(date +%s)
 
 step "fresh lab at scale $scale (a previous demo leaves a migrated target: start over)"
@@ -22,13 +27,13 @@ step "prerequisites and the first hot sync"
 ansible-playbook playbooks/migrate.yml --tags prereq,hot_sync
 
 step "users keep working on the origin: flags rewritten in place, deletions"
-origin 'bm-sim activity --flags 200 --delete 50 --seed 1 | tail -n 1'
+activity --flags 200 --delete 50 --seed 1
 
 step "second hot sync (the delta only)"
 ansible-playbook playbooks/migrate.yml --tags hot_sync
 
 step "more activity since the last hot sync"
-origin 'bm-sim activity --flags 200 --delete 50 --seed 2 | tail -n 1'
+activity --flags 200 --delete 50 --seed 2
 
 step "the cold window and the cutover"
 ansible-playbook playbooks/migrate.yml --tags cold_sync,db_migrate,config_copy,cutover \

@@ -66,6 +66,8 @@ postconf -e \
   "virtual_transport=lmtp:inet:127.0.0.1:2400" \
   "smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination" \
   "maillog_file=/var/log/postfix.log"
+# postlogd (root) appends to it; postsuper and the other tools drop to mail_owner before logging.
+install -o postfix -g adm -m 640 /dev/null /var/log/postfix.log
 
 systemctl enable bmsim-firstboot.service bluemind.target ssh.service postfix.service postgresql.service
 # Nothing a container needs: consoles and kernel-facing units.
