@@ -48,12 +48,19 @@ def test_database_settings_carried_over():
     assert TARGET.check_output(q, sql) == ORIGIN.check_output(q, sql)
 
 
-@pytest.mark.parametrize("path", ["/etc/bm/bm.ini", "/etc/bm/mcast.id", "/etc/ssl/certs/bm_cert.pem",
+@pytest.mark.parametrize("path", ["/etc/bm/mcast.id", "/etc/ssl/certs/bm_cert.pem",
                                   "/usr/share/bm-elasticsearch/config/elasticsearch.yml", "/etc/imapd.conf",
                                   "/etc/cyrus.conf", "/etc/postfix/master.cf", "/etc/bm-hps/hps.properties",
                                   "/etc/bm-webmail/bm-webmail.ini"])
 def test_config_file_copied(path):
     assert TARGET.file(path).md5sum == ORIGIN.file(path).md5sum
+
+
+def test_bm_ini_copied_but_for_the_address():
+    def settings(host):
+        return [line for line in host.file("/etc/bm/bm.ini").content_string.splitlines()
+                if not line.replace(" ", "").startswith(("host=", "hz-member-address="))]
+    assert settings(TARGET) == settings(ORIGIN)
 
 
 def test_core_token_keeps_owner_and_mode():
@@ -92,3 +99,20 @@ def test_origin_is_stopped_for_good_and_target_serves():
 def test_ssh_trust_removed():
     assert "bluemind-migration" not in ORIGIN.file("/root/.ssh/authorized_keys").content_string
     assert not TARGET.file("/root/.ssh/bluemind_migration_ed25519").exists
+
+
+def test_queued_mail_moved_to_the_target():
+    held = TARGET.check_output("find /var/spool/postfix/hold -type f")
+    assert held, "the origin's held message is not in the target's queue"
+    assert "X-Lab-Queued: yes" in TARGET.check_output("postcat -q %s", held.split("/")[-1])
+
+
+def test_target_knows_its_own_address():
+    """DNS switch (ip mode none): bm.ini and t_server name the target, not the origin it was copied from."""
+    target_ip = TARGET.interface.default().addresses[0]
+    origin_ip = ORIGIN.interface.default().addresses[0]
+    ini = TARGET.file("/etc/bm/bm.ini").content_string
+    assert f"host = {target_ip}" in ini and origin_ip not in ini
+    ips = TARGET.check_output("runuser -u postgres -- psql -X -At -d bj -c %s", "SELECT ip FROM t_server")
+    assert ips.split() == [target_ip]
+    assert f"{origin_ip}/32" not in TARGET.check_output("postconf -h mynetworks")
