@@ -72,7 +72,7 @@ def ansible_playbook(playbook, *args):
 def snapshot(h):
     """What a failed run must leave as it was: services, SSH trust, migration state, every tree."""
     cmds = ["bmctl status", "systemctl is-active postfix", "cat /root/.ssh/authorized_keys 2>/dev/null",
-            "ls -la /root/.ssh", "ls -la /var/lib/bluemind-migration 2>&1",
+            "ls -l /root/.ssh", "ls -la /var/lib/bluemind-migration 2>&1",
             "cd / && find " + " ".join(t.lstrip("/") for t in TREES)
             + " -printf '%p %s %T@ %u %g %m\\n' | sort | md5sum",
             "runuser -u postgres -- psql -X -At -c 'SELECT datname, xact_commit > 0 FROM pg_stat_database ORDER BY 1'"]

@@ -6,9 +6,10 @@ from conftest import INVENTORY, TOP, VENV_BIN
 
 TREES = "var/spool/cyrus var/lib/cyrus var/spool/bm-hsm var/spool/sieve var/spool/bm-elasticsearch " \
         "var/spool/bm-docs var/spool/bm-filehosting"
+# `ls -l`, not -a: the parent's time moves when Ansible makes its own ~/.ansible on the host.
 SNAPSHOT = [
     "bmctl status", "systemctl is-active postfix", "cat /root/.ssh/authorized_keys 2>/dev/null",
-    "ls -la /root/.ssh", "ls -la /var/lib/bluemind-migration /var/backups/bluemind-migration 2>&1",
+    "ls -l /root/.ssh", "ls -la /var/lib/bluemind-migration /var/backups/bluemind-migration 2>&1",
     "cd / && find %s etc/bm etc/postfix -printf '%%p %%s %%T@ %%u %%g %%m\\n' | sort | md5sum" % TREES,
     "runuser -u postgres -- psql -X -At -c 'SELECT datname FROM pg_database ORDER BY 1'",
 ]
