@@ -8,7 +8,7 @@ SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup venv system lab lab-down lab-sync seed demo \
+.PHONY: help setup venv system lab lab-down lab-sync seed demo bench \
         test test-unit test-static test-lab test-molecule clean
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make lab         build or reuse the lab images, start origin + target, seed (SCALE=s|m|l)"
 	@echo "make lab-down    remove the lab hosts and network"
 	@echo "make seed        reseed the running lab at SCALE"
+	@echo "make bench       benchmarks against the vendor's commands on a lab of their own (SCALE=s|m, RUNS=3, REPS=3)"
 
 system:
 	@bash scripts/bootstrap.sh system
@@ -41,6 +42,9 @@ seed:
 
 demo: setup
 	@SCALE=$(if $(filter command line,$(origin SCALE)),$(SCALE),m) bash scripts/demo.sh
+
+bench: setup
+	@SCALE=$(SCALE) bash bench/run.sh
 
 test: setup
 	$(MAKE) test-unit

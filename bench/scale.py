@@ -1,0 +1,114 @@
+"""Scale: the cold window of both arms (bench/downtime.py) against file count and database size.
+
+  .venv/bin/python bench/scale.py [--points s,30000,m] [--runs 1] [--reuse/--no-reuse]
+
+For each point (a scale name or a number of files; the seeder gives the database ~10 kB a file), the
+medians of bench/results/downtime-<point>.json are reused when that file holds both arms, otherwise
+`--runs` interleaved runs of each arm are made (and saved as downtime-<point>.json). Prints a table,
+writes bench/results/scale.json and the plot bench/results/scale.svg (hand-written SVG, no
+plotting library needed).
+"""
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import downtime  # noqa: E402
+import lib  # noqa: E402
+
+DEFAULT_POINTS = {"s": "2000,s", "m": "s,30000,m", "l": "s,30000,m,l"}
+
+
+def point(p, runs, reuse):
+    path = lib.RESULTS / ("downtime-%s.json" % p)
+    data = json.loads(path.read_text()) if path.exists() and reuse else None
+    if not (data and data.get("summary", {}).get("a", {}).get("n") and data["summary"].get("b", {}).get("n")):
+        lib.log("scale point %s: measuring (%d run(s) a arm)" % (p, runs))
+        downtime.main(["--scale", str(p), "--runs", str(runs)])
+        data = json.loads(path.read_text())
+    else:
+        lib.log("scale point %s: reusing %s" % (p, path.name))
+    seed = data["runs"][0]["seed"]
+    s = data["summary"]
+    return {"point": str(p), "files": seed["files"], "tree_bytes": seed["bytes"],
+            "db_bytes": sum(seed["db_bytes"].values()), "a": s["a"], "b": s["b"],
+            "ratio": s.get("ratio_b_over_a"), "source": path.name}
+
+
+def svg(points, path):
+    W, H, L, R, T, B = 720, 420, 70, 30, 40, 80
+    xs = [math.log10(p["files"]) for p in points]
+    ys = [v for p in points for v in (p["a"]["max"], p["b"]["max"])]
+    x0, x1 = min(xs) - 0.15, max(xs) + 0.15
+    y1 = max(ys) * 1.15 or 1
+
+    def X(v):
+        return L + (v - x0) / (x1 - x0) * (W - L - R)
+
+    def Y(v):
+        return H - B - v / y1 * (H - T - B)
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (W, H),
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="%d" y="22" font-size="15">Cold window against scale (origin stopped to target serving)</text>' % L]
+    step = 10 ** math.floor(math.log10(y1 / 2)) if y1 > 2 else 1
+    tick = 0
+    while tick <= y1:
+        out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>' % (L, W - R, Y(tick), Y(tick)))
+        out.append('<text x="%d" y="%.1f" text-anchor="end">%g</text>' % (L - 6, Y(tick) + 4, tick))
+        tick += step if y1 / step < 12 else step * 2
+    out.append('<text x="16" y="%d" transform="rotate(-90 16 %d)" text-anchor="middle">seconds (median, bar: min-max)</text>'
+               % ((H - B + T) // 2, (H - B + T) // 2))
+    for p, x in zip(points, xs):
+        out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#eee"/>' % (X(x), X(x), T, H - B))
+        out.append('<text x="%.1f" y="%d" text-anchor="middle">%s files</text>' % (X(x), H - B + 18, format(p["files"], ",")))
+        out.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#555">db %.0f MB, trees %.0f MB</text>'
+                   % (X(x), H - B + 34, p["db_bytes"] / 1e6, p["tree_bytes"] / 1e6))
+    out.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="black"/>' % (L, W - R, H - B, H - B))
+    out.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="black"/>' % (L, L, T, H - B))
+    for arm, colour, label in (("a", "#c0392b", "baseline: vendor commands"), ("b", "#2471a3", "collection")):
+        pts = [(X(x), Y(p[arm]["median"])) for p, x in zip(points, xs)]
+        out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
+                   % (colour, " ".join("%.1f,%.1f" % q for q in pts)))
+        for p, x in zip(points, xs):
+            out.append('<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s"/>'
+                       % (X(x), X(x), Y(p[arm]["min"]), Y(p[arm]["max"]), colour))
+            out.append('<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/>' % (X(x), Y(p[arm]["median"]), colour))
+            out.append('<text x="%.1f" y="%.1f" fill="%s" dx="7">%.1f</text>'
+                       % (X(x), Y(p[arm]["median"]) + 4, colour, p[arm]["median"]))
+    ly = H - 22
+    out.append('<rect x="%d" y="%d" width="14" height="4" fill="#c0392b"/><text x="%d" y="%d">baseline: vendor commands verbatim</text>'
+               % (L, ly - 4, L + 20, ly + 1))
+    out.append('<rect x="%d" y="%d" width="14" height="4" fill="#2471a3"/><text x="%d" y="%d">collection (cold_sync .. cutover serving)</text>'
+               % (L + 300, ly - 4, L + 320, ly + 1))
+    out.append("</svg>")
+    Path(path).write_text("\n".join(out) + "\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", default="s", help="largest scale: picks the default points")
+    ap.add_argument("--points")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--no-reuse", action="store_true")
+    args = ap.parse_args(argv)
+    points = (args.points or DEFAULT_POINTS.get(args.scale, "s,%s" % args.scale)).split(",")
+    lib.ensure_lab(points[0])
+    rows = [point(p, args.runs, not args.no_reuse) for p in points]
+    rows.sort(key=lambda r: r["files"])
+    lib.save("scale.json", {"benchmark": "scale", "machine": lib.machine(), "points": rows,
+                            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    svg(rows, lib.RESULTS / "scale.svg")
+    table = [(r["point"], format(r["files"], ","), "%.0f" % (r["db_bytes"] / 1e6), "%.0f" % (r["tree_bytes"] / 1e6),
+              "%.1f (n=%d)" % (r["a"]["median"], r["a"]["n"]), "%.1f (n=%d)" % (r["b"]["median"], r["b"]["n"]),
+              "%.2f" % r["ratio"] if r["ratio"] else "-") for r in rows]
+    print("cold window against scale (median seconds)")
+    print(lib.table(["point", "files", "db MB", "trees MB", "baseline", "collection", "coll/base"], table))
+    print("plot: %s" % (lib.RESULTS / "scale.svg"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
