@@ -107,3 +107,14 @@ def test_queued_mail_moved_to_the_target():
     assert held, "the origin's held messages are not in the target's queue"
     contents = "".join(TARGET.check_output("postcat -q %s", queue_id) for queue_id in held)
     assert "X-Lab-Queued: yes" in contents
+
+
+def test_target_knows_its_own_address():
+    """DNS switch (ip mode none): bm.ini and t_server name the target, not the origin it was copied from."""
+    target_ip = TARGET.interface.default().addresses[0]
+    origin_ip = ORIGIN.interface.default().addresses[0]
+    ini = TARGET.file("/etc/bm/bm.ini").content_string
+    assert f"host = {target_ip}" in ini and origin_ip not in ini
+    ips = TARGET.check_output("runuser -u postgres -- psql -X -At -d bj -c %s", "SELECT ip FROM t_server")
+    assert ips.split() == [target_ip]
+    assert f"{origin_ip}/32" not in TARGET.check_output("postconf -h mynetworks")
