@@ -36,6 +36,12 @@ SEQUENCES_SQL = (
 )
 
 
+def snapshot_script(snapshot, sql):
+    """``sql`` run in a read-only transaction that sees the exported ``snapshot``."""
+    return ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT %s;\n%s;\nCOMMIT;\n"
+            % (quote_literal(snapshot), sql.rstrip(";")))
+
+
 class PgError(Exception):
     """A PostgreSQL tool failed; the message names the server, the database and the tool's error."""
 
@@ -104,20 +110,28 @@ class PgServer(object):
     def psql_args(self, database):
         return [self.tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"] + self.connection_args(database)
 
-    def dump_args(self, database):
-        return [self.tool("pg_dump"), "--format=plain"] + self.connection_args(database)
+    def dump_args(self, database, snapshot=None, schema_only=False):
+        args = [self.tool("pg_dump"), "--format=plain"]
+        if snapshot:
+            args.append("--snapshot=" + snapshot)
+        if schema_only:
+            args.append("--schema-only")
+        return args + self.connection_args(database)
 
     def _fail(self, what, database, rc, err):
         raise PgError("%s on the %s server (%s:%s, database %s) failed (psql exit %s): %s" % (
             what, self.label, self.host, self.port, database, rc, (err or "").strip() or "no message"))
 
-    def query(self, run_command, database, sql, what):
-        """Rows (tuples of text) of one query."""
+    def query(self, run_command, database, sql, what, snapshot=None):
+        """Rows (tuples of text) of one query; with ``snapshot``, as that exported snapshot sees them."""
         args = self.psql_args(database) + [
             "--no-align", "--tuples-only", "--field-separator=" + FIELD_SEP, "--record-separator-zero",
-            "-c", sql,
         ]
-        rc, out, err = run_command(args, environ_update=self.env)
+        if snapshot:
+            rc, out, err = run_command(args + ["-f", "-"], data=snapshot_script(snapshot, sql),
+                                       environ_update=self.env)
+        else:
+            rc, out, err = run_command(args + ["-c", sql], environ_update=self.env)
         if rc != 0:
             self._fail(what, database, rc, err)
         return [tuple(record.split(FIELD_SEP)) for record in out.split("\0") if record.strip("\n")]

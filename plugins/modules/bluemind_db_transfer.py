@@ -13,7 +13,27 @@ description:
   - Runs on the target. The target's C(pg_dump) (the newer one, as PostgreSQL advises for upgrades)
     reads the origin's server through an SSH tunnel (C(ssh -N -L) to the origin's
     C(127.0.0.1:5432)), so nothing changes in the origin's PostgreSQL configuration.
-  - For each database, the target's copy is dropped and created again with owner O(db_user),
+  - Every read of the origin happens in one exported snapshot (C(pg_export_snapshot), held by a
+    read-only transaction), shared by C(pg_dump --snapshot), the row listings and the final counts,
+    so a pass is consistent and exactly verified even while BlueMind still writes on the origin, so
+    the hot phase can copy the databases ahead of the window.
+  - With O(mode=sync) (the default), when the target already holds a copy with the same schema
+    (compared as C(pg_dump --schema-only) text) and the same settings, only the rows that differ
+    move. Each table with a primary key is listed on both sides, sorted by the hash of the key; the
+    two listings are merged and the rows that are new, changed or gone are deleted and copied again
+    in one transaction on the target (C(session_replication_role=replica)). A table without a key,
+    or with more than half of its rows to move, is copied whole. The sequences take the origin's
+    values.
+  - How rows are compared. The first pass compares the C(md5) of every row's text on both sides.
+    When O(state_file) holds the ids the last pass left (both clusters' system identifier and
+    timeline, both databases' oids, and the oldest transaction running on each side at its end),
+    a later pass compares transaction ids instead of contents, without reading the rows. A row
+    whose version was written (C(xmin), which freezing keeps) by a transaction at or after that
+    point on either side moves, and the keys find inserts and deletes. That pass reads no TOAST
+    data, which makes the cold window's pass a matter of seconds.
+  - When the schemas or the settings differ, when the target has no copy yet, or when O(mode=full),
+    the database is copied whole as described next.
+  - For a full copy, the target's copy is dropped and created again with owner O(db_user),
     encoding UTF8 from C(template0), the origin's database-level settings (C(ALTER DATABASE ... SET),
     which a plain C(pg_dump) does not carry) are applied, the C(hstore) extension is created, then
     C(pg_dump | psql -v ON_ERROR_STOP=1) streams the data without a temporary file; the exit codes
@@ -75,6 +95,19 @@ options:
       - Local port of the tunnel on the target; V(0) picks a free one.
     type: int
     default: 0
+  mode:
+    description:
+      - V(sync) moves only the rows that differ when the target's copy has the origin's schema,
+        and copies the database whole otherwise. V(full) always copies it whole.
+    type: str
+    choices: [sync, full]
+    default: sync
+  state_file:
+    description:
+      - JSON file on the target where each pass leaves both sides' transaction ids, so that the
+        next pass compares ids instead of contents. Without it, every row sync compares contents.
+      - Written only for the databases verified in this pass, never in check mode.
+    type: path
   pg_bin_dir:
     description:
       - Directory of the target's C(pg_dump) and C(psql), for example V(/usr/lib/postgresql/15/bin).
@@ -87,21 +120,31 @@ attributes:
   check_mode:
     support: partial
     details:
-      - Opens the tunnel and reads the origin (versions, sizes, settings, tables) and the target's
-        version; the target is not touched. C(changed) is then V(true), as a real run always
-        replaces the databases.
+      - Opens the tunnel and reads both sides. With O(mode=sync) it finds which rows would move
+        and reports them (RV(databases[].rows_copied), RV(databases[].rows_deleted)), with
+        C(changed) V(false) when none would; the target is not touched.
   diff_mode:
     support: none
   platform:
     platforms: posix
 notes:
-  - Stop BlueMind on both servers first; the row counts are compared exactly, so an origin still
-    written fails the check, and a database in use on the target cannot be dropped.
+  - Stop BlueMind on the target first, a database in use there cannot be dropped. The origin may
+    still serve; the last pass, with BlueMind stopped on the origin, makes the copy final.
 author:
   - bluemind.migration contributors (@bluemind-migration)
 """
 
 EXAMPLES = r"""
+- name: Copy the databases ahead of the window, then again with only the rows that changed
+  bluemind.migration.bluemind_db_transfer:
+    origin_host: 192.0.2.10
+    ssh_key: /root/.ssh/bluemind_migration
+    known_hosts: /root/.ssh/bluemind_migration_known_hosts
+    origin_db_password: "{{ bluemind_db_password }}"
+    target_db_password: "{{ bluemind_db_password }}"
+    state_file: /var/lib/bluemind-migration/db-sync.json
+  no_log: true
+
 - name: Move bj and bj-data from the origin (PostgreSQL 13) to the target (PostgreSQL 15)
   bluemind.migration.bluemind_db_transfer:
     origin_host: 192.0.2.10
@@ -132,8 +175,33 @@ databases:
       type: list
       elements: str
       sample: [TimeZone=GMT]
+    method:
+      description: V(rows) when only differing rows moved, V(full) when the database was copied whole.
+      type: str
+      sample: rows
+    reason:
+      description: Why the database was copied whole.
+      type: str
+      returned: when RV(databases[].method=full)
+      sample: no copy on the target yet
+    compared_by:
+      description: V(content) (row hashes) or V(transaction ids) (the last pass's ids, see O(state_file)).
+      type: str
+      returned: when RV(databases[].method=rows)
+    rows_copied:
+      description: Rows copied from the origin by the row sync (or that would be, in check mode).
+      type: int
+      returned: when RV(databases[].method=rows)
+    rows_deleted:
+      description: Rows deleted on the target by the row sync, changed rows included.
+      type: int
+      returned: when RV(databases[].method=rows)
+    tables_changed:
+      description: Tables where rows moved.
+      type: int
+      returned: when RV(databases[].method=rows)
     bytes:
-      description: Size of the dump streamed from the origin to the target.
+      description: Size of the dump, or of the rows, streamed from the origin to the target.
       type: int
       returned: when not in check mode
     seconds:
@@ -185,7 +253,9 @@ executed_commands:
   elements: str
 """
 
+import json
 import os
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -199,6 +269,16 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     quote_ident,
     quote_literal,
     stream_pipeline,
+)
+from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
+    IDENTITY_SQL,
+    SEQUENCE_VALUES_SQL,
+    TABLE_COLUMNS_SQL,
+    RowSync,
+    RowSyncError,
+    Snapshot,
+    Table,
+    normalize_schema,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
@@ -222,6 +302,7 @@ class Transfer(object):
         self.maintenance_db = module.params["maintenance_db"]
         self.owner = module.params["db_user"]
         self.commands = []
+        self.state = {}
 
     def version(self, server):
         return server.query(self.run, self.maintenance_db, "SHOW server_version", "reading the version")[0][0]
@@ -249,9 +330,9 @@ class Transfer(object):
         self.commands.append("psql -d %s: %s" % (database, script.strip()))
         self.target.execute(self.run, database, script, what)
 
-    def copy(self, entry):
+    def copy(self, entry, snapshot=None):
+        """Drop and create the target's database, then stream the origin's dump into it."""
         name = entry["name"]
-        started = time.monotonic()
         self.execute(self.maintenance_db, "\n".join(
             ["DROP DATABASE IF EXISTS %s;" % quote_ident(name),
              "CREATE DATABASE %s OWNER %s ENCODING 'UTF8' TEMPLATE template0;" % (
@@ -260,7 +341,7 @@ class Transfer(object):
             "recreating database %s (stop BlueMind on the target first)" % name)
         self.execute(name, "CREATE EXTENSION IF NOT EXISTS hstore;",
                      "creating the hstore extension (is postgresql-contrib installed on the target?)")
-        dump, restore = self.origin.dump_args(name), self.target.psql_args(name) + ["-f", "-"]
+        dump, restore = self.origin.dump_args(name, snapshot), self.target.psql_args(name) + ["-f", "-"]
         self.commands.append("%s | %s" % (" ".join(dump), " ".join(restore)))
         size, dump_rc, restore_rc, dump_err, restore_err = stream_pipeline(
             dump, self.origin.env, restore, self.target.env)
@@ -269,11 +350,94 @@ class Transfer(object):
                 "copy of database %s failed (pg_dump exit %s, psql exit %s): %s; the target's %s is "
                 "incomplete: fix the cause and run the task again" % (
                     name, dump_rc, restore_rc, restore_err or dump_err or "no message", name))
-        entry.update(self.compare(name, entry["settings"]), bytes=size)
+        entry.update(method="full", bytes=size)
+
+    def schema(self, server, name, snapshot=None):
+        args = server.dump_args(name, snapshot, schema_only=True)
+        rc, out, err = self.run(args, environ_update=server.env)
+        if rc != 0:
+            raise PgError("reading the schema of %s on the %s failed (pg_dump exit %s): %s" % (
+                name, server.label, rc, (err or "").strip() or "no message"))
+        return normalize_schema(out)
+
+    def row_sync_blocker(self, entry, snapshot):
+        """Why the target's copy of a database cannot be brought up to date row by row, or None."""
+        name = entry["name"]
+        if not self.target.query(self.run, self.maintenance_db,
+                                 "SELECT 1 FROM pg_database WHERE datname = %s" % quote_literal(name),
+                                 "looking for %s" % name):
+            return "no copy on the target yet"
+        if self.settings(self.target, name) != entry["settings"]:
+            return "the database settings differ"
+        theirs, ours = self.schema(self.origin, name, snapshot), self.schema(self.target, name)
+        if theirs != ours:
+            at = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
+            return "the schemas differ (origin: %r, target: %r)" % (
+                theirs[at] if at < len(theirs) else "end", ours[at] if at < len(ours) else "end")
+        return None
+
+    def identity(self, server, name, snapshot=None):
+        """``(cluster/timeline/database ids, oldest running transaction, next transaction)``."""
+        ident, xmin, xmax = server.query(self.run, name, IDENTITY_SQL, "reading transaction ids", snapshot)[0]
+        return ident, int(xmin), int(xmax)
+
+    def since(self, name, origin_now, snapshot):
+        """The last pass's transaction ids for both sides, when both are still the same databases."""
+        last = self.state.get(name)
+        if not last:
+            return None
+        target_now = self.identity(self.target, name)
+        (origin_ident, origin_since), (target_ident, target_since) = last["origin"], last["target"]
+        if origin_ident != origin_now[0] or target_ident != target_now[0] \
+                or origin_since > origin_now[2] or target_since > target_now[2]:
+            return None
+        return origin_since, target_since
+
+    def sync(self, entry, mode, apply_changes):
+        """Bring one database on the target to the origin's content, as of one snapshot, and verify."""
+        name = entry["name"]
+        started = time.monotonic()
+        with Snapshot(self.origin, name) as snapshot:
+            origin_now = self.identity(self.origin, name, snapshot.id)
+            reason = "mode=full" if mode == "full" else self.row_sync_blocker(entry, snapshot.id)
+            if reason is None:
+                try:
+                    self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin_now, snapshot.id))
+                except RowSyncError as exc:
+                    reason = "row sync failed: %s" % exc
+            if reason is not None:
+                entry.update(method="full", reason=reason)
+                if apply_changes:
+                    self.copy(entry, snapshot.id)
+            if apply_changes:
+                entry.update(self.compare(name, entry["settings"], snapshot.id))
+                target_now = self.identity(self.target, name)
+                self.state[name] = dict(origin=[origin_now[0], origin_now[1]], target=[target_now[0], target_now[1]])
         entry["seconds"] = round(time.monotonic() - started, 3)
 
-    def compare(self, name, origin_settings):
-        """Settings, hstore, tables, row counts and sequences of the two copies; raise on any difference."""
+    def sync_rows(self, entry, snapshot, apply_changes, since):
+        name = entry["name"]
+        tables = [Table(*row) for row in self.target.query(self.run, name, TABLE_COLUMNS_SQL, "listing columns")]
+        rows = RowSync(self.origin, self.target, name, snapshot)
+        plans = [rows.plan_table(table, since) for table in tables]
+        entry["compared_by"] = "content" if since is None else "transaction ids"
+        changed = [p for p in plans if p["replace"] or p["fetch"] or p["delete"]]
+        self.commands.append("row sync of %s: %s" % (name, ", ".join(
+            "%s (%s)" % (p["table"].name, "replaced" if p["replace"] else "%d in, %d out" % (
+                len(p["fetch"]), len(p["delete"]))) for p in changed) or "no row differs"))
+        entry.update(
+            method="rows", tables_changed=len(changed),
+            rows_copied=sum(p["counts"]["origin"] if p["replace"] else len(p["fetch"]) for p in changed),
+            rows_deleted=sum(p["counts"]["target"] if p["replace"] else len(p["delete"]) for p in changed),
+            bytes=0)
+        if apply_changes:
+            sequences = self.origin.query(self.run, name, SEQUENCE_VALUES_SQL, "reading sequences", snapshot)
+            entry["bytes"] = rows.apply(changed, sequences)
+
+    def compare(self, name, origin_settings, snapshot=None):
+        """Settings, hstore, tables, row counts and sequences of the two copies; raise on any difference.
+
+        With ``snapshot``, the origin is read as that snapshot sees it: exact even while BlueMind writes."""
         problems = []
         target_settings = self.settings(self.target, name)
         if target_settings != origin_settings:
@@ -281,7 +445,7 @@ class Transfer(object):
         if not self.target.query(self.run, name, "SELECT 1 FROM pg_extension WHERE extname = 'hstore'",
                                  "looking for hstore"):
             problems.append("the hstore extension is missing on the target")
-        tables = [row[0] for row in self.origin.query(self.run, name, TABLES_SQL, "listing tables")]
+        tables = [row[0] for row in self.origin.query(self.run, name, TABLES_SQL, "listing tables", snapshot)]
         target_tables = [row[0] for row in self.target.query(self.run, name, TABLES_SQL, "listing tables")]
         problems += ["table %s only on the %s" % (t, side) for side, only in (
             ("origin", sorted(set(tables) - set(target_tables))),
@@ -289,11 +453,11 @@ class Transfer(object):
         counts = {}
         if tables:
             sql = count_rows_sql(tables)
-            counts = dict(self.origin.query(self.run, name, sql, "counting rows"))
+            counts = dict(self.origin.query(self.run, name, sql, "counting rows", snapshot))
             target_counts = dict(self.target.query(self.run, name, sql, "counting rows"))
             problems += ["%s: %s rows on the origin, %s on the target" % (t, counts[t], target_counts.get(t))
                          for t in tables if counts[t] != target_counts.get(t)]
-        sequences = dict(self.origin.query(self.run, name, SEQUENCES_SQL, "reading sequences"))
+        sequences = dict(self.origin.query(self.run, name, SEQUENCES_SQL, "reading sequences", snapshot))
         target_sequences = dict(self.target.query(self.run, name, SEQUENCES_SQL, "reading sequences"))
         problems += ["sequence %s: %s on the origin, %s on the target" % (s, v, target_sequences.get(s))
                      for s, v in sorted(sequences.items()) if v != target_sequences.get(s)]
@@ -304,6 +468,27 @@ class Transfer(object):
                     name, len(problems), "; ".join(problems[:MAX_LISTED_DIFFERENCES]),
                     " ..." if len(problems) > MAX_LISTED_DIFFERENCES else ""))
         return dict(tables=len(tables), rows=sum(int(c) for c in counts.values()), sequences=len(sequences))
+
+
+def load_state(path):
+    """What the last passes left (per database: both sides' ids); empty when missing or unreadable."""
+    try:
+        with open(path) as handle:
+            state = json.load(handle)
+        return state if isinstance(state, dict) else {}
+    except (IOError, OSError, ValueError, TypeError):
+        return {}
+
+
+def save_state(path, state):
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".db-sync-")
+    with os.fdopen(handle, "w") as out:
+        json.dump(state, out, indent=1, sort_keys=True)
+    os.chmod(temporary, 0o600)
+    os.rename(temporary, path)
 
 
 def main():
@@ -320,6 +505,8 @@ def main():
         maintenance_db=dict(type="str", default="postgres"),
         tunnel_port=dict(type="int", default=0),
         pg_bin_dir=dict(type="path"),
+        mode=dict(type="str", default="sync", choices=["sync", "full"]),
+        state_file=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -339,14 +526,20 @@ def main():
             origin = PgServer("origin", bin_dir, "127.0.0.1", tunnel.port, params["db_user"],
                               params["origin_db_password"], params["pgpass_file"])
             transfer = Transfer(module, origin, target)
+            transfer.state = load_state(params["state_file"])
             result["executed_commands"] = transfer.commands
             result.update(origin_version=transfer.version(origin), target_version=transfer.version(target))
             result["databases"] = [transfer.inspect(name) for name in params["databases"]]
             result["changed"] = True
-            if not module.check_mode:
+            try:
                 for entry in result["databases"]:
-                    transfer.copy(entry)
-    except (SshError, PgError) as exc:
+                    transfer.sync(entry, params["mode"], not module.check_mode)
+            finally:
+                if params["state_file"] and not module.check_mode:
+                    save_state(params["state_file"], transfer.state)
+            result["changed"] = any(entry["method"] == "full" or entry.get("rows_copied") or entry.get("rows_deleted")
+                                    for entry in result["databases"])
+    except (SshError, PgError, OSError) as exc:
         result["seconds"] = round(time.monotonic() - started, 3)
         module.fail_json(msg=str(exc), **result)
     for key in ("bytes", "tables", "rows"):

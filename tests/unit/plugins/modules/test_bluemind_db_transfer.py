@@ -1,4 +1,5 @@
 import json
+import os
 from unittest import mock
 
 import pytest
@@ -25,6 +26,17 @@ class FakeTunnel(object):
         return False
 
 
+class FakeSnapshot(object):
+    def __init__(self, server, database):
+        self.id = "snap-1"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class Servers(object):
     """Answers psql for both servers: the origin on the tunnel's port, the target on 5432."""
 
@@ -34,10 +46,15 @@ class Servers(object):
         self.scripts = []
         self.origin_databases = {"bj": "8000000", "bj-data": "90000000"}
         self.pipelines = []
+        self.snapshot_queries = []
 
     def __call__(self, args, kwargs):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
         database = args[args.index("-d") + 1]
+        data = kwargs.get("data") or ""
+        if "SET TRANSACTION SNAPSHOT 'snap-1';" in data:  # a query in the exported snapshot
+            self.snapshot_queries.append((side, database))
+            return self.answer(side, data.splitlines()[2].rstrip(";"))
         if "-c" not in args:
             self.scripts.append((side, database, kwargs["data"]))
             for line in kwargs["data"].splitlines():
@@ -46,7 +63,11 @@ class Servers(object):
                     self.target_settings.setdefault(name.strip('"'), []).append(
                         "%s=%s" % (key.strip('"'), value.strip("';")))
             return 0, "", ""
-        sql = args[args.index("-c") + 1]
+        return self.answer(side, args[args.index("-c") + 1])
+
+    def answer(self, side, sql):
+        if "pg_control_system" in sql:
+            return 0, "%s-cluster/1/16384\x1f700\x1f705\0" % side, ""
         if sql == "SHOW server_version":
             return 0, {"origin": "13.16\0", "target": "15.8\0"}[side], ""
         if "pg_database_size" in sql:
@@ -81,8 +102,10 @@ def servers(commands, tmp_path):
     fake = Servers()
     commands.add(lambda a: a[0].endswith("/psql"), fake)
     fake.args = dict(origin_host="192.0.2.10", ssh_key=str(tmp_path / "key"), known_hosts=str(tmp_path / "known_hosts"),
-                     origin_db_password=ORIGIN_PW, target_db_password=TARGET_PW, pg_bin_dir=str(tmp_path))
-    with mock.patch(MODULE + "Tunnel", FakeTunnel), mock.patch(MODULE + "stream_pipeline", fake.pipeline):
+                     origin_db_password=ORIGIN_PW, target_db_password=TARGET_PW, pg_bin_dir=str(tmp_path),
+                     mode="full", state_file=str(tmp_path / "state" / "db-sync.json"))
+    with mock.patch(MODULE + "Tunnel", FakeTunnel), mock.patch(MODULE + "stream_pipeline", fake.pipeline), \
+            mock.patch(MODULE + "Snapshot", FakeSnapshot):
         yield fake
 
 
@@ -109,6 +132,41 @@ def test_transfer_recreates_restores_and_verifies(run_module, servers, commands)
         assert ORIGIN_PW not in json.dumps(call["args"]) and TARGET_PW not in json.dumps(call["args"])
     assert ORIGIN_PW not in json.dumps(servers.pipelines[0][0] + servers.pipelines[0][2])
     assert_no_secret(result, ORIGIN_PW, TARGET_PW)
+    # the dump and the verification read the origin in one snapshot
+    assert "--snapshot=snap-1" in producer
+    assert ("origin", "bj-data") in servers.snapshot_queries
+    # both sides' ids are kept for the next pass, which then compares transaction ids
+    state = json.loads(open(servers.args["state_file"]).read())
+    assert state["bj-data"] == {"origin": ["origin-cluster/1/16384", 700], "target": ["target-cluster/1/16384", 700]}
+
+
+def test_state_decides_how_the_next_pass_compares(servers):
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
+    module.run_command.side_effect = lambda args, **kw: servers(args, kw)
+    transfer = bluemind_db_transfer.Transfer(module, *[mock.Mock(), mock.Mock()])
+    transfer.target = mock.Mock()
+    transfer.identity = lambda server, name, snapshot=None: ("target-cluster/1/16384", 720, 725)
+    origin_now = ("origin-cluster/1/16384", 800, 805)
+    assert transfer.since("bj", origin_now, "snap-1") is None  # no earlier pass
+    transfer.state = {"bj": {"origin": ["origin-cluster/1/16384", 700], "target": ["target-cluster/1/16384", 710]}}
+    assert transfer.since("bj", origin_now, "snap-1") == (700, 710)
+    # another cluster, timeline or database (restored, recreated) on either side: contents are compared
+    assert transfer.since("bj", ("origin-cluster/2/16384", 800, 805), "snap-1") is None
+    transfer.state["bj"]["target"][0] = "target-cluster/1/99999"
+    assert transfer.since("bj", origin_now, "snap-1") is None
+    # ids from the future (the origin went back in time): contents are compared
+    transfer.state["bj"] = {"origin": ["origin-cluster/1/16384", 900], "target": ["target-cluster/1/16384", 710]}
+    assert transfer.since("bj", origin_now, "snap-1") is None
+
+
+def test_state_file_round_trip_and_garbage(tmp_path):
+    path = str(tmp_path / "sub" / "db-sync.json")
+    assert bluemind_db_transfer.load_state(path) == {}
+    bluemind_db_transfer.save_state(path, {"bj": {"origin": ["a", 1], "target": ["b", 2]}})
+    assert bluemind_db_transfer.load_state(path) == {"bj": {"origin": ["a", 1], "target": ["b", 2]}}
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    open(path, "w").write("not json")
+    assert bluemind_db_transfer.load_state(path) == {}
 
 
 def test_row_count_difference_fails(run_module, servers):
@@ -132,7 +190,9 @@ def test_check_mode_reads_the_origin_only(run_module, servers):
     result = run_module(bluemind_db_transfer, servers.args, check_mode=True)
     assert result["changed"] is True
     assert servers.scripts == [] and servers.pipelines == []
-    assert result["databases"][1] == dict(name="bj-data", origin_size=90000000, settings=["TimeZone=GMT"])
+    assert result["databases"][1] == dict(name="bj-data", origin_size=90000000, settings=["TimeZone=GMT"],
+                                          method="full", reason="mode=full", seconds=0.0)
+    assert not os.path.exists(servers.args["state_file"])
 
 
 def test_missing_origin_database(run_module, servers):

@@ -1,0 +1,339 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) bluemind.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Row synchronisation of one PostgreSQL database into an earlier copy of it, by content.
+
+Used when the target already holds a copy with the same schema (an earlier pass during the hot
+phase): each table is listed on both sides as ``(md5 of the primary key, md5 of the row)`` in the
+same order, the two streams are merged, and only the rows that differ move. Tables without a
+primary key are compared whole (count and one hash) and replaced when they differ. Every read of
+the origin happens in one exported snapshot, so the copy is consistent even while BlueMind writes;
+the target's changes are applied in one transaction (``session_replication_role = replica``: no
+trigger or foreign key check fires for rows that are already consistent on the origin).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+
+from ansible_collections.bluemind.migration.plugins.module_utils.pg import quote_literal, snapshot_script
+
+# Both sides render values as text the same way, whatever the servers' defaults.
+ROW_TEXT_OPTIONS = ("-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c TimeZone=UTC "
+                    "-c extra_float_digits=3 -c bytea_output=hex")
+
+# Tables with their copied columns (generated ones left out) and primary key columns, in order.
+# Run on the target (the newer server: attgenerated exists from PostgreSQL 12 on).
+TABLE_COLUMNS_SQL = (
+    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+    "(SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum) FROM pg_attribute a "
+    " WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), "
+    "COALESCE((SELECT string_agg(quote_ident(a.attname), ',' ORDER BY k.ord) FROM pg_index i "
+    " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+    " WHERE i.indrelid = c.oid AND i.indisprimary), '') "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+    "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1"
+)
+SEQUENCE_VALUES_SQL = (
+    "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), "
+    "COALESCE(last_value, start_value), last_value IS NOT NULL FROM pg_sequences ORDER BY 1"
+)
+IGNORED_SCHEMA_LINES = ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict ", "\\unrestrict ")
+# The 64-bit id of the transaction that wrote a row's version (its 32-bit xmin, which freezing keeps
+# since PostgreSQL 9.4, placed in the current epoch, or the previous one when it is ahead of ``c``).
+XID64 = ("(((x.c >> 32) - CASE WHEN t.xmin::text::bigint > (x.c & 4294967295) THEN 1 ELSE 0 END) "
+         "* 4294967296 + t.xmin::text::bigint)")
+# Ids that make a later pass compare transaction ids instead of contents: the origin's cluster, its
+# timeline and the database (a restored or another server never matches), and the oldest
+# transaction still running (every version written later has an id at least as high).
+IDENTITY_SQL = (
+    "SELECT (SELECT system_identifier FROM pg_control_system())::text || '/' || "
+    "(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' || "
+    "(SELECT oid FROM pg_database WHERE datname = current_database())::text, "
+    "txid_snapshot_xmin(txid_current_snapshot()), txid_snapshot_xmax(txid_current_snapshot())"
+)
+# Above this share of a table's rows, the whole table is copied again rather than row by row.
+REPLACE_RATIO = 0.5
+
+
+class Table(object):
+    """One table: quoted name, copied columns and primary key columns (SQL lists)."""
+
+    def __init__(self, name, columns, key):
+        self.name = name
+        self.columns = columns
+        self.key = key
+
+    def key_hash(self):
+        return "md5(ROW(%s)::text)" % self.key
+
+    def listing_sql(self, since=None):
+        """Sorted ``key hash, row`` of every row; for a table without a key, one line ``count, row``.
+
+        ``row`` is the hash of the row's content, or, with ``since`` (a 64-bit transaction id), ``1``
+        when the row's version was written by a transaction at or after ``since``, else ``0``."""
+        if since is None:
+            row = "md5(ROW(%s)::text)" % self.columns
+            whole = "md5(COALESCE(string_agg(h, '' ORDER BY h COLLATE \"C\"), ''))"
+        else:
+            row = "CASE WHEN %s >= %d THEN '1' ELSE '0' END" % (XID64, since)
+            whole = "COALESCE(max(h), '0')"
+        source = "%s t CROSS JOIN (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS c) x" % self.name
+        if not self.key:
+            return "COPY (SELECT count(*), %s FROM (SELECT %s AS h FROM %s) s) TO STDOUT" % (whole, row, source)
+        return "COPY (SELECT %s, %s FROM %s ORDER BY %s COLLATE \"C\") TO STDOUT" % (
+            self.key_hash(), row, source, self.key_hash())
+
+    def select_sql(self, keys=None):
+        """The origin's rows to copy: all of them (``keys`` None) or those whose key hash is listed."""
+        sql = "SELECT %s FROM %s" % (self.columns, self.name)
+        if keys is not None:
+            sql += " WHERE %s IN (SELECT unnest(%s::text[]))" % (self.key_hash(), text_array(keys))
+        return "COPY (%s) TO STDOUT" % sql
+
+    def delete_sql(self, keys=None):
+        if keys is None:
+            return "DELETE FROM %s;" % self.name
+        return "DELETE FROM %s WHERE %s IN (SELECT unnest(%s::text[]));" % (
+            self.name, self.key_hash(), text_array(keys))
+
+
+def text_array(items):
+    """A ``text[]`` literal of hex strings (no quoting needed inside)."""
+    return quote_literal("{%s}" % ",".join(items))
+
+
+def normalize_schema(text):
+    """A schema-only dump without comments, blank lines, session settings and psql's per-dump
+    ``\\restrict`` keys (pg_dump 13.22, 15.14 and later), to compare two servers."""
+    keep = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(IGNORED_SCHEMA_LINES) or "EXTENSION hstore" in stripped \
+                or "EXISTS hstore" in stripped:  # the full copy adds hstore to every database
+            continue
+        keep.append(line.rstrip())
+    return keep
+
+
+def merge_listings(origin_lines, target_lines, by_flags=False):
+    """Compare two sorted ``key\\trow`` listings; return ``(fetch, delete, counts)``.
+
+    A row present on both sides differs when its hashes differ or, ``by_flags``, when either side
+    flags it (``1``: written since the last pass).
+    ``fetch``: keys to copy from the origin (new or changed); ``delete``: keys to remove from the
+    target first (gone or changed). Raises ValueError when a listing is not sorted.
+    """
+    fetch, delete = [], []
+    counts = dict(origin=0, target=0, same=0, changed=0, new=0, gone=0)
+
+    def reader(lines, side):
+        previous = None
+        for line in lines:
+            key, _tab, row = line.rstrip("\n").partition("\t")
+            if previous is not None and key <= previous:
+                raise ValueError("the %s's listing is not sorted by key at %s" % (side, key))
+            previous = key
+            counts[side] += 1
+            yield key, row
+
+    origin, target = reader(origin_lines, "origin"), reader(target_lines, "target")
+    o, t = next(origin, None), next(target, None)
+    while o is not None or t is not None:
+        if t is None or (o is not None and o[0] < t[0]):
+            fetch.append(o[0])
+            counts["new"] += 1
+            o = next(origin, None)
+        elif o is None or t[0] < o[0]:
+            delete.append(t[0])
+            counts["gone"] += 1
+            t = next(target, None)
+        else:
+            if (o[1] == "0" and t[1] == "0") if by_flags else (o[1] == t[1]):
+                counts["same"] += 1
+            else:
+                fetch.append(o[0])
+                delete.append(o[0])
+                counts["changed"] += 1
+            o, t = next(origin, None), next(target, None)
+    return fetch, delete, counts
+
+
+class Snapshot(object):
+    """A psql session on the origin holding a repeatable-read transaction whose snapshot it exports.
+
+    Other sessions (``pg_dump --snapshot``, :func:`snapshot_script`) see exactly the same data for as
+    long as the ``with`` block lasts; nothing is written on the origin.
+    """
+
+    def __init__(self, server, database, popen=subprocess.Popen):
+        self.server = server
+        self.database = database
+        self.popen = popen
+        self.proc = None
+        self.id = None
+        self.errors = None
+
+    def __enter__(self):
+        self.errors = tempfile.TemporaryFile()
+        self.proc = self.popen(
+            self.server.psql_args(self.database) + ["--no-align", "--tuples-only"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
+            env=dict(os.environ, **self.server.env))
+        self.proc.stdin.write(b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSELECT pg_export_snapshot();\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline().decode("ascii", "replace").strip()
+        if not line:
+            self.errors.seek(0)
+            message = self.errors.read().decode("utf-8", "replace").strip() or "no message"
+            self.__exit__()
+            raise OSError("exporting a snapshot of %s on the origin failed: %s" % (self.database, message))
+        self.id = line
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b"COMMIT;\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        if self.errors is not None:
+            self.errors.close()
+        return False
+
+
+def _lines(stream):
+    for raw in stream:
+        yield raw.decode("utf-8", "replace")
+
+
+def _tail(handle):
+    handle.seek(0)
+    return handle.read().decode("utf-8", "replace").strip()[-2000:] or "no message"
+
+
+class RowSync(object):
+    """Plan and apply the row differences of one database, the origin read in ``snapshot``."""
+
+    def __init__(self, origin, target, database, snapshot, popen=subprocess.Popen):
+        self.origin = origin
+        self.target = target
+        self.database = database
+        self.snapshot = snapshot
+        self.popen = popen
+
+    def _start(self, server, sql, snapshot=None, stdin=False, stdout=True):
+        errors = tempfile.TemporaryFile()
+        args = server.psql_args(self.database)
+        if snapshot or stdin:
+            args = args + ["-f", "-"]
+        else:
+            args = args + ["-c", sql]
+        proc = self.popen(args, stdin=subprocess.PIPE if (snapshot or stdin) else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE if stdout else subprocess.DEVNULL, stderr=errors,
+                          env=dict(os.environ, PGOPTIONS=ROW_TEXT_OPTIONS, **server.env))
+        if snapshot:
+            proc.stdin.write(snapshot_script(snapshot, sql).encode("utf-8"))
+            proc.stdin.close()
+        return proc, errors
+
+    def _finish(self, proc, errors, side, what):
+        if proc.stdout is not None:
+            proc.stdout.close()
+        rc = proc.wait()
+        message = _tail(errors)
+        errors.close()
+        if rc != 0:
+            raise RowSyncError("%s of %s on the %s failed (psql exit %s): %s" % (
+                what, self.database, side, rc, message))
+
+    def plan_table(self, table, since=None):
+        """What must move for one table: ``dict(table, fetch, delete, replace, counts)``.
+
+        Without ``since`` the rows' contents are compared; with ``since`` (the origin's and the
+        target's oldest running transaction at the end of the last pass) only the rows' keys and
+        whether either side wrote them since."""
+        origin_since, target_since = since or (None, None)
+        origin, origin_err = self._start(self.origin, table.listing_sql(origin_since), snapshot=self.snapshot)
+        target, target_err = self._start(self.target, table.listing_sql(target_since))
+        try:
+            if table.key:
+                fetch, delete, counts = merge_listings(_lines(origin.stdout), _lines(target.stdout),
+                                                       by_flags=since is not None)
+                replace = counts["target"] == 0 or len(fetch) > REPLACE_RATIO * max(counts["origin"], 1)
+            else:
+                theirs, ours = origin.stdout.read().decode(), target.stdout.read().decode()
+                fetch, delete = [], []
+                rows = int(theirs.split("\t")[0] or 0)
+                counts = dict(origin=rows, target=int(ours.split("\t")[0] or 0), same=0, changed=0, new=0, gone=0)
+                replace = theirs != ours or (since is not None and (theirs.rstrip().endswith("\t1")
+                                                                     or ours.rstrip().endswith("\t1")))
+        except ValueError as exc:
+            origin.kill()
+            target.kill()
+            raise RowSyncError("listing %s: %s" % (table.name, exc))
+        finally:
+            for proc, errors, side in ((origin, origin_err, "origin"), (target, target_err, "target")):
+                if proc.stdout is not None and not proc.stdout.closed:
+                    proc.stdout.close()
+        self._finish(origin, origin_err, "origin", "listing %s" % table.name)
+        self._finish(target, target_err, "target", "listing %s" % table.name)
+        if replace:
+            fetch, delete = None, None
+        return dict(table=table, fetch=fetch, delete=delete, replace=replace, counts=counts)
+
+    def apply(self, plans, sequences):
+        """Apply the plans and the sequences' values on the target in one transaction; bytes moved."""
+        target, target_err = self._start(self.target, None, stdin=True, stdout=False)
+        moved = 0
+        try:
+            target.stdin.write(b"BEGIN;\nSET LOCAL session_replication_role = replica;\n")
+            for plan in plans:
+                table = plan["table"]
+                if not plan["replace"] and not plan["fetch"] and not plan["delete"]:
+                    continue
+                if plan["replace"] or plan["delete"]:
+                    target.stdin.write((table.delete_sql(plan["delete"]) + "\n").encode("utf-8"))
+                if plan["replace"] or plan["fetch"]:
+                    target.stdin.write(("COPY %s (%s) FROM STDIN;\n" % (table.name, table.columns)).encode("utf-8"))
+                    origin, origin_err = self._start(self.origin, table.select_sql(plan["fetch"]),
+                                                     snapshot=self.snapshot)
+                    while True:
+                        block = os.read(origin.stdout.fileno(), 1 << 20)
+                        if not block:
+                            break
+                        target.stdin.write(block)
+                        moved += len(block)
+                    self._finish(origin, origin_err, "origin", "reading rows of %s" % table.name)
+                    target.stdin.write(b"\\.\n")
+            for name, value, called in sequences:
+                target.stdin.write(("SELECT pg_catalog.setval(%s, %s, %s);\n" % (
+                    quote_literal(name), int(value), "true" if called == "t" else "false")).encode("utf-8"))
+            target.stdin.write(b"COMMIT;\n")
+            target.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except RowSyncError:
+            target.kill()
+            target.wait()
+            target_err.close()
+            raise
+        rc = target.wait()
+        message = _tail(target_err)
+        target_err.close()
+        if rc != 0:
+            raise RowSyncError("applying the changes to %s on the target failed (psql exit %s), "
+                               "nothing was changed there: %s" % (self.database, rc, message))
+        return moved
+
+
+class RowSyncError(Exception):
+    """Listing or applying the rows failed; the target is unchanged (one transaction)."""
