@@ -11,7 +11,9 @@ controller every 0.2 s):
   (a) baseline: `bmctl stop; service postfix stop` on the origin then the target, then
       bench/vendor_cold.sh on the target (the procedure's cold sync and restore verbatim, then start);
   (b) collection: playbooks/migrate.yml --tags cold_sync,db_migrate,config_copy,cutover (its clock
-      starts at the launch of ansible-playbook, a little before it stops the origin).
+      starts at the launch of ansible-playbook, a little before it stops the origin);
+  (c) with --arms abc: the collection with -e $BENCH_ABLATE (default cold_sync_db_beside=false), one
+      step switched off to measure what it gives.
 Both end with the same check (bench/lib.py compare): the origin's seven trees (content, owners,
 modes, times, hard links) and every table's rows against the target's; an arm that loses data is
 reported as such. Runs are interleaved a, b, a, b, ...
@@ -27,24 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lib  # noqa: E402
 
-ARMS = {"a": "baseline (vendor commands)", "b": "collection", "c": "collection + bench/proposals"}
-
-
-def patched_collection():
-    """A copy of the collection with bench/proposals/*.patch applied (arm c), on its own
-    collections path; the checkout itself is not touched."""
-    import shutil
-    import subprocess
-    import tempfile
-    root = Path(tempfile.mkdtemp(prefix="bmbench-coll-"))
-    dest = root / "ansible_collections" / "bluemind" / "migration"
-    dest.mkdir(parents=True)
-    for part in ("galaxy.yml", "meta", "plugins", "roles", "playbooks"):
-        src = lib.TOP / part
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / part)
-    for patch in sorted((lib.BENCH / "proposals").glob("*.patch")):
-        subprocess.run(["patch", "-s", "-p1", "-d", str(dest), "-i", str(patch)], check=True)
-    return root
+ARMS = {"a": "baseline (vendor commands)", "b": "collection", "c": "collection, ablated"}
+# Arm c: the collection with these extra variables (one step switched off, to measure what it gives).
+ABLATE = os.environ.get("BENCH_ABLATE", "cold_sync_db_beside=false")
 
 
 def delta_plan(scale):
@@ -150,12 +137,9 @@ def collection_groups(profile):
     return groups, after
 
 
-def arm_b(workdir, collections=None):
+def arm_b(workdir, extra_vars=()):
     report_dir = workdir / "report"
     env, play = None, "playbooks/migrate.yml"
-    if collections:
-        env = {"ANSIBLE_COLLECTIONS_PATH": str(collections)}
-        play = str(collections / "ansible_collections/bluemind/migration/playbooks/migrate.yml")
     assert not lib.serving(), "the target serves before the window"
     watch = lib.ServingWatch()
     watch.start()
@@ -164,7 +148,8 @@ def arm_b(workdir, collections=None):
     rc, seconds, out = lib.playbook(
         [play, "--tags", "cold_sync,db_migrate,config_copy,cutover",
          "-e", "bluemind_confirm_downtime=true", "-e", "bluemind_confirm_cutover=true",
-         "-e", "bluemind_report_dir=%s" % report_dir], workdir / "window.log", env=env)
+         "-e", "bluemind_report_dir=%s" % report_dir] + [a for v in extra_vars for a in ("-e", v)],
+        workdir / "window.log", env=env)
     watch.join(300)
     window = (watch.at - t0) if watch.at else None
     result = {"window": window, "rc": rc, "playbook_seconds": round(seconds, 2)}
@@ -184,7 +169,7 @@ def arm_b(workdir, collections=None):
     return result
 
 
-def one_run(arm, scale, rep, workroot, collections=None):
+def one_run(arm, scale, rep, workroot):
     workdir = workroot / ("%s-%s-%d" % (scale, arm, rep))
     workdir.mkdir(parents=True, exist_ok=True)
     run = {"arm": arm, "scale": str(scale), "rep": rep, "loadavg_before": os.getloadavg()}
@@ -198,11 +183,13 @@ def one_run(arm, scale, rep, workroot, collections=None):
     lib.log("  delta %s" % plan)
     run["delta"] = dict(delta(plan), plan=plan)
     lib.log("  window")
-    run.update(arm_a(workdir) if arm == "a" else arm_b(workdir, collections if arm == "c" else None))
+    run.update(arm_a(workdir) if arm == "a" else arm_b(workdir, ABLATE.split() if arm == "c" else ()))
+    if arm == "c":
+        run["ablate"] = ABLATE
     lib.log("  window %.1f s; checking" % (run["window"] or -1))
     run["check"] = lib.check()
     lib.log("  check: %s" % ("nothing lost" if run["check"]["ok"] else "LOSS %s" % {
-        k: run["check"][k] for k in ("lost_files", "changed_content", "extra_files", "rows_differ")}))
+        k: run["check"][k] for k in ("lost_files", "changed_content", "extra_files", "rows_differ", "row_contents_differ")}))
     return run
 
 
@@ -245,7 +232,7 @@ def render(scale, summ):
     if "ratio_b_over_a" in summ:
         text += "\ncollection / baseline = %.2f (target <= 0.50)" % summ["ratio_b_over_a"]
     if "ratio_c_over_a" in summ:
-        text += "\ncollection + proposals / baseline = %.2f" % summ["ratio_c_over_a"]
+        text += "\ncollection with -e %s / baseline = %.2f" % (ABLATE, summ["ratio_c_over_a"])
     if (summ.get("b", {}).get("report") or {}).get("n"):
         text += "; the report's own window (cold_sync.start -> cutover.serving): median %.1f s" % \
             summ["b"]["report"]["median"]
@@ -276,10 +263,9 @@ def main(argv=None):
         data["runs"] = old["runs"]
         data["earlier_machines"] = old.get("earlier_machines", []) + [old["machine"]]
         first_rep = max(r["rep"] for r in data["runs"]) + 1
-    collections = patched_collection() if "c" in args.arms else None
     for rep in range(first_rep, first_rep + args.runs):
         for arm in args.arms:
-            data["runs"].append(one_run(arm, args.scale, rep, workroot, collections))
+            data["runs"].append(one_run(arm, args.scale, rep, workroot))
             data["summary"] = summarize(data["runs"])
             lib.save(out, data)
     print(render(args.scale, data["summary"]))

@@ -274,8 +274,8 @@ class RowSync(object):
                 fetch, delete = [], []
                 rows = int(theirs.split("\t")[0] or 0)
                 counts = dict(origin=rows, target=int(ours.split("\t")[0] or 0), same=0, changed=0, new=0, gone=0)
-                replace = theirs != ours or (since is not None and (theirs.rstrip().endswith("\t1")
-                                                                     or ours.rstrip().endswith("\t1")))
+                written = since is not None and "1" in (theirs.rstrip()[-1:], ours.rstrip()[-1:])
+                replace = theirs != ours or written
         except ValueError as exc:
             origin.kill()
             target.kill()

@@ -11,7 +11,11 @@ stays bounded whatever the number of files: only counters, the stats and at most
 from __future__ import annotations
 
 import collections
+import decimal
+import functools
 import os
+import re
+import shlex
 import subprocess
 import threading
 import time
@@ -79,12 +83,16 @@ def tree_excludes(tree, excludes):
 
 
 def build_command(rsync_bin, remote_shell, source, dest, excludes=(), delete=True, dry_run=False,
-                  checksum=False):
+                  checksum=False, files_from=False, ignore_missing=False):
     """The rsync argv for one tree pulled from ``source`` (``user@host:/path/``) into ``dest``.
 
     Owners and groups are mapped by name (never ``--numeric-ids``: uids differ between
     distributions) and modification times are compared to the nanosecond
     (``--modify-window=-1``: whole seconds miss a same-size rewrite within the same second).
+
+    With ``files_from``, only the names read on stdin (NUL-terminated, relative to ``source``) are
+    pulled (``--files-from=- --from0``); ``ignore_missing`` skips those gone on the origin since
+    they were listed (``--ignore-missing-args``) instead of failing with exit code 23.
     """
     args = [rsync_bin, "-aH", "--modify-window=-1", "--itemize-changes", "--stats", "-e", remote_shell]
     if delete:
@@ -93,9 +101,154 @@ def build_command(rsync_bin, remote_shell, source, dest, excludes=(), delete=Tru
         args.append("--dry-run")
     if checksum:
         args.append("--checksum")
+    if files_from:
+        args += ["--files-from=-", "--from0"]
+        if ignore_missing:
+            args.append("--ignore-missing-args")
     args += ["--exclude=%s" % pattern for pattern in excludes]
     args += [source, dest]
     return args
+
+
+def _pattern_regex(body):
+    """A regex for the body of an rsync pattern (``*`` and ``?`` stop at ``/``, ``**`` does not)."""
+    if not any(c in body for c in "*?["):
+        return re.escape(body)  # no wildcard: a backslash is literal too
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            out.append(re.escape(body[i + 1]))
+            i += 2
+        elif body.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            start = i + 2 if body[i + 1:i + 2] in ("!", "^") else i + 1
+            end = body.find("]", start + 1)  # a "]" first in the class is one of its characters
+            if end < 0:
+                out.append(re.escape(c))
+                i += 1
+                continue
+            negate = "^" if start == i + 2 else ""
+            inner = body[start:end].replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+            out.append("[%s%s]" % (negate, inner))
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
+
+
+class ExcludeFilter(object):
+    """Which names of a tree rsync's ``--exclude`` patterns leave out, for a list made elsewhere.
+
+    rsync (3.2.5 and later) refuses a ``--files-from`` list that names a file under an excluded
+    directory (``rejecting excluded file-list name``), so the list is filtered first with rsync's
+    rules: a leading ``/`` anchors at the tree's root, a trailing ``/`` matches directories only,
+    ``dir/***`` a directory and its content, ``*`` and ``?`` stop at ``/``, ``**`` does not, and a
+    pattern matches the whole path or its end after a ``/``. A name is excluded when it matches,
+    or when one of its directories does.
+    """
+
+    def __init__(self, patterns):
+        self.rules = []
+        for pattern in patterns:
+            dir_only = pattern.endswith("/")
+            if pattern.endswith("/***"):
+                pattern, dir_only = pattern[:-4], True  # the directory; its content follows from it
+            body = pattern.rstrip("/") if dir_only else pattern
+            anchored = body.startswith("/")
+            body = body.lstrip("/") if anchored else body
+            if not body:
+                continue
+            prefix = "^" if anchored else "(?:^|/)"
+            try:
+                regex = prefix + _pattern_regex(body) + "$"
+                re.compile(regex)
+            except re.error:
+                regex = prefix + re.escape(body) + "$"
+            self.rules.append((regex, dir_only))
+        # one regex for the names of directories, one for the others
+        self._regex = dict(
+            (is_dir, re.compile("|".join("(?:%s)" % regex for regex, dir_only in self.rules if is_dir or not dir_only)
+                                or "(?!)", re.DOTALL))
+            for is_dir in (True, False))
+        self._directory = functools.lru_cache(maxsize=4096)(lambda path: self.matches(path, True))
+
+    def matches(self, path, is_dir):
+        return self._regex[bool(is_dir)].search(path) is not None
+
+    def __call__(self, path):
+        """Whether ``path`` (a file or a link, relative to the tree's root) is left out."""
+        if not self.rules:
+            return False
+        parts = path.split("/")
+        return (any(self._directory("/".join(parts[:i])) for i in range(1, len(parts)))
+                or self.matches(path, False))
+
+
+def recent_files_command(tree, since):
+    """Shell command, run on the origin, printing the regular files and links of ``tree`` whose
+    modification time is at or after ``since`` (epoch seconds), NUL-terminated, as ``./name``.
+
+    ``find -newermt`` is strict, so the reference is one nanosecond before ``since``. Like rsync
+    (no ``-x``), the walk crosses mount points; files gone during the walk are not errors.
+    """
+    with decimal.localcontext() as context:
+        context.prec = 60
+        reference = decimal.Decimal(repr(float(since))).quantize(
+            decimal.Decimal("1e-9"), rounding=decimal.ROUND_FLOOR) - decimal.Decimal("1e-9")
+        reference = format(reference, "f")
+    return "cd %s && find . -ignore_readdir_race \\( -type f -o -type l \\) -newermt %s -print0" % (
+        shlex.quote(tree), shlex.quote("@" + reference))
+
+
+def list_files(args, spool, excluded=None, popen=subprocess.Popen):
+    """Run ``args`` (ssh running :func:`recent_files_command` on the origin) and write to ``spool``
+    (a binary file) the names it prints, NUL-terminated, without the leading ``./`` and without
+    those ``excluded(name)`` leaves out. Read as it comes: memory stays bounded.
+
+    Return ``(count, rc, stderr_tail)``.
+    """
+    proc = popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 env=dict(os.environ, LC_ALL="C"))
+    tail = collections.deque(maxlen=STDERR_TAIL_LINES)
+    reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail, {"vanished": 0}))
+    reader.daemon = True
+    reader.start()
+    count, rest = 0, b""
+
+    def keep(name):
+        if name.startswith(b"./"):
+            name = name[2:]
+        if not name or name == b"." or (excluded is not None and excluded(os.fsdecode(name))):
+            return 0
+        spool.write(name + b"\0")
+        return 1
+
+    for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):
+        names = (rest + chunk).split(b"\0")
+        rest = names.pop()
+        count += sum(keep(name) for name in names)
+    rc = proc.wait()
+    reader.join()
+    if rest and rc == 0:
+        count += keep(rest)
+    return count, rc, list(tail)
+
+
+def quick_check_misses(flags):
+    """True for a regular file whose content differs while its size and time are the same: what
+    rsync's quick check (size and modification time) does not see, and only ``--checksum`` does."""
+    return (len(flags) == ITEM_WIDTH and flags[1] == "f" and flags[2] == "c" and flags[3] == "."
+            and flags[4] not in "tT" and "+" not in flags)
 
 
 def parse_itemized(line):
@@ -136,15 +289,19 @@ def _drain_stderr(stream, tail, counters):
         tail.append(line)
 
 
-def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, clock=time.monotonic):
+def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, clock=time.monotonic,
+              stdin=None, counts=None):
     """Run rsync, reading its output as it comes; return the tree's summary.
 
-    ``changes`` counts the itemized lines that matter (see :func:`is_change`); ``diff`` keeps the
-    first ``diff_max_lines`` of them. Exit code 24 (files vanished) is accepted only when
-    ``allow_vanished``; any other failure raises :class:`RsyncError`.
+    ``changes`` counts the itemized lines that matter (see :func:`is_change`), and among them only
+    those whose flags ``counts(flags)`` accepts when given; ``diff`` keeps the first
+    ``diff_max_lines`` of them. ``stdin`` (a file) is given to rsync (``--files-from=-``).
+    Exit code 24 (files vanished) is accepted only when ``allow_vanished``; any other failure
+    raises :class:`RsyncError`.
     """
     started = clock()
-    proc = popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, LC_ALL="C"))
+    extra = {} if stdin is None else dict(stdin=stdin)
+    proc = popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, LC_ALL="C"), **extra)
     tail = collections.deque(maxlen=STDERR_TAIL_LINES)
     counters = {"vanished": 0}
     reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail, counters))
@@ -160,7 +317,7 @@ def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, cloc
                 result["stats"][stat[0]] = stat[1]
             continue
         flags = item[0]
-        if not is_change(flags):
+        if not is_change(flags) or (counts is not None and not counts(flags)):
             continue
         result["changes"] += 1
         if flags == "*deleting":

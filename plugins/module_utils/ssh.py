@@ -29,6 +29,11 @@ SSH_FAILURE_HINTS = (
     ("Connection refused", "nothing listens for SSH on the origin at ssh_port"),
     ("timed out", "the origin does not answer: check origin_host, ssh_port and the network"),
     ("Could not resolve hostname", "origin_host does not resolve on the target"),
+    ("no matching cipher",
+     "the origin's sshd does not accept ssh_cipher: set ssh_cipher to \"\" to use ssh's default ciphers"),
+    ("Unknown cipher type",
+     "ssh on the target does not know ssh_cipher (see ssh -Q cipher): set ssh_cipher to \"\" to use "
+     "ssh's default ciphers"),
 )
 
 
@@ -57,7 +62,11 @@ def explain_ssh_failure(what, rc, stderr):
 
 
 class OriginSsh(object):
-    """How the target reaches the origin. ``control_path`` enables one multiplexed connection."""
+    """How the target reaches the origin. ``control_path`` enables one multiplexed connection.
+
+    A module with an ``ssh_cipher`` option (bulk transfers) gets ``-o Compression=no`` and, unless
+    the option is empty, ``-c <cipher>``; the other modules keep ssh's own choices.
+    """
 
     def __init__(self, ssh_bin, params, control_path=None, control_persist=60):
         self.ssh_bin = ssh_bin
@@ -69,6 +78,8 @@ class OriginSsh(object):
         self.connect_timeout = params["ssh_connect_timeout"]
         self.control_path = control_path
         self.control_persist = control_persist
+        self.tune_transfer = "ssh_cipher" in params
+        self.cipher = params.get("ssh_cipher") or None
 
     def check_files(self):
         """Fail early, with the path, when the key or the pinned known_hosts is not readable."""
@@ -90,6 +101,10 @@ class OriginSsh(object):
             "-o", "ConnectTimeout=%d" % self.connect_timeout,
             "-o", "ServerAliveInterval=15",
         ]
+        if self.tune_transfer:
+            opts += ["-o", "Compression=no"]
+            if self.cipher:
+                opts += ["-c", self.cipher]
         if multiplex and self.control_path:
             opts += [
                 "-o", "ControlMaster=auto",
@@ -112,10 +127,26 @@ class OriginSsh(object):
         if rc != 0:
             raise SshError(explain_ssh_failure("ssh to %s" % self.destination, rc, err))
 
+    def remote(self, command, multiplex=True):
+        """``ssh ... destination command``: ``command`` is run by the origin user's shell."""
+        return self.command(multiplex) + [self.destination, command]
+
+    def clock(self, run_command):
+        """The origin's clock (seconds since the epoch, as a float), read over the connection."""
+        rc, out, err = run_command(self.remote("date +%s.%N"))
+        if rc != 0:
+            raise SshError(explain_ssh_failure("reading the clock of %s" % self.destination, rc, err))
+        seconds, _sep, fraction = out.strip().partition(".")
+        if not seconds.lstrip("-").isdigit():
+            raise SshError("reading the clock of %s: unexpected answer %r from date" % (self.destination, out.strip()))
+        # a date without %N prints it as is: keep the whole seconds
+        return float(seconds + "." + fraction) if fraction.isdigit() else float(seconds)
+
     def close_master(self, run_command):
         if self.control_path:
-            run_command([self.ssh_bin, "-o", "ControlPath=%s" % self.control_path, "-O", "exit",
-                         self.destination])
+            # the port too: %C in the path hashes it, so without it another port's socket is asked
+            run_command([self.ssh_bin, "-o", "ControlPath=%s" % self.control_path, "-p", str(self.port),
+                         "-O", "exit", self.destination])
 
     def tunnel_command(self, local_port, remote_port):
         """``ssh -N -L``: the origin's ``127.0.0.1:remote_port`` on the target's ``127.0.0.1:local_port``."""

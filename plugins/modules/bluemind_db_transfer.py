@@ -108,6 +108,14 @@ options:
         next pass compares ids instead of contents. Without it, every row sync compares contents.
       - Written only for the databases verified in this pass, never in check mode.
     type: path
+  origin_serving:
+    description:
+      - Set it while BlueMind still runs on the origin (the hot phase). Rows and counts are still exact
+        (one snapshot), but sequences are outside any snapshot, so a sequence may then be ahead on the
+        origin without failing the check. The pass of the cold window leaves it V(false) and compares
+        sequences exactly.
+    type: bool
+    default: false
   pg_bin_dir:
     description:
       - Directory of the target's C(pg_dump) and C(psql), for example V(/usr/lib/postgresql/15/bin).
@@ -253,6 +261,8 @@ executed_commands:
   elements: str
 """
 
+import concurrent.futures
+import functools
 import json
 import os
 import tempfile
@@ -289,6 +299,8 @@ from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
 )
 
 MAX_LISTED_DIFFERENCES = 10
+# Tables listed at once on each side.
+PLAN_WORKERS = 3
 
 
 class Transfer(object):
@@ -303,6 +315,7 @@ class Transfer(object):
         self.owner = module.params["db_user"]
         self.commands = []
         self.state = {}
+        self.origin_serving = module.params.get("origin_serving", False)
 
     def version(self, server):
         return server.query(self.run, self.maintenance_db, "SHOW server_version", "reading the version")[0][0]
@@ -369,7 +382,8 @@ class Transfer(object):
             return "no copy on the target yet"
         if self.settings(self.target, name) != entry["settings"]:
             return "the database settings differ"
-        theirs, ours = self.schema(self.origin, name, snapshot), self.schema(self.target, name)
+        theirs, ours = in_parallel([lambda: self.schema(self.origin, name, snapshot),
+                                    lambda: self.schema(self.target, name)])
         if theirs != ours:
             at = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
             return "the schemas differ (origin: %r, target: %r)" % (
@@ -419,7 +433,7 @@ class Transfer(object):
         name = entry["name"]
         tables = [Table(*row) for row in self.target.query(self.run, name, TABLE_COLUMNS_SQL, "listing columns")]
         rows = RowSync(self.origin, self.target, name, snapshot)
-        plans = [rows.plan_table(table, since) for table in tables]
+        plans = in_parallel([functools.partial(rows.plan_table, table, since) for table in tables], PLAN_WORKERS)
         entry["compared_by"] = "content" if since is None else "transaction ids"
         changed = [p for p in plans if p["replace"] or p["fetch"] or p["delete"]]
         self.commands.append("row sync of %s: %s" % (name, ", ".join(
@@ -437,7 +451,9 @@ class Transfer(object):
     def compare(self, name, origin_settings, snapshot=None):
         """Settings, hstore, tables, row counts and sequences of the two copies; raise on any difference.
 
-        With ``snapshot``, the origin is read as that snapshot sees it: exact even while BlueMind writes."""
+        With ``snapshot``, the origin is read as that snapshot sees it: exact even while BlueMind writes,
+        but for sequences, which no snapshot holds: while the origin serves (``origin_serving``) they may
+        be ahead there, never behind."""
         problems = []
         target_settings = self.settings(self.target, name)
         if target_settings != origin_settings:
@@ -460,7 +476,8 @@ class Transfer(object):
         sequences = dict(self.origin.query(self.run, name, SEQUENCES_SQL, "reading sequences", snapshot))
         target_sequences = dict(self.target.query(self.run, name, SEQUENCES_SQL, "reading sequences"))
         problems += ["sequence %s: %s on the origin, %s on the target" % (s, v, target_sequences.get(s))
-                     for s, v in sorted(sequences.items()) if v != target_sequences.get(s)]
+                     for s, v in sorted(sequences.items())
+                     if v != target_sequences.get(s) and not (self.origin_serving and sequence_behind(target_sequences.get(s), v))]
         if problems:
             raise PgError(
                 "database %s differs after the copy (%d difference(s)): %s%s; was BlueMind still "
@@ -468,6 +485,25 @@ class Transfer(object):
                     name, len(problems), "; ".join(problems[:MAX_LISTED_DIFFERENCES]),
                     " ..." if len(problems) > MAX_LISTED_DIFFERENCES else ""))
         return dict(tables=len(tables), rows=sum(int(c) for c in counts.values()), sequences=len(sequences))
+
+
+def in_parallel(calls, workers=None):
+    """Results of the calls, run in threads (each mostly waits on a psql); the first error is raised."""
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or len(calls)) as pool:
+        futures = [pool.submit(call) for call in calls]
+    return [future.result() for future in futures]
+
+
+def sequence_behind(target, origin):
+    """True when the target's sequence value is behind the origin's (or never used there)."""
+    if target == "never used":
+        return True
+    try:
+        return int(target) <= int(origin)
+    except (TypeError, ValueError):
+        return False
 
 
 def load_state(path):
@@ -507,6 +543,7 @@ def main():
         pg_bin_dir=dict(type="path"),
         mode=dict(type="str", default="sync", choices=["sync", "full"]),
         state_file=dict(type="path"),
+        origin_serving=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -532,8 +569,9 @@ def main():
             result["databases"] = [transfer.inspect(name) for name in params["databases"]]
             result["changed"] = True
             try:
-                for entry in result["databases"]:
-                    transfer.sync(entry, params["mode"], not module.check_mode)
+                # One snapshot, tunnel session and target database each: the databases move side by side.
+                in_parallel([functools.partial(transfer.sync, entry, params["mode"], not module.check_mode)
+                             for entry in result["databases"]])
             finally:
                 if params["state_file"] and not module.check_mode:
                     save_state(params["state_file"], transfer.state)

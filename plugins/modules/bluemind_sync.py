@@ -16,7 +16,10 @@ description:
     modification times compared to the nanosecond (plain C(-a) misses a same-size rewrite within
     the same second).
   - All trees share one multiplexed SSH connection, opened first (which proves the key and the
-    pinned host key), and run in parallel, O(workers) at a time.
+    pinned host key), and run in parallel, O(workers) at a time. The connection uses O(ssh_cipher)
+    and no compression.
+  - With O(checksum_since), each tree gets a second pass after the first one, comparing by content
+    (C(--checksum)) the files modified on the origin since then; see O(checksum_since).
   - C(changed) comes from rsync's C(--itemize-changes) lines; lines that only set a directory's
     time do not count. The output is read as it comes, so memory stays bounded with millions of files.
   - With O(verify=true) nothing is copied; a checksum dry run compares every file and the task fails
@@ -32,8 +35,37 @@ options:
   workers:
     description:
       - How many trees are pulled at the same time.
+      - V(0) picks it from the processors the target may use, half of them, between 1 and 4 (a
+        2-core target pulls one tree at a time; parallel trees there were slower than serial ones).
+      - The value used is returned as RV(workers).
     type: int
-    default: 4
+    default: 0
+  checksum_since:
+    description:
+      - Time on the origin's clock (seconds since the epoch, as returned in RV(origin_clock_start) by
+        an earlier pull) from which files are also compared by content.
+      - After a tree's usual pull succeeds, the regular files and links of the tree modified on the
+        origin at or after this time are listed there (C(find -newermt), over the same SSH
+        connection, without the excluded ones) and pulled again with
+        C(rsync --checksum --files-from), without C(--delete). This catches a same-size rewrite that
+        keeps the modification time the target already has (a rewrite within the same kernel
+        timestamp tick as the previous copy), which the size and time comparison misses.
+      - Pass the RV(origin_clock_start) of the previous pull minus a margin. After a first pull with
+        O(checksum=true), every change that sets the modification time is then caught without reading
+        every file (a file written with an older time put back, as C(touch -d) or C(cp -p) do, still
+        needs O(checksum)).
+      - Files and links only; the walk, like rsync, crosses mount points inside the tree.
+      - Ignored with O(checksum) or O(verify), which compare every file by content already.
+    type: float
+  ssh_cipher:
+    description:
+      - Cipher of the SSH connection (C(ssh -c)). V(aes128-gcm@openssh.com) moves more data per
+        processor second than ssh's default C(chacha20-poly1305) on processors with AES
+        instructions.
+      - An empty string keeps ssh's default choice, for an origin whose sshd does not accept the
+        cipher (C(no matching cipher)).
+    type: str
+    default: aes128-gcm@openssh.com
   delete:
     description:
       - Delete files on the target that are gone on the origin (C(--delete)). Excluded files are
@@ -117,6 +149,16 @@ EXAMPLES = r"""
     allow_vanished: true
     workers: 3
 
+- name: Pull again, comparing by content what changed on the origin since the previous pull began
+  bluemind.migration.bluemind_sync:
+    origin_host: 192.0.2.10
+    ssh_key: /root/.ssh/bluemind_migration
+    known_hosts: /root/.ssh/bluemind_migration_known_hosts
+    trees: [/var/spool/cyrus, /var/lib/cyrus, /var/spool/bm-hsm]
+    allow_vanished: true
+    checksum_since: "{{ previous_pull.origin_clock_start - 2 }}"
+  register: next_pull
+
 - name: Prove that the target holds exactly the origin's trees
   bluemind.migration.bluemind_sync:
     origin_host: 192.0.2.10
@@ -157,7 +199,7 @@ trees:
       description: Regular files transferred.
       type: int
     seconds:
-      description: Wall-clock time of this tree's rsync.
+      description: Wall-clock time of this tree's pull (both passes and the listing with O(checksum_since)).
       type: float
     rc:
       description: rsync's exit code.
@@ -169,10 +211,23 @@ trees:
       description: rsync's C(--stats) numbers (files_total, total_size, bytes_received, ...).
       type: dict
     messages:
-      description: rsync's last error messages, for a tree that failed.
+      description: rsync's (or the listing's) last error messages, for a tree that failed.
       type: list
       elements: str
       returned: on failure
+    recent:
+      description: Files and links modified on the origin since O(checksum_since), compared by content.
+      type: int
+      returned: when O(checksum_since) is set and neither O(checksum) nor O(verify)
+      sample: 120
+    recent_changed:
+      description:
+        - Changes found by the content comparison of the RV(trees[].recent) files (also counted in
+          RV(trees[].changes)).
+        - In check mode, only the content changes that the usual pass does not report.
+      type: int
+      returned: when O(checksum_since) is set and neither O(checksum) nor O(verify)
+      sample: 0
 bytes:
   description: Sum of RV(trees[].bytes).
   returned: always
@@ -185,34 +240,109 @@ seconds:
   description: Wall-clock time of the whole task.
   returned: always
   type: float
+origin_clock_start:
+  description:
+    - The origin's clock (seconds since the epoch) read before any tree was pulled. Minus a margin,
+      it is the O(checksum_since) of the next pull.
+  returned: when the connection to the origin opened
+  type: float
+  sample: 1718000000.123456
+workers:
+  description: How many trees were pulled at the same time (O(workers), or the automatic choice).
+  returned: always
+  type: int
+  sample: 1
 """
 
 import concurrent.futures
 import os
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     BLUEMIND_EXCLUDES,
+    ExcludeFilter,
     RsyncError,
     build_command,
+    list_files,
+    quick_check_misses,
+    recent_files_command,
     run_rsync,
     tree_excludes,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
     SshError,
+    explain_ssh_failure,
     ssh_argument_spec,
 )
+
+MAX_AUTO_WORKERS = 4
+
+
+def available_cpus():
+    """Processors this process may run on (its affinity, narrower than the machine in a cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def effective_workers(requested, cpus):
+    """``requested`` when >= 1; for 0, half the processors, between 1 and MAX_AUTO_WORKERS."""
+    if requested >= 1:
+        return requested
+    return max(1, min(MAX_AUTO_WORKERS, (cpus or 1) // 2))
+
+
+def checksum_recent(params, rsync_bin, origin, path, excludes, dry_run):
+    """Second pass of a tree: list on the origin its files modified since ``checksum_since`` and
+    pull them again comparing by content. Return ``(listed, rsync result or None)``; raise
+    :class:`SshError` when the listing fails and :class:`RsyncError` when rsync does.
+    """
+    root = path.rstrip("/") + "/"
+    with tempfile.TemporaryFile(prefix="bluemind-sync-") as spool:
+        listed, rc, tail = list_files(
+            origin.remote(recent_files_command(path, params["checksum_since"])), spool,
+            excluded=ExcludeFilter(excludes))
+        if rc != 0:
+            raise SshError(explain_ssh_failure(
+                "listing the files of %s modified since %s on the origin" % (path, params["checksum_since"]),
+                rc, "\n".join(tail)))
+        if not listed:
+            return 0, None
+        spool.flush()
+        spool.seek(0)
+        args = build_command(
+            rsync_bin, origin.shell(), "%s:%s" % (origin.destination, root), root, excludes=excludes,
+            delete=False, dry_run=dry_run, checksum=True, files_from=True,
+            ignore_missing=params["allow_vanished"])
+        # A dry run of the second pass also sees what the first one would copy: count only what
+        # the first one cannot see (a real run copied that already).
+        return listed, run_rsync(args, params["diff_max_lines"], params["allow_vanished"], stdin=spool,
+                                 counts=quick_check_misses if dry_run else None)
+
+
+def merge(raw, second, diff_max_lines):
+    """Add the second pass's changes to the first pass's result."""
+    for key in ("changes", "created", "deleted", "vanished"):
+        raw[key] += second[key]
+    raw["diff"] += second["diff"][:max(0, diff_max_lines - len(raw["diff"]))]
+    raw["diff_omitted"] = raw["changes"] - len(raw["diff"])
+    raw["rc"] = second["rc"] or raw["rc"]
+    raw["stderr_tail"] = second["stderr_tail"] or raw["stderr_tail"]
 
 
 def sync_tree(params, rsync_bin, origin, tree, dry_run):
     """Pull one tree; return its summary (a failed tree carries ``msg`` instead of raising)."""
+    started = time.monotonic()
     path = tree.rstrip("/") or "/"
     root = path.rstrip("/") + "/"
+    excludes = tree_excludes(path, params["excludes"])
     args = build_command(
         rsync_bin, origin.shell(), "%s:%s" % (origin.destination, root), root,
-        excludes=tree_excludes(path, params["excludes"]), delete=params["delete"],
+        excludes=excludes, delete=params["delete"],
         dry_run=dry_run, checksum=params["verify"] or params["checksum"],
     )
     try:
@@ -220,15 +350,38 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run):
         msg = None
     except RsyncError as exc:
         raw, msg = exc.result, "%s: %s" % (path, exc)
+    transferred = [raw["stats"]]
+    recent = None
+    if msg is None and recent_pass(params):
+        second = None
+        try:
+            recent, second = checksum_recent(params, rsync_bin, origin, path, excludes, dry_run)
+        except SshError as exc:
+            msg, raw["stderr_tail"] = "%s: %s" % (path, exc), [str(exc)]
+        except RsyncError as exc:
+            second, msg = exc.result, "%s: content comparison of the recent files: %s" % (path, exc)
+        recent_changed = 0
+        if second is not None:
+            recent_changed = second["changes"]
+            merge(raw, second, params["diff_max_lines"])
+            transferred.append(second["stats"])
     summary = dict(
         path=path, changed=raw["changes"] > 0, changes=raw["changes"], created=raw["created"],
-        deleted=raw["deleted"], bytes=raw["stats"].get("transferred_size", 0),
-        files=raw["stats"].get("files_transferred", 0), seconds=raw["seconds"], rc=raw["rc"],
+        deleted=raw["deleted"], bytes=sum(s.get("transferred_size", 0) for s in transferred),
+        files=sum(s.get("files_transferred", 0) for s in transferred),
+        seconds=round(time.monotonic() - started, 3), rc=raw["rc"],
         vanished=raw["vanished"], stats=raw["stats"],
     )
+    if recent is not None:
+        summary.update(recent=recent, recent_changed=recent_changed)
     if msg:
         summary["messages"] = raw["stderr_tail"]
     return summary, msg, raw["diff"], raw["diff_omitted"]
+
+
+def recent_pass(params):
+    """Whether the trees get the content comparison of their recent files."""
+    return params["checksum_since"] is not None and not (params["checksum"] or params["verify"])
 
 
 def render_diff(outcomes):
@@ -248,7 +401,9 @@ def main():
     argument_spec = ssh_argument_spec()
     argument_spec.update(
         trees=dict(type="list", elements="path", required=True),
-        workers=dict(type="int", default=4),
+        workers=dict(type="int", default=0),
+        checksum_since=dict(type="float"),
+        ssh_cipher=dict(type="str", default="aes128-gcm@openssh.com"),
         delete=dict(type="bool", default=True),
         excludes=dict(type="list", elements="str", default=list(BLUEMIND_EXCLUDES)),
         allow_vanished=dict(type="bool", default=False),
@@ -260,8 +415,9 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    if params["workers"] < 1 or not params["trees"]:
-        module.fail_json(msg="give at least one tree and workers >= 1")
+    if params["workers"] < 0 or not params["trees"]:
+        module.fail_json(msg="give at least one tree, and workers >= 1 (or 0 for an automatic choice)")
+    workers = effective_workers(params["workers"], available_cpus())
     rsync_bin = params["rsync_path"] or module.get_bin_path("rsync", required=True)
     origin = OriginSsh(module.get_bin_path("ssh", required=True), params,
                        control_path=params["ssh_control_path"])
@@ -276,9 +432,13 @@ def main():
                 os.makedirs(directory, mode)
         origin.open_master(module.run_command)
     except (SshError, OSError) as exc:
-        module.fail_json(msg="cannot pull from the origin: %s" % exc, trees=[])
+        module.fail_json(msg="cannot pull from the origin: %s" % exc, trees=[], workers=workers)
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=params["workers"]) as pool:
+        try:
+            clock_start = origin.clock(module.run_command)
+        except SshError as exc:
+            module.fail_json(msg="cannot pull from the origin: %s" % exc, trees=[], workers=workers)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(
                 lambda tree: sync_tree(params, rsync_bin, origin, tree, dry_run),
                 params["trees"]))
@@ -292,6 +452,8 @@ def main():
         bytes=sum(t["bytes"] for t in trees),
         files=sum(t["files"] for t in trees),
         seconds=round(time.monotonic() - started, 3),
+        origin_clock_start=clock_start,
+        workers=workers,
     )
     if module._diff:
         result["diff"] = dict(prepared=render_diff(outcomes))

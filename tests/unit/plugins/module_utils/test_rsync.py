@@ -1,4 +1,7 @@
+import os
+import shlex
 import stat
+import subprocess
 import sys
 import textwrap
 
@@ -141,3 +144,115 @@ def test_run_rsync_runs_with_c_locale(tmp_path):
     script.chmod(0o755)
     result = rsync.run_rsync([str(script)], 10, False)
     assert result["diff"] == [">f+++++++++ C"]
+
+
+def test_build_command_files_from_stdin():
+    args = rsync.build_command("rsync", "ssh", "s/", "d/", delete=False, checksum=True, files_from=True)
+    assert {"--files-from=-", "--from0", "--checksum"} <= set(args) and "--delete" not in args
+    assert "--ignore-missing-args" not in args
+    assert "--ignore-missing-args" in rsync.build_command("rsync", "ssh", "s/", "d/", files_from=True,
+                                                          ignore_missing=True)
+    assert "--files-from=-" not in rsync.build_command("rsync", "ssh", "s/", "d/", ignore_missing=True)
+
+
+@pytest.mark.parametrize("patterns, path, excluded", [
+    (["cyrus.squat"], "cyrus.squat", True),
+    (["cyrus.squat"], "user/a/cyrus.squat", True),
+    (["cyrus.squat"], "user/a/cyrus.squat.x", False),
+    (["cyrus.squat"], "cyrus.squat/inside", True),          # a directory of that name too
+    (["/proc/"], "proc/123", True),                          # anchored at the tree's root
+    (["/proc/"], "user/proc/123", False),
+    (["/proc/"], "proc", False),                             # a trailing / matches directories only
+    (["proc/"], "user/proc/123", True),
+    (["*.tmp"], "a/b/c.tmp", True),
+    (["a/*.tmp"], "x/a/b/c.tmp", False),                     # * stops at /
+    (["a/*.tmp"], "x/a/c.tmp", True),                        # a pattern with / matches the path's end
+    (["xa/b"], "a/b", False),
+    (["/x/**/y"], "x/1/2/y", True),                          # ** does not stop
+    (["/x/**"], "x/1/2", True),
+    (["d?/"], "d1/f", True),
+    (["d?/"], "d12/f", False),
+    (["[ab]x"], "bx", True),
+    (["[!ab]x"], "bx", False),
+    (["[!ab]x"], "cx", True),
+    (["lib/***"], "lib/a/b", True),
+    (["/lock/", "/socket/"], "socket/s", True),
+    (["a+b(c)"], "a+b(c)", True),                            # regex characters are literal
+    ([], "anything", False),
+])
+def test_exclude_filter_follows_rsync_rules(patterns, path, excluded):
+    assert rsync.ExcludeFilter(patterns)(path) is excluded
+
+
+def test_recent_files_command_is_quoted_and_includes_since_itself():
+    command = rsync.recent_files_command("/srv/my tree's", 1718000000.25)
+    assert shlex.split(command) == [
+        "cd", "/srv/my tree's", "&&", "find", ".", "-ignore_readdir_race", "(", "-type", "f", "-o", "-type", "l",
+        ")", "-newermt", "@1718000000.249999999", "-print0"]
+    assert "@-0.000000001" in rsync.recent_files_command("/t", 0)
+
+
+@pytest.mark.skipif(subprocess.call(["find", "/", "-maxdepth", "0", "-newermt", "@0"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL) != 0, reason="GNU find needed")
+def test_recent_files_command_lists_files_at_or_after_since(tmp_path):
+    (tmp_path / "d").mkdir()
+    for name, mtime in (("old", 1000.0), ("same", 2000.5), ("new", 3000.0), ("d/new", 2500.0)):
+        (tmp_path / name).write_text(name)
+        os.utime(str(tmp_path / name), ns=(int(mtime * 1e9), int(mtime * 1e9)))
+    os.symlink("new", str(tmp_path / "link"))
+    out = subprocess.check_output(rsync.recent_files_command(str(tmp_path), 2000.5), shell=True)
+    assert sorted(out.split(b"\0")[:-1]) == [b"./d/new", b"./link", b"./new", b"./same"]
+
+
+def python_popen(code):
+    """A popen that runs Python ``code`` instead of the given command."""
+    def popen(args, **kwargs):
+        return subprocess.Popen([sys.executable, "-c", code], **kwargs)
+    return popen
+
+
+def test_list_files_strips_filters_and_counts(tmp_path):
+    code = ("import sys\nout = sys.stdout.buffer\n"
+            "out.write(b''.join(b'./dir/file%05d\\0' % i for i in range(20000)))\n"  # more than one read
+            "out.write(b'./x/cyrus.squat\\0./proc/1\\0./a b\\nc\\0./last')\n")
+    with open(str(tmp_path / "spool"), "w+b") as spool:
+        count, rc, tail = rsync.list_files(["ssh"], spool, rsync.ExcludeFilter(["cyrus.squat", "/proc/"]),
+                                           popen=python_popen(code))
+        spool.seek(0)
+        listed = spool.read().split(b"\0")
+    assert (count, rc, tail) == (20002, 0, [])
+    assert listed[0] == b"dir/file00000" and listed[19999] == b"dir/file19999"
+    assert listed[20000:] == [b"a b\nc", b"last", b""]
+
+
+def test_list_files_reports_failure(tmp_path):
+    with open(str(tmp_path / "spool"), "w+b") as spool:
+        count, rc, tail = rsync.list_files(
+            ["ssh"], spool, popen=python_popen(
+                "import sys\nsys.stdout.write('./a\\0./trunc')\nsys.stderr.write('find: oops\\n')\nsys.exit(1)\n"))
+    assert (count, rc, tail) == (1, 1, ["find: oops"])
+
+
+@pytest.mark.parametrize("flags, missed", [
+    (">fc........", True),
+    (">fc..p.....", True),     # the first pass sets the mode; the content is this pass's
+    (">fcst......", False),    # size and time differ: the quick check sees it
+    (">fc.t......", False),
+    (">f+++++++++", False),
+    ("cLc.t......", False),
+    (".d..t......", False),
+    (".f...p.....", False),
+])
+def test_quick_check_misses(flags, missed):
+    assert rsync.quick_check_misses(flags) is missed
+
+
+def test_run_rsync_feeds_stdin_and_filters_counts(tmp_path):
+    script = tmp_path / "stdin-rsync"
+    script.write_text("#!/bin/sh\ntr '\\0' '\\n' | sed 's/^/>fc........ /'\necho '>fcst...... grown'\n")
+    script.chmod(0o755)
+    with open(str(tmp_path / "list"), "w+b") as names:
+        names.write(b"a\0b\0")
+        names.seek(0)
+        result = rsync.run_rsync([str(script)], 10, False, stdin=names, counts=rsync.quick_check_misses)
+    assert result["changes"] == 2 and result["diff"] == [">fc........ a", ">fc........ b"]

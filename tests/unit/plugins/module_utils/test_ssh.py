@@ -52,7 +52,7 @@ def test_close_master_only_when_multiplexed():
     ssh.OriginSsh("ssh", PARAMS).close_master(calls.append)
     assert calls == []
     ssh.OriginSsh("ssh", PARAMS, control_path="/c").close_master(calls.append)
-    assert calls == [["ssh", "-o", "ControlPath=/c", "-O", "exit", "root@192.0.2.10"]]
+    assert calls == [["ssh", "-o", "ControlPath=/c", "-p", "2222", "-O", "exit", "root@192.0.2.10"]]
 
 
 def test_check_files_names_the_missing_file(tmp_path):
@@ -94,3 +94,60 @@ def test_tunnel_failure_reports_ssh_message():
             pass
     assert "the tunnel to root@192.0.2.10 port 5432 failed (ssh exit 255" in str(err.value)
     assert "authorized_keys" in str(err.value)
+
+
+def test_cipher_and_no_compression_only_for_a_module_with_ssh_cipher():
+    tuned = ssh.OriginSsh("ssh", dict(PARAMS, ssh_cipher="aes128-gcm@openssh.com"), control_path="/c")
+    args = tuned.options()
+    assert args[args.index("-c") + 1] == "aes128-gcm@openssh.com"
+    assert options_dict(args)["Compression"] == "no"
+    assert "-c" in tuned.tunnel_command(15432, 5432)
+    assert shlex.split(tuned.shell()) == tuned.command()
+    default = ssh.OriginSsh("ssh", dict(PARAMS, ssh_cipher=""))
+    assert "-c" not in default.options() and options_dict(default.options())["Compression"] == "no"
+    # the modules without the option (bluemind_db_transfer) keep ssh's own choices
+    untouched = ssh.OriginSsh("ssh", PARAMS)
+    assert "-c" not in untouched.options() and "Compression" not in options_dict(untouched.options())
+
+
+@pytest.mark.parametrize("stderr, hint", [
+    ("Unable to negotiate with 192.0.2.10 port 22: no matching cipher found. Their offer: aes256-ctr\n",
+     "the origin's sshd does not accept ssh_cipher: set ssh_cipher to \"\""),
+    ("Unknown cipher type 'nope'\n", "ssh on the target does not know ssh_cipher"),
+])
+def test_cipher_failures_are_explained(stderr, hint):
+    message = ssh.explain_ssh_failure("ssh to root@192.0.2.10", 255, stderr)
+    assert message.startswith("ssh to root@192.0.2.10 failed (ssh exit 255: ") and hint in message
+
+
+def test_remote_runs_a_command_over_the_shared_connection():
+    origin = ssh.OriginSsh("ssh", PARAMS, control_path="/c")
+    args = origin.remote("date +%s.%N")
+    assert args[:-2] == origin.command() and args[-2:] == ["root@192.0.2.10", "date +%s.%N"]
+    assert "ControlMaster=auto" not in origin.remote("true", multiplex=False)
+
+
+@pytest.mark.parametrize("out, seconds", [
+    ("1718000000.123456789\n", 1718000000.123456789),
+    ("1718000000.N\n", 1718000000.0),   # a date without %N
+    ("1718000000\n", 1718000000.0),
+])
+def test_clock_reads_the_origin_date(out, seconds):
+    calls = []
+
+    def run(args):
+        calls.append(args)
+        return 0, out, ""
+
+    assert ssh.OriginSsh("ssh", PARAMS, control_path="/c").clock(run) == seconds
+    assert calls[0][-1] == "date +%s.%N"
+
+
+@pytest.mark.parametrize("answer, message", [
+    ((255, "", "Connection closed by 192.0.2.10\n"), "reading the clock of root@192.0.2.10 failed (ssh exit 255"),
+    ((0, "Tue Jun 10\n", ""), "unexpected answer 'Tue Jun 10' from date"),
+])
+def test_clock_failure(answer, message):
+    with pytest.raises(ssh.SshError) as err:
+        ssh.OriginSsh("ssh", PARAMS).clock(lambda args: answer)
+    assert message in str(err.value)

@@ -47,6 +47,7 @@ class Servers(object):
         self.origin_databases = {"bj": "8000000", "bj-data": "90000000"}
         self.pipelines = []
         self.snapshot_queries = []
+        self.sequences = {"origin": "public.seq\x1f15\0", "target": "public.seq\x1f15\0"}
 
     def __call__(self, args, kwargs):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
@@ -82,7 +83,7 @@ class Servers(object):
         if "UNION ALL" in sql:
             return 0, self.counts[side], ""
         if "pg_sequences" in sql:
-            return 0, "public.seq\x1f15\0", ""
+            return 0, self.sequences[side], ""
         if "pg_class" in sql:
             return 0, "public.t_a\0public.t_b\0", ""
         raise AssertionError(sql)
@@ -213,3 +214,34 @@ def test_tunnel_failure(run_module, servers):
 def test_missing_tools(run_module, servers, tmp_path):
     result = run_module(bluemind_db_transfer, dict(servers.args, pg_bin_dir=str(tmp_path / "nowhere")))
     assert result["failed"] is True and "pg_dump and psql not found" in result["msg"]
+
+
+def test_sequences_may_be_ahead_on_a_serving_origin_only(run_module, servers):
+    servers.sequences = {"origin": "public.seq\x1f20\0", "target": "public.seq\x1f15\0"}
+    serving = run_module(bluemind_db_transfer, dict(servers.args, origin_serving=True))
+    assert not serving.get("failed"), serving.get("msg")
+    stopped = run_module(bluemind_db_transfer, servers.args)
+    assert stopped["failed"] is True and "sequence public.seq: 20 on the origin, 15 on the target" in stopped["msg"]
+    servers.sequences = {"origin": "public.seq\x1f15\0", "target": "public.seq\x1f20\0"}
+    behind = run_module(bluemind_db_transfer, dict(servers.args, origin_serving=True))
+    assert behind["failed"] is True and "sequence public.seq: 15 on the origin, 20 on the target" in behind["msg"]
+
+
+def test_sequence_behind():
+    assert bluemind_db_transfer.sequence_behind("never used", "3")
+    assert bluemind_db_transfer.sequence_behind("3", "4") and not bluemind_db_transfer.sequence_behind("5", "4")
+
+
+def test_in_parallel_keeps_the_order_and_raises_the_first_error():
+    import threading
+    seen = []
+
+    def call(n):
+        seen.append(threading.get_ident())
+        return n * 2
+    assert bluemind_db_transfer.in_parallel([lambda n=n: call(n) for n in range(4)]) == [0, 2, 4, 6]
+
+    def boom():
+        raise bluemind_db_transfer.PgError("listing failed")
+    with pytest.raises(bluemind_db_transfer.PgError, match="listing failed"):
+        bluemind_db_transfer.in_parallel([lambda: 1, boom])

@@ -1,6 +1,8 @@
 import json
+import os
 import shlex
 import sys
+from unittest import mock
 
 import pytest
 
@@ -15,21 +17,46 @@ with open(here + "/calls.jsonl", "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
 scenario = json.load(open(here + "/scenario.json"))
 dest = sys.argv[-1]
-answer = scenario.get(("verify:" if "--checksum" in sys.argv else "") + dest, scenario.get(dest))
+if "--files-from=-" in sys.argv:  # second pass: keep the list read on stdin
+    with open(here + "/files.jsonl", "a") as log:
+        log.write(json.dumps([dest, sys.stdin.buffer.read().decode()]) + "\\n")
+    answer = scenario.get("recent:" + dest, {})
+else:
+    answer = scenario.get(("verify:" if "--checksum" in sys.argv else "") + dest, scenario.get(dest))
 sys.stdout.write(answer.get("out", ""))
 sys.stderr.write(answer.get("err", ""))
 sys.exit(answer.get("rc", 0))
 """
+# ssh as run by Popen (the listing of recent files): answers "find:<tree>" from the scenario.
+FAKE_SSH = """#!%s
+import json, shlex, sys
+here = %r
+with open(here + "/ssh.jsonl", "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+scenario = json.load(open(here + "/scenario.json"))
+words = shlex.split(sys.argv[-1])
+answer = scenario.get("find:" + words[1], {}) if words[0] == "cd" else {"rc": 99, "err": "unexpected\\n"}
+sys.stdout.write(answer.get("out", ""))
+sys.stderr.write(answer.get("err", ""))
+sys.exit(answer.get("rc", 0))
+"""
+ORIGIN_CLOCK = "1718000000.123456789"
 
 
 @pytest.fixture
-def fake(tmp_path, commands):
-    """A fake rsync driven by a scenario, ssh master open/close answered, key files present."""
+def fake(tmp_path, commands, monkeypatch):
+    """A fake rsync and ssh driven by a scenario, ssh master open/close and the origin's clock
+    answered, key files present."""
     (tmp_path / "rsync").write_text(FAKE_RSYNC % (sys.executable, str(tmp_path)))
     (tmp_path / "rsync").chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ssh").write_text(FAKE_SSH % (sys.executable, str(tmp_path)))
+    (tmp_path / "bin" / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (tmp_path / "bin", os.environ["PATH"]))
     (tmp_path / "key").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETKEYMATERIAL\n")
     (tmp_path / "known_hosts").write_text("192.0.2.10 ssh-ed25519 AAAA\n")
     commands.add(lambda a: a[-1] == "true", (0, "", ""))
+    commands.add(lambda a: a[-1] == "date +%s.%N", (0, ORIGIN_CLOCK + "\n", ""))
     commands.add(lambda a: "-O" in a, (0, "", ""))
 
     class Fake(object):
@@ -39,6 +66,16 @@ def fake(tmp_path, commands):
         def calls(self):
             path = tmp_path / "calls.jsonl"
             return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+        def ssh_calls(self):
+            path = tmp_path / "ssh.jsonl"
+            return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+        def files_read(self):
+            """{dest: names} read on stdin by the second passes."""
+            path = tmp_path / "files.jsonl"
+            lines = path.read_text().splitlines() if path.exists() else []
+            return dict((dest, text.split("\0")[:-1]) for dest, text in map(json.loads, lines))
 
         def args(self, **extra):
             return dict(dict(origin_host="192.0.2.10", ssh_key=str(tmp_path / "key"),
@@ -143,3 +180,180 @@ def test_missing_parents_are_created_except_in_check_mode(run_module, fake, tmp_
     assert not (tmp_path / "new").exists()
     run_module(bluemind_sync, fake.args(trees=[tree]))
     assert (tmp_path / "new" / "spool").is_dir() and not (tmp_path / "new" / "spool" / "cyrus").exists()
+
+
+# checksum_since: a second pass compares by content the files modified on the origin since then
+
+SINCE = 1717999990.5
+
+
+def test_recent_files_get_a_checksum_pass(run_module, fake):
+    fake.scenario(**{
+        "/srv/a/": dict(out=".d..t...... ./\n" + STATS % (0, 0)),
+        "find:/srv/a": dict(out="./user/1.\0./user/cyrus.squat\0./proc/9\0./user/proc/1\0./link\0"),
+        "recent:/srv/a/": dict(out=".d..t...... user/\n>fc........ user/1.\n" + STATS % (1, 11)),
+        "/srv/b/": dict(out=""),
+        "find:/srv/b": dict(out=""),
+    })
+    result = run_module(bluemind_sync, fake.args(checksum_since=SINCE, excludes=["cyrus.squat", "/srv/a/proc/"]),
+                        diff=True)
+    assert not result.get("failed"), result
+    first, second = [c for c in fake.calls() if c[-1] == "/srv/a/"]
+    assert "--files-from=-" not in first and "--delete" in first
+    assert {"-aH", "--modify-window=-1", "--itemize-changes", "--checksum", "--files-from=-", "--from0",
+            "--exclude=/proc/", "--exclude=cyrus.squat"} <= set(second)
+    assert not {"--delete", "--dry-run", "--ignore-missing-args"} & set(second)
+    assert second[second.index("-e") + 1] == first[first.index("-e") + 1]
+    assert second[-2:] == ["root@192.0.2.10:/srv/a/", "/srv/a/"]
+    # excluded names (cyrus.squat, what is under /proc/) are left out of the list rsync reads
+    assert fake.files_read() == {"/srv/a/": ["user/1.", "user/proc/1", "link"]}
+    a, b = tree(result, "/srv/a"), tree(result, "/srv/b")
+    assert (a["changed"], a["changes"], a["recent"], a["recent_changed"], a["files"], a["bytes"]) == (
+        True, 1, 3, 1, 1, 11)
+    assert "# /srv/a: 1 change(s)\n>fc........ user/1." in result["diff"]["prepared"]
+    # an empty list: no second rsync
+    assert len([c for c in fake.calls() if c[-1] == "/srv/b/"]) == 1
+    assert (b["changed"], b["recent"], b["recent_changed"]) == (False, 0, 0)
+    assert result["changed"] is True and result["files"] == 1
+    assert result["origin_clock_start"] == float(ORIGIN_CLOCK)
+
+
+def test_recent_listing_runs_find_over_the_shared_connection(run_module, fake):
+    fake.scenario(**{"/srv/it's/": dict(out=""), "find:/srv/it's": dict(out="")})
+    run_module(bluemind_sync, fake.args(trees=["/srv/it's"], checksum_since=SINCE))
+    [ssh_args] = fake.ssh_calls()
+    assert "ControlMaster=auto" in ssh_args and ssh_args[-2] == "root@192.0.2.10"
+    assert shlex.split(ssh_args[-1]) == [
+        "cd", "/srv/it's", "&&", "find", ".", "-ignore_readdir_race", "(", "-type", "f", "-o", "-type", "l", ")",
+        "-newermt", "@1717999990.499999999", "-print0"]
+    assert len(fake.calls()) == 1  # nothing listed: no second rsync
+
+
+def test_recent_pass_counts_only_what_a_quick_check_misses_in_check_mode(run_module, fake):
+    fake.scenario(**{
+        "/srv/a/": dict(out=">f+++++++++ new\n>f.st...... grown\n.f...p..... mode\n"),
+        "find:/srv/a": dict(out="./new\0./grown\0./same\0./mode\0"),
+        # a dry run of the second pass sees again what the first one would copy
+        "recent:/srv/a/": dict(out=">f+++++++++ new\n>fcst...... grown\n>fc........ same\n>fc..p..... mode\n"),
+        "/srv/b/": dict(out=""), "find:/srv/b": dict(out=""),
+    })
+    result = run_module(bluemind_sync, fake.args(checksum_since=SINCE), check_mode=True)
+    assert all("--dry-run" in call for call in fake.calls())
+    a = tree(result, "/srv/a")
+    assert (a["changes"], a["recent"], a["recent_changed"]) == (5, 4, 2)  # same and mode's content
+
+
+def test_recent_pass_alone_makes_the_task_changed(run_module, fake):
+    fake.scenario(**{
+        "/srv/a/": dict(out=".d..t...... ./\n"), "find:/srv/a": dict(out="./x\0"),
+        "recent:/srv/a/": dict(out=">fc........ x\n" + STATS % (1, 5)),
+        "/srv/b/": dict(out=""), "find:/srv/b": dict(out="./y\0"), "recent:/srv/b/": dict(out=""),
+    })
+    result = run_module(bluemind_sync, fake.args(checksum_since=SINCE, allow_vanished=True))
+    assert result["changed"] is True
+    assert (tree(result, "/srv/a")["changed"], tree(result, "/srv/b")["changed"]) == (True, False)
+    assert (tree(result, "/srv/b")["recent"], tree(result, "/srv/b")["recent_changed"]) == (1, 0)
+    # while BlueMind runs, a listed file may be gone before rsync reads it
+    assert all("--ignore-missing-args" in c for c in fake.calls() if "--files-from=-" in c)
+
+
+def test_failed_listing_fails_naming_the_tree(run_module, fake):
+    fake.scenario(**{
+        "/srv/a/": dict(out=""), "find:/srv/a": dict(out="./x\0", rc=1, err="find: './x': Permission denied\n"),
+        "/srv/b/": dict(out=""), "find:/srv/b": dict(out=""),
+    })
+    result = run_module(bluemind_sync, fake.args(checksum_since=SINCE))
+    assert result["failed"] is True
+    assert ("pull from root@192.0.2.10 failed for 1 tree(s): /srv/a: listing the files of /srv/a modified since "
+            "1717999990.5 on the origin failed (ssh exit 1: find: './x': Permission denied)") in result["msg"]
+    assert not any("--files-from=-" in c for c in fake.calls())  # no second pass on a partial list
+    assert "recent" not in tree(result, "/srv/a") and tree(result, "/srv/a")["messages"]
+    assert tree(result, "/srv/b")["recent"] == 0
+
+
+def test_failed_second_pass_fails_naming_the_tree(run_module, fake):
+    fake.scenario(**{
+        "/srv/a/": dict(out=""), "find:/srv/a": dict(out="./x\0"),
+        "recent:/srv/a/": dict(rc=23, err="rsync: link_stat \"/srv/a/x\" failed: No such file or directory (2)\n"),
+        "/srv/b/": dict(out=""), "find:/srv/b": dict(out=""),
+    })
+    result = run_module(bluemind_sync, fake.args(checksum_since=SINCE))
+    assert result["failed"] is True
+    assert "/srv/a: content comparison of the recent files: rsync exited 23" in result["msg"]
+    assert tree(result, "/srv/a")["rc"] == 23 and "link_stat" in tree(result, "/srv/a")["messages"][0]
+
+
+@pytest.mark.parametrize("option", ["checksum", "verify"])
+def test_no_recent_pass_when_every_file_is_compared_anyway(run_module, fake, option):
+    fake.scenario(**{"verify:/srv/a/": dict(out=""), "verify:/srv/b/": dict(out="")})
+    result = run_module(bluemind_sync, fake.args(checksum_since=SINCE, **{option: True}))
+    assert not result.get("failed"), result
+    assert fake.ssh_calls() == [] and len(fake.calls()) == 2
+    assert all("recent" not in t for t in result["trees"])
+
+
+def test_no_recent_pass_without_checksum_since(run_module, fake):
+    fake.scenario(**{"/srv/a/": dict(out=""), "/srv/b/": dict(out="")})
+    result = run_module(bluemind_sync, fake.args())
+    assert fake.ssh_calls() == [] and all("recent" not in t for t in result["trees"])
+
+
+def test_unreadable_origin_clock_stops_before_rsync(run_module, fake, commands):
+    commands.rules.insert(0, (lambda a: a[-1] == "date +%s.%N", (255, "", "Connection closed by 192.0.2.10\n")))
+    fake.scenario()
+    result = run_module(bluemind_sync, fake.args())
+    assert result["failed"] is True and "reading the clock of root@192.0.2.10 failed (ssh exit 255" in result["msg"]
+    assert fake.calls() == []
+    assert "-O" in commands.calls[-1]["args"]  # the shared connection is closed all the same
+
+
+# workers and the SSH transport
+
+@pytest.mark.parametrize("requested, cpus, expected", [
+    (0, 1, 1), (0, 2, 1), (0, 3, 1), (0, 4, 2), (0, 8, 4), (0, 64, 4), (0, None, 1),
+    (1, 64, 1), (3, 2, 3), (16, 2, 16),
+])
+def test_effective_workers(requested, cpus, expected):
+    assert bluemind_sync.effective_workers(requested, cpus) == expected
+
+
+def test_available_cpus_is_the_affinity_when_known():
+    with mock.patch.object(bluemind_sync.os, "sched_getaffinity", create=True, return_value={0, 3}):
+        assert bluemind_sync.available_cpus() == 2
+    with mock.patch.object(bluemind_sync.os, "sched_getaffinity", create=True, side_effect=OSError), \
+            mock.patch.object(bluemind_sync.os, "cpu_count", return_value=6):
+        assert bluemind_sync.available_cpus() == 6
+
+
+@pytest.mark.parametrize("cpus, workers, expected", [(2, 0, 1), (8, 0, 4), (2, 3, 3)])
+def test_workers_used_and_returned(run_module, fake, cpus, workers, expected):
+    fake.scenario(**{"/srv/a/": dict(out=""), "/srv/b/": dict(out="")})
+    real = bluemind_sync.concurrent.futures.ThreadPoolExecutor
+    with mock.patch.object(bluemind_sync, "available_cpus", return_value=cpus), \
+            mock.patch.object(bluemind_sync.concurrent.futures, "ThreadPoolExecutor", side_effect=real) as pool:
+        result = run_module(bluemind_sync, fake.args(workers=workers))
+    assert result["workers"] == expected
+    assert pool.call_args.kwargs["max_workers"] == expected
+
+
+def test_negative_workers_is_an_error(run_module, fake):
+    fake.scenario()
+    result = run_module(bluemind_sync, fake.args(workers=-1))
+    assert result["failed"] is True and "workers >= 1" in result["msg"]
+    assert fake.calls() == []
+
+
+def test_ssh_cipher_and_no_compression(run_module, fake, commands):
+    fake.scenario(**{"/srv/a/": dict(out=""), "/srv/b/": dict(out="")})
+    run_module(bluemind_sync, fake.args())
+    shell = shlex.split(fake.calls()[0][fake.calls()[0].index("-e") + 1])
+    assert shell[shell.index("-c") + 1] == "aes128-gcm@openssh.com" and "Compression=no" in shell
+    master = commands.calls[0]["args"]
+    assert master[master.index("-c") + 1] == "aes128-gcm@openssh.com"  # negotiated by the master
+
+
+def test_empty_ssh_cipher_keeps_ssh_default(run_module, fake, commands):
+    fake.scenario(**{"/srv/a/": dict(out=""), "/srv/b/": dict(out="")})
+    run_module(bluemind_sync, fake.args(ssh_cipher=""))
+    shell = shlex.split(fake.calls()[0][fake.calls()[0].index("-e") + 1])
+    assert "-c" not in shell and "-c" not in commands.calls[0]["args"] and "Compression=no" in shell
