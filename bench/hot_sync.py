@@ -8,8 +8,10 @@ Methods, interleaved (the order rotates every repetition so that load on the sha
 them alike):
   plain        rsync -aH, the seven trees one after the other (what an operator types)
   plain-par4   the same, four trees at a time (xargs -P4): what parallelism alone gives
-  module       bluemind_sync, 4 workers, checksum off (a later hot pull, or a first with checksum off)
-  module-csum  bluemind_sync, 4 workers, checksum on (what the role does on the FIRST hot pull)
+  module       bluemind_sync as the role runs it: workers chosen by the module (half the target's
+               processors, 1 to 4), the first pull by checksum, the next one by size and time plus a
+               content comparison of the files modified since the first began (checksum_since)
+  module-par4  the same with 4 workers
 The module runs in a one-task playbook on the target; its own `seconds` (rsync time, without
 ansible's start-up) and the playbook's wall time are both kept. Memory: every 50 ms a sampler on
 the target sums VmRSS (and PSS) of the module's process tree (the AnsiballZ python, its rsync
@@ -109,10 +111,12 @@ class Module:
     def __init__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="bmbench-hot-"))
 
-    def __call__(self, checksum):
-        play = [{"hosts": "target", "gather_facts": False, "tasks": [{
-            "bluemind.migration.bluemind_sync": dict(origin_host=lib.ORIGIN_IP, ssh_key=KEY, known_hosts=KH,
-                                                     trees=lib.TREES, workers=4, checksum=checksum)}]}]
+    def __call__(self, workers, checksum, since=None):
+        args = dict(origin_host=lib.ORIGIN_IP, ssh_key=KEY, known_hosts=KH, trees=lib.TREES, workers=workers,
+                    checksum=checksum)
+        if since is not None:
+            args["checksum_since"] = since
+        play = [{"hosts": "target", "gather_facts": False, "tasks": [{"bluemind.migration.bluemind_sync": args}]}]
         path = self.dir / "play.json"
         path.write_text(json.dumps(play))
 
@@ -129,20 +133,24 @@ class Module:
             if res.get("failed"):
                 raise RuntimeError("bluemind_sync failed: %s" % res.get("msg"))
             return {"module_seconds": res.get("seconds"), "changed": res.get("changed"),
-                    "files": res.get("files"), "bytes": res.get("bytes")}
+                    "files": res.get("files"), "bytes": res.get("bytes"), "workers": res.get("workers"),
+                    "origin_clock_start": res.get("origin_clock_start"),
+                    "recent": sum(t.get("recent", 0) for t in res.get("trees", []))}
         return action
 
 
-METHODS = ("plain", "plain-par4", "module", "module-csum")
+METHODS = ("plain", "plain-par4", "module", "module-par4")
 
 
 def measure(method, module):
-    marker = "AnsiballZ_bluemind_sync" if method.startswith("module") else MARK
-    action = {"plain": lambda: plain(1), "plain-par4": lambda: plain(4),
-              "module": lambda: module(False), "module-csum": lambda: module(True)}[method]
+    if not method.startswith("module"):
+        action = plain(1) if method == "plain" else plain(4)
+        wipe()
+        return {"first": sampled(MARK, action), "nochange": sampled(MARK, action)}
+    marker, workers = "AnsiballZ_bluemind_sync", 4 if method == "module-par4" else 0
     wipe()
-    first = sampled(marker, action())
-    again = sampled(marker, action())
+    first = sampled(marker, module(workers, True))
+    again = sampled(marker, module(workers, False, first["origin_clock_start"] - 2))
     return {"first": first, "nochange": again}
 
 

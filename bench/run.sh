@@ -2,6 +2,7 @@
 # make bench [SCALE=s|m|l]: the three benchmarks on the bench lab (bmbench, 172.30.97.0/24, beside the
 # tests' lab), each printing its table; raw figures and the machine's description in bench/results/.
 #   RUNS=3     interleaved runs of each downtime arm      REPS=3  hot sync repetitions
+#   ARMS=abc   adds arm c to the downtime benchmark (the collection with -e $BENCH_ABLATE)
 #   BENCH_KEEP_LAB=1 leaves the bench lab up at the end (default: taken down when this script started it)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +22,7 @@ trap cleanup EXIT
 out="$top/bench/results"
 mkdir -p "$out"
 start=$(date +%s)
-"$py" bench/downtime.py --scale "$scale" --runs "${RUNS:-3}" | tee "$out/downtime-$scale.txt"
+"$py" bench/downtime.py --scale "$scale" --runs "${RUNS:-3}" --arms "${ARMS:-ab}" | tee "$out/downtime-$scale.txt"
 echo
 "$py" bench/hot_sync.py --scale "$scale" --reps "${REPS:-3}" | tee "$out/hot_sync-$scale.txt"
 echo
