@@ -315,6 +315,7 @@ class Transfer(object):
         self.owner = module.params["db_user"]
         self.commands = []
         self.state = {}
+        self.verified = {}
         self.origin_serving = module.params.get("origin_serving", False)
 
     def version(self, server):
@@ -390,6 +391,13 @@ class Transfer(object):
                 theirs[at] if at < len(theirs) else "end", ours[at] if at < len(ours) else "end")
         return None
 
+    def record_state(self):
+        """The ids of the databases verified in this pass. The target's are read once every database is
+        done, so that no transaction of this pass still runs and holds the target's horizon back."""
+        for name, origin_ids in self.verified.items():
+            target_now = self.identity(self.target, name)
+            self.state[name] = dict(origin=origin_ids, target=[target_now[0], target_now[1]])
+
     def identity(self, server, name, snapshot=None):
         """``(cluster/timeline/database ids, oldest running transaction, next transaction)``."""
         ident, xmin, xmax = server.query(self.run, name, IDENTITY_SQL, "reading transaction ids", snapshot)[0]
@@ -425,8 +433,7 @@ class Transfer(object):
                     self.copy(entry, snapshot.id)
             if apply_changes:
                 entry.update(self.compare(name, entry["settings"], snapshot.id))
-                target_now = self.identity(self.target, name)
-                self.state[name] = dict(origin=[origin_now[0], origin_now[1]], target=[target_now[0], target_now[1]])
+                self.verified[name] = [origin_now[0], origin_now[1]]
         entry["seconds"] = round(time.monotonic() - started, 3)
 
     def sync_rows(self, entry, snapshot, apply_changes, since):
@@ -574,6 +581,7 @@ def main():
                              for entry in result["databases"]])
             finally:
                 if params["state_file"] and not module.check_mode:
+                    transfer.record_state()
                     save_state(params["state_file"], transfer.state)
             result["changed"] = any(entry["method"] == "full" or entry.get("rows_copied") or entry.get("rows_deleted")
                                     for entry in result["databases"])

@@ -8,7 +8,7 @@ import yaml
 TOP = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.name for p in (TOP / "roles").iterdir() if p.is_dir())
 SECRETS = ("password", "token")
-TYPES = {bool: "bool", int: "int", list: "list", str: "str", dict: "dict"}
+TYPES = {bool: "bool", int: "int", list: "list", str: "str", dict: "dict", float: "float"}
 
 
 def load(role, path):
