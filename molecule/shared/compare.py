@@ -57,6 +57,19 @@ def table_counts(h, db):
     return dict(line.rsplit("|", 1) for line in out.splitlines())
 
 
+def table_rows(h, db):
+    """Every table of `db`: the md5 of each row's text (rendered in UTC on both servers), as a multiset."""
+    import collections
+    tables = h.check_output("runuser -u postgres -- psql -X -At -d %s -c %s", db,
+                            "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM pg_stat_user_tables")
+    out = {}
+    for table in tables.split():
+        rows = h.check_output("runuser -u postgres -- psql -X -At -d %s -c %s", db,
+                              "SET TimeZone = 'UTC'; SELECT md5(t::text) FROM %s t" % table)
+        out[table] = collections.Counter(rows.split())
+    return out
+
+
 def ansible_playbook(playbook, *args):
     """Run one of the collection's playbooks against the scenario's hosts; returns the CompletedProcess."""
     import subprocess
