@@ -83,7 +83,7 @@ def tree_excludes(tree, excludes):
 
 
 def build_command(rsync_bin, remote_shell, source, dest, excludes=(), delete=True, dry_run=False,
-                  checksum=False, files_from=False, ignore_missing=False):
+                  checksum=False, files_from=False, ignore_missing=False, recursive=False):
     """The rsync argv for one tree pulled from ``source`` (``user@host:/path/``) into ``dest``.
 
     Owners and groups are mapped by name (never ``--numeric-ids``: uids differ between
@@ -92,7 +92,8 @@ def build_command(rsync_bin, remote_shell, source, dest, excludes=(), delete=Tru
 
     With ``files_from``, only the names read on stdin (NUL-terminated, relative to ``source``) are
     pulled (``--files-from=- --from0``); ``ignore_missing`` skips those gone on the origin since
-    they were listed (``--ignore-missing-args``) instead of failing with exit code 23.
+    they were listed (``--ignore-missing-args``) instead of failing with exit code 23, and
+    ``recursive`` pulls the listed directories whole (``-r``, which ``--files-from`` turns off).
     """
     args = [rsync_bin, "-aH", "--modify-window=-1", "--itemize-changes", "--stats", "-e", remote_shell]
     if delete:
@@ -102,7 +103,7 @@ def build_command(rsync_bin, remote_shell, source, dest, excludes=(), delete=Tru
     if checksum:
         args.append("--checksum")
     if files_from:
-        args += ["--files-from=-", "--from0"]
+        args += ["--files-from=-", "--from0"] + (["-r"] if recursive else [])
         if ignore_missing:
             args.append("--ignore-missing-args")
     args += ["--exclude=%s" % pattern for pattern in excludes]
@@ -194,6 +195,69 @@ class ExcludeFilter(object):
                 or self.matches(path, False))
 
 
+def _just_before(since):
+    """``@<since minus one nanosecond>``: ``find -newer..`` is strict, this makes it "at or after"."""
+    with decimal.localcontext() as context:
+        context.prec = 60
+        reference = decimal.Decimal(repr(float(since))).quantize(
+            decimal.Decimal("1e-9"), rounding=decimal.ROUND_FLOOR) - decimal.Decimal("1e-9")
+        return "@" + format(reference, "f")
+
+
+def changed_entries_command(tree, since):
+    """Shell command, run on the origin, printing ``<type> ./name`` (NUL-terminated; type as
+    ``find -printf %y``: ``d`` for a directory) for every entry of ``tree`` whose status changed
+    at or after ``since`` (``ctime``: content, owner, mode, links and renames all set it, and no
+    program can set it back)."""
+    return "cd %s && find . -ignore_readdir_race -newerct %s -printf '%%y %%p\\0'" % (
+        shlex.quote(tree), shlex.quote(_just_before(since)))
+
+
+def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen):
+    """Run ``args`` (ssh running :func:`changed_entries_command`); write the directories' names to
+    ``dirs`` and the other entries' to ``others`` (NUL-terminated, without ``./``), leaving out
+    what ``excluded`` (an :class:`ExcludeFilter`) does. Read as it comes: memory stays bounded.
+
+    Return ``(directories, others, root_changed, rc, stderr_tail)``; ``root_changed`` is True when
+    the tree's own directory is listed (an entry was added, removed or renamed at its top).
+    """
+    proc = popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 env=dict(os.environ, LC_ALL="C"))
+    tail = collections.deque(maxlen=STDERR_TAIL_LINES)
+    reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail, {"vanished": 0}))
+    reader.daemon = True
+    reader.start()
+    counts = {"d": 0, "o": 0, "root": False}
+    rest = b""
+
+    def keep(record):
+        kind, _sep, name = record.partition(b" ")
+        if name.startswith(b"./"):
+            name = name[2:]
+        is_dir = kind == b"d"
+        if not name or name == b".":
+            counts["root"] = counts["root"] or is_dir
+            return
+        text = os.fsdecode(name)
+        if excluded is not None and (excluded.matches(text, True) if is_dir else excluded(text)):
+            return
+        if is_dir and excluded is not None and excluded(text + "/x"):
+            return  # a directory under an excluded one
+        (dirs if is_dir else others).write(name + b"\0")
+        counts["d" if is_dir else "o"] += 1
+
+    for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):
+        records = (rest + chunk).split(b"\0")
+        rest = records.pop()
+        for record in records:
+            keep(record)
+    rc = proc.wait()
+    reader.join()
+    if rest and rc == 0:
+        keep(rest)
+    return counts["d"], counts["o"], counts["root"], rc, list(tail)
+
+
 def recent_files_command(tree, since):
     """Shell command, run on the origin, printing the regular files and links of ``tree`` whose
     modification time is at or after ``since`` (epoch seconds), NUL-terminated, as ``./name``.
@@ -201,13 +265,8 @@ def recent_files_command(tree, since):
     ``find -newermt`` is strict, so the reference is one nanosecond before ``since``. Like rsync
     (no ``-x``), the walk crosses mount points; files gone during the walk are not errors.
     """
-    with decimal.localcontext() as context:
-        context.prec = 60
-        reference = decimal.Decimal(repr(float(since))).quantize(
-            decimal.Decimal("1e-9"), rounding=decimal.ROUND_FLOOR) - decimal.Decimal("1e-9")
-        reference = format(reference, "f")
     return "cd %s && find . -ignore_readdir_race \\( -type f -o -type l \\) -newermt %s -print0" % (
-        shlex.quote(tree), shlex.quote("@" + reference))
+        shlex.quote(tree), shlex.quote(_just_before(since)))
 
 
 def list_files(args, spool, excluded=None, popen=subprocess.Popen):

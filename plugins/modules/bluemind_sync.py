@@ -57,6 +57,22 @@ options:
       - Files and links only; the walk, like rsync, crosses mount points inside the tree.
       - Ignored with O(checksum) or O(verify), which compare every file by content already.
     type: float
+  changed_since:
+    description:
+      - Time on the origin's clock from which entries changed, for a final pass that walks only
+        what changed (the cold window's pull). Give the RV(origin_clock_start) of the previous pull
+        minus a margin; it implies O(checksum_since) with the same time.
+      - The origin lists the entries of each tree whose status changed at or after this time
+        (C(find -newerct)). The C(ctime) is set by every change of content, owner, mode or links and
+        by a rename, and no program can set it back. The directories listed (entries added, removed
+        or renamed in them, or moved themselves) are pulled whole (C(rsync -r --delete
+        --files-from)), the other entries by content (C(--checksum --files-from)). Every other
+        entry is as the previous pull left it, and is not walked again on either side.
+      - A tree whose own directory changed (an entry added or removed at its top) gets the usual
+        whole pull, and so do all trees when the origin's clock is before this time (a clock set
+        back would hide changes; RV(whole_trees) says so).
+      - Ignored with O(checksum) or O(verify).
+    type: float
   ssh_cipher:
     description:
       - Cipher of the SSH connection (C(ssh -c)). V(aes128-gcm@openssh.com) moves more data per
@@ -216,10 +232,20 @@ trees:
       elements: str
       returned: on failure
     recent:
-      description: Files and links modified on the origin since O(checksum_since), compared by content.
+      description: Files and links modified on the origin since O(checksum_since) (or changed since
+        O(changed_since)), compared by content.
       type: int
-      returned: when O(checksum_since) is set and neither O(checksum) nor O(verify)
+      returned: when O(checksum_since) or O(changed_since) is set and neither O(checksum) nor O(verify)
       sample: 120
+    incremental:
+      description: True when the tree was pulled from the list of what changed since O(changed_since).
+      type: bool
+      returned: when O(changed_since) applied to the tree
+    changed_dirs:
+      description: Directories changed since O(changed_since), pulled whole.
+      type: int
+      returned: when O(changed_since) applied to the tree
+      sample: 12
     recent_changed:
       description:
         - Changes found by the content comparison of the RV(trees[].recent) files (also counted in
@@ -240,6 +266,10 @@ seconds:
   description: Wall-clock time of the whole task.
   returned: always
   type: float
+whole_trees:
+  description: Why O(changed_since) was not used for any tree.
+  returned: when the origin's clock is before O(changed_since)
+  type: str
 origin_clock_start:
   description:
     - The origin's clock (seconds since the epoch) read before any tree was pulled. Minus a margin,
@@ -265,6 +295,8 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     ExcludeFilter,
     RsyncError,
     build_command,
+    changed_entries_command,
+    list_changed,
     list_files,
     quick_check_misses,
     recent_files_command,
@@ -324,6 +356,43 @@ def checksum_recent(params, rsync_bin, origin, path, excludes, dry_run):
                                  counts=quick_check_misses if dry_run else None)
 
 
+def incremental(params, rsync_bin, origin, path, excludes, dry_run):
+    """The final pass of a tree from what changed since ``changed_since``: the directories whose
+    status changed are pulled whole (new, moved or with entries added or removed: ``-r --delete``),
+    then the other changed entries by content (``--checksum``). Entries with an older status are as
+    the previous pull left them. Return ``(directories, others, results)``, or None when the tree's
+    own directory changed (the caller then pulls the whole tree)."""
+    root = path.rstrip("/") + "/"
+    source = "%s:%s" % (origin.destination, root)
+    with tempfile.TemporaryFile(prefix="bluemind-sync-") as dirs, \
+            tempfile.TemporaryFile(prefix="bluemind-sync-") as others:
+        ndirs, nothers, root_changed, rc, tail = list_changed(
+            origin.remote(changed_entries_command(path, params["changed_since"])), dirs, others,
+            excluded=ExcludeFilter(excludes))
+        if rc != 0:
+            raise SshError(explain_ssh_failure(
+                "listing the entries of %s changed since %s on the origin" % (path, params["changed_since"]),
+                rc, "\n".join(tail)))
+        if root_changed:
+            return None
+        results = []
+        for spool, count, options in ((dirs, ndirs, dict(recursive=True, delete=params["delete"])),
+                                      (others, nothers, dict(checksum=True, delete=False))):
+            if not count:
+                continue
+            spool.flush()
+            spool.seek(0)
+            args = build_command(rsync_bin, origin.shell(), source, root, excludes=excludes, dry_run=dry_run,
+                                 files_from=True, ignore_missing=params["allow_vanished"], **options)
+            results.append(run_rsync(args, params["diff_max_lines"], params["allow_vanished"], stdin=spool))
+        return ndirs, nothers, results
+
+
+def empty_result():
+    return dict(changes=0, created=0, deleted=0, vanished=0, diff=[], diff_omitted=0, rc=0, stderr_tail=[],
+                stats={}, seconds=0.0)
+
+
 def merge(raw, second, diff_max_lines):
     """Add the second pass's changes to the first pass's result."""
     for key in ("changes", "created", "deleted", "vanished"):
@@ -340,6 +409,25 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run):
     path = tree.rstrip("/") or "/"
     root = path.rstrip("/") + "/"
     excludes = tree_excludes(path, params["excludes"])
+    if params["changed_since"] is not None and not (params["checksum"] or params["verify"]):
+        try:
+            done = incremental(params, rsync_bin, origin, path, excludes, dry_run)
+        except SshError as exc:
+            return failed_tree(path, started, str(exc))
+        except RsyncError as exc:
+            return failed_tree(path, started, "changed entries: %s" % exc, exc.result)
+        if done is not None:
+            ndirs, nothers, results = done
+            raw = empty_result()
+            for one in results:
+                merge(raw, one, params["diff_max_lines"])
+            summary = dict(
+                path=path, changed=raw["changes"] > 0, changes=raw["changes"], created=raw["created"],
+                deleted=raw["deleted"], bytes=sum(r["stats"].get("transferred_size", 0) for r in results),
+                files=sum(r["stats"].get("files_transferred", 0) for r in results),
+                seconds=round(time.monotonic() - started, 3), rc=raw["rc"], vanished=raw["vanished"],
+                stats={}, incremental=True, changed_dirs=ndirs, recent=nothers, recent_changed=raw["changes"])
+            return summary, None, raw["diff"], raw["diff_omitted"]
     args = build_command(
         rsync_bin, origin.shell(), "%s:%s" % (origin.destination, root), root,
         excludes=excludes, delete=params["delete"],
@@ -379,6 +467,14 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run):
     return summary, msg, raw["diff"], raw["diff_omitted"]
 
 
+def failed_tree(path, started, message, result=None):
+    result = result or empty_result()
+    summary = dict(path=path, changed=result["changes"] > 0, changes=result["changes"], created=result["created"],
+                   deleted=result["deleted"], bytes=0, files=0, seconds=round(time.monotonic() - started, 3),
+                   rc=result["rc"], vanished=result["vanished"], stats={}, messages=result["stderr_tail"] or [message])
+    return summary, "%s: %s" % (path, message), result["diff"], result["diff_omitted"]
+
+
 def recent_pass(params):
     """Whether the trees get the content comparison of their recent files."""
     return params["checksum_since"] is not None and not (params["checksum"] or params["verify"])
@@ -403,6 +499,7 @@ def main():
         trees=dict(type="list", elements="path", required=True),
         workers=dict(type="int", default=0),
         checksum_since=dict(type="float"),
+        changed_since=dict(type="float"),
         ssh_cipher=dict(type="str", default="aes128-gcm@openssh.com"),
         delete=dict(type="bool", default=True),
         excludes=dict(type="list", elements="str", default=list(BLUEMIND_EXCLUDES)),
@@ -438,6 +535,15 @@ def main():
             clock_start = origin.clock(module.run_command)
         except SshError as exc:
             module.fail_json(msg="cannot pull from the origin: %s" % exc, trees=[], workers=workers)
+        whole_trees = None
+        if params["changed_since"] is not None:
+            # A tree whose top changed, or a clock that went back, gets the whole pull, still
+            # comparing by content what was modified since.
+            params["checksum_since"] = params["checksum_since"] or params["changed_since"]
+            if clock_start < params["changed_since"]:
+                whole_trees = "the origin's clock (%s) is before changed_since (%s)" % (
+                    clock_start, params["changed_since"])
+                params["changed_since"] = None
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(
                 lambda tree: sync_tree(params, rsync_bin, origin, tree, dry_run),
@@ -455,6 +561,8 @@ def main():
         origin_clock_start=clock_start,
         workers=workers,
     )
+    if whole_trees:
+        result["whole_trees"] = whole_trees
     if module._diff:
         result["diff"] = dict(prepared=render_diff(outcomes))
     errors = [outcome[1] for outcome in outcomes if outcome[1]]

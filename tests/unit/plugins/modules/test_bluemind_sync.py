@@ -18,9 +18,10 @@ with open(here + "/calls.jsonl", "a") as log:
 scenario = json.load(open(here + "/scenario.json"))
 dest = sys.argv[-1]
 if "--files-from=-" in sys.argv:  # second pass: keep the list read on stdin
+    recursive = "-r" in sys.argv
     with open(here + "/files.jsonl", "a") as log:
-        log.write(json.dumps([dest, sys.stdin.buffer.read().decode()]) + "\\n")
-    answer = scenario.get("recent:" + dest, {})
+        log.write(json.dumps([("dirs:" if recursive else "") + dest, sys.stdin.buffer.read().decode()]) + "\\n")
+    answer = scenario.get(("dirs:" if recursive else "recent:") + dest, {})
 else:
     answer = scenario.get(("verify:" if "--checksum" in sys.argv else "") + dest, scenario.get(dest))
 sys.stdout.write(answer.get("out", ""))
@@ -35,7 +36,8 @@ with open(here + "/ssh.jsonl", "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
 scenario = json.load(open(here + "/scenario.json"))
 words = shlex.split(sys.argv[-1])
-answer = scenario.get("find:" + words[1], {}) if words[0] == "cd" else {"rc": 99, "err": "unexpected\\n"}
+key = ("changed:" if "-newerct" in words else "find:") + words[1]
+answer = scenario.get(key, {}) if words[0] == "cd" else {"rc": 99, "err": "unexpected\\n"}
 sys.stdout.write(answer.get("out", ""))
 sys.stderr.write(answer.get("err", ""))
 sys.exit(answer.get("rc", 0))
@@ -357,3 +359,57 @@ def test_empty_ssh_cipher_keeps_ssh_default(run_module, fake, commands):
     run_module(bluemind_sync, fake.args(ssh_cipher=""))
     shell = shlex.split(fake.calls()[0][fake.calls()[0].index("-e") + 1])
     assert "-c" not in shell and "-c" not in commands.calls[0]["args"] and "Compression=no" in shell
+
+
+def test_final_pass_pulls_changed_directories_whole_and_changed_files_by_content(run_module, fake):
+    fake.scenario(**{
+        "changed:/srv/a": dict(out="d ./user/inbox\0f ./user/inbox/1.\0d ./proc\0f ./user/cyrus.squat\0"
+                                   "l ./link\0d ./proc/sub\0"),
+        "dirs:/srv/a/": dict(out="*deleting   user/inbox/2.\n>f+++++++++ user/inbox/1.\n" + STATS % (1, 7)),
+        "recent:/srv/a/": dict(out=">fc........ link\n" + STATS % (1, 3)),
+        "changed:/srv/b": dict(out=""),
+    })
+    result = run_module(bluemind_sync, fake.args(changed_since=SINCE, excludes=["cyrus.squat", "/srv/a/proc/"]))
+    assert not result.get("failed"), result
+    calls = fake.calls()
+    assert all("--files-from=-" in call for call in calls)  # no walk of the whole trees
+    dirs, files = [c for c in calls if c[-1] == "/srv/a/"]
+    assert {"-r", "--delete"} <= set(dirs) and "--checksum" not in dirs
+    assert "--checksum" in files and not {"-r", "--delete"} & set(files)
+    # excluded names and what is under an excluded directory are left out of both lists
+    assert fake.files_read() == {"dirs:/srv/a/": ["user/inbox"], "/srv/a/": ["user/inbox/1.", "link"]}
+    a, b = tree(result, "/srv/a"), tree(result, "/srv/b")
+    assert (a["incremental"], a["changed_dirs"], a["recent"], a["changes"], a["deleted"], a["files"], a["bytes"]) == (
+        True, 1, 2, 3, 1, 2, 10)
+    assert (b["incremental"], b["changed"], b["changed_dirs"], b["recent"]) == (True, False, 0, 0)
+    assert len([c for c in calls if c[-1] == "/srv/b/"]) == 0  # nothing changed: no rsync at all
+    [listing] = [shlex.split(c[-1]) for c in fake.ssh_calls() if "/srv/a" in c[-1]]
+    assert listing == ["cd", "/srv/a", "&&", "find", ".", "-ignore_readdir_race", "-newerct", "@1717999990.499999999",
+                       "-printf", "%y %p\\0"]
+
+
+def test_a_changed_tree_top_or_a_clock_gone_back_pulls_the_whole_tree(run_module, fake):
+    fake.scenario(**{
+        "changed:/srv/a": dict(out="d .\0f ./x\0"),
+        "/srv/a/": dict(out=""), "find:/srv/a": dict(out="./x\0"),
+        "recent:/srv/a/": dict(out=""),
+        "changed:/srv/b": dict(out="f ./y\0"), "recent:/srv/b/": dict(out=""),
+    })
+    result = run_module(bluemind_sync, fake.args(changed_since=SINCE))
+    whole = [c for c in fake.calls() if c[-1] == "/srv/a/" and "--files-from=-" not in c]
+    assert len(whole) == 1 and "--delete" in whole[0]
+    # the whole pull still compares by content what was modified since
+    assert fake.files_read()["/srv/a/"] == ["x"]
+    assert "incremental" not in tree(result, "/srv/a") and tree(result, "/srv/b")["incremental"] is True
+    assert "whole_trees" not in result
+
+    gone_back = run_module(bluemind_sync, fake.args(changed_since=float(ORIGIN_CLOCK) + 60))
+    assert "is before changed_since" in gone_back["whole_trees"]
+    assert not any(t.get("incremental") for t in gone_back["trees"])
+
+
+def test_changed_listing_failure_names_the_tree(run_module, fake):
+    fake.scenario(**{"changed:/srv/a": dict(rc=1, err="find: permission denied\n"), "changed:/srv/b": dict(out="")})
+    result = run_module(bluemind_sync, fake.args(changed_since=SINCE))
+    assert result["failed"] is True
+    assert "/srv/a: listing the entries of /srv/a changed since" in result["msg"]
