@@ -39,10 +39,6 @@ TABLE_COLUMNS_SQL = (
     "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
     "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1"
 )
-SEQUENCE_VALUES_SQL = (
-    "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), "
-    "COALESCE(last_value, start_value), last_value IS NOT NULL FROM pg_sequences ORDER BY 1"
-)
 IGNORED_SCHEMA_LINES = ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict ", "\\unrestrict ")
 # The 64-bit id of the transaction that wrote a row's version (its 32-bit xmin, which freezing keeps
 # since PostgreSQL 9.4, placed in the current epoch, or the previous one when it is ahead of ``c``).
@@ -56,6 +52,27 @@ IDENTITY_SQL = (
     "(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' || "
     "(SELECT oid FROM pg_database WHERE datname = current_database())::text, "
     "txid_snapshot_xmin(txid_current_snapshot()), txid_snapshot_xmax(txid_current_snapshot())"
+)
+# Everything a pass compares, of one database, in one query (one psql instead of ten): the ids of
+# IDENTITY_SQL, the database's settings, hstore, every table's exact row count and every sequence.
+FACTS_SQL = (
+    "SELECT json_build_object("
+    "'ident', (SELECT system_identifier FROM pg_control_system())::text || '/' || "
+    "(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' || "
+    "(SELECT oid FROM pg_database WHERE datname = current_database())::text, "
+    "'xmin', txid_snapshot_xmin(txid_current_snapshot()), 'xmax', txid_snapshot_xmax(txid_current_snapshot()), "
+    "'settings', (SELECT COALESCE(json_agg(x ORDER BY x), '[]') FROM (SELECT unnest(s.setconfig) AS x "
+    "FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+    "WHERE s.setrole = 0 AND d.datname = current_database()) q), "
+    "'hstore', EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hstore'), "
+    "'counts', (SELECT COALESCE(json_object_agg(t, n), '{}') FROM (SELECT quote_ident(n.nspname) || '.' || "
+    "quote_ident(c.relname) AS t, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', "
+    "n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%') q), "
+    "'sequences', (SELECT COALESCE(json_agg(json_build_array(quote_ident(schemaname) || '.' || "
+    "quote_ident(sequencename), COALESCE(last_value, start_value), last_value IS NOT NULL) ORDER BY schemaname, sequencename), '[]') "
+    "FROM pg_sequences))"
 )
 # Above this share of a table's rows, the whole table is copied again rather than row by row.
 REPLACE_RATIO = 0.5

@@ -270,19 +270,16 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
-    SEQUENCES_SQL,
-    TABLES_SQL,
     PgError,
     PgServer,
     alter_database_set,
-    count_rows_sql,
     quote_ident,
     quote_literal,
     stream_pipeline,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
+    FACTS_SQL,
     IDENTITY_SQL,
-    SEQUENCE_VALUES_SQL,
     TABLE_COLUMNS_SQL,
     RowSync,
     RowSyncError,
@@ -374,22 +371,28 @@ class Transfer(object):
                 name, server.label, rc, (err or "").strip() or "no message"))
         return normalize_schema(out)
 
+    def facts(self, server, name, snapshot=None):
+        """What a pass compares of one database, in one query (see FACTS_SQL)."""
+        return json.loads(server.query(self.run, name, FACTS_SQL, "reading the database's state", snapshot)[0][0])
+
     def row_sync_blocker(self, entry, snapshot):
-        """Why the target's copy of a database cannot be brought up to date row by row, or None."""
+        """Why the target's copy of a database cannot be brought up to date row by row, or None;
+        with the target's state when it can."""
         name = entry["name"]
         if not self.target.query(self.run, self.maintenance_db,
                                  "SELECT 1 FROM pg_database WHERE datname = %s" % quote_literal(name),
                                  "looking for %s" % name):
-            return "no copy on the target yet"
-        if self.settings(self.target, name) != entry["settings"]:
-            return "the database settings differ"
-        theirs, ours = in_parallel([lambda: self.schema(self.origin, name, snapshot),
-                                    lambda: self.schema(self.target, name)])
+            return "no copy on the target yet", None
+        (theirs, ours), target = in_parallel([
+            lambda: in_parallel([lambda: self.schema(self.origin, name, snapshot), lambda: self.schema(self.target, name)]),
+            lambda: self.facts(self.target, name)])
+        if target["settings"] != entry["settings"]:
+            return "the database settings differ", None
         if theirs != ours:
             at = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
             return "the schemas differ (origin: %r, target: %r)" % (
-                theirs[at] if at < len(theirs) else "end", ours[at] if at < len(ours) else "end")
-        return None
+                theirs[at] if at < len(theirs) else "end", ours[at] if at < len(ours) else "end"), None
+        return None, target
 
     def record_state(self):
         """The ids of the databases verified in this pass. The target's are read once every database is
@@ -403,15 +406,14 @@ class Transfer(object):
         ident, xmin, xmax = server.query(self.run, name, IDENTITY_SQL, "reading transaction ids", snapshot)[0]
         return ident, int(xmin), int(xmax)
 
-    def since(self, name, origin_now, snapshot):
+    def since(self, name, origin, target):
         """The last pass's transaction ids for both sides, when both are still the same databases."""
         last = self.state.get(name)
         if not last:
             return None
-        target_now = self.identity(self.target, name)
         (origin_ident, origin_since), (target_ident, target_since) = last["origin"], last["target"]
-        if origin_ident != origin_now[0] or target_ident != target_now[0] \
-                or origin_since > origin_now[2] or target_since > target_now[2]:
+        if origin_ident != origin["ident"] or target_ident != target["ident"] \
+                or origin_since > origin["xmax"] or target_since > target["xmax"]:
             return None
         return origin_since, target_since
 
@@ -420,11 +422,11 @@ class Transfer(object):
         name = entry["name"]
         started = time.monotonic()
         with Snapshot(self.origin, name) as snapshot:
-            origin_now = self.identity(self.origin, name, snapshot.id)
-            reason = "mode=full" if mode == "full" else self.row_sync_blocker(entry, snapshot.id)
+            origin = self.facts(self.origin, name, snapshot.id)
+            reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id)
             if reason is None:
                 try:
-                    self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin_now, snapshot.id))
+                    self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin, target), origin)
                 except RowSyncError as exc:
                     reason = "row sync failed: %s" % exc
             if reason is not None:
@@ -432,11 +434,13 @@ class Transfer(object):
                 if apply_changes:
                     self.copy(entry, snapshot.id)
             if apply_changes:
-                entry.update(self.compare(name, entry["settings"], snapshot.id))
-                self.verified[name] = [origin_now[0], origin_now[1]]
+                if self.origin_serving:  # sequences moved on since the pass began: read them again
+                    origin = dict(origin, sequences=self.facts(self.origin, name, snapshot.id)["sequences"])
+                entry.update(self.compare(name, origin, self.facts(self.target, name)))
+                self.verified[name] = [origin["ident"], origin["xmin"]]
         entry["seconds"] = round(time.monotonic() - started, 3)
 
-    def sync_rows(self, entry, snapshot, apply_changes, since):
+    def sync_rows(self, entry, snapshot, apply_changes, since, origin):
         name = entry["name"]
         tables = [Table(*row) for row in self.target.query(self.run, name, TABLE_COLUMNS_SQL, "listing columns")]
         rows = RowSync(self.origin, self.target, name, snapshot)
@@ -452,46 +456,44 @@ class Transfer(object):
             rows_deleted=sum(p["counts"]["target"] if p["replace"] else len(p["delete"]) for p in changed),
             bytes=0)
         if apply_changes:
-            sequences = self.origin.query(self.run, name, SEQUENCE_VALUES_SQL, "reading sequences", snapshot)
+            sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
             entry["bytes"] = rows.apply(changed, sequences)
 
-    def compare(self, name, origin_settings, snapshot=None):
-        """Settings, hstore, tables, row counts and sequences of the two copies; raise on any difference.
+    def compare(self, name, origin, target):
+        """Settings, hstore, tables, row counts and sequences of the two copies (as FACTS_SQL reads them,
+        the origin in the pass's snapshot); raise on any difference.
 
-        With ``snapshot``, the origin is read as that snapshot sees it: exact even while BlueMind writes,
-        but for sequences, which no snapshot holds: while the origin serves (``origin_serving``) they may
-        be ahead there, never behind."""
+        The snapshot makes the origin's side exact even while BlueMind writes, but for sequences, which
+        no snapshot holds: while the origin serves (``origin_serving``) they may be ahead there, never
+        behind."""
         problems = []
-        target_settings = self.settings(self.target, name)
-        if target_settings != origin_settings:
-            problems.append("settings: origin %s, target %s" % (origin_settings, target_settings))
-        if not self.target.query(self.run, name, "SELECT 1 FROM pg_extension WHERE extname = 'hstore'",
-                                 "looking for hstore"):
+        if target["settings"] != origin["settings"]:
+            problems.append("settings: origin %s, target %s" % (origin["settings"], target["settings"]))
+        if not target["hstore"]:
             problems.append("the hstore extension is missing on the target")
-        tables = [row[0] for row in self.origin.query(self.run, name, TABLES_SQL, "listing tables", snapshot)]
-        target_tables = [row[0] for row in self.target.query(self.run, name, TABLES_SQL, "listing tables")]
+        counts, target_counts = origin["counts"], target["counts"]
         problems += ["table %s only on the %s" % (t, side) for side, only in (
-            ("origin", sorted(set(tables) - set(target_tables))),
-            ("target", sorted(set(target_tables) - set(tables)))) for t in only]
-        counts = {}
-        if tables:
-            sql = count_rows_sql(tables)
-            counts = dict(self.origin.query(self.run, name, sql, "counting rows", snapshot))
-            target_counts = dict(self.target.query(self.run, name, sql, "counting rows"))
-            problems += ["%s: %s rows on the origin, %s on the target" % (t, counts[t], target_counts.get(t))
-                         for t in tables if counts[t] != target_counts.get(t)]
-        sequences = dict(self.origin.query(self.run, name, SEQUENCES_SQL, "reading sequences", snapshot))
-        target_sequences = dict(self.target.query(self.run, name, SEQUENCES_SQL, "reading sequences"))
+            ("origin", sorted(set(counts) - set(target_counts))),
+            ("target", sorted(set(target_counts) - set(counts)))) for t in only]
+        problems += ["%s: %s rows on the origin, %s on the target" % (t, counts[t], target_counts[t])
+                     for t in sorted(counts) if t in target_counts and counts[t] != target_counts[t]]
+        sequences = dict((seq, sequence_text(value, called)) for seq, value, called in origin["sequences"])
+        target_sequences = dict((seq, sequence_text(value, called)) for seq, value, called in target["sequences"])
         problems += ["sequence %s: %s on the origin, %s on the target" % (s, v, target_sequences.get(s))
                      for s, v in sorted(sequences.items())
-                     if v != target_sequences.get(s) and not (self.origin_serving and sequence_behind(target_sequences.get(s), v))]
+                     if v != target_sequences.get(s)
+                     and not (self.origin_serving and sequence_behind(target_sequences.get(s), v))]
         if problems:
             raise PgError(
                 "database %s differs after the copy (%d difference(s)): %s%s; was BlueMind still "
                 "writing on the origin? Stop it and run the task again" % (
                     name, len(problems), "; ".join(problems[:MAX_LISTED_DIFFERENCES]),
                     " ..." if len(problems) > MAX_LISTED_DIFFERENCES else ""))
-        return dict(tables=len(tables), rows=sum(int(c) for c in counts.values()), sequences=len(sequences))
+        return dict(tables=len(counts), rows=sum(int(c) for c in counts.values()), sequences=len(sequences))
+
+
+def sequence_text(value, called):
+    return str(value) if called else "never used"
 
 
 def in_parallel(calls, workers=None):

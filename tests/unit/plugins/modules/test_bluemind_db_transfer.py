@@ -55,7 +55,7 @@ class Servers(object):
         data = kwargs.get("data") or ""
         if "SET TRANSACTION SNAPSHOT 'snap-1';" in data:  # a query in the exported snapshot
             self.snapshot_queries.append((side, database))
-            return self.answer(side, data.splitlines()[2].rstrip(";"))
+            return self.answer(side, data.splitlines()[2].rstrip(";"), database)
         if "-c" not in args:
             self.scripts.append((side, database, kwargs["data"]))
             for line in kwargs["data"].splitlines():
@@ -64,9 +64,15 @@ class Servers(object):
                     self.target_settings.setdefault(name.strip('"'), []).append(
                         "%s=%s" % (key.strip('"'), value.strip("';")))
             return 0, "", ""
-        return self.answer(side, args[args.index("-c") + 1])
+        return self.answer(side, args[args.index("-c") + 1], database)
 
-    def answer(self, side, sql):
+    def answer(self, side, sql, database):
+        if "json_build_object" in sql:  # FACTS_SQL
+            counts = dict((t, int(n)) for t, n in (r.split("\x1f") for r in self.counts[side].split("\0") if r))
+            sequences = [[s, int(v), True] for s, v in (r.split("\x1f") for r in self.sequences[side].split("\0") if r)]
+            settings = ["TimeZone=GMT"] if side == "origin" else self.target_settings.get(database, [])
+            return 0, json.dumps(dict(ident="%s-cluster/1/16384" % side, xmin=700, xmax=705, settings=settings,
+                                      hstore=True, counts=counts, sequences=sequences)) + "\0", ""
         if "pg_control_system" in sql:
             return 0, "%s-cluster/1/16384\x1f700\x1f705\0" % side, ""
         if sql == "SHOW server_version":
@@ -143,21 +149,18 @@ def test_transfer_recreates_restores_and_verifies(run_module, servers, commands)
 
 def test_state_decides_how_the_next_pass_compares(servers):
     module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
-    module.run_command.side_effect = lambda args, **kw: servers(args, kw)
-    transfer = bluemind_db_transfer.Transfer(module, *[mock.Mock(), mock.Mock()])
-    transfer.target = mock.Mock()
-    transfer.identity = lambda server, name, snapshot=None: ("target-cluster/1/16384", 720, 725)
-    origin_now = ("origin-cluster/1/16384", 800, 805)
-    assert transfer.since("bj", origin_now, "snap-1") is None  # no earlier pass
+    transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
+    origin = dict(ident="origin-cluster/1/16384", xmin=800, xmax=805)
+    target = dict(ident="target-cluster/1/16384", xmin=720, xmax=725)
+    assert transfer.since("bj", origin, target) is None  # no earlier pass
     transfer.state = {"bj": {"origin": ["origin-cluster/1/16384", 700], "target": ["target-cluster/1/16384", 710]}}
-    assert transfer.since("bj", origin_now, "snap-1") == (700, 710)
+    assert transfer.since("bj", origin, target) == (700, 710)
     # another cluster, timeline or database (restored, recreated) on either side: contents are compared
-    assert transfer.since("bj", ("origin-cluster/2/16384", 800, 805), "snap-1") is None
-    transfer.state["bj"]["target"][0] = "target-cluster/1/99999"
-    assert transfer.since("bj", origin_now, "snap-1") is None
+    assert transfer.since("bj", dict(origin, ident="origin-cluster/2/16384"), target) is None
+    assert transfer.since("bj", origin, dict(target, ident="target-cluster/1/99999")) is None
     # ids from the future (the origin went back in time): contents are compared
-    transfer.state["bj"] = {"origin": ["origin-cluster/1/16384", 900], "target": ["target-cluster/1/16384", 710]}
-    assert transfer.since("bj", origin_now, "snap-1") is None
+    transfer.state["bj"]["origin"][1] = 900
+    assert transfer.since("bj", origin, target) is None
 
 
 def test_state_file_round_trip_and_garbage(tmp_path):
