@@ -186,11 +186,20 @@ def one_run(arm, scale, rep, workroot):
     run.update(arm_a(workdir) if arm == "a" else arm_b(workdir, ABLATE.split() if arm == "c" else ()))
     if arm == "c":
         run["ablate"] = ABLATE
-    lib.log("  window %.1f s; checking" % (run["window"] or -1))
+    lib.log("  window %.1f s (from the launch: %.1f s); checking" % (from_stop(run) or -1, run["window"] or -1))
     run["check"] = lib.check()
     lib.log("  check: %s" % ("nothing lost" if run["check"]["ok"] else "LOSS %s" % {
         k: run["check"][k] for k in ("lost_files", "changed_content", "extra_files", "rows_differ", "row_contents_differ")}))
     return run
+
+
+def from_stop(run):
+    """The window from the stop of the origin's services, as the issue defines it: the baseline's
+    clock starts there; the collection's starts at the launch of ansible-playbook, so the time from
+    the launch to the start of the downtime it records (just before it stops the origin) comes off."""
+    if run["arm"] == "a" or run.get("window") is None:
+        return run.get("window")
+    return run["window"] - (run.get("launch_to_origin_stop") or 0)
 
 
 def summarize(runs):
@@ -199,7 +208,8 @@ def summarize(runs):
         rs = [r for r in runs if r["arm"] == arm]
         if not rs:
             continue
-        out[arm] = dict(lib.summary([r["window"] for r in rs]), label=ARMS[arm],
+        out[arm] = dict(lib.summary([from_stop(r) for r in rs]), label=ARMS[arm],
+                        from_launch=lib.summary([r["window"] for r in rs]),
                         loss_runs=sum(1 for r in rs if not r["check"]["ok"]),
                         settings_lost_runs=sum(1 for r in rs if r["check"].get("db_settings_differ")),
                         failed_runs=sum(1 for r in rs if r.get("rc")),
@@ -211,6 +221,7 @@ def summarize(runs):
         out[arm]["groups_median"] = {k: round(lib.summary(v)["median"], 2) for k, v in groups.items()}
     if "a" in out and "b" in out and out["a"].get("median") and out["b"].get("median"):
         out["ratio_b_over_a"] = round(out["b"]["median"] / out["a"]["median"], 3)
+        out["ratio_b_over_a_from_launch"] = round(out["b"]["from_launch"]["median"] / out["a"]["median"], 3)
     if "a" in out and "c" in out and out["a"].get("median") and out["c"].get("median"):
         out["ratio_c_over_a"] = round(out["c"]["median"] / out["a"]["median"], 3)
     return out
@@ -227,10 +238,14 @@ def render(scale, summ):
             loss += "; db settings/owner lost in %d/%d" % (s["settings_lost_runs"], s["n"])
         rows.append((s["label"], s["n"], "%.1f" % s["median"], "%.1f" % s["min"], "%.1f" % s["max"],
                      "%.1f" % s["spread"], loss))
-    text = "downtime at scale %s (seconds, origin stopped -> target serving)\n" % scale
+    text = ("downtime at scale %s (seconds, origin's services stopped -> target serving; for the collection, "
+            "from the downtime start it records just before it stops them)\n" % scale)
     text += lib.table(["arm", "runs", "median", "min", "max", "spread", "check"], rows)
     if "ratio_b_over_a" in summ:
         text += "\ncollection / baseline = %.2f (target <= 0.50)" % summ["ratio_b_over_a"]
+    if "ratio_b_over_a_from_launch" in summ:
+        text += "; counted from the launch of ansible-playbook (median %.1f s): %.2f" % (
+            summ["b"]["from_launch"]["median"], summ["ratio_b_over_a_from_launch"])
     if "ratio_c_over_a" in summ:
         text += "\ncollection with -e %s / baseline = %.2f" % (ABLATE, summ["ratio_c_over_a"])
     if (summ.get("b", {}).get("report") or {}).get("n"):

@@ -25,6 +25,9 @@ DEFAULT_POINTS = {"s": "2000,s", "m": "s,30000,m", "l": "s,30000,m,l"}
 def point(p, runs, reuse):
     path = lib.RESULTS / ("downtime-%s.json" % p)
     data = json.loads(path.read_text()) if path.exists() and reuse else None
+    commit = lib.machine().get("commit")
+    if data and data.get("machine", {}).get("commit") != commit:
+        data = None  # measured on another version of the collection: measured again
     if not (data and data.get("summary", {}).get("a", {}).get("n") and data["summary"].get("b", {}).get("n")):
         lib.log("scale point %s: measuring (%d run(s) a arm)" % (p, runs))
         downtime.main(["--scale", str(p), "--runs", str(runs)])
@@ -32,7 +35,7 @@ def point(p, runs, reuse):
     else:
         lib.log("scale point %s: reusing %s" % (p, path.name))
     seed = data["runs"][0]["seed"]
-    s = data["summary"]
+    s = downtime.summarize(data["runs"])  # the same definition of the window for every point
     return {"point": str(p), "files": seed["files"], "tree_bytes": seed["bytes"],
             "db_bytes": sum(seed["db_bytes"].values()), "a": s["a"], "b": s["b"],
             "ratio": s.get("ratio_b_over_a"), "source": path.name}

@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -258,6 +259,20 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen):
     return counts["d"], counts["o"], counts["root"], rc, list(tail)
 
 
+def without(spool, names):
+    """A new temporary file with the NUL-terminated names of ``spool`` that are not in ``names``
+    (text as rsync itemizes it; a name that does not decode cleanly is always kept), and its count."""
+    kept, count = tempfile.TemporaryFile(prefix="bluemind-sync-"), 0
+    spool.seek(0)
+    for name in spool.read().split(b"\0")[:-1]:
+        text = name.decode("utf-8", "replace")
+        if "\ufffd" in text or text not in names:
+            kept.write(name + b"\0")
+            count += 1
+    kept.flush()
+    return kept, count
+
+
 def recent_files_command(tree, since):
     """Shell command, run on the origin, printing the regular files and links of ``tree`` whose
     modification time is at or after ``since`` (epoch seconds), NUL-terminated, as ``./name``.
@@ -349,14 +364,15 @@ def _drain_stderr(stream, tail, counters):
 
 
 def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, clock=time.monotonic,
-              stdin=None, counts=None):
+              stdin=None, counts=None, transferred=None):
     """Run rsync, reading its output as it comes; return the tree's summary.
 
     ``changes`` counts the itemized lines that matter (see :func:`is_change`), and among them only
     those whose flags ``counts(flags)`` accepts when given; ``diff`` keeps the first
     ``diff_max_lines`` of them. ``stdin`` (a file) is given to rsync (``--files-from=-``).
     Exit code 24 (files vanished) is accepted only when ``allow_vanished``; any other failure
-    raises :class:`RsyncError`.
+    raises :class:`RsyncError`. ``transferred`` (a set) receives the names of the regular files
+    received, whose content is then the origin's.
     """
     started = clock()
     extra = {} if stdin is None else dict(stdin=stdin)
@@ -379,6 +395,8 @@ def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, cloc
         if not is_change(flags) or (counts is not None and not counts(flags)):
             continue
         result["changes"] += 1
+        if transferred is not None and flags.startswith(">f"):
+            transferred.add(item[1])
         if flags == "*deleting":
             result["deleted"] += 1
         elif flags.endswith("+++++++++"):

@@ -297,6 +297,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     build_command,
     changed_entries_command,
     list_changed,
+    without,
     list_files,
     quick_check_misses,
     recent_files_command,
@@ -375,17 +376,27 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run):
                 rc, "\n".join(tail)))
         if root_changed:
             return None
-        results = []
-        for spool, count, options in ((dirs, ndirs, dict(recursive=True, delete=params["delete"])),
-                                      (others, nothers, dict(checksum=True, delete=False))):
-            if not count:
-                continue
-            spool.flush()
-            spool.seek(0)
-            args = build_command(rsync_bin, origin.shell(), source, root, excludes=excludes, dry_run=dry_run,
-                                 files_from=True, ignore_missing=params["allow_vanished"], **options)
-            results.append(run_rsync(args, params["diff_max_lines"], params["allow_vanished"], stdin=spool))
+        results, received = [], set()
+        if ndirs:
+            results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, dirs,
+                                     dict(recursive=True, delete=params["delete"]), received))
+        if nothers:
+            # What the directories' pass received is the origin's already: not read again.
+            others, left = without(others, received) if received else (others, nothers)
+            with others:
+                if left:
+                    results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, others,
+                                             dict(checksum=True, delete=False)))
         return ndirs, nothers, results
+
+
+def pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, spool, options, received=None):
+    """One rsync of the names in ``spool`` (``--files-from``)."""
+    spool.flush()
+    spool.seek(0)
+    args = build_command(rsync_bin, origin.shell(), source, root, excludes=excludes, dry_run=dry_run,
+                         files_from=True, ignore_missing=params["allow_vanished"], **options)
+    return run_rsync(args, params["diff_max_lines"], params["allow_vanished"], stdin=spool, transferred=received)
 
 
 def empty_result():

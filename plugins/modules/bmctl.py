@@ -35,6 +35,14 @@ options:
       - Seconds to wait after the action for every unit to reach the state.
     type: int
     default: 300
+  with_units:
+    description:
+      - Other systemd units taken along in the same task (one round trip instead of one task each),
+        such as V(postfix). They are started before BlueMind, and stopped or restarted after it,
+        with C(systemctl), each only when it is not already in the state.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -53,6 +61,11 @@ EXAMPLES = r"""
   bluemind.migration.bmctl:
     state: stopped
 
+- name: Stop BlueMind, then postfix
+  bluemind.migration.bmctl:
+    state: stopped
+    with_units: [postfix]
+
 - name: Start BlueMind and wait up to ten minutes for bm-core
   bluemind.migration.bmctl:
     state: started
@@ -65,6 +78,12 @@ bmctl_action:
   returned: always
   type: str
   sample: start
+units_changed:
+  description: Units of O(with_units) started, stopped or restarted (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [postfix]
 status_before:
   description: State of each unit before the task, as read from C(bmctl status).
   returned: always
@@ -154,12 +173,31 @@ def wait_for(module, bmctl, state, timeout):
         time.sleep(POLL_SECONDS)
 
 
+def take_along(module, units, state):
+    """Bring the systemd ``units`` to ``state`` (unless check mode); the names of those that moved."""
+    systemctl = module.get_bin_path("systemctl", required=True)
+    moved = []
+    for unit in units:
+        active = module.run_command([systemctl, "is-active", "--quiet", unit])[0] == 0
+        if state == "started" and active or state == "stopped" and not active:
+            continue
+        moved.append(unit)
+        if module.check_mode:
+            continue
+        rc, out, err = module.run_command([systemctl, ACTIONS[state], unit])
+        if rc != 0:
+            module.fail_json(msg="'systemctl %s %s' failed (exit %d): %s; see 'systemctl status %s'" % (
+                ACTIONS[state], unit, rc, (err or out).strip() or "no output", unit), units_changed=moved)
+    return moved
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             state=dict(type="str", required=True, choices=list(ACTIONS)),
             bmctl_path=dict(type="path", default="/usr/bin/bmctl"),
             wait_timeout=dict(type="int", default=300),
+            with_units=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -176,23 +214,27 @@ def main():
         action = ACTIONS[state]
     else:
         action = None
-    result = dict(changed=action is not None, bmctl_action=action, status_before=before, status=before)
-    if action is None or module.check_mode:
-        module.exit_json(**result)
-
-    rc, out, err = module.run_command([bmctl, action])
-    if rc != 0:
-        module.fail_json(
-            msg="'%s %s' failed (exit %d): %s; see 'systemctl status bluemind.target'" % (
-                bmctl, action, rc, (err or out).strip() or "no output"),
-            **result
-        )
-    try:
-        result["status"] = wait_for(module, bmctl, "stopped" if state == "stopped" else "started",
-                                    module.params["wait_timeout"])
-    except BmctlError as exc:
-        result["status"] = exc.units or {}
-        module.fail_json(msg=str(exc), **result)
+    units = module.params["with_units"]
+    moved = take_along(module, units, state) if state == "started" else []
+    result = dict(changed=action is not None or bool(moved), bmctl_action=action, status_before=before,
+                  status=before, units_changed=moved)
+    if action is not None and not module.check_mode:
+        rc, out, err = module.run_command([bmctl, action])
+        if rc != 0:
+            module.fail_json(
+                msg="'%s %s' failed (exit %d): %s; see 'systemctl status bluemind.target'" % (
+                    bmctl, action, rc, (err or out).strip() or "no output"),
+                **result
+            )
+        try:
+            result["status"] = wait_for(module, bmctl, "stopped" if state == "stopped" else "started",
+                                        module.params["wait_timeout"])
+        except BmctlError as exc:
+            result["status"] = exc.units or {}
+            module.fail_json(msg=str(exc), **result)
+    if state != "started":
+        result["units_changed"] = take_along(module, units, state)
+        result["changed"] = result["changed"] or bool(result["units_changed"])
     module.exit_json(**result)
 
 

@@ -111,3 +111,48 @@ def test_missing_bmctl(run_module, commands, tmp_path):
     result = run_module(bmctl, dict(state="started", bmctl_path=str(tmp_path / "nope")))
     assert result["failed"] is True and "is BlueMind (package bm-conf) installed" in result["msg"]
     assert commands.calls == []
+
+
+def systemctl(commands, active):
+    """``systemctl is-active`` answers from ``active`` (a set of unit names); start and stop succeed."""
+    calls = []
+
+    def answer(args, _kwargs):
+        calls.append(args[1:])
+        if args[1] == "is-active":
+            return (0 if args[-1] in active else 3), "", ""
+        return 0, "", ""
+
+    commands.add(lambda a: a[0].endswith("systemctl"), answer)
+    return calls
+
+
+def test_with_units_stopped_after_bluemind_only_when_running(run_module, commands, bmctl_bin, no_sleep, monkeypatch):
+    monkeypatch.setattr(bmctl.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/bin/" + name)
+    status_sequence(commands, (0, RUNNING, ""), (0, STOPPED, ""))
+    commands.add(lambda a: a[1:] == ["stop"], (0, "", ""))
+    calls = systemctl(commands, {"postfix"})
+    result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin, with_units=["postfix", "cron"]))
+    assert result["changed"] is True and result["units_changed"] == ["postfix"]
+    assert ["stop", "postfix"] in calls and ["stop", "cron"] not in calls
+    # BlueMind first, then postfix
+    order = [c["args"][1:] for c in commands.calls if c["args"][1:] in (["stop"], ["stop", "postfix"])]
+    assert order == [["stop"], ["stop", "postfix"]]
+
+
+def test_with_units_started_first_and_planned_in_check_mode(run_module, commands, bmctl_bin, monkeypatch):
+    monkeypatch.setattr(bmctl.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/bin/" + name)
+    status_sequence(commands, (0, RUNNING, ""))
+    calls = systemctl(commands, set())
+    result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin, with_units=["postfix"]), check_mode=True)
+    assert result["changed"] is True and result["bmctl_action"] is None and result["units_changed"] == ["postfix"]
+    assert calls == [["is-active", "--quiet", "postfix"]]  # nothing started in check mode
+
+
+def test_with_unit_failure_names_the_unit(run_module, commands, bmctl_bin, monkeypatch):
+    monkeypatch.setattr(bmctl.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/bin/" + name)
+    status_sequence(commands, (0, STOPPED, ""))
+    commands.add(lambda a: a[0].endswith("systemctl") and a[1] == "start", (1, "", "Unit postfix.service not found.\n"))
+    systemctl(commands, set())
+    result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin, with_units=["postfix"]))
+    assert result["failed"] is True and "'systemctl start postfix' failed (exit 1): Unit postfix.service not found." in result["msg"]
