@@ -222,14 +222,7 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen):
     Return ``(directories, others, root_changed, rc, stderr_tail)``; ``root_changed`` is True when
     the tree's own directory is listed (an entry was added, removed or renamed at its top).
     """
-    proc = popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                 env=dict(os.environ, LC_ALL="C"))
-    tail = collections.deque(maxlen=STDERR_TAIL_LINES)
-    reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail, {"vanished": 0}))
-    reader.daemon = True
-    reader.start()
     counts = {"d": 0, "o": 0, "root": False}
-    rest = b""
 
     def keep(record):
         kind, _sep, name = record.partition(b" ")
@@ -247,6 +240,20 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen):
         (dirs if is_dir else others).write(name + b"\0")
         counts["d" if is_dir else "o"] += 1
 
+    rc, tail = read_records(args, keep, popen)
+    return counts["d"], counts["o"], counts["root"], rc, tail
+
+
+def read_records(args, keep, popen=subprocess.Popen):
+    """Run ``args`` and call ``keep(record)`` for each NUL-terminated record it prints, as they
+    come (memory stays bounded); return ``(rc, stderr_tail)``."""
+    proc = popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 env=dict(os.environ, LC_ALL="C"))
+    tail = collections.deque(maxlen=STDERR_TAIL_LINES)
+    reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail, {"vanished": 0}))
+    reader.daemon = True
+    reader.start()
+    rest = b""
     for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):
         records = (rest + chunk).split(b"\0")
         rest = records.pop()
@@ -256,7 +263,7 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen):
     reader.join()
     if rest and rc == 0:
         keep(rest)
-    return counts["d"], counts["o"], counts["root"], rc, list(tail)
+    return rc, list(tail)
 
 
 def without(spool, names):
@@ -291,31 +298,18 @@ def list_files(args, spool, excluded=None, popen=subprocess.Popen):
 
     Return ``(count, rc, stderr_tail)``.
     """
-    proc = popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                 env=dict(os.environ, LC_ALL="C"))
-    tail = collections.deque(maxlen=STDERR_TAIL_LINES)
-    reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail, {"vanished": 0}))
-    reader.daemon = True
-    reader.start()
-    count, rest = 0, b""
+    count = [0]
 
     def keep(name):
         if name.startswith(b"./"):
             name = name[2:]
         if not name or name == b"." or (excluded is not None and excluded(os.fsdecode(name))):
-            return 0
+            return
         spool.write(name + b"\0")
-        return 1
+        count[0] += 1
 
-    for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):
-        names = (rest + chunk).split(b"\0")
-        rest = names.pop()
-        count += sum(keep(name) for name in names)
-    rc = proc.wait()
-    reader.join()
-    if rest and rc == 0:
-        count += keep(rest)
-    return count, rc, list(tail)
+    rc, tail = read_records(args, keep, popen)
+    return count[0], rc, tail
 
 
 def quick_check_misses(flags):
