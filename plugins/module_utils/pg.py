@@ -24,17 +24,6 @@ LIST_SETTINGS = frozenset((
     "shared_preload_libraries", "temp_tablespaces", "unix_socket_directories",
 ))
 
-TABLES_SQL = (
-    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
-    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
-    "ORDER BY 1"
-)
-SEQUENCES_SQL = (
-    "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), "
-    "COALESCE(last_value::text, 'never used') FROM pg_sequences ORDER BY 1"
-)
-
 
 def snapshot_script(snapshot, sql):
     """``sql`` run in a read-only transaction that sees the exported ``snapshot``."""

@@ -18,12 +18,25 @@ import os
 import subprocess
 import tempfile
 
-from ansible_collections.bluemind.migration.plugins.module_utils.pg import quote_literal, snapshot_script
+from ansible_collections.bluemind.migration.plugins.module_utils.pg import _tail as tail_of, quote_literal, snapshot_script
 
 # Both sides render values as text the same way, whatever the servers' defaults.
 ROW_TEXT_OPTIONS = ("-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c TimeZone=UTC "
                     "-c extra_float_digits=3 -c bytea_output=hex")
 
+# The database's own tables (not the catalogs', TOAST's or an extension's), as ``c`` and ``n``.
+USER_TABLES = (
+    "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+    "AND d.objid = c.oid AND d.deptype = 'e')"
+)
+# Which cluster, timeline and database: a restored or another server never matches.
+DATABASE_IDENT = (
+    "(SELECT system_identifier FROM pg_control_system())::text || '/' || "
+    "(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' || "
+    "(SELECT oid FROM pg_database WHERE datname = current_database())::text"
+)
 # Tables with their copied columns (generated ones left out) and primary key columns, in order.
 # Run on the target (the newer server: attgenerated exists from PostgreSQL 12 on).
 TABLE_COLUMNS_SQL = (
@@ -34,10 +47,7 @@ TABLE_COLUMNS_SQL = (
     " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
     " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
     " WHERE i.indrelid = c.oid AND i.indisprimary), '') "
-    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
-    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
-    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
-    "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1"
+    "FROM " + USER_TABLES + " ORDER BY 1"
 )
 IGNORED_SCHEMA_LINES = ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict ", "\\unrestrict ")
 # The 64-bit id of the transaction that wrote a row's version (its 32-bit xmin, which freezing keeps
@@ -48,18 +58,13 @@ XID64 = ("(((x.c >> 32) - CASE WHEN t.xmin::text::bigint > (x.c & 4294967295) TH
 # timeline and the database (a restored or another server never matches), and the oldest
 # transaction still running (every version written later has an id at least as high).
 IDENTITY_SQL = (
-    "SELECT (SELECT system_identifier FROM pg_control_system())::text || '/' || "
-    "(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' || "
-    "(SELECT oid FROM pg_database WHERE datname = current_database())::text, "
-    "txid_snapshot_xmin(txid_current_snapshot()), txid_snapshot_xmax(txid_current_snapshot())"
+    "SELECT " + DATABASE_IDENT + ", txid_snapshot_xmin(txid_current_snapshot()), txid_snapshot_xmax(txid_current_snapshot())"
 )
 # Everything a pass compares, of one database, in one query (one psql instead of ten): the ids of
 # IDENTITY_SQL, the database's settings, hstore, every table's exact row count and every sequence.
 FACTS_SQL = (
     "SELECT json_build_object("
-    "'ident', (SELECT system_identifier FROM pg_control_system())::text || '/' || "
-    "(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' || "
-    "(SELECT oid FROM pg_database WHERE datname = current_database())::text, "
+    "'ident', " + DATABASE_IDENT + ", "
     "'xmin', txid_snapshot_xmin(txid_current_snapshot()), 'xmax', txid_snapshot_xmax(txid_current_snapshot()), "
     "'settings', (SELECT COALESCE(json_agg(x ORDER BY x), '[]') FROM (SELECT unnest(s.setconfig) AS x "
     "FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
@@ -67,9 +72,7 @@ FACTS_SQL = (
     "'hstore', EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hstore'), "
     "'counts', (SELECT COALESCE(json_object_agg(t, n), '{}') FROM (SELECT quote_ident(n.nspname) || '.' || "
     "quote_ident(c.relname) AS t, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', "
-    "n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n FROM pg_class c "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
-    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%') q), "
+    "n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n FROM " + USER_TABLES + ") q), "
     "'sequences', (SELECT COALESCE(json_agg(json_build_array(quote_ident(schemaname) || '.' || "
     "quote_ident(sequencename), COALESCE(last_value, start_value), last_value IS NOT NULL) ORDER BY schemaname, sequencename), '[]') "
     "FROM pg_sequences))"
@@ -233,8 +236,7 @@ def _lines(stream):
 
 
 def _tail(handle):
-    handle.seek(0)
-    return handle.read().decode("utf-8", "replace").strip()[-2000:] or "no message"
+    return tail_of(handle) or "no message"
 
 
 class RowSync(object):

@@ -432,12 +432,8 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run):
             raw = empty_result()
             for one in results:
                 merge(raw, one, params["diff_max_lines"])
-            summary = dict(
-                path=path, changed=raw["changes"] > 0, changes=raw["changes"], created=raw["created"],
-                deleted=raw["deleted"], bytes=sum(r["stats"].get("transferred_size", 0) for r in results),
-                files=sum(r["stats"].get("files_transferred", 0) for r in results),
-                seconds=round(time.monotonic() - started, 3), rc=raw["rc"], vanished=raw["vanished"],
-                stats={}, incremental=True, changed_dirs=ndirs, recent=nothers, recent_changed=raw["changes"])
+            summary = tree_summary(path, started, raw, [r["stats"] for r in results], {}, incremental=True,
+                                   changed_dirs=ndirs, recent=nothers, recent_changed=raw["changes"])
             return summary, None, raw["diff"], raw["diff_omitted"]
     args = build_command(
         rsync_bin, origin.shell(), "%s:%s" % (origin.destination, root), root,
@@ -464,13 +460,7 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run):
             recent_changed = second["changes"]
             merge(raw, second, params["diff_max_lines"])
             transferred.append(second["stats"])
-    summary = dict(
-        path=path, changed=raw["changes"] > 0, changes=raw["changes"], created=raw["created"],
-        deleted=raw["deleted"], bytes=sum(s.get("transferred_size", 0) for s in transferred),
-        files=sum(s.get("files_transferred", 0) for s in transferred),
-        seconds=round(time.monotonic() - started, 3), rc=raw["rc"],
-        vanished=raw["vanished"], stats=raw["stats"],
-    )
+    summary = tree_summary(path, started, raw, transferred, raw["stats"])
     if recent is not None:
         summary.update(recent=recent, recent_changed=recent_changed)
     if msg:
@@ -478,11 +468,19 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run):
     return summary, msg, raw["diff"], raw["diff_omitted"]
 
 
+def tree_summary(path, started, raw, transferred, stats, **extra):
+    """One tree's entry of RV(trees): the counters of ``raw``, the sums of the ``transferred`` stats."""
+    return dict(
+        path=path, changed=raw["changes"] > 0, changes=raw["changes"], created=raw["created"],
+        deleted=raw["deleted"], bytes=sum(t.get("transferred_size", 0) for t in transferred),
+        files=sum(t.get("files_transferred", 0) for t in transferred),
+        seconds=round(time.monotonic() - started, 3), rc=raw["rc"], vanished=raw["vanished"], stats=stats,
+        **extra)
+
+
 def failed_tree(path, started, message, result=None):
     result = result or empty_result()
-    summary = dict(path=path, changed=result["changes"] > 0, changes=result["changes"], created=result["created"],
-                   deleted=result["deleted"], bytes=0, files=0, seconds=round(time.monotonic() - started, 3),
-                   rc=result["rc"], vanished=result["vanished"], stats={}, messages=result["stderr_tail"] or [message])
+    summary = tree_summary(path, started, result, [], {}, messages=result["stderr_tail"] or [message])
     return summary, "%s: %s" % (path, message), result["diff"], result["diff_omitted"]
 
 
