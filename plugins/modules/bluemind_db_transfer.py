@@ -38,7 +38,7 @@ description:
     their schema; BlueMind puts C(hstore), C(btree_gin), C(ltree) and C(unaccent) in C(pg_catalog)),
     and fails, naming what to install, when the target's server lacks one of the extensions
     (C(pg_available_extensions)) or cannot load one of the locales.
-  - For a full copy, the target's copy is dropped and created again like BlueMind creates it: owner
+  - For a full copy, the target's copy is dropped and created again as BlueMind creates it, with owner
     O(db_user), encoding UTF8, C(template0), and the origin's C(LC_COLLATE) and C(LC_CTYPE). The
     origin's database-level settings (C(ALTER DATABASE ... SET), which a plain C(pg_dump) does not
     carry) are applied, and every extension the origin's database has in C(pg_catalog) or C(public)

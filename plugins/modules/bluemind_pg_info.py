@@ -16,8 +16,8 @@ description:
     (C(pg_extension)). BlueMind creates C(bj) and C(bj-data) with the C(en_US.UTF-8) locale and
     puts C(hstore), C(btree_gin), C(ltree) and C(unaccent) in C(pg_catalog).
   - With O(required_extensions) and O(required_locales) (what the origin's databases use), it also
-    reports in RV(missing) what this server lacks to hold a copy of them, each with what to do:
-    an extension that C(pg_available_extensions) does not list, a locale the server cannot load
+    reports in RV(missing) what this server lacks to hold a copy of them, each with what to do, that
+    is an extension that C(pg_available_extensions) does not list, or a locale the server cannot load
     (it creates a collation with it in a transaction that it rolls back).
   - Run it on the origin to learn what its databases use, then on the target with that, before
     anything changes.
