@@ -25,6 +25,54 @@ LIST_SETTINGS = frozenset((
 ))
 
 
+# The extensions of the connected database: name, schema, version.
+EXTENSIONS_SQL = ("SELECT e.extname, n.nspname, e.extversion FROM pg_extension e "
+                  "JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1")
+AVAILABLE_EXTENSIONS_SQL = "SELECT name FROM pg_available_extensions ORDER BY 1"
+# Schemas that a database created from template0 already has: an extension of the origin that
+# lives there can be created before the restore; one in a schema of its own is left to the dump,
+# which creates the schema first.
+BUILTIN_SCHEMAS = ("pg_catalog", "public")
+# Extensions that come with PostgreSQL itself (its contrib modules; on Debian in postgresql-<major>).
+CONTRIB_EXTENSIONS = frozenset((
+    "adminpack", "amcheck", "autoinc", "bloom", "btree_gin", "btree_gist", "citext", "cube", "dblink",
+    "dict_int", "dict_xsyn", "earthdistance", "file_fdw", "fuzzystrmatch", "hstore", "insert_username",
+    "intagg", "intarray", "isn", "lo", "ltree", "moddatetime", "old_snapshot", "pageinspect",
+    "pg_buffercache", "pg_freespacemap", "pg_prewarm", "pg_stat_statements", "pg_surgery", "pg_trgm",
+    "pg_visibility", "pg_walinspect", "pgcrypto", "pgrowlocks", "pgstattuple", "plpgsql", "postgres_fdw",
+    "refint", "seg", "sslinfo", "tablefunc", "tcn", "tsm_system_rows", "tsm_system_time", "unaccent",
+    "uuid-ossp", "xml2",
+))
+
+
+def create_extension_sql(name, schema):
+    """``CREATE EXTENSION`` of one extension in the schema it has on the origin."""
+    return "CREATE EXTENSION IF NOT EXISTS %s WITH SCHEMA %s;" % (quote_ident(name), quote_ident(schema))
+
+
+def locale_probe_sql(locale):
+    """A script that fails when the server cannot load ``locale`` (as LC_COLLATE and LC_CTYPE) and
+    that leaves nothing behind: PostgreSQL loads the locale of a collation it creates."""
+    return ("BEGIN;\nCREATE COLLATION pg_temp.bluemind_migration_locale_probe (LC_COLLATE = %s, LC_CTYPE = %s);\n"
+            "ROLLBACK;\n" % (quote_literal(locale), quote_literal(locale)))
+
+
+def extension_install_hint(name, major):
+    """What to install on Debian for an extension that ``pg_available_extensions`` lacks."""
+    if name in CONTRIB_EXTENSIONS:
+        return "%s comes with PostgreSQL's contrib modules (Debian: postgresql-%s or postgresql-contrib)" % (
+            name, major)
+    package = name[3:] if name.startswith("pg_") else name  # pg_repack: postgresql-16-repack
+    return "install the package that provides %s for PostgreSQL %s (Debian: postgresql-%s-%s)" % (
+        name, major, major, package.replace("_", "-"))
+
+
+def server_major(version):
+    """``15`` of ``15.8 (Debian 15.8-0+deb12u1)``; ``9.6`` of ``9.6.24``."""
+    parts = version.split()[0].split(".") if version else [""]
+    return ".".join(parts[:2]) if parts[0].isdigit() and int(parts[0]) < 10 else parts[0]
+
+
 def snapshot_script(snapshot, sql):
     """``sql`` run in a read-only transaction that sees the exported ``snapshot``."""
     return ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT %s;\n%s;\nCOMMIT;\n"
@@ -166,3 +214,38 @@ def stream_pipeline(producer, producer_env, consumer, consumer_env, popen=subpro
         consumer_rc = sink.wait()
         producer_rc = source.wait()
         return total, producer_rc, consumer_rc, _tail(producer_err), _tail(consumer_err)
+
+
+def missing_requirements(server, run_command, database, extensions, locales):
+    """What ``server`` lacks to hold a copy of databases that use ``extensions`` (names) and
+    ``locales`` (LC_COLLATE / LC_CTYPE values): one message per missing thing, saying what to do."""
+    problems = []
+    needed = sorted(set(extensions))
+    if needed:
+        available = set(row[0] for row in server.query(
+            run_command, database, AVAILABLE_EXTENSIONS_SQL, "listing the available extensions"))
+        missing = [name for name in needed if name not in available]
+        if missing:
+            major = server_major(server.query(run_command, database, "SHOW server_version",
+                                              "reading the version")[0][0])
+            problems.append("PostgreSQL extension(s) %s used on the origin are not available on the %s "
+                            "server: %s, then run the task again" % (
+                                ", ".join(missing), server.label,
+                                "; ".join(extension_install_hint(name, major) for name in missing)))
+    for locale in sorted(set(locales)):
+        try:
+            server.execute(run_command, database, locale_probe_sql(locale), "loading locale %s" % locale)
+        except PgError:
+            problems.append(
+                "the %s server cannot use the locale %s that the origin's databases use (LC_COLLATE / "
+                "LC_CTYPE): generate it (Debian: enable '%s' in /etc/locale.gen, run locale-gen), then "
+                "restart PostgreSQL" % (server.label, locale, locale_gen_name(locale)))
+    return problems
+
+
+def locale_gen_name(locale):
+    """The /etc/locale.gen line of a locale name: ``en_US.UTF-8 UTF-8`` for en_US.utf8 or en_US.UTF8."""
+    base, _dot, codeset = locale.partition(".")
+    if codeset.replace("-", "").lower() == "utf8":
+        return "%s.UTF-8 UTF-8" % base
+    return locale

@@ -49,7 +49,9 @@ TABLE_COLUMNS_SQL = (
     " WHERE i.indrelid = c.oid AND i.indisprimary), '') "
     "FROM " + USER_TABLES + " ORDER BY 1"
 )
-IGNORED_SCHEMA_LINES = ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict ", "\\unrestrict ")
+# Extension comments come from the installed version of the extension, not from the database.
+IGNORED_SCHEMA_LINES = ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict ", "\\unrestrict ",
+                        "COMMENT ON EXTENSION ")
 # The 64-bit id of the transaction that wrote a row's version (its 32-bit xmin, which freezing keeps
 # since PostgreSQL 9.4, placed in the current epoch, or the previous one when it is ahead of ``c``).
 XID64 = ("(((x.c >> 32) - CASE WHEN t.xmin::text::bigint > (x.c & 4294967295) THEN 1 ELSE 0 END) "
@@ -61,7 +63,8 @@ IDENTITY_SQL = (
     "SELECT " + DATABASE_IDENT + ", txid_snapshot_xmin(txid_current_snapshot()), txid_snapshot_xmax(txid_current_snapshot())"
 )
 # Everything a pass compares, of one database, in one query (one psql instead of ten): the ids of
-# IDENTITY_SQL, the database's settings, hstore, every table's exact row count and every sequence.
+# IDENTITY_SQL, the database's settings, locale (LC_COLLATE, LC_CTYPE), extensions (name, schema),
+# every table's exact row count and every sequence.
 FACTS_SQL = (
     "SELECT json_build_object("
     "'ident', " + DATABASE_IDENT + ", "
@@ -69,7 +72,9 @@ FACTS_SQL = (
     "'settings', (SELECT COALESCE(json_agg(x ORDER BY x), '[]') FROM (SELECT unnest(s.setconfig) AS x "
     "FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
     "WHERE s.setrole = 0 AND d.datname = current_database()) q), "
-    "'hstore', EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hstore'), "
+    "'locale', (SELECT json_build_array(datcollate, datctype) FROM pg_database WHERE datname = current_database()), "
+    "'extensions', (SELECT COALESCE(json_agg(json_build_array(e.extname, n.nspname) ORDER BY e.extname), '[]') "
+    "FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace), "
     "'counts', (SELECT COALESCE(json_object_agg(t, n), '{}') FROM (SELECT quote_ident(n.nspname) || '.' || "
     "quote_ident(c.relname) AS t, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', "
     "n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n FROM " + USER_TABLES + ") q), "
@@ -129,13 +134,13 @@ def text_array(items):
 
 
 def normalize_schema(text):
-    """A schema-only dump without comments, blank lines, session settings and psql's per-dump
-    ``\\restrict`` keys (pg_dump 13.22, 15.14 and later), to compare two servers."""
+    """A schema-only dump without comments (extensions' included), blank lines, session settings and
+    psql's per-dump ``\\restrict`` keys (pg_dump 13.22, 15.14 and later), to compare two servers.
+    ``CREATE EXTENSION`` lines stay: an extension in another schema is a different schema."""
     keep = []
     for line in text.splitlines():
         stripped = line.strip()
-        if not stripped or stripped.startswith(IGNORED_SCHEMA_LINES) or "EXTENSION hstore" in stripped \
-                or "EXISTS hstore" in stripped:  # the full copy adds hstore to every database
+        if not stripped or stripped.startswith(IGNORED_SCHEMA_LINES):
             continue
         keep.append(line.rstrip())
     return keep

@@ -33,13 +33,23 @@ description:
     data, which makes the cold window's pass a matter of seconds.
   - When the schemas or the settings differ, when the target has no copy yet, or when O(mode=full),
     the database is copied whole as described next.
-  - For a full copy, the target's copy is dropped and created again with owner O(db_user),
-    encoding UTF8 from C(template0), the origin's database-level settings (C(ALTER DATABASE ... SET),
-    which a plain C(pg_dump) does not carry) are applied, the C(hstore) extension is created, then
-    C(pg_dump | psql -v ON_ERROR_STOP=1) streams the data without a temporary file; the exit codes
-    of both tools are checked.
+  - Before anything on the target changes, the module reads every origin database's locale
+    (C(LC_COLLATE), C(LC_CTYPE); BlueMind uses C(en_US.UTF-8)) and extensions (C(pg_extension) with
+    their schema; BlueMind puts C(hstore), C(btree_gin), C(ltree) and C(unaccent) in C(pg_catalog)),
+    and fails, naming what to install, when the target's server lacks one of the extensions
+    (C(pg_available_extensions)) or cannot load one of the locales.
+  - For a full copy, the target's copy is dropped and created again as BlueMind creates it, with owner
+    O(db_user), encoding UTF8, C(template0), and the origin's C(LC_COLLATE) and C(LC_CTYPE). The
+    origin's database-level settings (C(ALTER DATABASE ... SET), which a plain C(pg_dump) does not
+    carry) are applied, and every extension the origin's database has in C(pg_catalog) or C(public)
+    is created in that same schema (an extension in a schema of its own is created by the dump,
+    after its schema), then C(pg_dump | psql -v ON_ERROR_STOP=1) streams the data without a
+    temporary file; the exit codes of both tools are checked.
   - Afterwards, for every table, the exact row count (C(count(*))) on both sides and the value of
-    every sequence are compared, as are the settings; any difference fails the task.
+    every sequence are compared, as are the settings, the locale and the extensions (name and
+    schema); any difference fails the task.
+  - A row sync needs the same locale and extensions on both sides too; otherwise the database is
+    copied whole.
   - Passwords reach the PostgreSQL tools only through the environment (C(PGPASSWORD)) or a pgpass
     file (C(PGPASSFILE)), never through their command line.
 options:
@@ -183,6 +193,23 @@ databases:
       type: list
       elements: str
       sample: [TimeZone=GMT]
+    locale:
+      description: C(LC_COLLATE) and C(LC_CTYPE) of the origin's database, given to the target's copy.
+      type: dict
+      contains:
+        collate:
+          description: C(LC_COLLATE).
+          type: str
+          sample: en_US.UTF-8
+        ctype:
+          description: C(LC_CTYPE).
+          type: str
+          sample: en_US.UTF-8
+    extensions:
+      description: The origin database's extensions, each with the schema the target's copy gets it in.
+      type: list
+      elements: dict
+      sample: [{name: hstore, schema: pg_catalog}, {name: plpgsql, schema: pg_catalog}]
     method:
       description: V(rows) when only differing rows moved, V(full) when the database was copied whole.
       type: str
@@ -270,9 +297,13 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
+    BUILTIN_SCHEMAS,
+    EXTENSIONS_SQL,
     PgError,
     PgServer,
     alter_database_set,
+    create_extension_sql,
+    missing_requirements,
     quote_ident,
     quote_literal,
     stream_pipeline,
@@ -319,15 +350,29 @@ class Transfer(object):
         return server.query(self.run, self.maintenance_db, "SHOW server_version", "reading the version")[0][0]
 
     def inspect(self, name):
-        """What the origin holds for one database: size and database-level settings."""
+        """What the origin holds for one database: size, database-level settings, locale, extensions."""
         rows = self.origin.query(
             self.run, self.maintenance_db,
-            "SELECT pg_database_size(datname) FROM pg_database WHERE datname = %s" % quote_literal(name),
-            "reading the size of %s" % name)
+            "SELECT pg_database_size(datname), datcollate, datctype FROM pg_database WHERE datname = %s"
+            % quote_literal(name), "reading the size and locale of %s" % name)
         if not rows:
             raise PgError("database %s does not exist on the origin (%s): check databases" % (
                 name, self.origin.label))
-        return dict(name=name, origin_size=int(rows[0][0]), settings=self.settings(self.origin, name))
+        extensions = [dict(name=row[0], schema=row[1]) for row in self.origin.query(
+            self.run, name, EXTENSIONS_SQL, "listing the extensions of %s" % name)]
+        return dict(name=name, origin_size=int(rows[0][0]), settings=self.settings(self.origin, name),
+                    locale=dict(collate=rows[0][1], ctype=rows[0][2]), extensions=extensions)
+
+    def check_target(self, entries):
+        """Fail, before anything changes, when the target's server lacks an extension or a locale
+        that the origin's databases use."""
+        problems = missing_requirements(
+            self.target, self.run, self.maintenance_db,
+            [ext["name"] for entry in entries for ext in entry["extensions"]],
+            [entry["locale"][key] for entry in entries for key in ("collate", "ctype")])
+        if problems:
+            raise PgError("the target cannot hold a copy of %s: %s. Nothing was changed on the target" % (
+                ", ".join(entry["name"] for entry in entries), "; ".join(problems)))
 
     def settings(self, server, name):
         rows = server.query(
@@ -346,12 +391,17 @@ class Transfer(object):
         name = entry["name"]
         self.execute(self.maintenance_db, "\n".join(
             ["DROP DATABASE IF EXISTS %s;" % quote_ident(name),
-             "CREATE DATABASE %s OWNER %s ENCODING 'UTF8' TEMPLATE template0;" % (
-                 quote_ident(name), quote_ident(self.owner))]
+             "CREATE DATABASE %s OWNER %s ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE %s LC_CTYPE %s;" % (
+                 quote_ident(name), quote_ident(self.owner), quote_literal(entry["locale"]["collate"]),
+                 quote_literal(entry["locale"]["ctype"]))]
             + [alter_database_set(name, setting) for setting in entry["settings"]]),
             "recreating database %s (stop BlueMind on the target first)" % name)
-        self.execute(name, "CREATE EXTENSION IF NOT EXISTS hstore;",
-                     "creating the hstore extension (is postgresql-contrib installed on the target?)")
+        # The dump names a type of pg_catalog without its schema: the extension must be there first.
+        extensions = [create_extension_sql(ext["name"], ext["schema"])
+                      for ext in entry["extensions"] if ext["schema"] in BUILTIN_SCHEMAS]
+        if extensions:
+            self.execute(name, "\n".join(extensions),
+                         "creating the origin's extensions in %s in their schemas" % name)
         dump, restore = self.origin.dump_args(name, snapshot), self.target.psql_args(name) + ["-f", "-"]
         self.commands.append("%s | %s" % (" ".join(dump), " ".join(restore)))
         size, dump_rc, restore_rc, dump_err, restore_err = stream_pipeline(
@@ -388,6 +438,11 @@ class Transfer(object):
             lambda: self.facts(self.target, name)])
         if target["settings"] != entry["settings"]:
             return "the database settings differ", None
+        if target["locale"] != [entry["locale"]["collate"], entry["locale"]["ctype"]]:
+            return "the locales differ (origin %s/%s, target %s/%s)" % (
+                entry["locale"]["collate"], entry["locale"]["ctype"], target["locale"][0], target["locale"][1]), None
+        if extension_set(target["extensions"]) != extension_set(entry["extensions"]):
+            return "the extensions differ", None
         if theirs != ours:
             at = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
             return "the schemas differ (origin: %r, target: %r)" % (
@@ -460,7 +515,7 @@ class Transfer(object):
             entry["bytes"] = rows.apply(changed, sequences)
 
     def compare(self, name, origin, target):
-        """Settings, hstore, tables, row counts and sequences of the two copies (as FACTS_SQL reads them,
+        """Settings, locale, extensions, tables, row counts and sequences of the two copies (as FACTS_SQL reads them,
         the origin in the pass's snapshot); raise on any difference.
 
         The snapshot makes the origin's side exact even while BlueMind writes, but for sequences, which
@@ -469,8 +524,15 @@ class Transfer(object):
         problems = []
         if target["settings"] != origin["settings"]:
             problems.append("settings: origin %s, target %s" % (origin["settings"], target["settings"]))
-        if not target["hstore"]:
-            problems.append("the hstore extension is missing on the target")
+        if target["locale"] != origin["locale"]:
+            problems.append("locale (LC_COLLATE/LC_CTYPE): origin %s, target %s" % (
+                "/".join(origin["locale"]), "/".join(target["locale"])))
+        ours, theirs = extension_set(origin["extensions"]), extension_set(target["extensions"])
+        problems += ["extension %s in schema %s on the origin, %s on the target" % (
+            name, schema, "in schema %s" % theirs[name] if name in theirs else "missing")
+            for name, schema in sorted(ours.items()) if theirs.get(name) != schema]
+        problems += ["extension %s (schema %s) only on the target" % (name, schema)
+                     for name, schema in sorted(theirs.items()) if name not in ours]
         counts, target_counts = origin["counts"], target["counts"]
         problems += ["table %s only on the %s" % (t, side) for side, only in (
             ("origin", sorted(set(counts) - set(target_counts))),
@@ -490,6 +552,11 @@ class Transfer(object):
                     name, len(problems), "; ".join(problems[:MAX_LISTED_DIFFERENCES]),
                     " ..." if len(problems) > MAX_LISTED_DIFFERENCES else ""))
         return dict(tables=len(counts), rows=sum(int(c) for c in counts.values()), sequences=len(sequences))
+
+
+def extension_set(extensions):
+    """``{name: schema}`` of extensions given as FACTS_SQL's ``[name, schema]`` or as ``{name, schema}``."""
+    return dict((e["name"], e["schema"]) if isinstance(e, dict) else (e[0], e[1]) for e in extensions)
 
 
 def sequence_text(value, called):
@@ -576,6 +643,7 @@ def main():
             result["executed_commands"] = transfer.commands
             result.update(origin_version=transfer.version(origin), target_version=transfer.version(target))
             result["databases"] = [transfer.inspect(name) for name in params["databases"]]
+            transfer.check_target(result["databases"])
             result["changed"] = True
             try:
                 # One snapshot, tunnel session and target database each: the databases move side by side.

@@ -117,13 +117,18 @@ def test_sync_verify(lab, run_task, ssh_trust, trees):
 @pytest.fixture(scope="module")
 def databases(lab):
     sql = """
-CREATE DATABASE "bmitest" OWNER bj ENCODING 'UTF8' TEMPLATE template0;
-CREATE DATABASE "bmitest-data" OWNER bj ENCODING 'UTF8' TEMPLATE template0;
+CREATE DATABASE "bmitest" OWNER bj ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8';
+CREATE DATABASE "bmitest-data" OWNER bj ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8';
 ALTER DATABASE "bmitest-data" SET TimeZone TO 'GMT';
 ALTER DATABASE "bmitest-data" SET search_path TO "$user", public;
 \\connect bmitest-data
-CREATE EXTENSION hstore;
-CREATE TABLE t_systemconf (id serial PRIMARY KEY, configuration hstore);
+CREATE EXTENSION hstore WITH SCHEMA pg_catalog;
+CREATE EXTENSION btree_gin WITH SCHEMA pg_catalog;
+CREATE EXTENSION ltree WITH SCHEMA pg_catalog;
+CREATE EXTENSION unaccent WITH SCHEMA pg_catalog;
+CREATE EXTENSION pg_stat_statements;
+CREATE TABLE t_systemconf (id serial PRIMARY KEY, configuration hstore, path ltree);
+CREATE INDEX ON t_systemconf USING gin (id, configuration);
 INSERT INTO t_systemconf (configuration) SELECT ('k' || g || '=>v')::hstore FROM generate_series(1, 500) g;
 CREATE TABLE "t_mailbox_record" (id bigserial PRIMARY KEY, body text);
 INSERT INTO t_mailbox_record (body) SELECT md5(g::text) FROM generate_series(1, 2000) g;
@@ -154,6 +159,40 @@ def test_db_transfer_13_to_15_with_settings_and_counts(lab, run_task, ssh_trust,
     settings = lab.target.run("su postgres -c \"psql -d bmitest-data -Atc 'SHOW search_path; SHOW TimeZone'\"").stdout
     assert settings.split() == ['"$user",', "public", "GMT"]
     assert "bj" not in json.dumps(result["executed_commands"]).replace('"bj"', "").replace("-U bj", "")
+    # created as BlueMind creates it: the origin's locale, every extension in the origin's schema
+    for name in DATABASES:
+        assert extensions(lab.target, name) == extensions(lab.origin, name)
+        assert locale(lab.target, name) == locale(lab.origin, name) == "en_US.UTF-8 en_US.UTF-8"
+    assert {"hstore pg_catalog", "btree_gin pg_catalog", "ltree pg_catalog", "unaccent pg_catalog",
+            "pg_stat_statements public"} <= set(extensions(lab.target, "bmitest-data").splitlines())
+    assert {"name": "hstore", "schema": "pg_catalog"} in data["extensions"]
+
+
+def extensions(host, db):
+    return psql(host, db, "SELECT e.extname || ' ' || n.nspname FROM pg_extension e "
+                          "JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1")
+
+
+def locale(host, db):
+    return psql(host, "postgres", "SELECT datcollate || ' ' || datctype FROM pg_database WHERE datname = '%s'" % db)
+
+
+def test_pg_info_finds_what_the_target_lacks(lab, run_task, databases):
+    origin = run_task("origin", "bluemind_pg_info", dict(databases=DATABASES, db_password="bj"))
+    assert not origin.get("failed"), origin.get("msg")
+    assert origin["changed"] is False and origin["locales"] == ["en_US.UTF-8"]
+    assert {"btree_gin", "hstore", "ltree", "pg_stat_statements", "unaccent"} <= set(origin["extensions"])
+    data = [d for d in origin["databases"] if d["name"] == "bmitest-data"][0]
+    assert [e["schema"] for e in data["extensions"] if e["name"] == "hstore"] == ["pg_catalog"]
+    fits = run_task("target", "bluemind_pg_info", dict(
+        databases=DATABASES, db_password="bj", required_extensions=origin["extensions"],
+        required_locales=origin["locales"]), check=True)
+    assert fits["missing"] == [], fits["missing"]
+    lacks = run_task("target", "bluemind_pg_info", dict(
+        db_password="bj", required_extensions=["hstore", "pg_repack"], required_locales=["en_US.UTF-8", "sv_FI.UTF-8"]))
+    assert len(lacks["missing"]) == 2
+    assert "pg_repack" in lacks["missing"][0] and "postgresql-15-repack" in lacks["missing"][0]
+    assert "cannot use the locale sv_FI.UTF-8" in lacks["missing"][1]
 
 
 def psql(host, db, sql):

@@ -155,7 +155,6 @@ def test_databases_as_bluemind_installs_them(lab, seeded):
         assert psql(lab.origin, "postgres", "SELECT pg_encoding_to_char(encoding) || ' ' || "
                     "pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'" % db) == "UTF8 bj"
     assert psql(lab.origin, "bj", "SELECT rolsuper FROM pg_roles WHERE rolname = 'bj'") == "t"
-    assert psql(lab.origin, "bj", "SELECT count(*) FROM pg_extension WHERE extname = 'hstore'") == "1"
     assert psql(lab.origin, "bj", "SELECT configuration -> 'mynetworks' FROM t_systemconf") == \
         "127.0.0.0/8, %s/32" % lab.origin.ip
     assert psql(lab.origin, "bj", "SELECT ip || ' ' || fqdn FROM t_server") == \
@@ -163,6 +162,32 @@ def test_databases_as_bluemind_installs_them(lab, seeded):
     assert psql(lab.origin, "bj", "SELECT count(*) FROM t_domain") == "3"
     assert int(psql(lab.origin, "bj", "SELECT count(*) FROM t_mailbox_alias")) > 0
     assert lab.origin.run("postmap -q admin@lab.test hash:/etc/postfix/virtual_mailbox").stdout.strip() == "OK"
+
+
+def dx(host, db):
+    """psql's \\dx of a database: {extension: schema}."""
+    out = host.run("PGPASSWORD=bj psql -X -h 127.0.0.1 -U bj -d %s -tA -c '\\dx'" % db).stdout
+    return dict((line.split("|")[0], line.split("|")[2]) for line in out.splitlines() if line.count("|") >= 3)
+
+
+@pytest.mark.parametrize("side", ["origin", "target"])
+def test_extensions_and_locale_as_bluemind_creates_them(lab, side):
+    """BlueMind's schema scripts create hstore, btree_gin, ltree and unaccent in pg_catalog (and
+    pg_stat_statements in the default schema) in every database; its installer makes the databases
+    with the en_US.UTF-8 locale. The fresh target has the same."""
+    host = getattr(lab, side)
+    for db in ("bj", "bj-data"):
+        extensions = dx(host, db)
+        assert dict((name, extensions.get(name)) for name in ("hstore", "btree_gin", "ltree", "unaccent")) == dict(
+            hstore="pg_catalog", btree_gin="pg_catalog", ltree="pg_catalog", unaccent="pg_catalog"), extensions
+        assert extensions.get("pg_stat_statements") == "public"
+        assert psql(host, "postgres", "SELECT datcollate || ' ' || datctype || ' ' || pg_encoding_to_char(encoding) "
+                                      "FROM pg_database WHERE datname = '%s'" % db) == "en_US.UTF-8 en_US.UTF-8 UTF8"
+    # a type of pg_catalog needs no schema: BlueMind's tables name hstore without one
+    assert psql(host, "bj", "SELECT pg_typeof(configuration)::text FROM t_systemconf") == "hstore"
+    assert psql(host, "bj", "SELECT 'a.b'::ltree || 'c'") == "a.b.c"
+    assert psql(host, "bj", "SELECT unaccent('Chlo\u00e9')") == "Chloe"
+    assert "en_US.utf8" in host.run("locale -a").stdout.split()
 
 
 def test_fresh_target(lab):

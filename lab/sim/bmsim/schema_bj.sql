@@ -1,6 +1,6 @@
 -- Simulated BlueMind `bj` database (directory, domains, servers, system configuration).
 -- Table names follow BlueMind's; columns are the subset the simulator and the migration use.
-CREATE EXTENSION IF NOT EXISTS hstore;
+-- Extensions (hstore for t_systemconf): schema_extensions.sql, applied first.
 
 CREATE TABLE IF NOT EXISTS t_domain (
     name        text PRIMARY KEY,          -- domain uid, e.g. lab.test

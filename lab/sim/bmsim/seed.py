@@ -42,6 +42,7 @@ FILL_BLOCKS, FILL_BLOCK_CHARS = 1031, 1024  # prime count: distinct blocks withi
 MAIL_START, MAIL_SPAN = 1672531200, 2 * 365 * 86400  # mail dated 2023-01-01 .. 2024-12-31 (UTC)
 TREE_TIME = 1735689600  # 2025-01-01: mtime of every seeded directory
 FQDN = "bluemind.lab.test"
+DB_LOCALE = "en_US.UTF-8"  # BlueMind creates its databases with it (LC_COLLATE and LC_CTYPE)
 GLOBAL_DOMAIN, MAIN_DOMAIN, MAIN_ALIAS, SECOND_DOMAIN = "global.virt", "lab.test", "lab.example", "acme.test"
 SERVER_TAGS = ("bm/core,bm/pgsql,bm/pgsql-data,bm/es,bm/ac,bm/cal,bm/hps,bm/nginx,bm/redirector,"
                "bm/settings,bm/webmail,mail/imap,mail/smtp,mail/smtp-edge,filehosting/data")
@@ -526,12 +527,14 @@ class Seeder:
     def databases(self, ini):
         ensure_databases(ini)
         with transaction(ini.get("db", "bj")) as cur:
+            apply_schema(cur, "schema_extensions.sql")
             apply_schema(cur, "schema_bj.sql")
             self.directory_rows(cur, ini)
         # Postfix as BlueMind leaves it for this directory: the repair's maps, mynetworks.
         api_postfix.install_maps(api_postfix.build_maps(*api.read_mail_directory()))
         api_postfix.apply_mynetworks(api.read_sysconf()["mynetworks"])
         with transaction("bj-data") as cur:
+            apply_schema(cur, "schema_extensions.sql")
             apply_schema(cur, "schema_bjdata.sql")
             self.data_rows(cur)
             cur.execute("ANALYZE")
@@ -685,10 +688,10 @@ def wipe_trees(owners):
         owners.lchown(top, t)
 
 
-def run_psql(sql):
-    """psql as the postgres superuser (peer authentication), stops on the first error."""
+def run_psql(sql, db="postgres"):
+    """psql as the postgres superuser (peer authentication) in `db`, stops on the first error."""
     return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-tA",
-                           "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", sql],
+                           "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -701,17 +704,32 @@ def quote_ident(value):
 
 
 def ensure_databases(ini):
-    """Role bj (superuser, as BlueMind's install makes it) and databases bj, bj-data (UTF8, GMT)."""
+    """Role bj (superuser, as BlueMind's install makes it) and databases bj, bj-data (UTF8, the
+    en_US.UTF-8 locale, GMT). A database left by an older seed with another locale, or with an
+    extension outside the schema BlueMind puts it in, is dropped and made again."""
     role, password = ini.get("user", "bj"), ini.get("password", "bj")
     verb = "ALTER" if run_psql("SELECT 1 FROM pg_roles WHERE rolname = %s" % quote_literal(role)) \
         else "CREATE"
     run_psql("%s ROLE %s LOGIN SUPERUSER PASSWORD %s" % (verb, quote_ident(role), quote_literal(password)))
     for db in (ini.get("db", "bj"), "bj-data"):
-        if not run_psql("SELECT 1 FROM pg_database WHERE datname = %s" % quote_literal(db)):
-            run_psql("CREATE DATABASE %s OWNER %s ENCODING 'UTF8' TEMPLATE template0"
-                     % (quote_ident(db), quote_ident(role)))
+        locale = run_psql("SELECT datcollate || ' ' || datctype FROM pg_database WHERE datname = %s"
+                          % quote_literal(db))
+        if locale and (locale != "%s %s" % (DB_LOCALE, DB_LOCALE) or misplaced_extensions(db)):
+            run_psql("DROP DATABASE %s WITH (FORCE)" % quote_ident(db))
+            locale = ""
+        if not locale:
+            run_psql("CREATE DATABASE %s OWNER %s ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE %s "
+                     "LC_CTYPE %s" % (quote_ident(db), quote_ident(role), quote_literal(DB_LOCALE),
+                                      quote_literal(DB_LOCALE)))
         run_psql("ALTER DATABASE %s OWNER TO %s" % (quote_ident(db), quote_ident(role)))
         run_psql("ALTER DATABASE %s SET TIMEZONE TO 'GMT'" % quote_ident(db))
+
+
+def misplaced_extensions(db):
+    """Extensions of `db` that BlueMind puts in pg_catalog but that sit elsewhere (older seeds)."""
+    return run_psql("SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+                    "WHERE e.extname IN ('hstore', 'btree_gin', 'ltree', 'unaccent') "
+                    "AND n.nspname <> 'pg_catalog'", db).split()
 
 
 def apply_schema(cur, name):

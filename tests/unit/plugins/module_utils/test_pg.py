@@ -74,3 +74,52 @@ def test_stream_pipeline_stops_the_producer_when_the_consumer_dies():
         py("import sys; sys.stdin.read(10); sys.stderr.write('ERROR:  syntax error at line 1'); sys.exit(3)"), {})
     assert crc == 3 and prc != 0 and cerr == "ERROR:  syntax error at line 1"
     assert total > 0
+
+
+def test_extension_and_locale_sql():
+    assert pg.create_extension_sql("uuid-ossp", "public") == 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp" WITH SCHEMA "public";'
+    probe = pg.locale_probe_sql("en_US.UTF-8")
+    assert probe.startswith("BEGIN;\n") and probe.endswith("ROLLBACK;\n")  # leaves nothing behind
+    assert "(LC_COLLATE = 'en_US.UTF-8', LC_CTYPE = 'en_US.UTF-8')" in probe
+
+
+@pytest.mark.parametrize("version, major", [
+    ("15.8 (Debian 15.8-0+deb12u1)", "15"), ("13.16", "13"), ("9.6.24", "9.6"), ("", "")])
+def test_server_major(version, major):
+    assert pg.server_major(version) == major
+
+
+def test_install_hints_and_locale_gen_names():
+    assert pg.extension_install_hint("unaccent", "15") == (
+        "unaccent comes with PostgreSQL's contrib modules (Debian: postgresql-15 or postgresql-contrib)")
+    assert pg.extension_install_hint("pg_repack", "16").endswith("(Debian: postgresql-16-repack)")
+    assert pg.locale_gen_name("en_US.utf8") == pg.locale_gen_name("en_US.UTF8") == "en_US.UTF-8 UTF-8"
+    assert pg.locale_gen_name("de_DE@euro") == "de_DE@euro"
+
+
+def test_missing_requirements_names_what_to_install():
+    scripts = []
+
+    def run(args, **kwargs):
+        if "-c" in args:
+            sql = args[args.index("-c") + 1]
+            if "pg_available_extensions" in sql:
+                return 0, "hstore\0plpgsql\0", ""
+            assert sql == "SHOW server_version"
+            return 0, "15.8 (Debian 15.8-0+deb12u1)\0", ""
+        scripts.append(kwargs["data"])
+        if "fr_FR" in kwargs["data"]:
+            return 1, "", 'ERROR:  could not create locale "fr_FR.utf8"'
+        return 0, "", ""
+
+    server = pg.PgServer("target", "/usr/bin", "127.0.0.1", 5432, "bj", password="pw")
+    problems = pg.missing_requirements(server, run, "postgres", ["hstore", "ltree", "hstore"],
+                                       ["en_US.UTF-8", "fr_FR.utf8", "en_US.UTF-8"])
+    assert problems == [
+        "PostgreSQL extension(s) ltree used on the origin are not available on the target server: ltree comes "
+        "with PostgreSQL's contrib modules (Debian: postgresql-15 or postgresql-contrib), then run the task again",
+        "the target server cannot use the locale fr_FR.utf8 that the origin's databases use (LC_COLLATE / "
+        "LC_CTYPE): generate it (Debian: enable 'fr_FR.UTF-8 UTF-8' in /etc/locale.gen, run locale-gen), then "
+        "restart PostgreSQL"]
+    assert len(scripts) == 2  # each locale probed once
+    assert pg.missing_requirements(server, run, "postgres", ["hstore"], ["en_US.UTF-8"]) == []

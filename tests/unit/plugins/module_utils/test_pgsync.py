@@ -70,10 +70,15 @@ def test_text_array_quotes_the_literal():
 def test_normalize_schema_keeps_only_statements():
     origin = ("--\n-- PostgreSQL database dump\n--\n\\restrict abc\nSET statement_timeout = 0;\n"
               "SELECT pg_catalog.set_config('search_path', '', false);\n\n"
+              "CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA pg_catalog;\n"
+              "COMMENT ON EXTENSION hstore IS 'data type for storing sets of (key, value) pairs';\n"
               "CREATE TABLE public.t (\n    a integer\n);\n\\unrestrict abc\n")
     target = ("-- Dumped from database version 15.8\n\\restrict xyz\n"
-              "CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA public;\n"
+              "CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA pg_catalog;\n"
               "COMMENT ON EXTENSION hstore IS 'data type';\n"
               "CREATE TABLE public.t (\n    a integer\n);\n")
-    assert normalize_schema(origin) == normalize_schema(target) == ["CREATE TABLE public.t (", "    a integer", ");"]
+    assert normalize_schema(origin) == normalize_schema(target) == [
+        "CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA pg_catalog;", "CREATE TABLE public.t (", "    a integer", ");"]
     assert normalize_schema(target.replace("integer", "bigint")) != normalize_schema(origin)
+    # an extension in another schema is another schema: the row sync does not apply
+    assert normalize_schema(target.replace("SCHEMA pg_catalog", "SCHEMA public")) != normalize_schema(origin)

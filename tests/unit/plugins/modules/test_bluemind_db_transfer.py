@@ -48,6 +48,16 @@ class Servers(object):
         self.pipelines = []
         self.snapshot_queries = []
         self.sequences = {"origin": "public.seq\x1f15\0", "target": "public.seq\x1f15\0"}
+        # BlueMind's extensions: four in pg_catalog (with plpgsql), pg_stat_statements in public
+        self.origin_extensions = [("btree_gin", "pg_catalog"), ("hstore", "pg_catalog"), ("ltree", "pg_catalog"),
+                                  ("pg_stat_statements", "public"), ("plpgsql", "pg_catalog"),
+                                  ("unaccent", "pg_catalog")]
+        self.target_extensions = {}  # database -> {name: schema}, from the CREATE EXTENSION run and the dump
+        self.origin_locale = ("en_US.UTF-8", "en_US.UTF-8")
+        self.target_locales = {}  # database -> [collate, ctype], from the CREATE DATABASE run
+        self.available = ["btree_gin", "hstore", "ltree", "pg_stat_statements", "plpgsql", "unaccent"]
+        self.loadable_locales = {"en_US.UTF-8", "C"}
+        self.probes = []
 
     def __call__(self, args, kwargs):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
@@ -56,9 +66,20 @@ class Servers(object):
         if "SET TRANSACTION SNAPSHOT 'snap-1';" in data:  # a query in the exported snapshot
             self.snapshot_queries.append((side, database))
             return self.answer(side, data.splitlines()[2].rstrip(";"), database)
+        if "CREATE COLLATION pg_temp." in data:  # the locale probe
+            locale = data.split("LC_COLLATE = '")[1].split("'")[0]
+            self.probes.append((side, database, locale))
+            if locale not in self.loadable_locales:
+                return 1, "", 'ERROR:  could not create locale "%s": No such file or directory' % locale
+            return 0, "", ""
         if "-c" not in args:
             self.scripts.append((side, database, kwargs["data"]))
             for line in kwargs["data"].splitlines():
+                if line.startswith("CREATE DATABASE"):  # ... LC_COLLATE 'x' LC_CTYPE 'y';
+                    self.target_locales[line.split('"')[1]] = [line.split("'")[3], line.split("'")[5]]
+                    self.target_extensions[line.split('"')[1]] = {"plpgsql": "pg_catalog"}  # template0's
+                if line.startswith("CREATE EXTENSION IF NOT EXISTS"):  # "name" WITH SCHEMA "schema";
+                    self.target_extensions.setdefault(database, {})[line.split('"')[1]] = line.split('"')[3]
                 if line.startswith("ALTER DATABASE"):  # ALTER DATABASE "db" SET "name" TO 'value';
                     _alter, _database, name, _set, key, _to, value = line.split(" ")
                     self.target_settings.setdefault(name.strip('"'), []).append(
@@ -71,21 +92,32 @@ class Servers(object):
             counts = dict((t, int(n)) for t, n in (r.split("\x1f") for r in self.counts[side].split("\0") if r))
             sequences = [[s, int(v), True] for s, v in (r.split("\x1f") for r in self.sequences[side].split("\0") if r)]
             settings = ["TimeZone=GMT"] if side == "origin" else self.target_settings.get(database, [])
+            if side == "origin":
+                locale, extensions = list(self.origin_locale), [list(e) for e in self.origin_extensions]
+            else:
+                locale = self.target_locales.get(database, ["C.UTF-8", "C.UTF-8"])
+                extensions = sorted([n, s] for n, s in self.target_extensions.get(database, {}).items())
             return 0, json.dumps(dict(ident="%s-cluster/1/16384" % side, xmin=700, xmax=705, settings=settings,
-                                      hstore=True, counts=counts, sequences=sequences)) + "\0", ""
+                                      locale=locale, extensions=extensions, counts=counts,
+                                      sequences=sequences)) + "\0", ""
         if "pg_control_system" in sql:
             return 0, "%s-cluster/1/16384\x1f700\x1f705\0" % side, ""
         if sql == "SHOW server_version":
             return 0, {"origin": "13.16\0", "target": "15.8\0"}[side], ""
         if "pg_database_size" in sql:
             name = sql.split("'")[1]
-            return 0, (self.origin_databases[name] + "\0") if name in self.origin_databases else "", ""
+            row = "\x1f".join((self.origin_databases.get(name, ""),) + self.origin_locale) + "\0"
+            return 0, row if name in self.origin_databases else "", ""
         if "pg_db_role_setting" in sql:
             if side == "origin":
                 return 0, "TimeZone=GMT\0", ""
             return 0, "".join(e + "\0" for e in self.target_settings.get(sql.split("'")[1], [])), ""
-        if "pg_extension" in sql:
-            return 0, "1\0", ""
+        if "FROM pg_extension e" in sql:  # EXTENSIONS_SQL
+            assert side == "origin"
+            return 0, "".join("%s\x1f%s\x1f1.0\0" % e for e in self.origin_extensions), ""
+        if "pg_available_extensions" in sql:
+            assert side == "target"
+            return 0, "".join(name + "\0" for name in self.available), ""
         if "UNION ALL" in sql:
             return 0, self.counts[side], ""
         if "pg_sequences" in sql:
@@ -96,6 +128,10 @@ class Servers(object):
 
     def pipeline(self, producer, producer_env, consumer, consumer_env):
         self.pipelines.append((producer, producer_env, consumer, consumer_env))
+        # the dump creates the extensions that are not there yet, in the origin's schemas
+        created = self.target_extensions.setdefault(consumer[consumer.index("-d") + 1], {})
+        for name, schema in self.origin_extensions:
+            created.setdefault(name, schema)
         return 4096, 0, 0, "", ""
 
 
@@ -127,9 +163,22 @@ def test_transfer_recreates_restores_and_verifies(run_module, servers, commands)
     assert recreate[:2] == ("target", "postgres")
     assert recreate[2].splitlines() == [
         'DROP DATABASE IF EXISTS "bj";',
-        """CREATE DATABASE "bj" OWNER "bj" ENCODING 'UTF8' TEMPLATE template0;""",
+        """CREATE DATABASE "bj" OWNER "bj" ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE 'en_US.UTF-8' """
+        """LC_CTYPE 'en_US.UTF-8';""",
         """ALTER DATABASE "bj" SET "TimeZone" TO 'GMT';"""]
-    assert servers.scripts[1] == ("target", "bj", "CREATE EXTENSION IF NOT EXISTS hstore;")
+    # every extension of the origin's database, in the schema it has there, before the restore
+    assert servers.scripts[1][:2] == ("target", "bj")
+    assert servers.scripts[1][2].splitlines() == [
+        'CREATE EXTENSION IF NOT EXISTS "btree_gin" WITH SCHEMA "pg_catalog";',
+        'CREATE EXTENSION IF NOT EXISTS "hstore" WITH SCHEMA "pg_catalog";',
+        'CREATE EXTENSION IF NOT EXISTS "ltree" WITH SCHEMA "pg_catalog";',
+        'CREATE EXTENSION IF NOT EXISTS "pg_stat_statements" WITH SCHEMA "public";',
+        'CREATE EXTENSION IF NOT EXISTS "plpgsql" WITH SCHEMA "pg_catalog";',
+        'CREATE EXTENSION IF NOT EXISTS "unaccent" WITH SCHEMA "pg_catalog";']
+    assert result["databases"][0]["locale"] == {"collate": "en_US.UTF-8", "ctype": "en_US.UTF-8"}
+    assert {"name": "hstore", "schema": "pg_catalog"} in result["databases"][0]["extensions"]
+    # the target was probed for the origin's locale before anything changed
+    assert servers.probes == [("target", "postgres", "en_US.UTF-8")]
     producer, producer_env, consumer, consumer_env = servers.pipelines[0]
     assert producer[0].endswith("/pg_dump") and str(TUNNEL_PORT) in producer
     assert {"-v", "ON_ERROR_STOP=1"} <= set(consumer) and consumer[-2:] == ["-f", "-"]
@@ -194,8 +243,10 @@ def test_check_mode_reads_the_origin_only(run_module, servers):
     result = run_module(bluemind_db_transfer, servers.args, check_mode=True)
     assert result["changed"] is True
     assert servers.scripts == [] and servers.pipelines == []
-    assert result["databases"][1] == dict(name="bj-data", origin_size=90000000, settings=["TimeZone=GMT"],
-                                          method="full", reason="mode=full", seconds=0.0)
+    entry = dict(result["databases"][1], extensions=len(result["databases"][1]["extensions"]))
+    assert entry == dict(name="bj-data", origin_size=90000000, settings=["TimeZone=GMT"], extensions=6,
+                         locale=dict(collate="en_US.UTF-8", ctype="en_US.UTF-8"),
+                         method="full", reason="mode=full", seconds=0.0)
     assert not os.path.exists(servers.args["state_file"])
 
 
@@ -248,3 +299,52 @@ def test_in_parallel_keeps_the_order_and_raises_the_first_error():
         raise bluemind_db_transfer.PgError("listing failed")
     with pytest.raises(bluemind_db_transfer.PgError, match="listing failed"):
         bluemind_db_transfer.in_parallel([lambda: 1, boom])
+
+
+def test_missing_extension_or_locale_fails_before_any_change(run_module, servers):
+    servers.available = ["hstore", "plpgsql", "pg_stat_statements"]
+    servers.origin_extensions.append(("pg_repack", "public"))
+    servers.origin_locale = ("en_US.UTF-8", "fr_FR.UTF-8")
+    result = run_module(bluemind_db_transfer, servers.args)
+    assert result["failed"] is True and result["changed"] is False
+    assert servers.scripts == [] and servers.pipelines == []  # nothing dropped, nothing restored
+    msg = result["msg"]
+    assert msg.startswith("the target cannot hold a copy of bj, bj-data: PostgreSQL extension(s) btree_gin, "
+                          "ltree, pg_repack, unaccent used on the origin are not available on the target server")
+    assert "btree_gin comes with PostgreSQL's contrib modules (Debian: postgresql-15 or postgresql-contrib)" in msg
+    assert "pg_repack for PostgreSQL 15 (Debian: postgresql-15-repack)" in msg
+    assert "cannot use the locale fr_FR.UTF-8" in msg and "enable 'fr_FR.UTF-8 UTF-8' in /etc/locale.gen" in msg
+    assert "en_US.UTF-8 that" not in msg
+    assert msg.endswith("Nothing was changed on the target")
+
+
+def test_extension_in_another_schema_on_the_target_fails(run_module, servers):
+    real = servers.pipeline
+
+    def dump_then_move(*args):
+        answer = real(*args)
+        servers.target_extensions["bj"]["hstore"] = "public"
+        return answer
+    servers.pipeline = dump_then_move
+    with mock.patch(MODULE + "stream_pipeline", dump_then_move):
+        result = run_module(bluemind_db_transfer, servers.args)
+    assert result["failed"] is True
+    assert "database bj differs after the copy (1 difference(s)): extension hstore in schema pg_catalog on " \
+           "the origin, in schema public on the target" in result["msg"]
+
+
+def test_row_sync_needs_the_same_locale_and_extensions(servers):
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
+    transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
+    transfer.target.query.return_value = [("1",)]
+    entry = dict(name="bj", settings=["TimeZone=GMT"], locale=dict(collate="en_US.UTF-8", ctype="en_US.UTF-8"),
+                 extensions=[dict(name="hstore", schema="pg_catalog")])
+    target = dict(settings=["TimeZone=GMT"], locale=["en_US.UTF-8", "en_US.UTF-8"], extensions=[["hstore", "pg_catalog"]])
+    with mock.patch.object(transfer, "schema", return_value=["same"]), \
+            mock.patch.object(transfer, "facts", side_effect=lambda *a, **k: dict(target)):
+        assert transfer.row_sync_blocker(entry, "snap")[0] is None
+        target["locale"] = ["C.UTF-8", "C.UTF-8"]
+        assert transfer.row_sync_blocker(entry, "snap")[0] == \
+            "the locales differ (origin en_US.UTF-8/en_US.UTF-8, target C.UTF-8/C.UTF-8)"
+        target.update(locale=["en_US.UTF-8", "en_US.UTF-8"], extensions=[["hstore", "public"]])
+        assert transfer.row_sync_blocker(entry, "snap")[0] == "the extensions differ"
