@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from conftest import TOP
+from conftest import LAB_INVENTORY, TOP
 
 EXPECTED = {"origin": ("11", "13"), "target": ("12", "15")}
 
@@ -57,7 +57,7 @@ def test_hosts_have_their_own_identity(lab):
 
 def test_controller_reaches_both_hosts_with_ansible(lab):
     proc = subprocess.run(
-        [str(TOP / ".venv/bin/ansible"), "-i", str(TOP / "lab/inventory.yml"), "all", "-m", "ping", "-o"],
+        [str(TOP / ".venv/bin/ansible"), "-i", str(LAB_INVENTORY), "all", "-m", "ping", "-o"],
         capture_output=True, text=True, timeout=120, cwd=TOP, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
