@@ -31,7 +31,9 @@ def test_cyrus_and_elasticsearch_uids_differ(lab):
 @pytest.mark.parametrize("role", ["origin", "target"])
 def test_bluemind_files(lab, role):
     host = lab.host(role)
-    assert host.run("dpkg-query -W -f='${Version}' bm-core").stdout == "4.9.3884"
+    # BlueMind builds its packages per distribution
+    suite = {"origin": "bullseye", "target": "bookworm"}[role]
+    assert host.run("dpkg-query -W -f='${Version}' bm-core").stdout == "4.9.3884-" + suite
     assert host.run("stat -c '%a %U %G' /etc/bm/bm-core.tok").stdout.strip() == "440 root www-data"
     ini = host.run("sed -n 's/^external-url = //p' /etc/bm/bm.ini").stdout.strip()
     assert ini == "bluemind.lab.test"
