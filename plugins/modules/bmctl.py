@@ -16,7 +16,7 @@ description:
   - The state is read from the text of C(bmctl status), one line per unit; its exit code says
     nothing useful (a stopped BlueMind exits 1 as soon as C(bm-nginx) runs, a fully stopped one 0).
   - Only the units of C(bluemind.target) are judged, as C(systemctl list-dependencies --plain
-    bluemind.target) lists them: the same list C(bmctl) builds its lines from. C(bmctl status) also
+    bluemind.target) lists them, the same list C(bmctl) builds its lines from. C(bmctl status) also
     prints C(bm-nginx), which is outside the target and keeps running after C(bmctl stop) (then
     reported as started while BlueMind is stopped); such units are returned in RV(outside_target)
     and never block V(stopped). When systemd cannot list the target, C(bm-nginx) is the only unit
