@@ -302,7 +302,7 @@ class Core:
                      "versionName": self.version_name, "needsUpgrade": False}
 
     def get_infos(self, req):
-        return 200, {"defaultDomain": read_sysconf().get("default-domain"),
+        return 200, {"defaultDomain": read_sysconf().get("default_domain"),
                      "softwareVersion": self.version, "releaseName": self.version_name}
 
     # --- system configuration ---------------------------------------------------------------
