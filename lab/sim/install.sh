@@ -69,7 +69,7 @@ postconf -e \
 # postlogd (root) appends to it; postsuper and the other tools drop to mail_owner before logging.
 install -o postfix -g adm -m 640 /dev/null /var/log/postfix.log
 
-systemctl enable bmsim-firstboot.service bluemind.target ssh.service postfix.service postgresql.service
+systemctl enable bmsim-firstboot.service bluemind.target bm-nginx.service ssh.service postfix.service postgresql.service
 # Nothing a container needs: consoles and kernel-facing units.
 systemctl mask getty@tty1.service console-getty.service systemd-logind.service \
   sys-kernel-config.mount sys-kernel-debug.mount systemd-remount-fs.service 2>/dev/null || true

@@ -12,6 +12,7 @@ Errors are raised as :class:`BlueMindApiError` subclasses; modules turn them int
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from urllib.error import HTTPError, URLError
@@ -173,16 +174,23 @@ class BlueMindClient(object):
                 "%s: the answer is not JSON (%r...); is api_url a BlueMind server?" % (where, raw[:80])
             )
 
-    @staticmethod
-    def _http_error_message(where, exc):
+    def _http_error_message(self, where, exc):
         detail = ""
         try:
             fault = json.loads(to_text(exc.read()))
             detail = ": %s %s" % (fault.get("errorCode", ""), fault.get("message", ""))
         except (ValueError, AttributeError, IOError, OSError):
             pass
+        # BlueMind names a refused key in its message ("session id <key> is not valid"): a token
+        # is a full admin credential, so it never reaches a result or a log.
+        for secret in (self.api_key, self.params.get("api_password")):
+            if secret:
+                detail = re.sub(r"(?<![\w-])%s(?![\w-])" % re.escape(secret), "<hidden>", detail)
         hint = {
-            403: "the session or token is not valid for this call, or lacks admin rights",
+            401: "BlueMind refused the API key: the session expired, or api_token/api_token_file is "
+                 "not this server's /etc/bm/bm-core.tok (each server has its own)",
+            403: "the session or token lacks the rights for this call: use admin0@global.virt or the "
+                 "server's /etc/bm/bm-core.tok",
             404: "this BlueMind version does not have this call",
         }.get(exc.code, "see the server's /var/log/bm/core.log")
         return "%s: HTTP %s%s (%s)" % (where, exc.code, detail.rstrip(), hint)

@@ -81,11 +81,23 @@ version:
   type: dict
   contains:
     package:
-      description: Version of the C(bm-core) package, V(null) when it is not installed.
+      description:
+        - Version of the C(bm-core) package, V(null) when it is not installed.
+        - BlueMind builds its packages per distribution, so the same BlueMind has different package
+          versions on two distributions; compare RV(version.api) instead.
+      type: str
+      sample: 4.9.3884-bookworm
+    package_upstream:
+      description:
+        - The upstream part of RV(version.package) (no epoch, no Debian revision after the last
+          C(-)), V(null) when the package is not installed. What to compare when the API does not
+          answer.
       type: str
       sample: 4.9.3884
     api:
-      description: Version the server reports, V(null) when the API did not answer.
+      description:
+        - Version the server reports (C(softwareVersion)), the same on every distribution; V(null)
+          when the API did not answer.
       type: str
       sample: 4.9.3884
     api_error:
@@ -196,6 +208,14 @@ def package_version(module):
     return (out.strip() or None) if rc == 0 else None
 
 
+def upstream_version(version):
+    """``4.9.3884`` from ``4.9.3884-bookworm`` or ``1:4.9.3884-1``; None stays None."""
+    if not version:
+        return None
+    version = version.split(":", 1)[-1]
+    return version.rsplit("-", 1)[0] if "-" in version else version
+
+
 def api_version(params):
     try:
         with BlueMindClient(params) as client:
@@ -286,9 +306,10 @@ def main():
                            supports_check_mode=True)
     ini = read_bm_ini(module.params["bm_ini"])
     api, api_error = api_version(module.params)
+    package = package_version(module)
     module.exit_json(
         changed=False,
-        version=dict(package=package_version(module), api=api, api_error=api_error),
+        version=dict(package=package, package_upstream=upstream_version(package), api=api, api_error=api_error),
         external_url=ini.get("external-url"),
         external_protocol=ini.get("external-protocol"),
         distribution=dict(id=get_distribution(), version=get_distribution_version(),

@@ -11,17 +11,27 @@ short_description: Start, stop or restart BlueMind with bmctl
 version_added: 1.0.0
 description:
   - Brings the units of C(bluemind.target) to the requested state with C(bmctl start), C(bmctl stop)
-    or C(bmctl restart), then waits until C(bmctl status) shows every unit in that state.
-  - The state is read from the text of C(bmctl status), one line per unit; its exit code is 0 when
-    BlueMind is fully stopped too, so it says nothing about the state.
+    or C(bmctl restart), then waits until C(bmctl status) shows every unit of the target in that
+    state.
+  - The state is read from the text of C(bmctl status), one line per unit; its exit code says
+    nothing useful (a stopped BlueMind exits 1 as soon as C(bm-nginx) runs, a fully stopped one 0).
+  - Only the units of C(bluemind.target) are judged, as C(systemctl list-dependencies --plain
+    bluemind.target) lists them, the same list C(bmctl) builds its lines from. C(bmctl status) also
+    prints C(bm-nginx), which is outside the target and keeps running after C(bmctl stop) (then
+    reported as started while BlueMind is stopped); such units are returned in RV(outside_target)
+    and never block V(stopped). When systemd cannot list the target, C(bm-nginx) is the only unit
+    left out, with a warning.
+  - While BlueMind starts, C(bm-core) can take minutes (systemd waits for it, up to its own 300 s
+    start timeout); the module waits for it within O(wait_timeout).
   - C(bmctl) stops neither PostgreSQL nor postfix.
 options:
   state:
     description:
-      - V(started) and V(stopped) act only when a unit is not in that state; V(restarted) always
-        restarts.
-      - V(started) means every unit that is not disabled on this node is running. V(stopped) means
-        no unit is running (failed units count as not running).
+      - V(started) and V(stopped) act only when a unit of the target is not in that state;
+        V(restarted) always restarts.
+      - V(started) means every unit of the target that is not disabled on this node is running
+        (a unit still starting is not). V(stopped) means no unit of the target is running (failed
+        units count as not running).
     type: str
     required: true
     choices: [started, stopped, restarted]
@@ -32,9 +42,14 @@ options:
     default: /usr/bin/bmctl
   wait_timeout:
     description:
-      - Seconds to wait after the action for every unit to reach the state.
+      - Seconds for the whole change, from running C(bmctl start), C(stop) or C(restart) (which
+        return only when systemd has finished the job, so after C(bm-core) is up) to the last
+        unit in the state. When C(bmctl) itself has not returned by then, it is stopped (systemd
+        goes on with the job) and the task fails naming the units not yet in the state.
+      - A core with a large database or many domains takes minutes to start; raise this for such
+        a server rather than retrying the task.
     type: int
-    default: 300
+    default: 600
   with_units:
     description:
       - Other systemd units taken along in the same task (one round trip instead of one task each),
@@ -66,10 +81,10 @@ EXAMPLES = r"""
     state: stopped
     with_units: [postfix]
 
-- name: Start BlueMind and wait up to ten minutes for bm-core
+- name: Start BlueMind and wait up to twenty minutes for a slow bm-core
   bluemind.migration.bmctl:
     state: started
-    wait_timeout: 600
+    wait_timeout: 1200
 """
 
 RETURN = r"""
@@ -85,18 +100,27 @@ units_changed:
   elements: str
   sample: [postfix]
 status_before:
-  description: State of each unit before the task, as read from C(bmctl status).
+  description: State of each unit of C(bluemind.target) before the task, as read from C(bmctl status).
   returned: always
   type: dict
-  sample: {"bm-core": "stopped", "bm-node": "stopped", "bm-hps": "disabled"}
+  sample: {"bm-core.service": "stopped", "bm-node.service": "stopped", "bm-hps.service": "disabled"}
 status:
   description:
-    - State of each unit at the end of the task (the same as RV(status_before) when nothing ran).
-    - Values are V(running), V(stopped), V(failed), V(disabled) and V(inconsistent) (a unit
-      started while BlueMind is stopped).
+    - State of each unit of C(bluemind.target) at the end of the task (the same as
+      RV(status_before) when nothing ran), named as C(bmctl status) prints them.
+    - Values are V(running), V(stopped), V(failed) (which is also how C(bmctl) shows a unit still
+      starting while the target is up), V(disabled) and V(inconsistent) (a unit started while
+      BlueMind is stopped).
   returned: always
   type: dict
-  sample: {"bm-core": "running", "bm-node": "running", "bm-hps": "disabled"}
+  sample: {"bm-core.service": "running", "bm-node.service": "running", "bm-hps.service": "disabled"}
+outside_target:
+  description:
+    - Units that C(bmctl status) lists but that are not part of C(bluemind.target), with their
+      state at the end of the task; not judged.
+  returned: always
+  type: dict
+  sample: {"bm-nginx": "inconsistent"}
 """
 
 import os
@@ -112,9 +136,16 @@ STATUS_PATTERNS = (
     (re.compile(r"^(\S+) is disabled on this node\b"), "disabled"),
     (re.compile(r"^(\S+) started while BlueMind is stopped\b"), "inconsistent"),
     (re.compile(r"^(\S+) fail\b"), "failed"),
+    # bmctl of BlueMind before 4.3 (no systemd target): "BlueMind <unit> is running." / "is down."
+    (re.compile(r"^BlueMind (\S+) is running\b"), "running"),
+    (re.compile(r"^BlueMind (\S+) is down\b"), "stopped"),
 )
 ACTIONS = {"started": "start", "stopped": "stop", "restarted": "restart"}
+TARGET = "bluemind.target"
+# Printed by bmctl status although outside bluemind.target; used only when systemd cannot list it.
+KNOWN_OUTSIDE_TARGET = ("bm-nginx",)
 POLL_SECONDS = 2
+TIMED_OUT = (124, 137)  # timeout(1): the command ran out of time (137: it had to be killed)
 
 
 class BmctlError(Exception):
@@ -123,6 +154,11 @@ class BmctlError(Exception):
     def __init__(self, message, units=None):
         super(BmctlError, self).__init__(message)
         self.units = units
+
+
+def unit_base(name):
+    """``bm-core.service`` and ``bm-core`` name the same unit (bmctl prints both forms)."""
+    return name[:-len(".service")] if name.endswith(".service") else name
 
 
 def parse_status(text):
@@ -137,6 +173,45 @@ def parse_status(text):
     return units
 
 
+def parse_dependencies(text):
+    """Unit names (without ``.service``) from ``systemctl list-dependencies --plain <target>``."""
+    names = set()
+    for line in ANSI_ESCAPE.sub("", text).splitlines():
+        words = line.split()
+        if words and words[-1] != TARGET:
+            names.add(unit_base(words[-1]))  # the last word: older systemd may print a state dot first
+    return names
+
+
+def target_units(module):
+    """The units of bluemind.target as systemd lists them, or None (with a warning) when it cannot."""
+    systemctl = module.get_bin_path("systemctl")
+    if systemctl:
+        rc, out, err = module.run_command([systemctl, "list-dependencies", "--plain", "--no-pager", TARGET])
+        names = parse_dependencies(out) if rc == 0 else set()
+        if names:
+            return names
+        why = "'systemctl list-dependencies %s' answered nothing usable (exit %d: %s)" % (
+            TARGET, rc, (err or out).strip() or "no output")
+    else:
+        why = "systemctl was not found"
+    module.warn("%s: judging every unit bmctl status lists except %s" % (why, ", ".join(KNOWN_OUTSIDE_TARGET)))
+    return None
+
+
+def split_units(units, in_target):
+    """(units of the target, units outside it) from a parsed status."""
+    inside, outside = {}, {}
+    for unit, state in units.items():
+        base = unit_base(unit)
+        if in_target is None:
+            part_of_target = base not in KNOWN_OUTSIDE_TARGET
+        else:
+            part_of_target = base in in_target
+        (inside if part_of_target else outside)[unit] = state
+    return inside, outside
+
+
 def unready_units(units, state):
     """Units that keep ``units`` from being in ``state`` (``started`` or ``stopped``)."""
     if state == "started":
@@ -144,37 +219,59 @@ def unready_units(units, state):
     return dict((u, s) for u, s in units.items() if s in ("running", "inconsistent"))
 
 
-def read_status(module, bmctl):
+def read_status(module, bmctl, in_target):
+    """``(target units, outside units)`` from ``bmctl status``."""
     rc, out, err = module.run_command([bmctl, "status"])
     units = parse_status(out)
-    # Exit 1 means "something is inconsistent", which the text tells unit by unit.
+    # Exit 1 means "something is inconsistent" (bm-nginx up while BlueMind is stopped is enough),
+    # which the text tells unit by unit.
     if rc not in (0, 1) or not units:
         raise BmctlError(
             "'%s status' gave no unit states (exit %d): %s; check that BlueMind is installed and "
-            "that bluemind.target exists" % (bmctl, rc, (err or out).strip() or "no output")
+            "that %s exists" % (bmctl, rc, (err or out).strip() or "no output", TARGET)
         )
-    return units
+    inside, outside = split_units(units, in_target)
+    if not inside:
+        raise BmctlError(
+            "'%s status' lists none of the units of %s (it lists %s); check 'systemctl "
+            "list-dependencies %s'" % (bmctl, TARGET, ", ".join(sorted(units)), TARGET), inside)
+    return inside, outside
 
 
-def wait_for(module, bmctl, state, timeout):
-    deadline = time.monotonic() + timeout
+def describe(pending):
+    return ", ".join("%s is %s" % item for item in sorted(pending.items()))
+
+
+def wait_for(module, bmctl, in_target, state, deadline, timeout):
     while True:
-        units = read_status(module, bmctl)
+        units, outside = read_status(module, bmctl, in_target)
         pending = unready_units(units, state)
         if not pending:
-            return units
+            return units, outside
         if time.monotonic() >= deadline:
             raise BmctlError(
                 "BlueMind did not reach state %s within %d s: %s; look at 'systemctl status <unit>' "
-                "and /var/log/bm/ on this server, or raise wait_timeout" % (
-                    state, timeout, ", ".join("%s is %s" % item for item in sorted(pending.items()))),
+                "and /var/log/bm/ on this server, or raise wait_timeout (a core with much data can "
+                "take minutes to start)" % (state, timeout, describe(pending)),
                 units,
             )
         time.sleep(POLL_SECONDS)
 
 
+def run_action(module, bmctl, action, seconds):
+    """``bmctl <action>``, stopped after ``seconds`` when timeout(1) exists; ``(rc, out, err, timed_out)``."""
+    timeout = module.get_bin_path("timeout")
+    if timeout is None:
+        rc, out, err = module.run_command([bmctl, action])
+        return rc, out, err, False
+    rc, out, err = module.run_command([timeout, "--kill-after=10", str(max(1, int(seconds))), bmctl, action])
+    return rc, out, err, rc in TIMED_OUT
+
+
 def take_along(module, units, state):
     """Bring the systemd ``units`` to ``state`` (unless check mode); the names of those that moved."""
+    if not units:
+        return []
     systemctl = module.get_bin_path("systemctl", required=True)
     moved = []
     for unit in units:
@@ -196,18 +293,22 @@ def main():
         argument_spec=dict(
             state=dict(type="str", required=True, choices=list(ACTIONS)),
             bmctl_path=dict(type="path", default="/usr/bin/bmctl"),
-            wait_timeout=dict(type="int", default=300),
+            wait_timeout=dict(type="int", default=600),
             with_units=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
     bmctl = module.params["bmctl_path"]
     state = module.params["state"]
+    timeout = module.params["wait_timeout"]
     if not os.access(bmctl, os.X_OK):
         module.fail_json(msg="%s is not an executable on this host: is BlueMind (package bm-conf) "
                              "installed? Set bmctl_path if it lives elsewhere" % bmctl)
+    if timeout < 1:
+        module.fail_json(msg="wait_timeout must be at least 1 second, not %d" % timeout)
+    in_target = target_units(module)
     try:
-        before = read_status(module, bmctl)
+        before, outside = read_status(module, bmctl, in_target)
     except BmctlError as exc:
         module.fail_json(msg=str(exc))
     if state == "restarted" or unready_units(before, state):
@@ -217,18 +318,33 @@ def main():
     units = module.params["with_units"]
     moved = take_along(module, units, state) if state == "started" else []
     result = dict(changed=action is not None or bool(moved), bmctl_action=action, status_before=before,
-                  status=before, units_changed=moved)
+                  status=before, outside_target=outside, units_changed=moved)
     if action is not None and not module.check_mode:
-        rc, out, err = module.run_command([bmctl, action])
+        goal = "stopped" if state == "stopped" else "started"
+        deadline = time.monotonic() + timeout
+        rc, out, err, timed_out = run_action(module, bmctl, action, timeout)
+        if timed_out:
+            try:
+                result["status"], result["outside_target"] = read_status(module, bmctl, in_target)
+                left = describe(unready_units(result["status"], goal)) or "no unit left"
+            except BmctlError as exc:
+                left = str(exc)
+            module.fail_json(
+                msg="'%s %s' did not return within %d s (wait_timeout); systemd goes on with the job: "
+                    "%s. A core with much data can take minutes to start: raise wait_timeout, and "
+                    "follow it with 'systemctl list-jobs' and 'journalctl -u bm-core'" % (
+                        bmctl, action, timeout, left),
+                **result
+            )
         if rc != 0:
             module.fail_json(
-                msg="'%s %s' failed (exit %d): %s; see 'systemctl status bluemind.target'" % (
-                    bmctl, action, rc, (err or out).strip() or "no output"),
+                msg="'%s %s' failed (exit %d): %s; see 'systemctl status %s'" % (
+                    bmctl, action, rc, (err or out).strip() or "no output", TARGET),
                 **result
             )
         try:
-            result["status"] = wait_for(module, bmctl, "stopped" if state == "stopped" else "started",
-                                        module.params["wait_timeout"])
+            result["status"], result["outside_target"] = wait_for(
+                module, bmctl, in_target, goal, deadline, timeout)
         except BmctlError as exc:
             result["status"] = exc.units or {}
             module.fail_json(msg=str(exc), **result)

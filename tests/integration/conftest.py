@@ -12,7 +12,6 @@ import pytest
 
 TOP = Path(__file__).resolve().parents[2]
 VENV_BIN = TOP / ".venv" / "bin"
-INVENTORY = TOP / "lab" / "inventory.yml"
 TEST_KEY = "/root/.ssh/bluemind_itest"
 TEST_KNOWN_HOSTS = "/root/.ssh/bluemind_itest_known_hosts"
 KEY_MARK = "bluemind-migration-itest"
@@ -21,6 +20,7 @@ _spec = importlib.util.spec_from_file_location("lab_conftest", TOP / "tests" / "
 _lab_conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_lab_conftest)
 lab = _lab_conftest.lab  # the session fixture of tests/lab (skips or fails when no lab is up)
+INVENTORY = _lab_conftest.LAB_INVENTORY  # honours BMLAB_NAME like lab/lab.sh
 
 
 @pytest.fixture(scope="session")

@@ -243,7 +243,8 @@ def test_db_row_sync_moves_only_what_changed_and_matches_by_content(lab, run_tas
 
 def test_bmctl_reads_the_state_and_plans(run_task):
     running = run_task("target", "bmctl", dict(state="started"))
-    assert running["changed"] is False and running["status"]["bm-core"] == "running"
+    assert running["changed"] is False and running["status"]["bm-core.service"] == "running"
+    assert "bm-nginx" in running["outside_target"]
     planned = run_task("target", "bmctl", dict(state="stopped"), check=True)
     assert planned["changed"] is True and planned["bmctl_action"] == "stop"
 
@@ -251,7 +252,9 @@ def test_bmctl_reads_the_state_and_plans(run_task):
 def test_info_on_the_origin(lab, run_task, trees):
     origin = run_task("origin", "bluemind_info", dict(API, trees=[SPOOL, "/nonexistent/tree"]), check=True)
     assert origin["changed"] is False
-    assert origin["version"]["package"] == origin["version"]["api"]
+    # the package version is built per distribution; the API's softwareVersion is its upstream part
+    assert origin["version"]["package"] == origin["version"]["api"] + "-bullseye"
+    assert origin["version"]["package_upstream"] == origin["version"]["api"]
     assert origin["external_url"] == "bluemind.lab.test"
     assert origin["distribution"]["version"].startswith("11") and origin["postgresql"]["version"].startswith("13")
     spool = origin["trees"][0]

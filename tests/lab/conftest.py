@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 TOP = Path(__file__).resolve().parents[2]
-LAB_STATE = TOP / "lab" / ".state" / "lab.json"
+# BMLAB_NAME selects a lab beside the default one, named as lab/lab.sh names it: containers
+# $BMLAB_NAME-origin/-target, state in lab/.state-$BMLAB_NAME, inventory lab/inventory-$BMLAB_NAME.yml.
+LAB_NAME = os.environ.get("BMLAB_NAME") or "bmlab"
+_SUFFIX = "" if LAB_NAME == "bmlab" else "-" + LAB_NAME
+LAB_STATE = TOP / "lab" / (".state" + _SUFFIX) / "lab.json"
+LAB_INVENTORY = TOP / "lab" / ("inventory" + _SUFFIX + ".yml")
 
 
 @dataclass
@@ -56,10 +61,11 @@ def _running(name):
 
 @pytest.fixture(scope="session")
 def lab():
-    if not LAB_STATE.exists() or not all(_running(n) for n in ("bmlab-origin", "bmlab-target")):
+    if not LAB_STATE.exists() or not all(_running(LAB_NAME + h) for h in ("-origin", "-target")):
         if os.environ.get("BMLAB_REQUIRED"):
-            pytest.fail("the lab is not up: run `make lab` (make test does it)")
-        pytest.skip("no lab is up (lab/.state/lab.json missing): run `make lab`, or `make test` which starts it")
+            pytest.fail("the lab %s is not up: run `make lab` (make test does it)" % LAB_NAME)
+        pytest.skip("no lab %s is up (%s missing): run `make lab`, or `make test` which starts it"
+                    % (LAB_NAME, LAB_STATE.relative_to(TOP)))
     state = json.loads(LAB_STATE.read_text())
     hosts = {role: LabHost(role, h["name"], h["ip"]) for role, h in state["hosts"].items()}
     return Lab(origin=hosts["origin"], target=hosts["target"], ca_file=state["ca_file"],

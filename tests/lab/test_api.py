@@ -68,8 +68,13 @@ def token(host):
     return host.run("cat /etc/bm/bm-core.tok").stdout.strip()
 
 
-def installed(host):
+def package(host):
     return host.run("dpkg-query -W -f='${Version}' bm-core").stdout.strip()
+
+
+def installed(host):
+    """The BlueMind version installed: the package version without its per-distribution revision."""
+    return package(host).rsplit("-", 1)[0]
 
 
 def wait_version(lab, host, version, timeout=60):
@@ -166,14 +171,28 @@ def test_login_version_and_infos(lab, major):
         v = c.installation().getVersion()
         out["version"] = [v.softwareVersion, v.databaseVersion, v.versionName, v.needsUpgrade]
         i = c.installation().getInfos()
-        out["infos"] = [i.softwareVersion, i.releaseName]
+        out["infos"] = [i.softwareVersion, i.releaseName, i.defaultDomain]
     """)
     version = installed(lab.origin)
     name = ".".join(version.split(".")[:2])
     assert out["client"] == CLIENT_VERSIONS[major]  # the subprocess really used netbluemind<major>
     assert out["state"] == "CORE_STATE_RUNNING"
     assert out["version"] == [version, version, name, False]
-    assert out["infos"] == [version, name]
+    assert out["infos"] == [version, name, "lab.test"]  # defaultDomain: t_systemconf default_domain
+
+
+def test_package_versions_differ_per_distribution_but_the_software_version_does_not(lab):
+    assert (package(lab.origin), package(lab.target)) == ("4.9.3884-bullseye", "4.9.3884-bookworm")
+    versions = [api(lab, h, "GET", "/api/system/installation/version", key=token(h)).json()["softwareVersion"]
+                for h in (lab.origin, lab.target)]
+    assert versions == ["4.9.3884", "4.9.3884"]
+
+
+def test_system_configuration_holds_sysconfkeys(lab):
+    for host in (lab.origin, lab.target):
+        values = api(lab, host, "GET", "/api/configuration", key=token(host)).json()["values"]
+        assert values["external_url"] == "bluemind.lab.test" and values["default_domain"] == "lab.test"
+        assert values["host"] == host.ip and values["hz-member-address"] == host.ip
 
 
 @pytest.mark.parametrize("major", [4, 5])
@@ -207,7 +226,8 @@ def test_calls_need_a_valid_key(lab, major):
         out["after_logout"] = fault(lambda: ISystemConfiguration(c.apiKey, URL).getValues())
     """)
     assert out["none"][:2] == ["PERMISSION_DENIED", "ServerFault"]
-    assert out["bogus"][:2] == ["AUTHENTICATION_FAIL", "ServerFault"]
+    # BlueMind's RestServiceMethodHandler: an unknown key is a 401 AUTHENTICATION_FAIL naming the key.
+    assert out["bogus"] == ["AUTHENTICATION_FAIL", "ServerFault", "session id bogus is not valid"]
     assert out["after_logout"][:2] == ["AUTHENTICATION_FAIL", "ServerFault"]
     assert out["task"][:2] == ["NOT_FOUND", "ServerFault"]
 
@@ -216,6 +236,8 @@ def test_status_codes_and_fault_bodies(lab):
     host = lab.origin
     resp = api(lab, host, "GET", "/api/configuration")
     assert resp.status_code == 403 and resp.json()["errorType"] == "ServerFault"
+    resp = api(lab, host, "GET", "/api/configuration", key="bogus-" + uuid.uuid4().hex)
+    assert resp.status_code == 401 and resp.json()["errorCode"] == "AUTHENTICATION_FAIL"
     resp = api(lab, host, "GET", "/api/no/such/call", key=token(host))
     assert resp.status_code == 404
     assert resp.json()["errorCode"] == "NOT_FOUND" and resp.json()["errorType"] == "ServerFault"

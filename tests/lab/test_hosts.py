@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from conftest import TOP
+from conftest import LAB_INVENTORY, TOP
 
 EXPECTED = {"origin": ("11", "13"), "target": ("12", "15")}
 
@@ -31,7 +31,9 @@ def test_cyrus_and_elasticsearch_uids_differ(lab):
 @pytest.mark.parametrize("role", ["origin", "target"])
 def test_bluemind_files(lab, role):
     host = lab.host(role)
-    assert host.run("dpkg-query -W -f='${Version}' bm-core").stdout == "4.9.3884"
+    # BlueMind builds its packages per distribution
+    suite = {"origin": "bullseye", "target": "bookworm"}[role]
+    assert host.run("dpkg-query -W -f='${Version}' bm-core").stdout == "4.9.3884-" + suite
     assert host.run("stat -c '%a %U %G' /etc/bm/bm-core.tok").stdout.strip() == "440 root www-data"
     ini = host.run("sed -n 's/^external-url = //p' /etc/bm/bm.ini").stdout.strip()
     assert ini == "bluemind.lab.test"
@@ -57,7 +59,7 @@ def test_hosts_have_their_own_identity(lab):
 
 def test_controller_reaches_both_hosts_with_ansible(lab):
     proc = subprocess.run(
-        [str(TOP / ".venv/bin/ansible"), "-i", str(TOP / "lab/inventory.yml"), "all", "-m", "ping", "-o"],
+        [str(TOP / ".venv/bin/ansible"), "-i", str(LAB_INVENTORY), "all", "-m", "ping", "-o"],
         capture_output=True, text=True, timeout=120, cwd=TOP, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -3,8 +3,8 @@
 Serves the calls of BLUEMIND.md exactly as BlueMind's generated Python clients (netbluemind4
 4.9.3884, netbluemind5 5.7.3268) make them: JSON bodies sent without a Content-Type, the login
 password as a JSON string, `X-BM-ApiKey` (a session key or the bm-core.tok token) on every call but
-the core state, task status as `GET /api/tasks/{id}`. Errors are ServerFault bodies with 403, 404 or
-500 (also for a body the call does not take): the clients take any status up to 400 as a success.
+the core state, task status as `GET /api/tasks/{id}`. Errors are ServerFault bodies with 401, 403, 404
+or 500 (also for a body the call does not take): the clients take any status up to 400 as a success.
 HTTPS on 443 (bm_cert.pem) and plain HTTP on 8090 (the core port) serve the same API. Every request
 is recorded in /var/log/bm-sim/api.jsonl, never with a password or a key.
 
@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -26,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from bmsim import api_firewall, api_postfix
-from bmsim.common import connect, installed_version, log_event, read_bm_ini, read_token
+from bmsim.common import connect, installed_version, log_event, read_bm_ini, read_token, upstream_version
 
 ADMIN_LOGIN = "admin0@global.virt"
 ADMIN_PW_FILE = os.environ.get("BMSIM_ADMIN_PW_FILE", "/etc/bm/bmsim-admin.pw")
@@ -39,15 +40,20 @@ REPAIR_DELAY = float(os.environ.get("BMSIM_REPAIR_DELAY", "1.0"))
 # bm.ini keys that GET /api/configuration does not merge in: the database password stays on disk.
 INI_HIDDEN = ("password",)
 
+# Seconds the core takes to start (a real JVM core takes from seconds to minutes): it listens and
+# tells systemd READY=1 (Type=notify, as BlueMind's bm-core.service) only after this delay.
+START_DELAY_FILE = os.environ.get("BMSIM_CORE_START_DELAY_FILE", "/etc/bm/bmsim-core-start-delay")
+
 EMPTY = object()  # a 200 answer without a body (the clients' "void" calls)
 
 
 class ApiError(Exception):
     """Answered as a ServerFault body: {"errorCode", "errorType": "ServerFault", "message"}."""
 
-    def __init__(self, status, code, message):
+    def __init__(self, status, code, message, logged=None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.logged = logged or message  # what api.jsonl records (never a key)
 
 
 class Request:
@@ -234,7 +240,7 @@ class Core:
             raise ApiError(404, "NOT_FOUND", "no %s %s on this server (bm-core %s)"
                            % (req.method, req.path, self.version))
         except ApiError as exc:
-            req.log["error"] = exc.message
+            req.log["error"] = exc.logged
             return exc.status, fault(exc.code, exc.message)
         except Exception as exc:  # any bug or database failure: a 500 ServerFault, as the real core
             req.log["error"] = "%s: %s" % (type(exc).__name__, exc)
@@ -251,7 +257,10 @@ class Core:
             req.log["auth"] = "session"
         else:
             req.log["auth"] = "invalid"
-            raise ApiError(403, "AUTHENTICATION_FAIL", "invalid or expired X-BM-ApiKey")
+            # As BlueMind's RestServiceMethodHandler: 401, AUTHENTICATION_FAIL, and the message
+            # names the key it refused (clients must not repeat it).
+            raise ApiError(401, "AUTHENTICATION_FAIL", "session id %s is not valid" % key,
+                           logged="session id (not logged) is not valid")
 
     # --- authentication ---------------------------------------------------------------------
     def login(self, req):
@@ -293,7 +302,7 @@ class Core:
                      "versionName": self.version_name, "needsUpgrade": False}
 
     def get_infos(self, req):
-        return 200, {"defaultDomain": read_sysconf().get("default-domain"),
+        return 200, {"defaultDomain": read_sysconf().get("default_domain"),
                      "softwareVersion": self.version, "releaseName": self.version_name}
 
     # --- system configuration ---------------------------------------------------------------
@@ -423,17 +432,43 @@ class Server(ThreadingHTTPServer):
         sys.stderr.write("bm-core: connection from %s: %s\n" % (client_address[0], sys.exc_info()[1]))
 
 
+def start_delay():
+    try:
+        with open(START_DELAY_FILE, encoding="utf-8") as fh:
+            return max(0.0, float(fh.read().strip() or 0))
+    except (OSError, ValueError):
+        return 0.0
+
+
+def notify_systemd(message):
+    """sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET (set for Type=notify units)."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with closing(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as sock:
+        sock.connect(address)
+        sock.sendall(message.encode("ascii"))
+
+
 def main():
-    core = Core(installed_version())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    delay = start_delay()
+    if delay:
+        log_event("api", event="starting", delay=delay)
+        if stop.wait(delay):
+            return
+    core = Core(upstream_version(installed_version()))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(CERT, CERT)
     servers = [Server((BIND, HTTPS_PORT), core, context), Server((BIND, HTTP_PORT), core)]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     log_event("api", event="start", version=core.version, https_port=HTTPS_PORT, http_port=HTTP_PORT)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    notify_systemd("READY=1")
     stop.wait()
     for server in servers:
         server.shutdown()

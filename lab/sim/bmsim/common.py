@@ -56,6 +56,14 @@ def installed_version():
         return DEFAULT_VERSION
 
 
+def upstream_version(package_version):
+    """The upstream part of a Debian package version: no epoch, no revision after the last "-".
+    BlueMind's packages are built per distribution (4.9.3884-bullseye, 4.9.3884-bookworm); its core
+    reports the same softwareVersion on every distribution."""
+    version = package_version.split(":", 1)[-1]
+    return version.rsplit("-", 1)[0] if "-" in version else version
+
+
 def read_token(path=TOKEN_FILE):
     try:
         with open(path, encoding="utf-8") as fh:

@@ -551,9 +551,13 @@ class Seeder:
                         domains)
         cur.execute("INSERT INTO t_server (ip, fqdn, name, tags) VALUES (%s, %s, %s, %s)",
                     (host, FQDN, FQDN.split(".")[0], SERVER_TAGS))
-        cur.execute("INSERT INTO t_systemconf (configuration) VALUES "
-                    "(hstore(ARRAY['mynetworks', %s, 'fwAdditionalIPs', '']))",
-                    (api_postfix.normalise_mynetworks("", host),))
+        # BlueMind's system configuration keys (SysConfKeys: external_url, default_domain, ...),
+        # with the server's own address as host and hz-member-address, as bm.ini has them.
+        cur.execute("INSERT INTO t_systemconf (configuration) VALUES (hstore(ARRAY["
+                    "'mynetworks', %s, 'fwAdditionalIPs', '', 'external_url', %s, 'default_domain', %s, "
+                    "'host', %s, 'hz-member-address', %s]))",
+                    (api_postfix.normalise_mynetworks("", host), ini.get("external-url", FQDN), MAIN_DOMAIN,
+                     host, ini.get("hz-member-address", host)))
         cur.executemany("INSERT INTO t_directory_entry (uid, domain_uid, login, display_name) "
                         "VALUES (%s, %s, %s, %s)",
                         [(u.uid, u.domain, u.login, u.display) for u in self.users])

@@ -67,6 +67,18 @@ def test_http_error_carries_the_server_fault(api):
     assert "/api/system/maildelivery/mgmt/_repair" in str(err.value)
 
 
+def test_refused_key_is_a_401_and_never_echoed(api):
+    # BlueMind's RestServiceMethodHandler: 401, AUTHENTICATION_FAIL, "session id <key> is not valid".
+    api.routes[("GET", "/system/installation/version")] = (
+        401, {"errorCode": "AUTHENTICATION_FAIL", "errorType": "ServerFault",
+              "message": "session id other-servers-token is not valid"})
+    with pytest.raises(bmapi.BlueMindApiError) as err:
+        bmapi.BlueMindClient(params(api_password=None, api_token="other-servers-token")).server_version()
+    assert "HTTP 401: AUTHENTICATION_FAIL session id <hidden> is not valid" in str(err.value)
+    assert "not this server's /etc/bm/bm-core.tok" in str(err.value)
+    assert "other-servers-token" not in str(err.value)
+
+
 def test_unreachable_server(api):
     def refuse(_request):
         raise bmapi.URLError("Connection refused")

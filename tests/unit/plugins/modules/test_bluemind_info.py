@@ -21,7 +21,7 @@ def host(tmp_path, commands, api):
     os.link(str(tree / "user" / "a" / "1."), str(tree / "user" / "a" / "2."))  # single-instance store
     (tree / "cyrus.squat").write_bytes(b"y" * 10)
     os.symlink("user", str(tree / "link"))
-    commands.add(lambda a: a[0].endswith("dpkg-query"), (0, "4.9.3884", ""))
+    commands.add(lambda a: a[0].endswith("dpkg-query"), (0, "4.9.3884-bookworm", ""))
     commands.add(lambda a: a[0].endswith("rpm"), (0, "4.9.3884", ""))
     commands.add(lambda a: a[0].endswith("psql"), (0, "15.8\0", ""))
     api.routes[("GET", "/system/installation/_infos")] = (200, {"softwareVersion": "4.9.3884", "releaseName": "x"})
@@ -31,7 +31,8 @@ def host(tmp_path, commands, api):
 def test_info_describes_versions_and_trees(run_module, host, commands):
     result = run_module(bluemind_info, host, check_mode=True)
     assert result["changed"] is False
-    assert result["version"] == dict(package="4.9.3884", api="4.9.3884", api_error=None)
+    assert result["version"] == dict(package="4.9.3884-bookworm", package_upstream="4.9.3884", api="4.9.3884",
+                                     api_error=None)
     assert (result["external_url"], result["external_protocol"]) == ("mail.example.test", "https")
     assert result["postgresql"] == dict(version="15.8", error=None)
     spool, absent = result["trees"]
@@ -60,7 +61,14 @@ def test_info_reports_an_unreachable_api_and_database(run_module, host, api, com
 
 def test_info_without_bm_core_package(run_module, host, commands):
     commands.rules.insert(0, (lambda a: a[0].endswith("dpkg-query"), (1, "", "no packages found matching bm-core")))
-    assert run_module(bluemind_info, host)["version"]["package"] is None
+    version = run_module(bluemind_info, host)["version"]
+    assert version["package"] is None and version["package_upstream"] is None
+
+
+@pytest.mark.parametrize("package, upstream", [
+    ("4.9.3884-bullseye", "4.9.3884"), ("1:5.7.3268-1~bookworm", "5.7.3268"), ("4.9.3884", "4.9.3884")])
+def test_upstream_version_drops_epoch_and_revision(package, upstream):
+    assert bluemind_info.upstream_version(package) == upstream
 
 
 def test_info_with_credentials_asks_the_authenticated_version(run_module, host, api):

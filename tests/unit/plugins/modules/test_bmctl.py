@@ -1,9 +1,28 @@
+import json
+
 import pytest
 
 from ansible_collections.bluemind.migration.plugins.modules import bmctl
 
-RUNNING = "bm-core is running.\nbm-node is running.\nbm-hps is disabled on this node\n"
-STOPPED = "bm-core is stopped.\nbm-node is stopped.\nbm-hps is disabled on this node\n"
+# The texts of BlueMind's own bmctl (mdhender/bluemindfork packaging/bm-conf/ROOT/usr/bin/bmctl):
+# bm-nginx first, outside bluemind.target and without ".service"; the target's units with it.
+RESTART_HINT = "please restart bluemind: systemctl restart bluemind.target"
+RUNNING = ("bm-nginx is running.\nbm-core.service is running.\nbm-node.service is running.\n"
+           "bm-hps.service is disabled on this node\n")
+# After `bmctl stop`: bm-nginx keeps running, so the product exits 1.
+STOPPED = ("bm-nginx started while BlueMind is stopped - " + RESTART_HINT + "\n"
+           "bm-core.service is stopped.\nbm-node.service is stopped.\nbm-hps.service is disabled on this node\n")
+# During `bmctl start` with a slow core: bluemind.target waits for bm-core (Type=notify), so bmctl
+# takes the "stopped" branch; the activating core is "stopped", units already up are "started while".
+CORE_STARTING = ("bm-nginx started while BlueMind is stopped - " + RESTART_HINT + "\n"
+                 "bm-core.service is stopped.\n"
+                 "bm-node.service started while BlueMind is stopped - " + RESTART_HINT + "\n"
+                 "bm-hps.service is disabled on this node\n")
+# The target is up and a unit is (re)starting: "fail".
+CORE_RESTARTING = ("bm-nginx is running.\n"
+                   "bm-core.service fail - check systemctl status bm-core.service and journalctl -xe -u bm-core.service\n"
+                   "bm-node.service is running.\nbm-hps.service is disabled on this node\n")
+DEPENDENCIES = "bluemind.target\n  bm-core.service\n  bm-hps.service\n  bm-node.service\n"
 
 
 @pytest.fixture
@@ -12,6 +31,26 @@ def bmctl_bin(tmp_path):
     path.write_text("#!/bin/sh\n")
     path.chmod(0o755)
     return str(path)
+
+
+@pytest.fixture
+def bins(monkeypatch):
+    """systemctl and timeout at /bin (a test removes one to see the fallback)."""
+    found = {"systemctl": "/bin/systemctl", "timeout": "/usr/bin/timeout"}
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        if name not in found and required:
+            self.fail_json(msg="%s not found" % name)
+        return found.get(name)
+
+    monkeypatch.setattr(bmctl.AnsibleModule, "get_bin_path", get_bin_path)
+    return found
+
+
+@pytest.fixture
+def target(commands, bins):
+    """systemd lists bluemind.target's units as on a BlueMind server."""
+    commands.add(lambda a: a[1:3] == ["list-dependencies", "--plain"], (0, DEPENDENCIES, ""))
 
 
 def status_sequence(commands, *outputs):
@@ -24,87 +63,172 @@ def status_sequence(commands, *outputs):
     commands.add(lambda a: a[1:] == ["status"], answer)
 
 
+def bmctl_args(call):
+    """The bmctl part of a command (after ``timeout --kill-after=10 N``), or None."""
+    args = call["args"]
+    if args[0].endswith("/timeout"):
+        args = args[3:]
+    return args[1:] if args[0].endswith("/bmctl") else None
+
+
 def actions(commands):
-    return [c["args"][1] for c in commands.calls if c["args"][1] != "status"]
+    return [a[0] for a in map(bmctl_args, commands.calls) if a and a[0] != "status"]
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A clock that only moves when the module sleeps."""
+    now = [1000.0]
+    monkeypatch.setattr(bmctl.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(bmctl.time, "sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
+    return now
 
 
 def test_parse_status_reads_every_kind_of_line():
-    text = ("\x1b[32mbm-core is running.\x1b[0m\nbm-eas is stopped.\n"
-            "bm-milter fail - check systemctl status bm-milter for details\n"
-            "bm-tika started while BlueMind is stopped - please restart bluemind: bmctl restart\n"
-            "bm-hps is disabled on this node\nsomething else\n")
-    assert bmctl.parse_status(text) == {"bm-core": "running", "bm-eas": "stopped", "bm-milter": "failed",
-                                        "bm-tika": "inconsistent", "bm-hps": "disabled"}
+    text = ("\x1b[32mbm-core.service is running.\x1b[0m\nbm-eas.service is stopped.\n"
+            "bm-milter.service fail - check systemctl status bm-milter.service and journalctl -xe -u bm-milter.service\n"
+            "bm-nginx started while BlueMind is stopped - " + RESTART_HINT + "\n"
+            "bm-hps.service is disabled on this node\nsomething else\n"
+            "BlueMind bm-xmpp is down.\nBlueMind bm-tika is running.\n")
+    assert bmctl.parse_status(text) == {
+        "bm-core.service": "running", "bm-eas.service": "stopped", "bm-milter.service": "failed",
+        "bm-nginx": "inconsistent", "bm-hps.service": "disabled", "bm-xmpp": "stopped", "bm-tika": "running"}
 
 
-def test_stopped_when_already_stopped_changes_nothing(run_module, commands, bmctl_bin):
-    status_sequence(commands, (0, STOPPED, ""))
+def test_parse_dependencies_takes_the_last_word_and_skips_the_target():
+    text = "bluemind.target\n  bm-core.service\n\u25cf bm-node.service\n  bm-core.service\n"
+    assert bmctl.parse_dependencies(text) == {"bm-core", "bm-node"}
+
+
+def test_stopped_with_bm_nginx_running_is_stopped(run_module, commands, target, bmctl_bin):
+    status_sequence(commands, (1, STOPPED, ""))  # the product exits 1 for bm-nginx
     result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin))
     assert result["changed"] is False and result["bmctl_action"] is None
-    assert result["status"] == {"bm-core": "stopped", "bm-node": "stopped", "bm-hps": "disabled"}
+    assert result["status"] == {"bm-core.service": "stopped", "bm-node.service": "stopped",
+                                "bm-hps.service": "disabled"}
+    assert result["outside_target"] == {"bm-nginx": "inconsistent"}
     assert actions(commands) == []
 
 
-def test_started_starts_and_waits(run_module, commands, bmctl_bin, no_sleep):
-    status_sequence(commands, (0, STOPPED, ""), (1, "bm-core is stopped.\nbm-node is running.\n", ""),
-                    (0, RUNNING, ""))
-    commands.add(lambda a: a[1:] == ["start"], (0, "Start BlueMind Services\n", ""))
+def test_stop_reaches_stopped_although_bm_nginx_stays_up(run_module, commands, target, bmctl_bin, clock):
+    status_sequence(commands, (0, RUNNING, ""), (1, STOPPED, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["stop"], (0, "Stop BlueMind Services\n", ""))
+    result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin))
+    assert result.get("failed") is not True, result
+    assert result["changed"] is True and actions(commands) == ["stop"]
+    assert result["status"]["bm-core.service"] == "stopped"
+    assert clock[0] == 1000.0  # no wait: the first status after the stop is final
+
+
+def test_without_systemd_list_only_bm_nginx_is_left_out(run_module, commands, bins, bmctl_bin):
+    del bins["systemctl"]
+    status_sequence(commands, (1, STOPPED, ""))
+    result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin))
+    assert result["changed"] is False and result["outside_target"] == {"bm-nginx": "inconsistent"}
+    assert "judging every unit bmctl status lists except bm-nginx" in json.dumps(result["warnings"])
+
+
+def test_a_unit_outside_the_target_other_than_nginx_is_not_judged(run_module, commands, target, bmctl_bin):
+    status_sequence(commands, (1, STOPPED + "bm-other started while BlueMind is stopped - x\n", ""))
+    result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin))
+    assert result["changed"] is False and set(result["outside_target"]) == {"bm-nginx", "bm-other"}
+
+
+def test_started_starts_and_waits_for_a_slow_core(run_module, commands, target, bmctl_bin, clock):
+    # 40 polls of 2 s while the core starts: 80 s, within the default wait_timeout.
+    status_sequence(commands, (1, STOPPED, ""), *([(1, CORE_STARTING, "")] * 40 + [(0, RUNNING, "")]))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["start"], (0, "Start BlueMind Services\n", ""))
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin))
+    assert result.get("failed") is not True, result
     assert result["changed"] is True and result["bmctl_action"] == "start"
-    assert result["status_before"]["bm-core"] == "stopped"
-    assert result["status"]["bm-core"] == "running"
-    assert actions(commands) == ["start"]
+    assert result["status_before"]["bm-core.service"] == "stopped"
+    assert result["status"]["bm-core.service"] == "running"
+    assert clock[0] == 1080.0
+    start = [c["args"] for c in commands.calls if bmctl_args(c) == ["start"]]
+    assert start == [["/usr/bin/timeout", "--kill-after=10", "600", bmctl_bin, "start"]]
 
 
-def test_started_when_running_changes_nothing(run_module, commands, bmctl_bin):
+def test_started_when_running_changes_nothing(run_module, commands, target, bmctl_bin):
     status_sequence(commands, (0, RUNNING, ""))
     assert run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin))["changed"] is False
 
 
-def test_inconsistent_unit_is_not_stopped(run_module, commands, bmctl_bin, no_sleep):
-    status_sequence(commands, (1, "bm-core is stopped.\nbm-tika started while BlueMind is stopped - restart\n", ""),
-                    (0, STOPPED, ""))
-    commands.add(lambda a: a[1:] == ["stop"], (0, "Stop BlueMind Services\n", ""))
+def test_a_restarting_core_is_not_started(run_module, commands, target, bmctl_bin, clock):
+    status_sequence(commands, (1, CORE_RESTARTING, ""), (1, CORE_RESTARTING, ""), (0, RUNNING, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["start"], (0, "", ""))
+    result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin))
+    assert result["changed"] is True and result["status_before"]["bm-core.service"] == "failed"
+    assert result["status"]["bm-core.service"] == "running"
+
+
+def test_inconsistent_unit_is_not_stopped(run_module, commands, target, bmctl_bin, clock):
+    status_sequence(commands, (1, CORE_STARTING, ""), (1, STOPPED, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["stop"], (0, "Stop BlueMind Services\n", ""))
     result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin))
     assert result["changed"] is True and actions(commands) == ["stop"]
 
 
-def test_check_mode_plans_without_acting(run_module, commands, bmctl_bin):
+def test_check_mode_plans_without_acting(run_module, commands, target, bmctl_bin):
     status_sequence(commands, (0, RUNNING, ""))
     result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin), check_mode=True)
     assert result["changed"] is True and result["bmctl_action"] == "stop"
     assert actions(commands) == []
 
 
-def test_restarted_always_restarts(run_module, commands, bmctl_bin, no_sleep):
+def test_restarted_always_restarts(run_module, commands, target, bmctl_bin, clock):
     status_sequence(commands, (0, RUNNING, ""))
-    commands.add(lambda a: a[1:] == ["restart"], (0, "Restarting BlueMind Services\n", ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["restart"], (0, "Restarting BlueMind Services\n", ""))
     result = run_module(bmctl, dict(state="restarted", bmctl_path=bmctl_bin))
     assert result["changed"] is True and actions(commands) == ["restart"]
 
 
-def test_timeout_names_the_units_not_ready(run_module, commands, bmctl_bin, no_sleep):
-    status_sequence(commands, (0, STOPPED, ""), (0, "bm-core fail - check systemctl status bm-core\n"
-                                                    "bm-node is running.\n", ""))
-    commands.add(lambda a: a[1:] == ["start"], (0, "", ""))
+def test_timeout_names_the_units_not_ready(run_module, commands, target, bmctl_bin, clock):
+    status_sequence(commands, (1, STOPPED, ""), (1, CORE_RESTARTING, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["start"], (0, "", ""))
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin, wait_timeout=10))
     assert result["failed"] is True
-    assert "did not reach state started within 10 s: bm-core is failed" in result["msg"]
-    assert result["status"] == {"bm-core": "failed", "bm-node": "running"}
+    assert "did not reach state started within 10 s: bm-core.service is failed" in result["msg"]
+    assert "raise wait_timeout" in result["msg"]
+    assert result["status"]["bm-core.service"] == "failed"
+    assert clock[0] == 1010.0
 
 
-def test_failed_action_reports_exit_and_output(run_module, commands, bmctl_bin):
-    status_sequence(commands, (0, STOPPED, ""))
-    commands.add(lambda a: a[1:] == ["start"], (5, "", "Job for bluemind.target failed.\n"))
+def test_bmctl_start_that_outlives_the_timeout_is_reported(run_module, commands, target, bmctl_bin, clock):
+    status_sequence(commands, (1, STOPPED, ""), (1, CORE_STARTING, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["start"], (124, "Start BlueMind Services\n", ""))
+    result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin, wait_timeout=60))
+    assert result["failed"] is True
+    assert ("'%s start' did not return within 60 s (wait_timeout); systemd goes on with the job: "
+            "bm-core.service is stopped, bm-node.service is inconsistent." % bmctl_bin) in result["msg"]
+    assert result["status"]["bm-node.service"] == "inconsistent"
+
+
+def test_without_timeout_binary_bmctl_runs_directly(run_module, commands, target, bins, bmctl_bin, clock):
+    del bins["timeout"]
+    status_sequence(commands, (1, STOPPED, ""), (0, RUNNING, ""))
+    commands.add(lambda a: a == [bmctl_bin, "start"], (0, "", ""))
+    result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin))
+    assert result["changed"] is True and result["status"]["bm-core.service"] == "running"
+
+
+def test_failed_action_reports_exit_and_output(run_module, commands, target, bmctl_bin):
+    status_sequence(commands, (1, STOPPED, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["start"], (5, "", "Job for bluemind.target failed.\n"))
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin))
     assert result["failed"] is True
     assert "start' failed (exit 5): Job for bluemind.target failed." in result["msg"]
 
 
-def test_unreadable_status_fails_clearly(run_module, commands, bmctl_bin):
+def test_unreadable_status_fails_clearly(run_module, commands, target, bmctl_bin):
     status_sequence(commands, (0, "Usage: /usr/bin/bmctl [start|stop|status]\n", ""))
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin))
     assert result["failed"] is True and "gave no unit states" in result["msg"]
+
+
+def test_status_without_any_target_unit_fails_clearly(run_module, commands, target, bmctl_bin):
+    status_sequence(commands, (0, "bm-nginx is running.\n", ""))
+    result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin))
+    assert result["failed"] is True and "lists none of the units of bluemind.target (it lists bm-nginx)" in result["msg"]
 
 
 def test_missing_bmctl(run_module, commands, tmp_path):
@@ -127,21 +251,20 @@ def systemctl(commands, active):
     return calls
 
 
-def test_with_units_stopped_after_bluemind_only_when_running(run_module, commands, bmctl_bin, no_sleep, monkeypatch):
-    monkeypatch.setattr(bmctl.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/bin/" + name)
-    status_sequence(commands, (0, RUNNING, ""), (0, STOPPED, ""))
-    commands.add(lambda a: a[1:] == ["stop"], (0, "", ""))
+def test_with_units_stopped_after_bluemind_only_when_running(run_module, commands, target, bmctl_bin, clock):
+    status_sequence(commands, (0, RUNNING, ""), (1, STOPPED, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["stop"], (0, "", ""))
     calls = systemctl(commands, {"postfix"})
     result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin, with_units=["postfix", "cron"]))
     assert result["changed"] is True and result["units_changed"] == ["postfix"]
     assert ["stop", "postfix"] in calls and ["stop", "cron"] not in calls
     # BlueMind first, then postfix
-    order = [c["args"][1:] for c in commands.calls if c["args"][1:] in (["stop"], ["stop", "postfix"])]
-    assert order == [["stop"], ["stop", "postfix"]]
+    order = [c["args"][-2:] for c in commands.calls
+             if bmctl_args(c) == ["stop"] or c["args"][1:] == ["stop", "postfix"]]
+    assert order == [[bmctl_bin, "stop"], ["stop", "postfix"]]
 
 
-def test_with_units_started_first_and_planned_in_check_mode(run_module, commands, bmctl_bin, monkeypatch):
-    monkeypatch.setattr(bmctl.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/bin/" + name)
+def test_with_units_started_first_and_planned_in_check_mode(run_module, commands, target, bmctl_bin):
     status_sequence(commands, (0, RUNNING, ""))
     calls = systemctl(commands, set())
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin, with_units=["postfix"]), check_mode=True)
@@ -149,9 +272,8 @@ def test_with_units_started_first_and_planned_in_check_mode(run_module, commands
     assert calls == [["is-active", "--quiet", "postfix"]]  # nothing started in check mode
 
 
-def test_with_unit_failure_names_the_unit(run_module, commands, bmctl_bin, monkeypatch):
-    monkeypatch.setattr(bmctl.AnsibleModule, "get_bin_path", lambda self, name, required=False: "/bin/" + name)
-    status_sequence(commands, (0, STOPPED, ""))
+def test_with_unit_failure_names_the_unit(run_module, commands, target, bmctl_bin):
+    status_sequence(commands, (1, STOPPED, ""))
     commands.add(lambda a: a[0].endswith("systemctl") and a[1] == "start", (1, "", "Unit postfix.service not found.\n"))
     systemctl(commands, set())
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin, with_units=["postfix"]))

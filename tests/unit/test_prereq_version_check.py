@@ -1,0 +1,65 @@
+"""The prereq version check compares the API's softwareVersion (the same on every distribution),
+and only when an API does not answer the upstream part of the bm-core package versions (built per
+distribution: 4.9.3884-bullseye, 4.9.3884-bookworm). The task runs for real with ansible-playbook."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+TOP = Path(__file__).resolve().parents[2]
+TASK = "Check the BlueMind versions and external-url"
+
+
+def info(api, package, url="bluemind.lab.test"):
+    return {"version": {"api": api, "package": package, "package_upstream": package.rsplit("-", 1)[0]},
+            "external_url": url}
+
+
+def run_check(tmp_path, origin, target):
+    tasks = yaml.safe_load((TOP / "roles/prereq/tasks/checks.yml").read_text())
+    task = next(t for t in tasks if t["name"] == TASK)
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [task],
+             "vars": {"bluemind_origin": "bm-origin", "prereq_origin_info": origin, "prereq_target_info": target}}]
+    path = tmp_path / "play.json"
+    path.write_text(json.dumps(play))
+    config = tmp_path / "ansible.cfg"  # not the checkout's: its profiling callback would print
+    config.write_text("[defaults]\n")
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(config))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           str(path)], capture_output=True, text=True, env=env, timeout=120, check=False)
+    try:
+        return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError("ansible-playbook gave no result (exit %d): %s %s" % (
+            proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+
+
+def test_same_software_version_on_two_distributions_passes(tmp_path):
+    result = run_check(tmp_path, info("4.9.3884", "4.9.3884-bullseye"), info("4.9.3884", "4.9.3884-bookworm"))
+    assert not result.get("failed"), result
+
+
+def test_different_software_versions_fail_and_say_what_was_compared(tmp_path):
+    result = run_check(tmp_path, info("4.9.3884", "4.9.3884-bullseye"), info("4.9.4000", "4.9.4000-bookworm"))
+    assert result["failed"] is True
+    assert "runs BlueMind 4.9.3884" in result["msg"] and "runs 4.9.4000" in result["msg"]
+    assert "softwareVersion from each admin API" in result["msg"]
+
+
+def test_a_silent_api_falls_back_to_the_upstream_package_version_and_says_so(tmp_path):
+    result = run_check(tmp_path, info("4.9.3884", "4.9.3884-bullseye"), info(None, "4.9.3884-bookworm"))
+    assert not result.get("failed"), result
+    assert result["msg"] == ("BlueMind 4.9.3884 on both hosts (the admin API does not answer on localhost, so "
+                             "the upstream part of the bm-core package versions was compared "
+                             "(4.9.3884-bullseye, 4.9.3884-bookworm))")
+
+
+@pytest.mark.parametrize("origin_api", [None, "4.9.3884"])
+def test_the_fallback_still_refuses_different_versions(tmp_path, origin_api):
+    result = run_check(tmp_path, info(origin_api, "4.9.3884-bullseye"), info(None, "4.9.4000-bookworm"))
+    assert result["failed"] is True and "runs 4.9.4000" in result["msg"]
+    assert "the admin API does not answer on" in result["msg"]
