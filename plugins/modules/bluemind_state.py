@@ -58,6 +58,12 @@ options:
         C(admin), C(smoke).
     type: dict
     default: {}
+  check_mode_state:
+    description:
+      - In check mode, the state to start from, as the earlier records of the same run predicted it
+        (give the fact C(bluemind_state)). Nothing is written in check mode, so the file does not hold
+        those records. Ignored in a real run.
+    type: dict
   target_name:
     description:
       - How the messages name the target (the inventory name).
@@ -162,6 +168,7 @@ def main():
             event=dict(type="str", default="read", choices=["read", "check", "start", "serving", "done"]),
             result=dict(type="dict", default={}),
             target_name=dict(type="str", default="the target"),
+            check_mode_state=dict(type="dict"),
         ),
         required_if=[("event", "check", ["phase"]), ("event", "start", ["phase"]),
                      ("event", "serving", ["phase"]), ("event", "done", ["phase"])],
@@ -171,6 +178,8 @@ def main():
     out = dict(changed=False)
     try:
         before = migration_state.load(path)
+        if module.check_mode and module.params["check_mode_state"] is not None:
+            before = module.params["check_mode_state"]
         after = before
         if phase is not None:
             out["decision"] = migration_state.decide(before, phase, module.params["target_name"])
