@@ -127,6 +127,18 @@ options:
         the destination. Its directory is created if needed.
     type: path
     default: "~/.ssh/bluemind-migration-%C"
+  lock_file:
+    description:
+      - Lock held on the target for the whole job, so that a job left running by a controller that
+        stopped (killed, connection lost) and a rerun never write at the same time: the rerun waits
+        for it. Not taken in check mode.
+    type: path
+    default: /run/lock/bluemind-migration-pull.lock
+  lock_timeout:
+    description:
+      - Seconds to wait for such a job to end before failing with its process id.
+    type: int
+    default: 3600
   rsync_path:
     description:
       - rsync on the target. By default the one found in E(PATH).
@@ -277,6 +289,11 @@ origin_clock_start:
   returned: when the connection to the origin opened
   type: float
   sample: 1718000000.123456
+waited_for_lock:
+  description: Seconds waited for a job of the same kind left running on the target (see O(lock_file)).
+  returned: success
+  type: float
+  sample: 0.0
 workers:
   description: How many trees were pulled at the same time (O(workers), or the automatic choice).
   returned: always
@@ -290,6 +307,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.bluemind.migration.plugins.module_utils.lock import LockBusy, acquire
 from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     BLUEMIND_EXCLUDES,
     ExcludeFilter,
@@ -518,12 +536,20 @@ def main():
         diff_max_lines=dict(type="int", default=100),
         ssh_control_path=dict(type="path", default="~/.ssh/bluemind-migration-%C"),
         rsync_path=dict(type="path"),
+        lock_file=dict(type="path", default="/run/lock/bluemind-migration-pull.lock"),
+        lock_timeout=dict(type="int", default=3600),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     if params["workers"] < 0 or not params["trees"]:
         module.fail_json(msg="give at least one tree, and workers >= 1 (or 0 for an automatic choice)")
     workers = effective_workers(params["workers"], available_cpus())
+    waited_for_lock = 0.0
+    if not module.check_mode:
+        try:
+            waited_for_lock = acquire(params["lock_file"], params["lock_timeout"], "a pull of the trees")
+        except (LockBusy, OSError) as exc:
+            module.fail_json(msg=str(exc))
     rsync_bin = params["rsync_path"] or module.get_bin_path("rsync", required=True)
     origin = OriginSsh(module.get_bin_path("ssh", required=True), params,
                        control_path=params["ssh_control_path"])
@@ -569,6 +595,7 @@ def main():
         seconds=round(time.monotonic() - started, 3),
         origin_clock_start=clock_start,
         workers=workers,
+        waited_for_lock=waited_for_lock,
     )
     if whole_trees:
         result["whole_trees"] = whole_trees

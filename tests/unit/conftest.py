@@ -129,3 +129,23 @@ def no_sleep():
 
     with mock.patch("time.sleep", sleep), mock.patch("time.monotonic", lambda: clock[0]):
         yield clock
+
+
+@pytest.fixture(autouse=True)
+def private_locks(tmp_path, monkeypatch):
+    """Each module run takes its lock in a folder of its own: a lock lasts as long as the process that
+    took it, and here every module runs in pytest's one process (a test may run a module twice).
+    The first run of a test uses the test's ``locks`` folder, where a test can hold the lock first."""
+    from ansible_collections.bluemind.migration.plugins.module_utils import lock
+    real = lock.acquire
+    runs = []
+
+    def acquire(path, timeout, what, **kwargs):
+        runs.append(path)
+        folder = tmp_path / ("locks" if len(runs) == 1 else "locks-%d" % len(runs))
+        return real(str(folder / os.path.basename(path)), timeout, what, **kwargs)
+
+    for name in ("bluemind_sync", "bluemind_db_transfer"):
+        module = __import__("ansible_collections.bluemind.migration.plugins.modules." + name, fromlist=["acquire"])
+        if hasattr(module, "acquire"):
+            monkeypatch.setattr(module, "acquire", acquire)

@@ -414,3 +414,22 @@ def test_changed_listing_failure_names_the_tree(run_module, fake):
     result = run_module(bluemind_sync, fake.args(changed_since=SINCE))
     assert result["failed"] is True
     assert "/srv/a: listing the entries of /srv/a changed since" in result["msg"]
+
+
+def test_a_pull_left_running_by_a_dead_controller_holds_the_rerun_back(run_module, fake, tmp_path):
+    """The module takes its lock; another holder makes it wait, then fail with the holder's pid."""
+    import fcntl
+    path = tmp_path / "locks" / "bluemind-migration-pull.lock"
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(str(path), os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"pid 4242 since earlier")
+    other = os.open(str(path), os.O_RDWR)  # another open file: a lock of its own, as another process's
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        result = run_module(bluemind_sync, fake.args(lock_timeout=1))
+    finally:
+        os.close(other)
+        os.close(fd)
+    assert result["failed"] is True
+    assert "a pull of the trees is still running on the target" in result["msg"] and "pid 4242" in result["msg"]
+    assert fake.calls() == []  # no rsync ran

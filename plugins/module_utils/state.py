@@ -1,0 +1,288 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) bluemind.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The migration's memory: the state file on the target, and the rules of its transitions.
+
+One JSON document says which phases ran, when, and what the report needs of their results. The
+rules here decide what a phase may do given that document (what it requires, what it may no longer
+do once the target is live) and how each event changes it. Nothing here touches a host but
+``load``/``save``, so every transition is tested without one. The module ``bluemind_state`` is the
+only writer; the ``state_decision`` filter reads the same rules on the controller.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+
+PHASES = ("prereq", "hot_sync", "cold_sync", "db_migrate", "config_copy", "cutover")
+# What a rollback forgets: the window closed, a later cold sync opens a new one; and the target may
+# have written into its trees since the last pull, so the next pull compares every file.
+WINDOW = ("cold_sync", "db_migrate", "config_copy", "db_pass", "last_pull_origin_start")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Seconds taken off the previous pull's start on the origin's clock: a file written in the same
+# second as that start is compared again.
+SINCE_MARGIN = 2
+# What the report keeps of each tree of the final pull.
+TREE_KEYS = ("path", "bytes", "files", "seconds", "changes", "deleted")
+# An rsync itemized line for a directory whose time alone changed: not a copied entry.
+DIR_TIME_ONLY = ".d..t......"
+
+# The phases whose end a phase requires (cold_sync's start for db_migrate: the downtime started).
+REQUIRES = {
+    "prereq": (),
+    "hot_sync": ("prereq",),
+    "cold_sync": ("prereq",),
+    "db_migrate": ("prereq",),
+    "config_copy": ("prereq",),
+    "cutover": ("cold_sync", "db_migrate", "config_copy"),
+    "rollback": (),
+}
+# What a rerun of each phase does, for the README and the decision's message.
+RERUN = {
+    "prereq": "checks again and sets the SSH trust up again",
+    "hot_sync": "pulls again: only what changed since the previous pull moves",
+    "cold_sync": "keeps the recorded start of the downtime and pulls again what changed",
+    "db_migrate": "moves again only the rows that differ",
+    "config_copy": "copies again, the target's previous copies backed up",
+    "cutover": "finishes what is left (start, admin actions, smoke checks, report)",
+    "rollback": "starts the origin again (a no-op when it serves)",
+}
+
+
+RESTORE_HINT = ("Restore it from the report's JSON (reports/<target>.json on the controller holds the state) "
+                "or, knowing that the migration then starts over, remove it.")
+
+
+class StateError(Exception):
+    """The state file cannot be read or written; the message says where and what to do."""
+
+
+class Refused(Exception):
+    """The state forbids the transition; the message says why and what to do. Nothing was changed."""
+
+
+def stamp(now=None):
+    """A time as the state keeps it (UTC, microseconds)."""
+    return (now or datetime.datetime.now(datetime.timezone.utc)).strftime(TIME_FORMAT)
+
+
+def parse_stamp(value):
+    return datetime.datetime.strptime(value, TIME_FORMAT).replace(tzinfo=datetime.timezone.utc)
+
+
+def load(path):
+    """The state at ``path``; an empty state when there is none yet."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise StateError("cannot read the migration state %s: %s. %s" % (path, exc, RESTORE_HINT))
+    if not isinstance(state, dict):
+        raise StateError("the migration state %s is not a JSON object. %s" % (path, RESTORE_HINT))
+    return state
+
+
+def save(path, state):
+    """Writes ``state`` at ``path`` atomically: a new file beside it, synced, renamed over, the folder
+    synced. An interruption leaves the previous state or the new one, never a mix."""
+    folder = os.path.dirname(path) or "."
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=".state.", suffix=".new", dir=folder)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(json.dumps(state, indent=2, sort_keys=True) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StateError("cannot write the migration state %s: %s (is the target's disk full?)" % (path, exc))
+
+
+def is_live(state):
+    """The target may hold mail the origin never had: the cutover started its services. The older
+    keys count too (`serving`, `complete`), for a state written before `live` existed."""
+    cutover = state.get("cutover") or {}
+    return bool("live" in cutover or "serving" in cutover or state.get("complete"))
+
+
+def live_since(state):
+    cutover = state.get("cutover") or {}
+    return cutover.get("live") or cutover.get("serving") or "?"
+
+
+def is_done(state, phase):
+    """A phase counts as done when its end is recorded (prereq: when it was checked)."""
+    entry = state.get(phase) or {}
+    return "checked" in entry if phase == "prereq" else "end" in entry
+
+
+def summary(state):
+    """What the steps after a read need, computed once here instead of in Jinja."""
+    last_pull = state.get("last_pull_origin_start")
+    cold = state.get("cold_sync") or {}
+    cutover = state.get("cutover") or {}
+    downtime = None
+    if "start" in cold and "serving" in cutover:
+        downtime = round((parse_stamp(cutover["serving"]) - parse_stamp(cold["start"])).total_seconds(), 1)
+    return dict(
+        live=is_live(state),
+        live_since=live_since(state) if is_live(state) else None,
+        complete=bool(state.get("complete")),
+        first_pull=last_pull is None,
+        since=(float(last_pull) - SINCE_MARGIN) if last_pull is not None else 0.0,
+        downtime_seconds=downtime,
+        downtime_started=cold.get("start"),
+        done=[p for p in PHASES if is_done(state, p)],
+        left=[p for p in PHASES[2:] if not is_done(state, p)],
+        db_pass_job=(state.get("db_pass") or {}).get("job"),
+    )
+
+
+def decide(state, phase, host="the target"):
+    """What ``phase`` may do now: a dict with ``action`` (``run``, ``resume``, ``complete``) and a
+    ``message``; raises Refused when the state forbids it."""
+    if phase not in REQUIRES:
+        raise Refused("unknown phase %r (one of %s)" % (phase, ", ".join(sorted(REQUIRES))))
+    if state.get("complete"):
+        if phase == "cutover":
+            return dict(action="complete", message="the migration of %s is complete: nothing to do" % host)
+        raise Refused(
+            "the migration of %s is complete (cutover at %s): the target is live, and %s would stop it or "
+            "overwrite its data with the stale origin's. Nothing was changed." % (
+                host, (state.get("cutover") or {}).get("end", "?"), phase))
+    if is_live(state):
+        if phase == "cutover":
+            return dict(action="resume", message="%s has been live since %s: the cutover finishes what is "
+                        "left (start, admin actions, smoke checks, report)" % (host, live_since(state)))
+        raise Refused(
+            "%s has been live since %s: it may hold mail that the origin never had, and %s would %s. Nothing "
+            "was changed. Rerun playbooks/migrate.yml to finish the cutover." % (
+                host, live_since(state), phase,
+                "leave it unseen on the target" if phase == "rollback"
+                else "stop the target or overwrite its data with the stale origin's"))
+    missing = [p for p in REQUIRES[phase] if not is_done(state, p)]
+    if phase == "db_migrate" and "start" not in (state.get("cold_sync") or {}):
+        missing.append("cold_sync (its start: BlueMind stopped on the origin)")
+    if missing:
+        raise Refused("%s needs %s first (done so far: %s). Nothing was changed." % (
+            phase, ", ".join(missing), ", ".join(p for p in PHASES if is_done(state, p)) or "nothing"))
+    rerun = is_done(state, phase) or (phase == "cold_sync" and "start" in (state.get("cold_sync") or {}))
+    return dict(action="run", message="%s %s" % (phase, ("runs again: it " + RERUN[phase]) if rerun else "runs"))
+
+
+def _keep_pull_start(new, result):
+    """The pull's start on the origin's clock: the next pull compares what changed since. A pull
+    that did not run (check mode before the SSH trust) has none and leaves the previous one."""
+    if result.get("origin_clock_start") is not None:
+        new["last_pull_origin_start"] = result["origin_clock_start"]
+
+
+def _pull_summary(result):
+    return dict(bytes=result.get("bytes", 0), files=result.get("files", 0),
+                seconds=round(float(result.get("seconds", 0)), 3))
+
+
+def verified_by(pull, verify=None):
+    """How the final pull made sure no change escaped it, in words for the report."""
+    if verify and not verify.get("skipped") and not verify.get("failed") and "trees" in verify:
+        return "every file by checksum"
+    trees = pull.get("trees") or []
+    if not trees:
+        return "no"
+    if "incremental" in trees[0]:
+        return ("the %d directories changed since the last pull pulled whole, the %d other entries by checksum"
+                % (sum(t.get("changed_dirs", 0) for t in trees), sum(t.get("recent", 0) for t in trees)))
+    if "recent" in trees[0]:
+        return "the %d files modified since the last pull, by checksum" % sum(t.get("recent", 0) for t in trees)
+    return "every file by checksum (first pull)"
+
+
+def copied_entries(itemized_lines):
+    """Paths an rsync ``--itemize-changes`` run copied or deleted (not directories whose time alone changed)."""
+    entries = []
+    for line in itemized_lines:
+        if not line.strip() or line.startswith(DIR_TIME_ONLY):
+            continue
+        entries.append(line.split(" ", 1)[1] if " " in line else line)
+    return entries
+
+
+def apply(state, phase, event, result=None, now=None):
+    """The state after ``event`` of ``phase`` with the work module's ``result``. Checks the
+    transition first (Refused), and never changes ``state`` itself."""
+    result = result or {}
+    new = json.loads(json.dumps(state))
+    at = stamp(now)
+    if event == "check":
+        decide(state, phase)
+        return new
+    if (phase, event) == ("cutover", "serving"):
+        if not is_live(state):
+            raise Refused("the target cannot serve before the cutover made it live. Nothing was changed.")
+        new.setdefault("cutover", {}).setdefault("serving", at)  # the first time: the end of the window
+        return new
+    if (phase, event) == ("cutover", "done"):
+        if not is_live(state):
+            raise Refused("the cutover cannot be complete before the target is live. Nothing was changed.")
+        if state.get("complete"):
+            return new
+        new["complete"] = True
+        new["cutover"].update(end=at, ip_mode=result.get("ip_mode"), admin=result.get("admin", {}),
+                              smoke=result.get("smoke", {}))
+        return new
+    decide(state, phase)
+    if event == "start":
+        if phase == "cold_sync":
+            new.setdefault("cold_sync", {}).setdefault("start", at)  # a rerun keeps the window's start
+        elif phase == "cutover":
+            new.setdefault("cutover", {}).setdefault("live", at)  # a resumed cutover keeps the first
+        elif phase == "db_migrate":
+            new["db_pass"] = dict(job=result.get("job"), start=at)
+        else:
+            raise Refused("%s has no start event (only cold_sync, db_migrate and cutover)" % phase)
+        return new
+    if event != "done":
+        raise Refused("unknown event %r (check, start, serving, done)" % event)
+    if phase == "prereq":
+        new.update(origin=result.get("origin"), addresses=result.get("addresses"), version=result.get("version"))
+        new["prereq"] = dict(checked=at)
+    elif phase == "hot_sync":
+        _keep_pull_start(new, result)
+        new.setdefault("hot_sync_runs", []).append(dict(end=at, **_pull_summary(result)))
+    elif phase == "cold_sync":
+        _keep_pull_start(new, result)
+        entry = new.setdefault("cold_sync", {})
+        entry.setdefault("start", at)
+        entry.update(end=at, verified=verified_by(result, result.get("verify")),
+                     trees=[{k: t[k] for k in TREE_KEYS if k in t} for t in result.get("trees") or []])
+    elif phase == "db_migrate":
+        names = result.get("names") or []
+        databases = [dict(d, name=n) for d, n in zip(result.get("databases") or [], names)]
+        new["db_migrate"] = dict(end=at, seconds=result.get("seconds"), databases=databases)
+        new.pop("db_pass", None)
+    elif phase == "config_copy":
+        new["config_copy"] = dict(end=at, files=copied_entries(result.get("files") or []),
+                                  queued_mail=sum(1 for line in result.get("queue") or [] if line.startswith(">f")))
+    elif phase == "rollback":
+        for key in WINDOW:
+            new.pop(key, None)
+        new["rollback"] = dict(end=at)
+    else:
+        raise Refused("%s has no done event here (the cutover's end is cutover/done)" % phase)
+    return new

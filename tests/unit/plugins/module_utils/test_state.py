@@ -1,0 +1,186 @@
+"""The migration's state: every transition, the refused ones included, and its atomic file."""
+import datetime
+import json
+import os
+
+import pytest
+
+from ansible_collections.bluemind.migration.plugins.module_utils import state as st
+
+T0 = datetime.datetime(2026, 11, 29, 18, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def at(seconds):
+    return T0 + datetime.timedelta(seconds=seconds)
+
+
+PULL = {"origin_clock_start": 1700000000.5, "bytes": 10, "files": 3, "seconds": 1.25,
+        "trees": [{"path": "/var/spool/cyrus", "bytes": 10, "files": 3, "seconds": 1.2, "changes": 2,
+                   "deleted": 1, "recent": 4, "incremental": True, "changed_dirs": 5, "stats": {"x": 1}}]}
+
+
+def walk(*events):
+    """The state after ``events``, each ``(phase, event[, result])``, one second apart."""
+    state = {}
+    for i, (phase, event, *result) in enumerate(events):
+        state = st.apply(state, phase, event, result[0] if result else None, now=at(i))
+    return state
+
+
+PREREQ = ("prereq", "done", {"origin": "o", "addresses": {"origin": ["10.0.0.1"], "target": "10.0.0.2"},
+                             "version": "4.9.3884"})
+WINDOW = [PREREQ, ("hot_sync", "done", PULL), ("cold_sync", "start"), ("cold_sync", "done", PULL),
+          ("db_migrate", "done", {"seconds": 2, "databases": [{"rows": 5}, {"rows": 6}], "names": ["bj", "bj-data"]}),
+          ("config_copy", "done", {"files": [".d..t...... etc/", ">f+++++++++ etc/bm/bm.ini"],
+                                   "queue": [">f+++++++++ deferred/1/ABC", "cd+++++++++ deferred/1/"]})]
+LIVE = WINDOW + [("cutover", "start")]
+
+
+def test_a_whole_migration_records_what_the_report_needs():
+    end = ("cutover", "done", {"ip_mode": "none", "admin": {"a": 1}, "smoke": {"smtp": "ok"}})
+    state = walk(*LIVE, ("cutover", "serving"), end)
+    assert state["origin"] == "o" and state["version"] == "4.9.3884" and state["prereq"]["checked"]
+    assert state["hot_sync_runs"] == [{"end": st.stamp(at(1)), "bytes": 10, "files": 3, "seconds": 1.25}]
+    assert state["cold_sync"]["trees"] == [{"path": "/var/spool/cyrus", "bytes": 10, "files": 3, "seconds": 1.2,
+                                            "changes": 2, "deleted": 1}]
+    assert state["cold_sync"]["verified"].startswith("the 5 directories changed since the last pull")
+    assert [d["name"] for d in state["db_migrate"]["databases"]] == ["bj", "bj-data"]
+    assert state["config_copy"] == {"end": st.stamp(at(5)), "files": ["etc/bm/bm.ini"], "queued_mail": 1}
+    assert state["complete"] is True and state["cutover"]["smoke"] == {"smtp": "ok"}
+    summary = st.summary(state)
+    assert summary["downtime_seconds"] == 5.0  # cold_sync start at 2 s, serving at 7 s
+    assert summary["left"] == [] and summary["live"] and summary["complete"]
+
+
+def test_the_cold_window_keeps_its_first_start_on_a_rerun():
+    state = walk(PREREQ, ("cold_sync", "start"), ("cold_sync", "start"))
+    assert state["cold_sync"]["start"] == st.stamp(at(1))
+    assert st.decide(state, "cold_sync")["message"].startswith("cold_sync runs again")
+
+
+def test_since_is_the_previous_pull_start_minus_a_margin():
+    assert st.summary({})["first_pull"] is True
+    summary = st.summary(walk(PREREQ, ("hot_sync", "done", PULL)))
+    assert summary["first_pull"] is False and summary["since"] == PULL["origin_clock_start"] - st.SINCE_MARGIN
+
+
+@pytest.mark.parametrize("phase", ["hot_sync", "cold_sync", "config_copy"])
+def test_a_phase_needs_the_prerequisites(phase):
+    with pytest.raises(st.Refused, match="needs prereq first"):
+        st.apply({}, phase, "check")
+
+
+def test_the_database_pass_needs_the_downtime():
+    with pytest.raises(st.Refused, match=r"cold_sync \(its start"):
+        st.decide(walk(PREREQ, ("hot_sync", "done", PULL)), "db_migrate")
+    assert st.decide(walk(PREREQ, ("cold_sync", "start")), "db_migrate")["action"] == "run"
+
+
+def test_the_cutover_needs_the_whole_window():
+    with pytest.raises(st.Refused, match="cutover needs db_migrate, config_copy first"):
+        st.apply(walk(*WINDOW[:4]), "cutover", "start")
+
+
+@pytest.mark.parametrize("phase", ["prereq", "hot_sync", "cold_sync", "db_migrate", "config_copy", "rollback"])
+def test_nothing_moves_data_into_a_live_target(phase):
+    live = walk(*LIVE)
+    with pytest.raises(st.Refused, match="has been live since " + st.stamp(at(6))) as refused:
+        st.apply(live, phase, "check")
+    assert "Nothing was changed" in str(refused.value)
+
+
+@pytest.mark.parametrize("key", ["live", "serving"])
+def test_a_state_from_before_live_existed_is_live_too(key):
+    assert st.is_live({"cutover": {key: "2026-01-01T00:00:00.000000Z"}})
+    assert st.is_live({"complete": True}) and not st.is_live({"cutover": {}})
+
+
+def test_a_live_target_resumes_its_cutover_and_keeps_its_times():
+    live = walk(*LIVE, ("cutover", "serving"))
+    assert st.decide(live, "cutover")["action"] == "resume"
+    again = st.apply(st.apply(live, "cutover", "start", now=at(60)), "cutover", "serving", now=at(61))
+    assert again["cutover"] == live["cutover"]
+
+
+def test_a_complete_migration_refuses_every_phase_and_the_cutover_has_nothing_to_do():
+    done = walk(*LIVE, ("cutover", "serving"), ("cutover", "done", {}))
+    assert st.decide(done, "cutover")["action"] == "complete"
+    assert st.apply(done, "cutover", "done", now=at(99)) == done
+    with pytest.raises(st.Refused, match="is complete"):
+        st.decide(done, "hot_sync")
+
+
+def test_serving_or_complete_before_live_is_refused():
+    with pytest.raises(st.Refused, match="before the cutover made it live"):
+        st.apply(walk(*WINDOW), "cutover", "serving")
+    with pytest.raises(st.Refused, match="before the target is live"):
+        st.apply(walk(*WINDOW), "cutover", "done")
+
+
+def test_a_rollback_forgets_the_window_and_the_last_pull():
+    state = walk(*WINDOW, ("db_migrate", "start", {"job": "j1"}), ("rollback", "done"))
+    assert not set(st.WINDOW) & set(state)
+    assert state["rollback"]["end"] and state["hot_sync_runs"] and state["prereq"]
+    assert st.summary(state)["first_pull"] is True
+
+
+def test_the_background_pass_keeps_its_job_until_the_database_phase_ends():
+    state = walk(PREREQ, ("cold_sync", "start"), ("db_migrate", "start", {"job": "j1"}))
+    assert st.summary(state)["db_pass_job"] == "j1"
+    state = st.apply(state, "db_migrate", "done", {"seconds": 1, "databases": [], "names": []})
+    assert st.summary(state)["db_pass_job"] is None
+
+
+def test_unknown_phase_and_event_are_refused():
+    with pytest.raises(st.Refused, match="unknown phase"):
+        st.decide({}, "upgrade")
+    with pytest.raises(st.Refused, match="unknown event"):
+        st.apply(walk(PREREQ), "hot_sync", "begin")
+    with pytest.raises(st.Refused, match="has no start event"):
+        st.apply(walk(PREREQ), "hot_sync", "start")
+
+
+def test_apply_never_changes_its_input():
+    state = walk(*WINDOW)
+    copy = json.loads(json.dumps(state))
+    st.apply(state, "cutover", "start")
+    assert state == copy
+
+
+@pytest.mark.parametrize("verify, pull, words", [
+    ({"trees": []}, PULL, "every file by checksum"),
+    ({"skipped": True}, {"trees": [{"recent": 3}]}, "the 3 files modified since the last pull, by checksum"),
+    (None, {"trees": [{"path": "/x"}]}, "every file by checksum (first pull)"),
+    (None, {"trees": []}, "no"),
+])
+def test_verified_by_says_how_the_final_pull_was_compared(verify, pull, words):
+    assert st.verified_by(pull, verify) == words
+
+
+def test_save_is_atomic_and_private(tmp_path):
+    path = tmp_path / "sub" / "state.json"
+    st.save(str(path), {"a": 1})
+    assert st.load(str(path)) == {"a": 1}
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    assert [p.name for p in path.parent.iterdir()] == ["state.json"]  # no temporary file left
+
+
+def test_a_failed_write_leaves_the_previous_state(tmp_path, monkeypatch):
+    path = tmp_path / "state.json"
+    st.save(str(path), {"a": 1})
+
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(st.StateError, match="disk full"):
+        st.save(str(path), {"a": 2})
+    assert st.load(str(path)) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+def test_an_unreadable_state_says_what_to_do(tmp_path, content):
+    path = tmp_path / "state.json"
+    path.write_text(content)
+    with pytest.raises(st.StateError, match="reports/<target>.json"):
+        st.load(str(path))

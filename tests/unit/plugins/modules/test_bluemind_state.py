@@ -1,0 +1,60 @@
+"""bluemind_state: the module that owns the state file, driven through main()."""
+import json
+
+from ansible_collections.bluemind.migration.plugins.modules import bluemind_state
+
+PREREQ = {"origin": "o", "addresses": {"origin": ["10.0.0.1"], "target": "10.0.0.2"}, "version": "4.9.3884"}
+
+
+def test_read_without_a_state_file_changes_nothing(run_module, tmp_path):
+    path = tmp_path / "state.json"
+    result = run_module(bluemind_state, dict(path=str(path)))
+    assert result["changed"] is False and not path.exists()
+    assert result["ansible_facts"]["bluemind_state"] == {}
+    assert result["ansible_facts"]["bluemind_migration"]["first_pull"] is True
+
+
+def test_done_writes_the_state_and_returns_it_as_facts(run_module, tmp_path):
+    path = tmp_path / "state.json"
+    result = run_module(bluemind_state, dict(path=str(path), phase="prereq", event="done", result=PREREQ))
+    assert result["changed"] is True
+    written = json.loads(path.read_text())
+    assert written == result["ansible_facts"]["bluemind_state"] and written["version"] == "4.9.3884"
+    assert result["ansible_facts"]["bluemind_migration"]["done"] == ["prereq"]
+
+
+def test_check_mode_and_diff_predict_without_writing(run_module, tmp_path):
+    path = tmp_path / "state.json"
+    run_module(bluemind_state, dict(path=str(path), phase="prereq", event="done", result=PREREQ))
+    before = path.read_text()
+    result = run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="start"),
+                        check_mode=True, diff=True)
+    assert result["changed"] is True and path.read_text() == before
+    assert '"start"' in result["diff"]["after"] and '"start"' not in result["diff"]["before"]
+    assert "start" in result["ansible_facts"]["bluemind_state"]["cold_sync"]
+
+
+def test_a_refused_event_fails_says_why_and_writes_nothing(run_module, tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"prereq": {"checked": "x"}, "cutover": {"live": "2026-11-29T18:00:00.000000Z"}}))
+    before = path.read_text()
+    result = run_module(bluemind_state, dict(path=str(path), phase="hot_sync", event="check", target_name="t1"))
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith("t1 has been live since 2026-11-29T18:00:00.000000Z")
+    assert path.read_text() == before
+
+
+def test_a_rerun_that_changes_nothing_is_not_changed(run_module, tmp_path):
+    path = tmp_path / "state.json"
+    run_module(bluemind_state, dict(path=str(path), phase="prereq", event="done", result=PREREQ))
+    first = run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="start"))
+    again = run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="start"))
+    assert first["changed"] is True and again["changed"] is False
+    assert again["decision"]["message"].startswith("cold_sync runs again")
+
+
+def test_an_unreadable_state_fails_with_what_to_do(run_module, tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text("{")
+    result = run_module(bluemind_state, dict(path=str(path)))
+    assert result["failed"] is True and "reports/<target>.json" in result["msg"]

@@ -1,0 +1,24 @@
+"""The collection's filters: the state's rules on the controller and a database pass in words."""
+from ansible_collections.bluemind.migration.plugins.filter.db_pass_summary import db_pass_summary
+from ansible_collections.bluemind.migration.plugins.filter.state_decision import state_decision
+
+
+def test_a_whole_copy_says_why():
+    line = db_pass_summary({"method": "full", "reason": "first copy", "seconds": 2.04, "tables": 3, "rows": 10,
+                            "bytes": 3 * 1024 * 1024, "settings": ["TimeZone=GMT"]})
+    assert line == ("copied whole (first copy) in 2.0 s; 3 tables, 10 rows identical on both sides; "
+                    "3.0 MiB dumped; settings carried over: TimeZone=GMT")
+
+
+def test_a_row_sync_says_what_moved_and_how_it_was_found():
+    line = db_pass_summary({"method": "rows", "rows_copied": 5, "rows_deleted": 1, "compared_by": "transaction ids",
+                            "seconds": 0.31})
+    assert line == "5 rows copied, 1 deleted (found by transaction ids) in 0.3 s; settings carried over: none"
+
+
+def test_the_state_filter_refuses_what_the_module_refuses():
+    refused = state_decision({}, "hot_sync", "t1")
+    assert refused["allowed"] is False and refused["action"] == "refuse"
+    assert refused["message"].startswith("hot_sync needs prereq first")
+    assert state_decision({"prereq": {"checked": "x"}}, "hot_sync") == {
+        "allowed": True, "action": "run", "message": "hot_sync runs"}
