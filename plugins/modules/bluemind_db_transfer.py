@@ -126,6 +126,18 @@ options:
         sequences exactly.
     type: bool
     default: false
+  lock_file:
+    description:
+      - Lock held on the target for the whole pass, so that a pass left running by a controller that
+        stopped (killed, connection lost) and a rerun never write into the databases at the same
+        time; the rerun waits for it. Not taken in check mode.
+    type: path
+    default: /run/lock/bluemind-migration-db.lock
+  lock_timeout:
+    description:
+      - Seconds to wait for such a pass to end before failing with its process id.
+    type: int
+    default: 3600
   pg_bin_dir:
     description:
       - Directory of the target's C(pg_dump) and C(psql), for example V(/usr/lib/postgresql/15/bin).
@@ -175,6 +187,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+waited_for_lock:
+  description: Seconds waited for a database pass left running on the target (see O(lock_file)).
+  returned: success
+  type: float
+  sample: 0.0
 databases:
   description: One entry per database.
   returned: always
@@ -296,6 +313,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.bluemind.migration.plugins.module_utils.lock import LockBusy, acquire
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     BUILTIN_SCHEMAS,
     EXTENSIONS_SQL,
@@ -620,10 +638,18 @@ def main():
         mode=dict(type="str", default="sync", choices=["sync", "full"]),
         state_file=dict(type="path"),
         origin_serving=dict(type="bool", default=False),
+        lock_file=dict(type="path", default="/run/lock/bluemind-migration-db.lock"),
+        lock_timeout=dict(type="int", default=3600),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     started = time.monotonic()
+    waited_for_lock = 0.0
+    if not module.check_mode:
+        try:
+            waited_for_lock = acquire(params["lock_file"], params["lock_timeout"], "a database pass")
+        except (LockBusy, OSError) as exc:
+            module.fail_json(msg=str(exc))
     origin_ssh = OriginSsh(module.get_bin_path("ssh", required=True), params)
     bin_dir = params["pg_bin_dir"] or os.path.dirname(module.get_bin_path("pg_dump", required=True))
     missing = [tool for tool in ("pg_dump", "psql") if not os.access(os.path.join(bin_dir, tool), os.X_OK)]
@@ -632,7 +658,8 @@ def main():
                              "target's server version, or set pg_bin_dir" % (" and ".join(missing), bin_dir))
     target = PgServer("target", bin_dir, params["target_db_host"], params["target_db_port"],
                       params["db_user"], params["target_db_password"], params["pgpass_file"])
-    result = dict(changed=False, databases=[], bytes=0, tables=0, rows=0, executed_commands=[])
+    result = dict(changed=False, databases=[], bytes=0, tables=0, rows=0, executed_commands=[],
+                  waited_for_lock=waited_for_lock)
     try:
         origin_ssh.check_files()
         with Tunnel(origin_ssh, params["tunnel_port"] or free_local_port(), params["origin_db_port"]) as tunnel:
