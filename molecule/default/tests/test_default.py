@@ -123,11 +123,21 @@ def test_queued_mail_moved_to_the_target():
 
 
 def test_target_knows_its_own_address():
-    """DNS switch (ip mode none): bm.ini and t_server name the target, not the origin it was copied from."""
+    """DNS switch (ip mode none): bm.ini, t_server, t_systemconf and so the API's configuration name the
+    target, not the origin it was copied from."""
     target_ip = TARGET.interface.default().addresses[0]
     origin_ip = ORIGIN.interface.default().addresses[0]
     ini = TARGET.file("/etc/bm/bm.ini").content_string
     assert f"host = {target_ip}" in ini and origin_ip not in ini
     ips = TARGET.check_output("runuser -u postgres -- psql -X -At -d bj -c %s", "SELECT ip FROM t_server")
     assert ips.split() == [target_ip]
+    conf = TARGET.check_output("runuser -u postgres -- psql -X -At -d bj -c %s",
+                               "SELECT e.key || '=' || e.value FROM t_systemconf, LATERAL each(configuration) e "
+                               "WHERE e.key IN ('host', 'hz-member-address') ORDER BY 1")
+    assert conf.split() == [f"host={target_ip}", f"hz-member-address={target_ip}"]
+    api = json.loads(TARGET.check_output("python3 -c %s", (
+        "import urllib.request; key = open('/etc/bm/bm-core.tok').read().strip(); "
+        "req = urllib.request.Request('http://127.0.0.1:8090/api/configuration', headers={'X-BM-ApiKey': key}); "
+        "print(urllib.request.urlopen(req).read().decode())")))
+    assert api["values"]["host"] == target_ip and api["values"]["hz-member-address"] == target_ip
     assert f"{origin_ip}/32" not in TARGET.check_output("postconf -h mynetworks")

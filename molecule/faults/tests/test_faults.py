@@ -1,0 +1,133 @@
+"""Faults at chosen points and the documented recovery (issue 11's fault matrix, part).
+
+The steps run in this file's order, each on what the previous one left, as an operator would live
+them: a hot sync whose controller is killed mid-pull, then rerun; a window refused because the origin
+does not answer; a window whose controller is killed in the final pull, then rolled back; the window
+again. At the end every file and every row of the origin is on the target, and the rollback gave the
+origin back with everything it had.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from compare import TREES, ansible_playbook, host, table_counts, table_rows, tree_listing  # noqa: E402
+
+ORIGIN, TARGET = host("mol-origin"), host("mol-target")
+WINDOW = ("-e", "bluemind_confirm_downtime=true", "-e", "bluemind_confirm_cutover=true")
+STATE = "/var/lib/bluemind-migration/state.json"
+SPOOL = "/var/spool/bm-filehosting"
+# The smoke check's message and its mailbox changed on the target after the cutover.
+SMOKE = ("lab.test/admin",)
+SEEN = {}
+
+
+def state():
+    return json.loads(TARGET.file(STATE).content_string)
+
+
+def origin_serves():
+    status = ORIGIN.run("bmctl status").stdout
+    return "is running." in status and "stopped" not in status and ORIGIN.service("postfix").is_running
+
+
+def slow_origin_with(name, megabytes):
+    """A file the next pull takes seconds to move: the origin's link slowed to 80 Mbit/s."""
+    ORIGIN.check_output("dd if=/dev/urandom of=%s/%s bs=1M count=%d status=none", SPOOL, name, megabytes)
+    ORIGIN.check_output("tc qdisc replace dev eth0 root tbf rate 80mbit burst 64kb latency 400ms")
+
+
+def full_speed():
+    ORIGIN.run("tc qdisc del dev eth0 root")
+
+
+def start_playbook(playbook, *args):
+    """An ansible-playbook in the background, as compare.ansible_playbook runs it."""
+    top = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(top / ".venv/collections"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.Popen([str(top / ".venv/bin/ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+                             str(top / "playbooks" / playbook), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def kill_controller_mid_pull(proc, name, also=lambda: True):
+    """SIGKILL the controller (its whole process group) once the pull is writing `name` on the target."""
+    for _attempt in range(600):
+        partial = TARGET.run("ls -a %s | grep -c '^\\.%s\\.' || true", SPOOL, name).stdout.strip()
+        if partial not in ("", "0") and also():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        assert proc.poll() is None, "the run ended before the pull reached %s" % name
+        time.sleep(0.2)
+    raise AssertionError("the pull never started writing %s" % name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def full_speed_after():
+    yield
+    full_speed()
+
+
+def test_a_hot_sync_killed_mid_pull_then_rerun_converges():
+    runs_before = len(state()["hot_sync_runs"])
+    ORIGIN.check_output("bm-sim activity --flags 50 --delete 10 --seed 11")
+    slow_origin_with("fault-hot.bin", 60)
+    kill_controller_mid_pull(start_playbook("migrate.yml", "--tags", "hot_sync"), "fault-hot.bin")
+    full_speed()
+    rerun = ansible_playbook("migrate.yml", "--tags", "hot_sync")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-2000:]
+    # only the rerun is recorded; the killed run's pull (if it went on alone) ended before it began
+    assert len(state()["hot_sync_runs"]) == runs_before + 1
+    for tree in TREES:
+        assert tree_listing(TARGET, tree) == tree_listing(ORIGIN, tree), tree
+
+
+def test_an_origin_that_does_not_answer_stops_nothing():
+    ORIGIN.check_output("systemctl stop ssh")
+    try:
+        proc = ansible_playbook("migrate.yml", *WINDOW)
+    finally:
+        ORIGIN.check_output("systemctl start ssh")
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "cannot reach mol-origin over SSH" in said, said[-3000:]
+    assert "Nothing was stopped, the origin still serves" in said
+    assert origin_serves()
+    assert "cold_sync" not in state()
+
+
+def test_a_window_killed_in_the_final_pull_then_rolled_back_gives_the_origin_back():
+    slow_origin_with("fault-cold.bin", 60)
+    SEEN["origin_rows"] = {db: table_counts(ORIGIN, db) for db in ("bj", "bj-data")}
+    SEEN["origin_trees"] = {tree: tree_listing(ORIGIN, tree) for tree in TREES}
+    kill_controller_mid_pull(start_playbook("migrate.yml", *WINDOW), "fault-cold.bin",
+                             also=lambda: "start" in state().get("cold_sync", {}))
+    full_speed()
+    assert not origin_serves()  # the window was open: BlueMind stopped on the origin
+    rollback = ansible_playbook("rollback.yml")
+    assert rollback.returncode == 0, rollback.stdout[-3000:] + rollback.stderr[-2000:]
+    assert origin_serves()
+    after = state()
+    assert "rollback" in after and "cold_sync" not in after and "last_pull_origin_start" not in after
+    # nothing on the origin was modified: every row and every file as before the window
+    assert {db: table_counts(ORIGIN, db) for db in ("bj", "bj-data")} == SEEN["origin_rows"]
+    assert {tree: tree_listing(ORIGIN, tree) for tree in TREES} == SEEN["origin_trees"]
+
+
+def test_the_window_after_the_faults_moves_everything():
+    proc = ansible_playbook("migrate.yml", *WINDOW)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert state()["complete"] is True
+    for tree in TREES:
+        assert tree_listing(TARGET, tree, SMOKE) == tree_listing(ORIGIN, tree, SMOKE), tree
+    for db in ("bj", "bj-data"):
+        origin, target = table_rows(ORIGIN, db), table_rows(TARGET, db)
+        changed_by_design = {"public.t_server", "public.t_systemconf"} if db == "bj" else set()
+        missing = {t: sum((origin[t] - target.get(t, {})).values()) for t in origin if t not in changed_by_design}
+        assert not any(missing.values()), (db, missing)
