@@ -83,8 +83,12 @@ def tree_excludes(tree, excludes):
     return result
 
 
+# What a file carries besides its data, owner, mode and times, and the rsync option that keeps it.
+PRESERVE_OPTIONS = {"acls": "--acls", "xattrs": "--xattrs", "holes": "--sparse"}
+
+
 def build_command(rsync_bin, remote_shell, source, dest, excludes=(), delete=True, dry_run=False,
-                  checksum=False, files_from=False, ignore_missing=False, recursive=False):
+                  checksum=False, files_from=False, ignore_missing=False, recursive=False, preserve=()):
     """The rsync argv for one tree pulled from ``source`` (``user@host:/path/``) into ``dest``.
 
     Owners and groups are mapped by name (never ``--numeric-ids``: uids differ between
@@ -95,8 +99,12 @@ def build_command(rsync_bin, remote_shell, source, dest, excludes=(), delete=Tru
     pulled (``--files-from=- --from0``); ``ignore_missing`` skips those gone on the origin since
     they were listed (``--ignore-missing-args``) instead of failing with exit code 23, and
     ``recursive`` pulls the listed directories whole (``-r``, which ``--files-from`` turns off).
+
+    ``preserve`` (keys of PRESERVE_OPTIONS) adds POSIX ACLs (their users and groups mapped by name
+    too), extended attributes, and holes (a sparse file stays sparse instead of arriving as zeros).
     """
     args = [rsync_bin, "-aH", "--modify-window=-1", "--itemize-changes", "--stats", "-e", remote_shell]
+    args += [PRESERVE_OPTIONS[name] for name in preserve]
     if delete:
         args.append("--delete")
     if dry_run:
@@ -408,6 +416,11 @@ def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, cloc
     )
     if rc != 0 and not (rc == EXIT_VANISHED and allow_vanished):
         hint = " (set allow_vanished while BlueMind still runs on the origin)" if rc == EXIT_VANISHED else ""
+        if any("Operation not supported" in line and ("acl" in line.lower() or "xattr" in line.lower())
+               for line in tail):
+            hint = (" (the target's filesystem does not support the ACLs or extended attributes that the origin's "
+                    "files carry: mount it with ACL and user_xattr support, or leave acls/xattrs out of preserve "
+                    "knowingly)")
         raise RsyncError(
             "rsync exited %d: %s%s; last messages: %s" % (
                 rc, EXIT_MEANINGS.get(rc, "see rsync(1)"), hint, " | ".join(tail) or "none"),

@@ -139,6 +139,19 @@ options:
       - Seconds to wait for such a job to end before failing with its process id.
     type: int
     default: 3600
+  preserve:
+    description:
+      - What each file carries besides its data, owner, group, mode, times and hard links, kept too.
+      - V(acls) keeps POSIX ACLs, their users and groups mapped by name like the owners
+        (C(--acls)); V(xattrs) keeps extended attributes (C(--xattrs)); V(holes) keeps a sparse
+        file sparse (C(--sparse)), where it would arrive as zeros and take its whole size.
+      - The target's filesystems must support what the origin's files use; when they do not, the
+        pull fails and says so (mount them with ACL and extended attribute support, or leave the
+        attribute out knowingly).
+    type: list
+    elements: str
+    choices: [acls, xattrs, holes]
+    default: [acls, xattrs, holes]
   rsync_path:
     description:
       - rsync on the target. By default the one found in E(PATH).
@@ -368,7 +381,7 @@ def checksum_recent(params, rsync_bin, origin, path, excludes, dry_run):
         args = build_command(
             rsync_bin, origin.shell(), "%s:%s" % (origin.destination, root), root, excludes=excludes,
             delete=False, dry_run=dry_run, checksum=True, files_from=True,
-            ignore_missing=params["allow_vanished"])
+            ignore_missing=params["allow_vanished"], preserve=params["preserve"])
         # A dry run of the second pass also sees what the first one would copy: count only what
         # the first one cannot see (a real run copied that already).
         return listed, run_rsync(args, params["diff_max_lines"], params["allow_vanished"], stdin=spool,
@@ -413,7 +426,8 @@ def pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, spool,
     spool.flush()
     spool.seek(0)
     args = build_command(rsync_bin, origin.shell(), source, root, excludes=excludes, dry_run=dry_run,
-                         files_from=True, ignore_missing=params["allow_vanished"], **options)
+                         files_from=True, ignore_missing=params["allow_vanished"], preserve=params["preserve"],
+                         **options)
     return run_rsync(args, params["diff_max_lines"], params["allow_vanished"], stdin=spool, transferred=received)
 
 
@@ -456,7 +470,7 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run):
     args = build_command(
         rsync_bin, origin.shell(), "%s:%s" % (origin.destination, root), root,
         excludes=excludes, delete=params["delete"],
-        dry_run=dry_run, checksum=params["verify"] or params["checksum"],
+        dry_run=dry_run, checksum=params["verify"] or params["checksum"], preserve=params["preserve"],
     )
     try:
         raw = run_rsync(args, params["diff_max_lines"], params["allow_vanished"])
@@ -536,6 +550,8 @@ def main():
         diff_max_lines=dict(type="int", default=100),
         ssh_control_path=dict(type="path", default="~/.ssh/bluemind-migration-%C"),
         rsync_path=dict(type="path"),
+        preserve=dict(type="list", elements="str", default=["acls", "xattrs", "holes"],
+                        choices=["acls", "xattrs", "holes"]),
         lock_file=dict(type="path", default="/run/lock/bluemind-migration-pull.lock"),
         lock_timeout=dict(type="int", default=3600),
     )

@@ -256,3 +256,19 @@ def test_run_rsync_feeds_stdin_and_filters_counts(tmp_path):
         names.seek(0)
         result = rsync.run_rsync([str(script)], 10, False, stdin=names, counts=rsync.quick_check_misses)
     assert result["changes"] == 2 and result["diff"] == [">fc........ a", ">fc........ b"]
+
+
+def test_build_command_preserves_acls_xattrs_and_holes_when_asked():
+    default = rsync.build_command("rsync", "ssh", "s/", "d/")
+    assert not {"--acls", "--xattrs", "--sparse"} & set(default)
+    args = rsync.build_command("rsync", "ssh", "s/", "d/", preserve=["acls", "xattrs", "holes"])
+    assert {"--acls", "--xattrs", "--sparse"} <= set(args) and "--numeric-ids" not in args
+
+
+def test_run_rsync_says_when_the_target_cannot_hold_acls_or_xattrs(tmp_path):
+    cmd = fake_rsync(tmp_path, "", rc=23, stderr='rsync: [receiver] set_acl: sys_acl_set_file(a, ACCESS): '
+                                                  'Operation not supported (95)\n')
+    with pytest.raises(rsync.RsyncError) as err:
+        rsync.run_rsync(cmd, 10, allow_vanished=False)
+    assert "does not support the ACLs or extended attributes" in str(err.value)
+    assert "leave acls/xattrs out of preserve" in str(err.value)

@@ -110,7 +110,7 @@ def test_rsync_command_line(run_module, fake):
     [args] = fake.calls()
     assert args[-2:] == ["root@192.0.2.10:/var/lib/cyrus/", "/var/lib/cyrus/"]
     assert {"-aH", "--delete", "--modify-window=-1", "--itemize-changes", "--exclude=/proc/",
-            "--exclude=cyrus.squat"} <= set(args)
+            "--exclude=cyrus.squat", "--acls", "--xattrs", "--sparse"} <= set(args)
     assert "--numeric-ids" not in args and "--dry-run" not in args
     shell = shlex.split(args[args.index("-e") + 1])
     assert "StrictHostKeyChecking=yes" in shell and "ControlMaster=auto" in shell
@@ -433,3 +433,10 @@ def test_a_pull_left_running_by_a_dead_controller_holds_the_rerun_back(run_modul
     assert result["failed"] is True
     assert "a pull of the trees is still running on the target" in result["msg"] and "pid 4242" in result["msg"]
     assert fake.calls() == []  # no rsync ran
+
+
+def test_preserve_leaves_out_what_the_operator_leaves_out(run_module, fake):
+    fake.scenario(**{"/var/lib/cyrus/": dict(out="")})
+    run_module(bluemind_sync, fake.args(trees=["/var/lib/cyrus"], preserve=["holes"]))
+    [args] = fake.calls()
+    assert "--sparse" in args and not {"--acls", "--xattrs"} & set(args)
