@@ -59,45 +59,6 @@ def test_sync_pull_keeps_owners_by_name_and_hard_links(lab, run_task, ssh_trust,
     assert second["changed"] is False, second["trees"]
 
 
-# A POSIX ACL as the kernel stores it (system.posix_acl_access): version 2, then (tag, perm, id)
-# entries: the owner rw, the user cyrus r, the owning group r, the mask r, others nothing.
-ACL_ENTRIES = [(0x01, 6, 0xFFFFFFFF), (0x02, 4, "cyrus"), (0x04, 4, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF),
-               (0x20, 0, 0xFFFFFFFF)]
-ATTRS_PY = """
-import os, pwd, struct, sys
-path, action = sys.argv[1], sys.argv[2]
-if action == "set":
-    entries = %r
-    blob = struct.pack("<I", 2) + b"".join(
-        struct.pack("<HHI", tag, perm, pwd.getpwnam(ident).pw_uid if isinstance(ident, str) else ident)
-        for tag, perm, ident in entries)
-    os.setxattr(path, "system.posix_acl_access", blob)
-    os.setxattr(path, "user.bluemind.test", b"kept")
-else:
-    blob = os.getxattr(path, "system.posix_acl_access")
-    users = [pwd.getpwuid(struct.unpack("<HHI", blob[4 + 8 * i:12 + 8 * i])[2]).pw_name
-             for i in range((len(blob) - 4) // 8) if struct.unpack("<HHI", blob[4 + 8 * i:12 + 8 * i])[0] == 2]
-    st = os.stat(path + ".sparse")
-    print(os.getxattr(path, "user.bluemind.test").decode(), ",".join(users), st.st_size, st.st_blocks * 512)
-""" % (ACL_ENTRIES,)
-
-
-def test_sync_keeps_acls_xattrs_and_holes(lab, run_task, ssh_trust, trees):
-    """An ACL entry for cyrus (another uid on the target), a user.* attribute and a 200 MB sparse
-    file arrive as they are: the ACL names the target's cyrus, the sparse file takes no room."""
-    path = SPOOL + "/user/a/acl-file"
-    lab.origin.run("printf data > {p} && truncate -s 200M {p}.sparse && python3 -c {code} {p} set".format(
-        p=path, code=shlex.quote(ATTRS_PY)))
-    sync(run_task, ssh_trust)
-    check = "python3 -c %s %s get" % (shlex.quote(ATTRS_PY), path)
-    origin, target = lab.origin.run(check).stdout.split(), lab.target.run(check).stdout.split()
-    assert target[:3] == origin[:3] == ["kept", "cyrus", str(200 * 1024 * 1024)]
-    assert int(target[3]) < 1024 * 1024, "the sparse file arrived as %s bytes of zeros" % target[3]
-    uids = [h.run("id -u cyrus").stdout.strip() for h in (lab.origin, lab.target)]
-    assert uids[0] != uids[1]  # the ACL's user was mapped by name, not copied as a number
-    assert sync(run_task, ssh_trust)["changed"] is False
-
-
 def test_sync_catches_a_same_size_rewrite_within_the_same_second(lab, run_task, ssh_trust, trees):
     path = SPOOL + "/user/a/cyrus.index"
     lab.origin.run("printf AAAAA > {p} && touch -d '2024-01-01 10:00:00.100000000' {p}".format(p=path))
@@ -331,3 +292,45 @@ def test_sysconf_mynetworks_as_a_set_and_login_refused(lab, run_task):
                                                           ca_path="/etc/ssl/certs/bm_cert.pem"))
     assert refused["failed"] is True and "login refused for admin0@global.virt" in refused["msg"]
     assert "wrong-Pa55" not in json.dumps(dict((k, v) for k, v in refused.items() if k != "invocation"))
+
+
+# A POSIX ACL as the kernel stores it (system.posix_acl_access): version 2, then (tag, perm, id)
+# entries: the owner rw, the user cyrus r, the owning group r, the mask r, others nothing.
+ACL_ENTRIES = [(0x01, 6, 0xFFFFFFFF), (0x02, 4, "cyrus"), (0x04, 4, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF),
+               (0x20, 0, 0xFFFFFFFF)]
+ATTRS_PY = """
+import os, pwd, struct, sys
+path, action = sys.argv[1], sys.argv[2]
+if action == "set":
+    entries = %r
+    blob = struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, pwd.getpwnam(ident).pw_uid if isinstance(ident, str) else ident)
+        for tag, perm, ident in entries)
+    os.setxattr(path, "system.posix_acl_access", blob)
+    os.setxattr(path, "user.bluemind.test", b"kept")
+else:
+    blob = os.getxattr(path, "system.posix_acl_access")
+    users = [pwd.getpwuid(struct.unpack("<HHI", blob[4 + 8 * i:12 + 8 * i])[2]).pw_name
+             for i in range((len(blob) - 4) // 8) if struct.unpack("<HHI", blob[4 + 8 * i:12 + 8 * i])[0] == 2]
+    st = os.stat(path + ".sparse")
+    print(os.getxattr(path, "user.bluemind.test").decode(), ",".join(users), st.st_size, st.st_blocks * 512)
+""" % (ACL_ENTRIES,)
+
+
+def test_sync_keeps_acls_xattrs_and_holes(lab, run_task, ssh_trust, trees):
+    """An ACL entry for cyrus (another uid on the target), a user.* attribute and a 200 MB sparse
+    file arrive as they are: the ACL names the target's cyrus, the sparse file takes no room."""
+    path = SPOOL + "/attrs/acl-file"
+    lab.origin.run("mkdir -p %s/attrs" % SPOOL)
+    lab.origin.run("printf data > {p} && truncate -s 200M {p}.sparse && python3 -c {code} {p} set".format(
+        p=path, code=shlex.quote(ATTRS_PY)))
+    sync(run_task, ssh_trust)
+    check = "python3 -c %s %s get" % (shlex.quote(ATTRS_PY), path)
+    origin, target = lab.origin.run(check).stdout.split(), lab.target.run(check).stdout.split()
+    assert target[:3] == origin[:3] == ["kept", "cyrus", str(200 * 1024 * 1024)]
+    assert int(target[3]) < 1024 * 1024, "the sparse file arrived as %s bytes of zeros" % target[3]
+    uids = [h.run("id -u cyrus").stdout.strip() for h in (lab.origin, lab.target)]
+    assert uids[0] != uids[1]  # the ACL's user was mapped by name, not copied as a number
+    assert sync(run_task, ssh_trust)["changed"] is False
+    for host in (lab.origin, lab.target):
+        host.run("rm -rf %s/attrs" % SPOOL)

@@ -1,8 +1,11 @@
 """`ansible-playbook playbooks/migrate.yml --check` on the lab changes nothing on either host."""
 import os
 import subprocess
+import sys
+from pathlib import Path
 
-from conftest import INVENTORY, TOP, VENV_BIN
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
+from labpaths import LAB_INVENTORY as INVENTORY, TOP, VENV_BIN  # noqa: E402
 
 TREES = "var/spool/cyrus var/lib/cyrus var/spool/bm-hsm var/spool/sieve var/spool/bm-elasticsearch " \
         "var/spool/bm-docs var/spool/bm-filehosting"

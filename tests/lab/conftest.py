@@ -2,18 +2,14 @@
 import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-TOP = Path(__file__).resolve().parents[2]
-# BMLAB_NAME selects a lab beside the default one, named as lab/lab.sh names it: containers
-# $BMLAB_NAME-origin/-target, state in lab/.state-$BMLAB_NAME, inventory lab/inventory-$BMLAB_NAME.yml.
-LAB_NAME = os.environ.get("BMLAB_NAME") or "bmlab"
-_SUFFIX = "" if LAB_NAME == "bmlab" else "-" + LAB_NAME
-LAB_STATE = TOP / "lab" / (".state" + _SUFFIX) / "lab.json"
-LAB_INVENTORY = TOP / "lab" / ("inventory" + _SUFFIX + ".yml")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from labpaths import LAB_INVENTORY, LAB_NAME, LAB_STATE, TOP  # noqa: E402,F401  (re-exported)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import LAB_INVENTORY, TOP
+from labpaths import LAB_INVENTORY, TOP
 
 UNITS = ["bm-core", "bm-eas", "bm-elasticsearch", "bm-hps", "bm-iptables", "bm-lmtpd", "bm-milter",
          "bm-node", "bm-tika", "bm-webserver", "bm-ysnp"]

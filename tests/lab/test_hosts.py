@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from conftest import LAB_INVENTORY, TOP
+from labpaths import LAB_INVENTORY, TOP
 
 EXPECTED = {"origin": ("11", "13"), "target": ("12", "15")}
 

@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from conftest import TOP
+from labpaths import TOP
 
 
 def lab_sh(*args, env=None, user=None):
