@@ -22,7 +22,7 @@ description:
     the core; with the old address new mail never reaches the webmail, mobile sync or Outlook. A
     missing file (BlueMind 5.x) is skipped.
   - The backup spool folder named after the server's address (O(backup_spool)/<address>, BlueMind's
-    data protection): renamed to the new address when only an old one exists.
+    data protection) is renamed to the new address when only an old one exists.
   - Run it on the BlueMind server, BlueMind stopped or not serving yet (the vendor stops it).
 options:
   old_addresses:
