@@ -187,7 +187,7 @@ sync() {
   for h in "${hosts[@]}"; do
     docker inspect "$name-$h" >/dev/null 2>&1 || die "$name-$h is not running: make lab"
     tar -C "$top/lab/sim" --exclude __pycache__ -c . | docker exec -i "$name-$h" tar -C /opt/bmsim -x
-    in_host "$h" 'install -m 755 /opt/bmsim/bin/bmctl /usr/bin/bmctl; install -m 644 /opt/bmsim/units/* /etc/systemd/system/;
+    in_host "$h" 'install -m 755 /opt/bmsim/bin/bmctl /usr/bin/bmctl; install -m 755 /opt/bmsim/bin/bm-cli /usr/bin/bm-cli; install -m 644 /opt/bmsim/units/* /etc/systemd/system/;
       systemctl daemon-reload; systemctl reset-failed bm-core bm-lmtpd; systemctl enable -q --now bm-nginx;
       systemctl is-active -q bluemind.target && systemctl restart bm-core bm-lmtpd; systemctl try-restart bm-sim-load'
   done

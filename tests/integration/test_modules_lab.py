@@ -294,6 +294,69 @@ def test_sysconf_mynetworks_as_a_set_and_login_refused(lab, run_task):
     assert "wrong-Pa55" not in json.dumps(dict((k, v) for k, v in refused.items() if k != "invocation"))
 
 
+def test_sysconf_swaps_an_old_server_address_and_a_second_run_changes_nothing(lab, run_task):
+    """As after a none-mode migration: My Networks names the old server; the module swaps it for the
+    target's address, predicts what the server adds (its t_server and interface addresses), and a
+    second run, check mode or not, changes nothing and sends nothing."""
+    before = run_task("target", "bluemind_sysconf", API, check=True)["values"]["mynetworks"]
+    log = "/var/log/bm-sim/api.jsonl"
+    try:
+        setup = run_task("target", "bluemind_sysconf",
+                         dict(API, values=dict(mynetworks="192.0.2.10/32, 198.51.100.0/24, !192.0.2.11")))
+        assert not setup.get("failed"), setup.get("msg")
+        args = dict(API, replace_addresses=["192.0.2.10", "192.0.2.11"], replace_with=lab.target.ip)
+        first = run_task("target", "bluemind_sysconf", args, diff=True)
+        assert first["changed"] is True and lab.target.ip in first["server_addresses"]
+        held = set(first["values"]["mynetworks"].split(", "))
+        assert held == {"127.0.0.0/8", "198.51.100.0/24", "%s/32" % lab.target.ip}
+        assert set(first["diff"]["after"]["mynetworks"].split(", ")) == held
+        assert set(lab.target.run("postconf -h mynetworks").stdout.strip().split(", ")) == held
+        posts = lab.target.run("grep -c configuration_update %s" % log).stdout.strip()
+        for check in (True, False):
+            again = run_task("target", "bluemind_sysconf", args, check=check, diff=True)
+            assert again["changed"] is False and again["diff"]["before"] == again["diff"]["after"], again
+        assert lab.target.run("grep -c configuration_update %s" % log).stdout.strip() == posts  # nothing sent
+        refused = run_task("target", "bluemind_sysconf", dict(API, values=dict(mynetworks="10.0.0.0/33")))
+        assert refused["failed"] is True and "HTTP 500" in refused["msg"]
+        assert lab.target.run("grep -c configuration_update %s" % log).stdout.strip() == posts
+    finally:
+        run_task("target", "bluemind_sysconf", dict(API, values=dict(mynetworks=before)))
+
+
+def test_readdress_moves_webmail_replication_and_spool_then_changes_nothing(lab, run_task):
+    target, old = lab.target, "192.0.2.10"
+    db = "PGPASSWORD=bj psql -X -h 127.0.0.1 -U bj -d bj -At -v ON_ERROR_STOP=1 -c "
+    users = int(target.run(db + shlex.quote("SELECT count(*) FROM rc_users")).stdout)
+    saved = target.run("cat /etc/cyrus-replication").stdout
+    spool = "/var/backups/bluemind/dp_spool/rsync"
+    # the origin's copy: every profile, the replication and the spool name the old address, and one
+    # user already has a profile on the target's address (kept, the old one reported)
+    target.run(db + shlex.quote(
+        "UPDATE rc_users SET mail_host = '%s'; INSERT INTO rc_users (username, mail_host) "
+        "SELECT username, '%s' FROM rc_users ORDER BY username LIMIT 1" % (old, target.ip)))
+    target.run("sed -i 's/^core_sync_host: .*/core_sync_host: %s/' /etc/cyrus-replication && "
+               "rm -rf %s && mkdir -p %s/%s/bm/core" % (old, spool, spool, old))
+    args = dict(old_addresses=[old], new_address=target.ip, db_password="bj")
+    try:
+        check = run_task("target", "bluemind_readdress", args, check=True)
+        assert check["changed"] is True and check["webmail"]["moved"] == users - 1
+        assert target.run(db + shlex.quote("SELECT count(*) FROM rc_users WHERE mail_host = '%s'" % old)).stdout.strip() == str(users)
+        first = run_task("target", "bluemind_readdress", args, diff=True)
+        assert not first.get("failed"), first.get("msg")
+        assert first["webmail"] == dict(moved=users - 1, blocked=1, table=True)
+        assert target.run(db + shlex.quote("SELECT mail_host, count(*) FROM rc_users GROUP BY 1 ORDER BY 1")).stdout.split() == \
+            sorted(["%s|1" % old, "%s|%d" % (target.ip, users)])
+        assert "core_sync_host: %s\n" % target.ip in target.run("cat /etc/cyrus-replication").stdout
+        assert target.run("ls %s" % spool).stdout.split() == [target.ip]
+        assert target.run("test -d %s/%s/bm/core" % (spool, target.ip), check=False).returncode == 0
+        second = run_task("target", "bluemind_readdress", args)
+        assert second["changed"] is False and second["webmail"] == dict(moved=0, blocked=1, table=True)
+    finally:
+        target.run(db + shlex.quote("DELETE FROM rc_users WHERE mail_host = '%s'" % old))
+        target.run("cat > /etc/cyrus-replication", input=saved)
+        target.run("rm -rf %s && mkdir -p %s/%s" % (spool, spool, target.ip))
+
+
 # A POSIX ACL as the kernel stores it (system.posix_acl_access): version 2, then (tag, perm, id)
 # entries: the owner rw, the user cyrus r, the owning group r, the mask r, others nothing.
 ACL_ENTRIES = [(0x01, 6, 0xFFFFFFFF), (0x02, 4, "cyrus"), (0x04, 4, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF),

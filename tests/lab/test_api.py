@@ -417,3 +417,35 @@ def test_api_log_records_calls_without_secrets(lab):
     assert any(r["path"] == "/api/system/installation/version" and r.get("client_version") == "5.7.3268"
                and r.get("auth") == "session" for r in calls)
     assert any(r.get("event") == "login" and r.get("result") == "Bad" for r in calls)
+
+
+def test_mynetworks_as_the_sanitizor_keeps_it_and_refuses_invalid_entries(lab, origin_conf):
+    """MyNetworksValidator/MyNetworksSanitizor: split on spaces and commas, "!" stripped, entries
+    kept as written, t_server addresses and the host's IPv4 always added; invalid = 500."""
+    host = lab.origin
+    extra = "198.51.100.77"  # a second server of the directory: its address is added too
+    psql(host, f"INSERT INTO t_server (ip, fqdn, name, tags) VALUES ('{extra}', 'edge.lab.test', 'edge', 'mail/smtp')")
+    try:
+        sysconf(lab, host, mynetworks="!10.98.0.1/24,10.97.0.0/16  10.97.0.0/16")
+        values = api(lab, host, "GET", "/api/configuration", key=token(host)).json()["values"]
+        assert set(values["mynetworks"].split(", ")) == {
+            "10.98.0.1/24", "10.97.0.0/16", "127.0.0.0/8", f"{host.ip}/32", f"{extra}/32"}
+        for bad in ("10.0.0.0/24 relay.example.test", "10.0.0.0/33", ""):
+            resp = api(lab, host, "POST", "/api/configuration", {"mynetworks": bad}, key=token(host))
+            assert resp.status_code == 500 and resp.json()["errorCode"] == "INVALID_PARAMETER", bad
+        again = api(lab, host, "GET", "/api/configuration", key=token(host)).json()["values"]
+        assert again["mynetworks"] == values["mynetworks"]  # a refused value changes nothing
+    finally:
+        psql(host, f"DELETE FROM t_server WHERE ip = '{extra}'")
+
+
+def test_bm_cli_records_tick_reconfigure(lab):
+    host = lab.target
+    mark = str(uuid.uuid4())
+    host.run(f"echo '{{\"mark\": \"{mark}\"}}' >> /var/log/bm-sim/bm-cli.jsonl")
+    assert host.run("bm-cli tick reconfigure").returncode == 0
+    unknown = host.run("bm-cli tick frobnicate", check=False)
+    assert unknown.returncode == 2 and "Unknown command" in unknown.stderr
+    lines = host.run("cat /var/log/bm-sim/bm-cli.jsonl").stdout.splitlines()
+    after = [json.loads(x) for x in lines[[i for i, x in enumerate(lines) if mark in x][-1] + 1:]]
+    assert [(e["argv"], e["known"]) for e in after] == [(["tick", "reconfigure"], True), (["tick", "frobnicate"], False)]

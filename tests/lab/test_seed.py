@@ -203,3 +203,13 @@ def test_fresh_target(lab):
         assert lab.target.run("find %s ! -user cyrus | head -5" % tree).stdout == ""
     assert lab.target.run("find /var/spool/bm-elasticsearch ! -user elasticsearch | head -5").stdout == ""
     assert lab.target.run("postmap -q admin@lab.test hash:/etc/postfix/virtual_mailbox").stdout.strip() == "OK"
+
+
+def test_the_server_address_beyond_bm_ini(lab):
+    """What the vendor's address change touches: webmail profiles, Cyrus replication, backup spool
+    (the origin: the target may have been migrated already)."""
+    host = lab.origin
+    assert psql(host, "bj", "SELECT DISTINCT mail_host FROM rc_users") == host.ip
+    assert int(psql(host, "bj", "SELECT count(*) FROM rc_users")) >= 10
+    assert "core_sync_host: %s\n" % host.ip in host.run("cat /etc/cyrus-replication").stdout
+    assert host.run("ls /var/backups/bluemind/dp_spool/rsync").stdout.split() == [host.ip]

@@ -318,8 +318,11 @@ class Core:
             raise ApiError(500, "INVALID_PARAMETER", "the body must be a JSON object of strings")
         mynetworks = updates.get("mynetworks")
         if mynetworks is not None:
-            mynetworks = updates["mynetworks"] = api_postfix.normalise_mynetworks(
-                mynetworks, read_bm_ini().get("host"))
+            try:
+                mynetworks = updates["mynetworks"] = api_postfix.normalise_mynetworks(
+                    mynetworks, read_server_ips(), api_postfix.host_ipv4_addresses())
+            except api_postfix.InvalidMyNetworks as exc:
+                raise ApiError(500, "INVALID_PARAMETER", str(exc)) from None
         write_sysconf(updates)
         req.log.update(event="configuration_update", keys=sorted(updates))  # values may be secrets
         if mynetworks is not None:

@@ -4,6 +4,7 @@ The maps follow BlueMind's generators (net.bluemind.backend.postfix.internal.map
 written as `<map>-flat`, built with `postmap`, and the resulting `<map>-flat.db` is renamed to
 `<map>.db`, which is what main.cf reads (`hash:/etc/postfix/<map>`). Then postfix is reloaded.
 """
+import ipaddress
 import os
 import re
 import subprocess
@@ -35,16 +36,71 @@ def reload_postfix():
         _run(["postfix", "reload"])
 
 
-def normalise_mynetworks(value, host_ip):
-    """BlueMind's treatment of `mynetworks`: add loopback and the server's own address, drop duplicates.
+class InvalidMyNetworks(ValueError):
+    """The value BlueMind's MyNetworksValidator refuses (the API answers 500 INVALID_PARAMETER)."""
 
-    Entries are separated by commas and/or blanks. The server keeps a set, so the order given is
-    not kept (the result is sorted, which makes it stable). Returns the value joined with ", ".
+
+def mynetworks_parts(value):
+    """MyNetworksSanitizor.getSanitizedParts: split on " " then ",", trim, one leading "!" off."""
+    parts = set()
+    for chunk in value.split(" "):
+        for part in chunk.split(","):
+            part = part.strip()
+            if part.startswith("!"):
+                part = part[1:]
+            if part:
+                parts.add(part)
+    return parts
+
+
+def validate_mynetworks(value):
+    """MyNetworksValidator: not empty; each part an address, with an optional numeric mask in range."""
+    if not value:
+        raise InvalidMyNetworks("mynetworks must not be empty")
+    for part in mynetworks_parts(value):
+        pieces = part.split("/")
+        if len(pieces) > 2:
+            raise InvalidMyNetworks("Invalid mynetworks: " + value)
+        if len(pieces) == 2:
+            try:
+                mask = int(pieces[1])
+            except ValueError:
+                raise InvalidMyNetworks("Invalid mynetworks: " + value) from None
+            if not 0 <= mask <= (128 if ":" in pieces[0] else 32):
+                raise InvalidMyNetworks("Invalid mynetworks: " + value)
+        try:
+            ipaddress.ip_address(pieces[0].replace("[", "").replace("]", ""))
+        except ValueError:
+            raise InvalidMyNetworks("Invalid mynetworks: %s - must contain only IP or subnet" % part) from None
+
+
+def host_ipv4_addresses():
+    """The host's non-loopback IPv4 addresses that have a broadcast address (as Java's
+    NetworkInterface gives them to MyNetworksSanitizor.getDefaultValue)."""
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    found = []
+    for line in out.splitlines():
+        m = re.search(r"\binet\s+([0-9.]+)/\d+\s+brd\s", line)
+        if m and not m.group(1).startswith("127"):
+            found.append(m.group(1))
+    return found
+
+
+def normalise_mynetworks(value, server_ips, host_ips):
+    """BlueMind's treatment of `mynetworks` (MyNetworksValidator then MyNetworksSanitizor).
+
+    Refuses an invalid value (InvalidMyNetworks). Entries are kept as written (a set of strings);
+    127.0.0.0/8, every t_server address as /32 and every non-loopback IPv4 of the host as /32 are
+    always added. `value` None gives the default (no value before, none given). The real server
+    joins a HashSet (no order); the simulator sorts, which makes it stable. Joined with ", ".
     """
-    entries = {e for e in re.split(r"[\s,]+", value) if e}
+    entries = set()
+    if value is not None:
+        validate_mynetworks(value)
+        entries = mynetworks_parts(value)
     entries.add(LOOPBACK)
-    if host_ip:
-        entries.add(host_ip + "/32")
+    entries.update(ip + "/32" for ip in server_ips if ip)
+    entries.update(ip + "/32" for ip in host_ips if ip)
     return ", ".join(sorted(entries))
 
 

@@ -41,3 +41,17 @@ CREATE TABLE IF NOT EXISTS t_mailbox_alias (
     target_uid  text NOT NULL REFERENCES t_directory_entry(uid),
     UNIQUE (domain_uid, alias)
 );
+
+-- Roundcube's users (the webmail, bm-webmail), in database bj: one row per user who opened the
+-- webmail; mail_host is the IMAP server the webmail connects to (the server's address). A row whose
+-- (username, mail_host) does not match makes Roundcube create a new, empty profile.
+CREATE TABLE IF NOT EXISTS rc_users (
+    user_id     serial PRIMARY KEY,
+    username    varchar(128) NOT NULL,
+    mail_host   varchar(128) NOT NULL,
+    created     timestamp with time zone NOT NULL DEFAULT now(),
+    last_login  timestamp with time zone,
+    language    varchar(5),
+    preferences text,
+    UNIQUE (username, mail_host)
+);

@@ -42,6 +42,8 @@ FILL_BLOCKS, FILL_BLOCK_CHARS = 1031, 1024  # prime count: distinct blocks withi
 MAIL_START, MAIL_SPAN = 1672531200, 2 * 365 * 86400  # mail dated 2023-01-01 .. 2024-12-31 (UTC)
 TREE_TIME = 1735689600  # 2025-01-01: mtime of every seeded directory
 FQDN = "bluemind.lab.test"
+CYRUS_REPLICATION = os.environ.get("BMSIM_CYRUS_REPLICATION", "/etc/cyrus-replication")
+BACKUP_SPOOL = os.environ.get("BMSIM_BACKUP_SPOOL", "/var/backups/bluemind/dp_spool/rsync")
 DB_LOCALE = "en_US.UTF-8"  # BlueMind creates its databases with it (LC_COLLATE and LC_CTYPE)
 GLOBAL_DOMAIN, MAIN_DOMAIN, MAIN_ALIAS, SECOND_DOMAIN = "global.virt", "lab.test", "lab.example", "acme.test"
 SERVER_TAGS = ("bm/core,bm/pgsql,bm/pgsql-data,bm/es,bm/ac,bm/cal,bm/hps,bm/nginx,bm/redirector,"
@@ -541,7 +543,7 @@ class Seeder:
 
     def directory_rows(self, cur, ini):
         host = ini["host"]
-        cur.execute("TRUNCATE t_mailbox_alias, t_directory_entry, t_domain, t_server, t_systemconf "
+        cur.execute("TRUNCATE t_mailbox_alias, t_directory_entry, t_domain, t_server, t_systemconf, rc_users "
                     "RESTART IDENTITY CASCADE")
         domains = [(GLOBAL_DOMAIN, GLOBAL_DOMAIN, [], True), (MAIN_DOMAIN, MAIN_DOMAIN,
                    [] if self.fresh else [MAIN_ALIAS], False)]
@@ -556,13 +558,17 @@ class Seeder:
         cur.execute("INSERT INTO t_systemconf (configuration) VALUES (hstore(ARRAY["
                     "'mynetworks', %s, 'fwAdditionalIPs', '', 'external_url', %s, 'default_domain', %s, "
                     "'host', %s, 'hz-member-address', %s]))",
-                    (api_postfix.normalise_mynetworks("", host), ini.get("external-url", FQDN), MAIN_DOMAIN,
+                    (api_postfix.normalise_mynetworks(None, [host], api_postfix.host_ipv4_addresses()), ini.get("external-url", FQDN), MAIN_DOMAIN,
                      host, ini.get("hz-member-address", host)))
         cur.executemany("INSERT INTO t_directory_entry (uid, domain_uid, login, display_name) "
                         "VALUES (%s, %s, %s, %s)",
                         [(u.uid, u.domain, u.login, u.display) for u in self.users])
         cur.executemany("INSERT INTO t_mailbox_alias (domain_uid, alias, target_uid) VALUES (%s, %s, %s)",
                         [(d, a, u.uid) for d, a, u in self.aliases])
+        # Webmail profiles (Roundcube's rc_users) of the users who opened the webmail: the IMAP host
+        # is the server's address, as bm-webmail logs users in.
+        cur.executemany("INSERT INTO rc_users (username, mail_host, language, preferences) VALUES (%s, %s, %s, %s)",
+                        [(u.address, host, "en_US", 'a:1:{s:8:"timezone";s:4:"auto";}') for u in self.users])
 
     def data_rows(self, cur):
         cur.execute("TRUNCATE t_mailbox_record, t_message_body, t_container_item, t_changeset "
@@ -749,6 +755,18 @@ def parse_scale(value):
     raise argparse.ArgumentTypeError("scale is s, m, l or a number of files, not %r" % value)
 
 
+def address_files(host):
+    """What names the server's address outside bm.ini and the database: the 4.x Cyrus replication
+    settings (core_sync_host, the core that receives the replicated mail) and the backup spool,
+    /var/backups/bluemind/dp_spool/rsync/<server address> (dataprotect's BackupPath)."""
+    common.write_atomic(CYRUS_REPLICATION, "# bm-cyrus-replication (simulated: only the key the address change touches)\n"
+                        "core_sync_host: %s\n" % host)
+    shutil.rmtree(BACKUP_SPOOL, ignore_errors=True)  # a reseed starts over (a migration renames it)
+    spool_dir = os.path.join(BACKUP_SPOOL, host)
+    os.makedirs(os.path.join(spool_dir, "bm", "core"), exist_ok=True)
+    common.write_atomic(os.path.join(spool_dir, "bm", "core", "generation.txt"), "1\n")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python3 -m bmsim.seed", description=__doc__.split("\n")[0])
     kind = parser.add_mutually_exclusive_group()
@@ -769,6 +787,7 @@ def main(argv=None):
         if "host" not in ini:
             parser.error("%s has no host in [global]: is this a lab host?" % common.BM_INI)
         seeder.databases(ini)
+        address_files(ini["host"])
     summary = seeder.summary(time.monotonic() - started, ini)
     common.log_event("seed", **summary)
     print(json.dumps(summary, sort_keys=True))

@@ -124,7 +124,9 @@ def test_queued_mail_moved_to_the_target():
 
 def test_target_knows_its_own_address():
     """DNS switch (ip mode none): bm.ini, t_server, t_systemconf and so the API's configuration name the
-    target, not the origin it was copied from."""
+    target, not the origin it was copied from; so do the webmail profiles (rc_users), Cyrus
+    replication's core_sync_host, the backup spool folder and My Networks, and the monitoring was
+    reconfigured (bm-cli tick reconfigure)."""
     target_ip = TARGET.interface.default().addresses[0]
     origin_ip = ORIGIN.interface.default().addresses[0]
     ini = TARGET.file("/etc/bm/bm.ini").content_string
@@ -141,3 +143,13 @@ def test_target_knows_its_own_address():
         "print(urllib.request.urlopen(req).read().decode())")))
     assert api["values"]["host"] == target_ip and api["values"]["hz-member-address"] == target_ip
     assert f"{origin_ip}/32" not in TARGET.check_output("postconf -h mynetworks")
+    mynetworks = set(api["values"]["mynetworks"].split(", "))
+    assert f"{target_ip}/32" in mynetworks and "127.0.0.0/8" in mynetworks and f"{origin_ip}/32" not in mynetworks
+    hosts = TARGET.check_output("runuser -u postgres -- psql -X -At -d bj -c %s",
+                                "SELECT DISTINCT mail_host FROM rc_users")
+    assert hosts.split() == [target_ip]
+    replication = TARGET.file("/etc/cyrus-replication").content_string
+    assert f"core_sync_host: {target_ip}" in replication and origin_ip not in replication
+    assert TARGET.check_output("ls /var/backups/bluemind/dp_spool/rsync").split() == [target_ip]
+    calls = [json.loads(line) for line in TARGET.file("/var/log/bm-sim/bm-cli.jsonl").content_string.splitlines()]
+    assert {"argv": ["tick", "reconfigure"], "known": True} in [dict(argv=c["argv"], known=c["known"]) for c in calls]

@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from ansible.module_utils import basic
+
 from ansible_collections.bluemind.migration.plugins.modules import (
     bluemind_firewall,
     bluemind_mail_repair,
@@ -202,3 +204,77 @@ def test_sysconf_value_refused_by_the_server(run_module, api):
     api.routes[("POST", "/configuration")] = lambda r: (conf.posted.append(r["body"]) or (200, b""))
     result = run_module(bluemind_sysconf, dict(AUTH, values=dict(relayhost="smtp.example.test")))
     assert result["failed"] is True and "the server did not keep relayhost" in result["msg"]
+
+
+class SanitizingServer(ServerConf):
+    """A server normalising like MyNetworksValidator/Sanitizor: entries as written, "!" stripped,
+    an invalid entry refused with 500 INVALID_PARAMETER, loopback and ``own`` always added."""
+
+    def post(self, request):
+        value = request["body"].get("mynetworks")
+        if value is not None:
+            parts = set(p.strip().lstrip("!") for p in value.replace(",", " ").split(" ") if p.strip())
+            if any(not p[0].isdigit() for p in parts):
+                self.posted.append(request["body"])
+                return 500, {"errorCode": "INVALID_PARAMETER", "errorType": "ServerFault",
+                             "message": "Invalid mynetworks: " + value}
+            request["body"]["mynetworks"] = ", ".join(sorted(parts | {"127.0.0.0/8"} | self.own))
+        self.posted.append(request["body"])
+        self.values.update(request["body"])
+        return 200, b""
+
+
+def test_sysconf_replaces_the_old_server_address_then_changes_nothing(run_module, api):
+    # as the origin's copy leaves it on a target that kept its own address (192.0.2.20)
+    conf = SanitizingServer(api, mynetworks="10.0.0.0/24, 127.0.0.0/8, 192.0.2.10/32")
+    args = dict(AUTH, replace_addresses=["192.0.2.10"], replace_with="192.0.2.20")
+    first = run_module(bluemind_sysconf, args, diff=True)
+    assert first["changed"] is True and first["server_addresses"] == ["192.0.2.20"]
+    assert conf.values["mynetworks"] == "10.0.0.0/24, 127.0.0.0/8, 192.0.2.20/32"
+    assert first["diff"]["after"]["mynetworks"] == conf.values["mynetworks"]
+    second = run_module(bluemind_sysconf, args, check_mode=True, diff=True)
+    assert second["changed"] is False and second["diff"]["before"] == second["diff"]["after"]
+    third = run_module(bluemind_sysconf, args)
+    assert third["changed"] is False and len(conf.posted) == 1
+
+
+def test_sysconf_check_mode_diff_shows_what_the_server_will_hold(run_module, api):
+    conf = SanitizingServer(api, mynetworks="127.0.0.0/8, 192.0.2.20/32")
+    result = run_module(bluemind_sysconf, dict(AUTH, values=dict(mynetworks="!10.0.0.0/24 10.1.0.0/16")),
+                        check_mode=True, diff=True)
+    assert result["changed"] is True and conf.posted == []
+    assert result["diff"]["after"]["mynetworks"] == "10.0.0.0/24, 10.1.0.0/16, 127.0.0.0/8, 192.0.2.20/32"
+    run_module(bluemind_sysconf, dict(AUTH, values=dict(mynetworks="!10.0.0.0/24 10.1.0.0/16")))
+    assert conf.values["mynetworks"] == result["diff"]["after"]["mynetworks"]
+
+
+def test_sysconf_given_server_addresses_predict_a_second_server(run_module, api):
+    conf = SanitizingServer(api, own=("192.0.2.20/32", "192.0.2.21/32"),
+                            mynetworks="10.0.0.0/24, 127.0.0.0/8, 192.0.2.20/32, 192.0.2.21/32")
+    args = dict(AUTH, values=dict(mynetworks="10.0.0.0/24"), server_addresses=["192.0.2.20", "192.0.2.21"])
+    result = run_module(bluemind_sysconf, args, check_mode=True)
+    assert result["changed"] is False and conf.posted == []
+
+
+def test_sysconf_invalid_mynetworks_fails_before_sending(run_module, api):
+    conf = SanitizingServer(api, mynetworks="127.0.0.0/8")
+    for check_mode in (True, False):
+        result = run_module(bluemind_sysconf, dict(AUTH, values=dict(mynetworks="10.0.0.0/24 relay.example.test")),
+                            check_mode=check_mode)
+        assert result["failed"] is True and "relay.example.test" in result["msg"] and "HTTP 500" in result["msg"]
+    assert conf.posted == []
+
+
+def test_sysconf_reads_the_local_addresses_when_it_calls_its_own_api(run_module, api, commands, monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/sbin/" + name)
+    conf = SanitizingServer(api, own=("192.0.2.20/32", "10.9.8.7/32"),
+                            mynetworks="10.9.8.7/32, 127.0.0.0/8, 192.0.2.20/32")
+    commands.add(lambda a: a[-4:] == ["-o", "-4", "addr", "show"], (0, (
+        "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n"
+        "2: eth0    inet 192.0.2.20/24 brd 192.0.2.255 scope global eth0\\       valid_lft forever\n"
+        "3: eth1    inet 10.9.8.7/16 brd 10.9.255.255 scope global eth1\\       valid_lft forever\n"
+        "4: tun0    inet 172.16.0.1 peer 172.16.0.2/32 scope global tun0\n"), ""))
+    result = run_module(bluemind_sysconf, dict(AUTH, api_url="http://127.0.0.1:8090",
+                                               values=dict(mynetworks="127.0.0.0/8")), check_mode=True)
+    assert result["server_addresses"] == ["10.9.8.7", "192.0.2.20"]
+    assert result["changed"] is False and conf.posted == []

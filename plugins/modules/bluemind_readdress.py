@@ -1,0 +1,254 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) bluemind.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bluemind_readdress
+short_description: Make a BlueMind server's webmail profiles, Cyrus replication and backup spool name its new address
+version_added: 1.0.0
+description:
+  - After a server moved to a new address (a copy of another server, or an address change), sets
+    the new address where BlueMind's own records still name an old one, beyond C(bm.ini),
+    C(t_server) and C(t_systemconf). From the vendor's procedure "Changing a BlueMind Server's IP
+    Address" (BM4 documentation).
+  - The webmail's profiles, C(rc_users.mail_host) in database C(bj). Roundcube finds a user's
+    profile by login and IMAP host, so with the old host every user gets a new, empty profile. A user
+    who already has a profile on the new host keeps it; the old one is left and counted in
+    RV(webmail.blocked).
+  - C(core_sync_host) in O(cyrus_replication_path) (BlueMind 4.x), where Cyrus replicates new mail to
+    the core; with the old address new mail never reaches the webmail, mobile sync or Outlook. A
+    missing file (BlueMind 5.x) is skipped.
+  - The backup spool folder named after the server's address (O(backup_spool)/<address>, BlueMind's
+    data protection) is renamed to the new address when only an old one exists.
+  - Run it on the BlueMind server, BlueMind stopped or not serving yet (the vendor stops it).
+options:
+  old_addresses:
+    description:
+      - The addresses the server had before (all of them, as other servers may have recorded any).
+    type: list
+    elements: str
+    required: true
+  new_address:
+    description:
+      - The server's address now.
+    type: str
+    required: true
+  db_user:
+    description:
+      - PostgreSQL user (BlueMind's C(bj)).
+    type: str
+    default: bj
+  db_password:
+    description:
+      - Password of O(db_user) (C(password) in C(/etc/bm/bm.ini)). Goes to C(psql) through the
+        environment, never argv.
+    type: str
+  db_host:
+    description:
+      - Host of the PostgreSQL server.
+    type: str
+    default: 127.0.0.1
+  db_port:
+    description:
+      - Port of the PostgreSQL server.
+    type: int
+    default: 5432
+  db_name:
+    description:
+      - Database holding C(rc_users) (BlueMind's C(bj)).
+    type: str
+    default: bj
+  cyrus_replication_path:
+    description:
+      - BlueMind 4.x's Cyrus replication settings.
+    type: path
+    default: /etc/cyrus-replication
+  backup_spool:
+    description:
+      - Folder of the backup spools, one per server address.
+    type: path
+    default: /var/backups/bluemind/dp_spool/rsync
+  pg_bin_dir:
+    description:
+      - Directory of C(psql). By default the one found in E(PATH).
+    type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Counts the webmail profiles to move and reads the files; changes nothing.
+  diff_mode:
+    support: full
+    details: The diff shows the Cyrus replication file, the webmail profile count per host and the spool folder.
+  platform:
+    platforms: posix
+seealso:
+  - module: bluemind.migration.bluemind_sysconf
+    description: Swaps the old address for the new one in "My Networks" (O(bluemind.migration.bluemind_sysconf#module:replace_addresses)).
+author:
+  - bluemind.migration contributors (@bluemind-migration)
+"""
+
+EXAMPLES = r"""
+- name: The target keeps its own address (DNS switch); what the origin's copy named, name the target
+  bluemind.migration.bluemind_readdress:
+    old_addresses: [192.0.2.10]
+    new_address: 192.0.2.20
+    db_password: "{{ bluemind_target_db_password }}"
+  no_log: true
+"""
+
+RETURN = r"""
+webmail:
+  description: Webmail profiles (C(rc_users)) on an old IMAP host.
+  returned: always
+  type: dict
+  contains:
+    moved:
+      description: Profiles moved to the new address (in check mode, that would be moved).
+      type: int
+    blocked:
+      description: Profiles left on an old address because the user already has one on the new address.
+      type: int
+    table:
+      description: Whether the database has C(rc_users) (no webmail installed otherwise).
+      type: bool
+  sample: {"moved": 20, "blocked": 0, "table": true}
+cyrus_replication:
+  description: The old values of C(core_sync_host) replaced (empty when none, or when the file does not exist).
+  returned: always
+  type: list
+  elements: str
+  sample: [192.0.2.10]
+backup_spool:
+  description: The spool folder renamed, as C(from) and C(to); empty when nothing was renamed.
+  returned: always
+  type: dict
+  sample: {"from": /var/backups/bluemind/dp_spool/rsync/192.0.2.10, "to": /var/backups/bluemind/dp_spool/rsync/192.0.2.20}
+left_as_is:
+  description: What was left as it was and why (also shown as warnings).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.bluemind.migration.plugins.module_utils.pg import PgError, PgServer
+from ansible_collections.bluemind.migration.plugins.module_utils import readdress
+
+
+def write_like(path, text):
+    """Replace ``path`` with ``text`` in one step, with the file's owner and mode."""
+    st = os.stat(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s." % os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chown(tmp, st.st_uid, st.st_gid)
+        os.chmod(tmp, st.st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def webmail(module, server, old, new):
+    params = module.params
+    if int(server.query(module.run_command, params["db_name"], readdress.WEBMAIL_TABLE_SQL,
+                        "looking for the webmail's rc_users")[0][0]) == 0:
+        return dict(moved=0, blocked=0, table=False)
+    movable, blocked = (int(v) for v in server.query(
+        module.run_command, params["db_name"], readdress.webmail_count_sql(old, new),
+        "counting the webmail profiles on %s" % ", ".join(old))[0])
+    if movable and not module.check_mode:
+        movable = len(server.query(module.run_command, params["db_name"], readdress.webmail_update_sql(old, new),
+                                   "moving the webmail profiles to %s" % new))
+    return dict(moved=movable, blocked=blocked, table=True)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            old_addresses=dict(type="list", elements="str", required=True),
+            new_address=dict(type="str", required=True),
+            db_user=dict(type="str", default="bj"),
+            db_password=dict(type="str", no_log=True),
+            db_host=dict(type="str", default="127.0.0.1"),
+            db_port=dict(type="int", default=5432),
+            db_name=dict(type="str", default="bj"),
+            cyrus_replication_path=dict(type="path", default="/etc/cyrus-replication"),
+            backup_spool=dict(type="path", default="/var/backups/bluemind/dp_spool/rsync"),
+            pg_bin_dir=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    new = params["new_address"]
+    old = sorted(set(a for a in params["old_addresses"] if a and a != new))
+    result = dict(changed=False, webmail=dict(moved=0, blocked=0, table=False), cyrus_replication=[],
+                  backup_spool={}, left_as_is=[])
+    diff = dict(before={}, after={})
+    if not old:
+        module.exit_json(**result)
+
+    psql = os.path.join(params["pg_bin_dir"], "psql") if params["pg_bin_dir"] else module.get_bin_path("psql", required=True)
+    server = PgServer("local", os.path.dirname(psql), params["db_host"], params["db_port"], params["db_user"],
+                      password=params["db_password"])
+    try:
+        result["webmail"] = webmail(module, server, old, new)
+    except PgError as exc:
+        module.fail_json(msg="webmail profiles: %s" % exc, **result)
+    if result["webmail"]["moved"]:
+        result["changed"] = True
+        diff["before"]["rc_users on %s" % new] = "-"
+        diff["after"]["rc_users on %s" % new] = "+%d profiles from %s" % (result["webmail"]["moved"], ", ".join(old))
+    if result["webmail"]["blocked"]:
+        result["left_as_is"].append(
+            "%d webmail profiles stay on %s: their users already have one on %s (rc_users); delete the one "
+            "to drop" % (result["webmail"]["blocked"], ", ".join(old), new))
+
+    path = params["cyrus_replication_path"]
+    if os.path.exists(path):
+        with open(path) as handle:
+            text = handle.read()
+        new_text, replaced = readdress.rewrite_core_sync_host(text, old, new)
+        if replaced:
+            result["changed"] = True
+            result["cyrus_replication"] = replaced
+            diff["before"][path], diff["after"][path] = text, new_text
+            if not module.check_mode:
+                try:
+                    write_like(path, new_text)
+                except OSError as exc:
+                    module.fail_json(msg="cannot rewrite %s: %s" % (path, exc), **result)
+
+    rename, reason = readdress.spool_rename(params["backup_spool"], old, new)
+    if reason:
+        result["left_as_is"].append(reason)
+    if rename:
+        result["changed"] = True
+        result["backup_spool"] = {"from": rename[0], "to": rename[1]}
+        diff["before"]["backup spool"], diff["after"]["backup spool"] = rename
+        if not module.check_mode:
+            try:
+                os.rename(rename[0], rename[1])
+            except OSError as exc:
+                module.fail_json(msg="cannot rename the backup spool %s to %s: %s" % (rename + (exc,)), **result)
+
+    for warning in result["left_as_is"]:
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
