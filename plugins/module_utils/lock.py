@@ -17,6 +17,16 @@ import os
 import time
 
 
+def lock_argument_spec():
+    """Options documented by the ``bluemind.migration.lock`` fragment."""
+    return dict(lock_dir=dict(type="path", default="/run/lock"), lock_timeout=dict(type="int", default=3600))
+
+
+def lock_path(params, kind):
+    """The lock of one kind of job (``pull``, ``db``) in the folder the options name."""
+    return os.path.join(params["lock_dir"], "bluemind-migration-%s.lock" % kind)
+
+
 class LockBusy(Exception):
     """Another job of the kind still holds the lock after the wait; the message says which."""
 

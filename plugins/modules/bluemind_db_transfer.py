@@ -126,18 +126,6 @@ options:
         sequences exactly.
     type: bool
     default: false
-  lock_file:
-    description:
-      - Lock held on the target for the whole pass, so that a pass left running by a controller that
-        stopped (killed, connection lost) and a rerun never write into the databases at the same
-        time; the rerun waits for it. Not taken in check mode.
-    type: path
-    default: /run/lock/bluemind-migration-db.lock
-  lock_timeout:
-    description:
-      - Seconds to wait for such a pass to end before failing with its process id.
-    type: int
-    default: 3600
   pg_bin_dir:
     description:
       - Directory of the target's C(pg_dump) and C(psql), for example V(/usr/lib/postgresql/15/bin).
@@ -146,6 +134,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.ssh
+  - bluemind.migration.lock
 attributes:
   check_mode:
     support: partial
@@ -188,7 +177,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 waited_for_lock:
-  description: Seconds waited for a database pass left running on the target (see O(lock_file)).
+  description: Seconds waited for a database pass left running on the target (see O(lock_dir)).
   returned: success
   type: float
   sample: 0.0
@@ -313,7 +302,12 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.bluemind.migration.plugins.module_utils.lock import LockBusy, acquire
+from ansible_collections.bluemind.migration.plugins.module_utils.lock import (
+    LockBusy,
+    acquire,
+    lock_argument_spec,
+    lock_path,
+)
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     BUILTIN_SCHEMAS,
     EXTENSIONS_SQL,
@@ -623,6 +617,7 @@ def save_state(path, state):
 
 def main():
     argument_spec = ssh_argument_spec()
+    argument_spec.update(lock_argument_spec())
     argument_spec.update(
         databases=dict(type="list", elements="str", default=["bj", "bj-data"]),
         db_user=dict(type="str", default="bj"),
@@ -638,8 +633,6 @@ def main():
         mode=dict(type="str", default="sync", choices=["sync", "full"]),
         state_file=dict(type="path"),
         origin_serving=dict(type="bool", default=False),
-        lock_file=dict(type="path", default="/run/lock/bluemind-migration-db.lock"),
-        lock_timeout=dict(type="int", default=3600),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -647,7 +640,7 @@ def main():
     waited_for_lock = 0.0
     if not module.check_mode:
         try:
-            waited_for_lock = acquire(params["lock_file"], params["lock_timeout"], "a database pass")
+            waited_for_lock = acquire(lock_path(params, "db"), params["lock_timeout"], "a database pass")
         except (LockBusy, OSError) as exc:
             module.fail_json(msg=str(exc))
     origin_ssh = OriginSsh(module.get_bin_path("ssh", required=True), params)

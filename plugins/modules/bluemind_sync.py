@@ -127,18 +127,6 @@ options:
         the destination. Its directory is created if needed.
     type: path
     default: "~/.ssh/bluemind-migration-%C"
-  lock_file:
-    description:
-      - Lock held on the target for the whole job, so that a job left running by a controller that
-        stopped (killed, connection lost) and a rerun never write at the same time; the rerun waits
-        for it. Not taken in check mode.
-    type: path
-    default: /run/lock/bluemind-migration-pull.lock
-  lock_timeout:
-    description:
-      - Seconds to wait for such a job to end before failing with its process id.
-    type: int
-    default: 3600
   preserve:
     description:
       - What each file carries besides its data, owner, group, mode, times and hard links, kept too.
@@ -159,6 +147,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.ssh
+  - bluemind.migration.lock
 attributes:
   check_mode:
     support: full
@@ -303,7 +292,7 @@ origin_clock_start:
   type: float
   sample: 1718000000.123456
 waited_for_lock:
-  description: Seconds waited for a job of the same kind left running on the target (see O(lock_file)).
+  description: Seconds waited for a job of the same kind left running on the target (see O(lock_dir)).
   returned: success
   type: float
   sample: 0.0
@@ -320,7 +309,12 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.bluemind.migration.plugins.module_utils.lock import LockBusy, acquire
+from ansible_collections.bluemind.migration.plugins.module_utils.lock import (
+    LockBusy,
+    acquire,
+    lock_argument_spec,
+    lock_path,
+)
 from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     BLUEMIND_EXCLUDES,
     ExcludeFilter,
@@ -536,6 +530,7 @@ def render_diff(outcomes):
 
 def main():
     argument_spec = ssh_argument_spec()
+    argument_spec.update(lock_argument_spec())
     argument_spec.update(
         trees=dict(type="list", elements="path", required=True),
         workers=dict(type="int", default=0),
@@ -552,8 +547,6 @@ def main():
         rsync_path=dict(type="path"),
         preserve=dict(type="list", elements="str", default=["acls", "xattrs", "holes"],
                         choices=["acls", "xattrs", "holes"]),
-        lock_file=dict(type="path", default="/run/lock/bluemind-migration-pull.lock"),
-        lock_timeout=dict(type="int", default=3600),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -563,7 +556,7 @@ def main():
     waited_for_lock = 0.0
     if not module.check_mode:
         try:
-            waited_for_lock = acquire(params["lock_file"], params["lock_timeout"], "a pull of the trees")
+            waited_for_lock = acquire(lock_path(params, "pull"), params["lock_timeout"], "a pull of the trees")
         except (LockBusy, OSError) as exc:
             module.fail_json(msg=str(exc))
     rsync_bin = params["rsync_path"] or module.get_bin_path("rsync", required=True)

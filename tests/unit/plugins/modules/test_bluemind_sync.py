@@ -419,7 +419,7 @@ def test_changed_listing_failure_names_the_tree(run_module, fake):
 def test_a_pull_left_running_by_a_dead_controller_holds_the_rerun_back(run_module, fake, tmp_path):
     """The module takes its lock; another holder makes it wait, then fail with the holder's pid."""
     import fcntl
-    path = tmp_path / "locks" / "bluemind-migration-pull.lock"
+    path = tmp_path / "locks" / "bluemind-migration-pull.lock"  # lock_dir is replaced per test (conftest)
     path.parent.mkdir(exist_ok=True)
     fd = os.open(str(path), os.O_RDWR | os.O_CREAT)
     os.write(fd, b"pid 4242 since earlier")
