@@ -2,8 +2,8 @@
 
 The steps run in this file's order, each on what the previous one left, as an operator would live
 them: a hot sync whose controller is killed mid-pull, then rerun; a window refused because the origin
-does not answer; a window whose controller is killed in the final pull, then rolled back; the window
-again. At the end every file and every row of the origin is on the target, and the rollback gave the
+does not answer; a window whose controller is killed in the final pull, then rolled back; the whole
+migration again, its controller killed while the live target's core starts, then rerun. At the end every file and every row of the origin is on the target, and the rollback gave the
 origin back with everything it had.
 """
 import json
@@ -122,10 +122,30 @@ def test_a_window_killed_in_the_final_pull_then_rolled_back_gives_the_origin_bac
     assert {tree: tree_listing(ORIGIN, tree) for tree in TREES} == SEEN["origin_trees"]
 
 
-def test_the_window_after_the_faults_moves_everything():
-    proc = ansible_playbook("migrate.yml", "-e", "bluemind_confirm_downtime=true", "-e", "bluemind_confirm_cutover=true")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert state()["complete"] is True
+def test_a_window_killed_while_the_target_starts_then_rerun_finishes_and_moves_everything():
+    """The whole migration again after the rollback (hot sync, then the window), the controller killed
+    while the target's core takes its time to start (the cutover has made it live): the rerun only
+    finishes the cutover, and every file and row of the origin is on the target."""
+    TARGET.check_output("echo 15 > /etc/bm/bmsim-core-start-delay")
+    try:
+        proc = start_playbook("migrate.yml", "-e", "bluemind_confirm_downtime=true", "-e", "bluemind_confirm_cutover=true")
+        for _attempt in range(900):
+            cutover = state().get("cutover", {}) if TARGET.file(STATE).exists else {}
+            if "live" in cutover:
+                break
+            assert proc.poll() is None, "the run ended before the cutover made the target live"
+            time.sleep(0.2)
+        assert "serving" not in state()["cutover"]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        downtime_start = state()["cold_sync"]["start"]
+    finally:
+        TARGET.check_output("rm -f /etc/bm/bmsim-core-start-delay")
+    rerun = ansible_playbook("migrate.yml", "-e", "bluemind_confirm_downtime=true", "-e", "bluemind_confirm_cutover=true")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-2000:]
+    assert "its cutover did not finish: this run finishes it" in rerun.stdout
+    done = state()
+    assert done["complete"] is True and done["cold_sync"]["start"] == downtime_start
     for tree in TREES:
         assert tree_listing(TARGET, tree, SMOKE) == tree_listing(ORIGIN, tree, SMOKE), tree
     for db in ("bj", "bj-data"):
