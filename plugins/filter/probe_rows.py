@@ -61,7 +61,7 @@ SYSTEMCONF_KEYS = ("host", "hz-member-address", "external_url")
 # What BlueMind 4.9 / 5.x hold beside the seven trees (issue 10, point 7).
 HOLLOWED = "/var/spool/bm-hollowed"
 FIREWALL_SCRIPT = "/etc/init.d/bm-iptables"
-NGINX_VHOSTS = "/etc/nginx/sites-enabled"
+NGINX_VHOSTS = "/etc/nginx/bluemind"
 
 # Stable ids of the rows of lab/FIDELITY.md, in its order: the probe, the table and the docs use them.
 ROWS = (
@@ -81,7 +81,7 @@ ROWS = (
     (14, "trees-config", "data trees and config files where the collection reads them"),
     (15, "bm-packages", "BlueMind packages of the origin installed on the target"),
     (16, "hollowed", "/var/spool/bm-hollowed (directory snapshots)"),
-    (17, "nginx-vhosts", "nginx vhosts under /etc/nginx/sites-enabled"),
+    (17, "nginx-vhosts", "nginx vhosts: default + one per domain of /etc/bm/domains-settings"),
     (18, "firewall-script", "firewall rules in /etc/init.d/bm-iptables"),
 )
 ROW_IDS = tuple(row[1] for row in ROWS)
@@ -474,11 +474,25 @@ def _row_hollowed(observed, expect):
 
 
 def _row_nginx_vhosts(observed, expect):
+    """bm-client-access's configure-nginx.sh writes the default vhost /etc/nginx/bluemind/bluemind-vhosts.conf
+    and one /etc/nginx/bluemind/<domainUid>/bluemind-vhosts.conf per line <domainUid>:<externalUrl> of
+    /etc/bm/domains-settings whose URL is not already served."""
     found, bad = [], False
     for name in HOSTS:
-        vhosts = _need(_host(observed, name), "nginx_vhosts", name).split()
-        bad = bad or not vhosts
-        found.append("%s: %s" % (name, ", ".join(vhosts) if vhosts else "none"))
+        host = _host(observed, name)
+        vhosts = set(_need(host, "nginx_vhosts", name).split())
+        settings = _need(host, "domains_settings", name)
+        wanted = [NGINX_VHOSTS + "/bluemind-vhosts.conf"]
+        urls = set([host.get("external_url")])
+        for line in settings.splitlines():
+            parts = line.strip().split(":")
+            if len(parts) >= 2 and parts[1] and parts[1] not in urls:
+                urls.add(parts[1])
+                wanted.append("%s/%s/bluemind-vhosts.conf" % (NGINX_VHOSTS, parts[0]))
+        missing = [v for v in wanted if v not in vhosts]
+        bad = bad or bool(missing)
+        found.append("%s: %s" % (name, "missing " + ", ".join(missing) if missing else
+                                 "%d vhosts (default + %d domains)" % (len(vhosts), len(wanted) - 1)))
     return (DIFFERS if bad else CONFIRMED), found
 
 
