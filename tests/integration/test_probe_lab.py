@@ -80,3 +80,17 @@ def test_a_plugin_missing_on_the_target_is_named(lab, collections_path, target_w
     rows, printed, _ = run_probe(collections_path)
     assert rows["bm-packages"]["status"] == "differs", "\n".join(printed)
     assert "target lacks %s" % target_without_a_plugin in rows["bm-packages"]["found"]
+
+
+def test_prereq_fails_before_any_change_when_the_target_lacks_a_plugin(lab, collections_path,
+                                                                       target_without_a_plugin):
+    before = {h.role: snapshot(h) for h in (lab.origin, lab.target)}
+    env = dict(os.environ, ANSIBLE_CONFIG=str(TOP / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=collections_path)
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), str(TOP / "playbooks/migrate.yml"),
+                           "--tags", "prereq"], capture_output=True, text=True, env=env, cwd=str(TOP), timeout=600,
+                          check=False)
+    assert proc.returncode != 0
+    assert "lacks BlueMind packages that" in proc.stdout and target_without_a_plugin in proc.stdout, proc.stdout[-3000:]
+    assert "Nothing was changed." in proc.stdout
+    after = {h.role: snapshot(h) for h in (lab.origin, lab.target)}
+    assert after == before
