@@ -12,9 +12,18 @@ from test_playbook_check import snapshot
 NOT_OBSERVABLE_ON_A_RUNNING_LAB = {"bmctl-stop"}
 
 
-def run_probe(collections_path, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(TOP / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=collections_path,
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="")
+@pytest.fixture(scope="module")
+def plain_config(tmp_path_factory):
+    """Not the checkout's ansible.cfg: its profiling callback would print into the JSON report."""
+    config = tmp_path_factory.mktemp("probe") / "ansible.cfg"
+    config.write_text("[defaults]\n")
+    return str(config)
+
+
+def run_probe(collections_path, config, *extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=config, ANSIBLE_COLLECTIONS_PATH=collections_path,
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_SHOW_CUSTOM_STATS="true",
+               ANSIBLE_PIPELINING="true")
     proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), str(TOP / "playbooks/probe.yml")]
                           + list(extra), capture_output=True, text=True, env=env, cwd=str(TOP), timeout=600,
                           check=False)
@@ -29,10 +38,10 @@ def run_probe(collections_path, *extra):
     return dict((r["id"], r) for r in rows), printed, changed
 
 
-def test_the_lab_confirms_every_row_and_the_probe_changes_nothing(lab, collections_path):
+def test_the_lab_confirms_every_row_and_the_probe_changes_nothing(lab, collections_path, plain_config):
     before = {h.role: snapshot(h) for h in (lab.origin, lab.target)}
     for extra in ([], ["--check"]):
-        rows, printed, changed = run_probe(collections_path, *extra)
+        rows, printed, changed = run_probe(collections_path, plain_config, *extra)
         assert changed == []
         statuses = dict((i, r["status"]) for i, r in rows.items())
         wrong = dict((i, rows[i]["found"]) for i, s in statuses.items()
@@ -56,8 +65,8 @@ def hstore_in_public(lab):
                     ).stdout.strip() == "pg_catalog"
 
 
-def test_an_extension_moved_by_hand_is_named(lab, collections_path, hstore_in_public):
-    rows, printed, _ = run_probe(collections_path)
+def test_an_extension_moved_by_hand_is_named(lab, collections_path, plain_config, hstore_in_public):
+    rows, printed, _ = run_probe(collections_path, plain_config)
     assert rows["ext-pg-catalog"]["status"] == "differs"
     assert "origin bj: hstore in public" in rows["ext-pg-catalog"]["found"]
     assert "target bj: all four in pg_catalog" in rows["ext-pg-catalog"]["found"]
@@ -73,11 +82,11 @@ def target_without_a_plugin(lab):
     version = lab.target.run("dpkg-query -W -f='${Version}' %s" % package).stdout.strip()
     lab.target.run("dpkg -r %s >/dev/null" % package)
     yield package
-    lab.target.run("bm-sim-add-package %s %s >/dev/null" % (package, version.rsplit("-", 1)[0]))
+    lab.target.run("/opt/bmsim/bin/bm-sim-add-package %s %s >/dev/null" % (package, version.rsplit("-", 1)[0]))
 
 
-def test_a_plugin_missing_on_the_target_is_named(lab, collections_path, target_without_a_plugin):
-    rows, printed, _ = run_probe(collections_path)
+def test_a_plugin_missing_on_the_target_is_named(lab, collections_path, plain_config, target_without_a_plugin):
+    rows, printed, _ = run_probe(collections_path, plain_config)
     assert rows["bm-packages"]["status"] == "differs", "\n".join(printed)
     assert "target lacks %s" % target_without_a_plugin in rows["bm-packages"]["found"]
 
