@@ -159,8 +159,8 @@ def _packages(host, name):
     text = _need(host, "packages", name)
     result = {}
     for line in text.splitlines():
-        parts = line.split("\t")
-        # dpkg-query -W -f '${Package}\t${Version}\t${db:Status-Abbrev}\n': installed = "ii "
+        parts = line.split()
+        # dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\n': installed = "ii "
         if len(parts) >= 3 and parts[2].startswith("ii"):
             result[parts[0]] = parts[1]
     return result

@@ -38,7 +38,7 @@ def _host(codename, key_result=None):
         "target_active": True,
         "nginx_loaded": True,
         "core_unit": "Type=notify\nTimeoutStartUSec=5min\nLoadState=loaded",
-        "packages": "bm-core\t4.9.3884-%s\tii \nbm-plugin-x\t4.9.3884-%s\tii \nbm-old\t1\trc \n" % (codename, codename),
+        "packages": "bm-core 4.9.3884-%s ii \nbm-plugin-x 4.9.3884-%s ii \nbm-old 1 rc \n" % (codename, codename),
         "locales": "C\nC.utf8\nen_US.utf8\nPOSIX",
         "paths": "\n".join("present " + p for p in paths),
         "nginx_vhosts": "/etc/nginx/bluemind/bluemind-vhosts.conf\n/etc/nginx/bluemind/two.test/bluemind-vhosts.conf",
@@ -113,7 +113,7 @@ CHANGES = [
      "softwareVersion 4.9.4000"),
     ("api-paths", lambda o: _api_item(o["origin"], "state").update(json="running"), "state 'running'"),
     ("trees-config", lambda o: o["origin"].update(paths="absent /var/spool/cyrus"), "origin: missing /var/spool/cyrus"),
-    ("bm-packages", lambda o: o["target"].update(packages="bm-core\t4.9.3884-bookworm\tii \n"),
+    ("bm-packages", lambda o: o["target"].update(packages="bm-core 4.9.3884-bookworm ii \n"),
      "target lacks bm-plugin-x"),
     ("hollowed", lambda o: o["target"].update(paths=o["target"]["paths"].replace(
         "present /var/spool/bm-hollowed", "absent /var/spool/bm-hollowed")), "target: absent"),
