@@ -20,13 +20,13 @@ positional: expect
 options:
   _input:
     description:
-      - What the probe read, C({origin: {...}, target: {...}}); each host's keys are described in
-        C(playbooks/probe.yml). A key that is missing makes its rows V(not observable).
+      - "What the probe read, C({origin: {...}, target: {...}}); each host's keys are described in
+        C(playbooks/probe.yml). A key that is missing makes its rows V(not observable)."
     type: dict
     required: true
   expect:
     description:
-      - Inputs of the collection the probe compares with, C({trees: [...], config_paths: [...]}).
+      - "Inputs of the collection the probe compares with, C({trees: [...], config_paths: [...]})."
     type: dict
     default: {}
 """
@@ -171,7 +171,7 @@ def _paths(host, name):
     text = _need(host, "paths", name)
     result = {}
     for line in text.splitlines():
-        state, _, path = line.partition(" ")
+        state, dummy, path = line.partition(" ")
         if state in ("present", "absent") and path:
             result[path] = state == "present"
     return result
@@ -270,8 +270,8 @@ def _row_bmctl_units(observed, expect):
     found, bad = [], False
     for name in HOSTS:
         host = _host(observed, name)
-        _, parsed = _bmctl_lines(host, name)
-        printed = [unit for unit, _, _ in parsed]
+        parsed = _bmctl_lines(host, name)[1]
+        printed = [entry[0] for entry in parsed]
         units = _target_units(host, name)
         nginx_loaded = bool(host.get("nginx_loaded"))
         want = (["bm-nginx"] if nginx_loaded else []) + units
@@ -291,8 +291,8 @@ def _row_bmctl_lines(observed, expect):
         host = _host(observed, name)
         rc, parsed = _bmctl_lines(host, name)
         unknown = [line for unit, kind, line in parsed if kind == "unknown"]
-        inconsistent = any(kind in ("fail", "started_while_stopped") for _, kind, _ in parsed)
-        kinds = sorted(set(kind for _, kind, _ in parsed if kind != "unknown"))
+        inconsistent = any(entry[1] in ("fail", "started_while_stopped") for entry in parsed)
+        kinds = sorted(set(entry[1] for entry in parsed if entry[1] != "unknown"))
         if unknown or rc != (1 if inconsistent else 0):
             bad = True
             found.append("%s: exit %s%s" % (name, rc, "; unknown lines: " + " | ".join(unknown) if unknown else
@@ -311,7 +311,7 @@ def _row_bmctl_stop(observed, expect):
             found.append("%s: BlueMind runs (needs `bmctl stop`)" % name)
             continue
         seen = True
-        nginx = [kind for unit, kind, _ in parsed if unit == "bm-nginx"]
+        nginx = [entry[1] for entry in parsed if entry[0] == "bm-nginx"]
         if nginx == ["started_while_stopped"] and rc == 1:
             found.append("%s: stopped, bm-nginx up, exit 1" % name)
         elif not nginx and rc == 0:
@@ -358,7 +358,7 @@ def _systemconf(host, name):
     lines = text.splitlines()
     if not lines:
         raise NotObservable("%s: t_systemconf is empty" % name)
-    keys, _, default_domain = lines[0].partition("|")
+    keys, dummy, default_domain = lines[0].partition("|")
     return set(k for k in keys.split(",") if k), default_domain
 
 
@@ -367,7 +367,7 @@ def _row_api_infos(observed, expect):
     for name in HOSTS:
         host = _host(observed, name)
         infos = _api(host, name, "infos").get("json") or {}
-        _, default_domain = _systemconf(host, name)
+        default_domain = _systemconf(host, name)[1]
         keys = set(infos) if isinstance(infos, dict) else set()
         ok = keys == INFOS_KEYS and infos.get("defaultDomain") == default_domain
         bad = bad or not ok
@@ -380,7 +380,7 @@ def _row_systemconf_keys(observed, expect):
     found, bad = [], False
     for name in HOSTS:
         host = _host(observed, name)
-        keys, _ = _systemconf(host, name)
+        keys = _systemconf(host, name)[0]
         values = (_api(host, name, "configuration").get("json") or {}).get("values") or {}
         missing = [k for k in SYSTEMCONF_KEYS if k not in keys]
         not_in_api = [k for k in SYSTEMCONF_KEYS if k in keys and k not in values]

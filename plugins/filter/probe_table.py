@@ -47,8 +47,8 @@ def probe_table(rows):
              for line in [header] + body]
     lines.insert(1, "-+-".join("-" * w for w in widths) + "-+-" + "-" * 14)
     counts = dict((s, sum(1 for r in rows if r["status"] == s)) for s in (CONFIRMED, DIFFERS, NOT_OBSERVABLE))
-    lines.append("%d confirmed, %d differ, %d not observable" % (counts[CONFIRMED], counts[DIFFERS],
-                                                                  counts[NOT_OBSERVABLE]))
+    lines.append("%d confirmed, %d differ, %d not observable"
+                 % (counts[CONFIRMED], counts[DIFFERS], counts[NOT_OBSERVABLE]))
     return lines
 
 

@@ -1,5 +1,4 @@
 """The probe's comparison: what a real origin and target show against lab/FIDELITY.md."""
-import copy
 import re
 from pathlib import Path
 
