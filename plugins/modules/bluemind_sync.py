@@ -130,7 +130,7 @@ options:
   lock_file:
     description:
       - Lock held on the target for the whole job, so that a job left running by a controller that
-        stopped (killed, connection lost) and a rerun never write at the same time: the rerun waits
+        stopped (killed, connection lost) and a rerun never write at the same time; the rerun waits
         for it. Not taken in check mode.
     type: path
     default: /run/lock/bluemind-migration-pull.lock
