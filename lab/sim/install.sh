@@ -6,6 +6,7 @@ sim=/opt/bmsim
 install -m 755 "$sim/bin/bmctl" /usr/bin/bmctl
 install -m 755 "$sim/bin/bm-cli" /usr/bin/bm-cli
 install -m 755 "$sim/bin/bm-sim-set-version" /usr/local/sbin/bm-sim-set-version
+install -m 755 "$sim/bin/bm-sim-add-package" /usr/local/sbin/bm-sim-add-package
 install -m 755 "$sim/bin/bmsim-firstboot" /usr/local/sbin/bmsim-firstboot
 install -m 644 "$sim"/units/* /etc/systemd/system/
 cat >/usr/local/bin/bm-sim <<'SH'

@@ -52,7 +52,7 @@ EXAMPLES = r"""
 - name: Regenerate the firewall rules on the new server
   bluemind.migration.bluemind_firewall:
     api_token_file: /etc/bm/bm-core.tok
-    rules_file: /etc/bm/bm-iptables/rules.v4
+    rules_file: /etc/init.d/bm-iptables
 """
 
 RETURN = r"""

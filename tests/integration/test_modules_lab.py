@@ -264,10 +264,10 @@ def test_info_on_the_origin(lab, run_task, trees):
 
 
 def test_firewall_regenerates_the_rules_file(lab, run_task):
-    result = run_task("target", "bluemind_firewall", dict(API, rules_file="/etc/bm/bm-iptables/rules.v4"))
+    result = run_task("target", "bluemind_firewall", dict(API, rules_file="/etc/init.d/bm-iptables"))
     assert not result.get("failed"), result.get("msg")
     assert result["api_path"] == "/system/security/_updatefirewallrules" and result["task"]["state"] == "Success"
-    assert lab.target.ip in lab.target.run("cat /etc/bm/bm-iptables/rules.v4").stdout
+    assert lab.target.ip in lab.target.run("cat /etc/init.d/bm-iptables").stdout
 
 
 def test_mail_repair_waits_for_the_maps(lab, run_task):

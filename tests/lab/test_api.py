@@ -21,7 +21,7 @@ import requests
 TOP = Path(__file__).resolve().parents[2]
 CLIENTS = {4: TOP / ".venv" / "netbluemind4", 5: TOP / ".venv" / "netbluemind5"}
 CLIENT_VERSIONS = {4: "4.9.3884", 5: "5.7.3268"}
-RULES = "/etc/bm/bm-iptables/rules.v4"
+RULES = "/etc/init.d/bm-iptables"  # IptablesPath.IPTABLES_SCRIPT_PATH
 PUBLIC_PORTS = (25, 80, 110, 143, 443, 465, 587, 993, 995)
 LMTP = "lmtp:inet:127.0.0.1:2400"
 
@@ -311,12 +311,13 @@ def test_firewall_bm4(lab, origin_conf, origin_rules):
     """)
     assert out5["fault"][0] == "NOT_FOUND"
     rules = host.run(f"cat {RULES}").stdout.splitlines()
-    assert "*filter" in rules and rules[-1] == "COMMIT"
+    assert rules[0] == "#!/bin/bash" and "*filter" in rules and rules[-3:] == ["COMMIT", "RULES", "exit 0"]
     for src in ["10.98.0.7/32", "10.98.1.0/24"] + [f"{ip}/32" for ip in psql(host, "SELECT ip FROM t_server").split()]:
         assert f"-A BM-INPUT -s {src} -j ACCEPT" in rules
     for port in PUBLIC_PORTS:
         assert f"-A BM-INPUT -p tcp -m tcp --dport {port} -j ACCEPT" in rules
-    assert host.run("ls -A /etc/bm/bm-iptables").stdout.split() == ["rules.v4"]  # no temp file left
+    assert host.run("ls -A /etc/init.d | grep bm-iptables").stdout.split() == ["bm-iptables"]  # no temp file left
+    assert host.run("stat -c %a " + RULES).stdout.strip() == "755"
 
 
 def test_firewall_bm5(lab, bm5_target):

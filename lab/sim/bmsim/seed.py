@@ -31,7 +31,7 @@ import sys
 import time
 import uuid
 
-from bmsim import api, api_postfix, common, spool
+from bmsim import api, api_postfix, common, extras, spool
 from bmsim.spool import TREE
 
 SCALES = {"s": 5000, "m": 100000, "l": 1000000}
@@ -788,6 +788,11 @@ def main(argv=None):
             parser.error("%s has no host in [global]: is this a lab host?" % common.BM_INI)
         seeder.databases(ini)
         address_files(ini["host"])
+        # Beside the trees: hollowed spool, nginx vhosts, firewall script, plugin packages.
+        domains = [MAIN_DOMAIN] if args.fresh else [MAIN_DOMAIN, SECOND_DOMAIN]
+        settings = [(MAIN_DOMAIN, ini.get("external-url", FQDN))]
+        settings += [] if args.fresh else [(SECOND_DOMAIN, "mail." + SECOND_DOMAIN)]
+        common.log_event("seed", event="extras", **extras.seed(ini, domains, settings, args.seed))
     summary = seeder.summary(time.monotonic() - started, ini)
     common.log_event("seed", **summary)
     print(json.dumps(summary, sort_keys=True))
