@@ -61,6 +61,8 @@ SYSTEMCONF_KEYS = ("host", "hz-member-address", "external_url")
 # What BlueMind 4.9 / 5.x hold beside the seven trees (issue 10, point 7).
 HOLLOWED = "/var/spool/bm-hollowed"
 FIREWALL_SCRIPT = "/etc/init.d/bm-iptables"
+CYRUS_REPLICATION = "/etc/cyrus-replication"
+BM_CLI = "/usr/bin/bm-cli"
 NGINX_VHOSTS = "/etc/nginx/bluemind"
 
 # Stable ids of the rows of lab/FIDELITY.md, in its order: the probe, the table and the docs use them.
@@ -83,6 +85,11 @@ ROWS = (
     (16, "hollowed", "/var/spool/bm-hollowed (directory snapshots)"),
     (17, "nginx-vhosts", "nginx vhosts: default + one per domain of /etc/bm/domains-settings"),
     (18, "firewall-script", "firewall rules in /etc/init.d/bm-iptables"),
+    (19, "mynetworks-normalised", "My Networks normalised by the server on write"),
+    (20, "webmail-mail-host", "webmail profiles keyed by rc_users.mail_host in bj"),
+    (21, "cyrus-replication", "/etc/cyrus-replication (core_sync_host, 4.x)"),
+    (22, "backup-spool", "backup spool named after the server's address"),
+    (23, "tick-reconfigure", "bm-cli present (tick reconfigure after an address change)"),
 )
 ROW_IDS = tuple(row[1] for row in ROWS)
 
@@ -500,6 +507,26 @@ def _row_firewall(observed, expect):
     return _path_row(FIREWALL_SCRIPT, observed)
 
 
+def _row_mynetworks(observed, expect):
+    raise NotObservable("the server normalises My Networks only when it is written; a read-only probe cannot see it")
+
+
+def _row_webmail(observed, expect):
+    raise NotObservable("the probe does not read rc_users yet")
+
+
+def _row_cyrus_replication(observed, expect):
+    return _path_row(CYRUS_REPLICATION, observed)
+
+
+def _row_backup_spool(observed, expect):
+    raise NotObservable("the spool exists only where BlueMind's backup ran; the probe does not look for it")
+
+
+def _row_tick(observed, expect):
+    return _path_row(BM_CLI, observed)
+
+
 _CHECKS = {
     "ext-pg-catalog": _row_ext_pg_catalog,
     "ext-every-db": _row_ext_every_db,
@@ -519,6 +546,11 @@ _CHECKS = {
     "hollowed": _row_hollowed,
     "nginx-vhosts": _row_nginx_vhosts,
     "firewall-script": _row_firewall,
+    "mynetworks-normalised": _row_mynetworks,
+    "webmail-mail-host": _row_webmail,
+    "cyrus-replication": _row_cyrus_replication,
+    "backup-spool": _row_backup_spool,
+    "tick-reconfigure": _row_tick,
 }
 
 

