@@ -546,7 +546,7 @@ def main():
         ssh_control_path=dict(type="path", default="~/.ssh/bluemind-migration-%C"),
         rsync_path=dict(type="path"),
         preserve=dict(type="list", elements="str", default=["acls", "xattrs", "holes"],
-                        choices=["acls", "xattrs", "holes"]),
+                      choices=["acls", "xattrs", "holes"]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params

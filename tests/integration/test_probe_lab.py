@@ -3,10 +3,14 @@ changed by hand is named as differing, and the probe changes nothing, in check m
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import INVENTORY, TOP, VENV_BIN
-from test_playbook_check import snapshot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
+from labpaths import LAB_INVENTORY as INVENTORY, TOP, VENV_BIN  # noqa: E402
+from test_playbook_check import snapshot  # noqa: E402
 
 # The lab runs BlueMind on both hosts: `bmctl stop` would be a change, so this row cannot be seen.
 # seen only on a stopped host, on a write, or where a backup ran; rc_users is not read yet

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from labpaths import LAB_INVENTORY, LAB_NAME, LAB_STATE, TOP  # noqa: E402,F401  (re-exported)
+import labpaths  # noqa: E402
+from labpaths import LAB_NAME, LAB_STATE, TOP  # noqa: E402
 
 
 @dataclass

@@ -266,8 +266,8 @@ def test_build_command_preserves_acls_xattrs_and_holes_when_asked():
 
 
 def test_run_rsync_says_when_the_target_cannot_hold_acls_or_xattrs(tmp_path):
-    cmd = fake_rsync(tmp_path, "", rc=23, stderr='rsync: [receiver] set_acl: sys_acl_set_file(a, ACCESS): '
-                                                  'Operation not supported (95)\n')
+    stderr = "rsync: [receiver] set_acl: sys_acl_set_file(a, ACCESS): Operation not supported (95)\n"
+    cmd = fake_rsync(tmp_path, "", rc=23, stderr=stderr)
     with pytest.raises(rsync.RsyncError) as err:
         rsync.run_rsync(cmd, 10, allow_vanished=False)
     assert "does not support the ACLs or extended attributes" in str(err.value)
