@@ -348,3 +348,27 @@ def test_row_sync_needs_the_same_locale_and_extensions(servers):
             "the locales differ (origin en_US.UTF-8/en_US.UTF-8, target C.UTF-8/C.UTF-8)"
         target.update(locale=["en_US.UTF-8", "en_US.UTF-8"], extensions=[["hstore", "public"]])
         assert transfer.row_sync_blocker(entry, "snap")[0] == "the extensions differ"
+
+
+def test_a_pass_left_running_holds_the_rerun_back_before_anything_is_read(run_module, servers, tmp_path):
+    """Another holder of the database lock (a pass whose controller died): the rerun waits, then fails
+    naming it, and neither server was touched."""
+    import fcntl
+    path = tmp_path / "locks" / "bluemind-migration-db.lock"  # lock_dir is replaced per test (conftest)
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(str(path), os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"pid 777 since earlier")
+    other = os.open(str(path), os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        result = run_module(bluemind_db_transfer, dict(servers.args, lock_timeout=1))
+    finally:
+        os.close(other)
+        os.close(fd)
+    assert result["failed"] is True and "a database pass is still running on the target" in result["msg"]
+    assert "pid 777" in result["msg"] and servers.scripts == [] and servers.pipelines == []
+
+
+def test_the_pass_reports_how_long_it_waited_for_the_lock(run_module, servers):
+    result = run_module(bluemind_db_transfer, servers.args)
+    assert result["waited_for_lock"] == 0.0
