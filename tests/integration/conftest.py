@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,8 @@ _spec = importlib.util.spec_from_file_location("lab_conftest", TOP / "tests" / "
 _lab_conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_lab_conftest)
 lab = _lab_conftest.lab  # the session fixture of tests/lab (skips or fails when no lab is up)
-INVENTORY = _lab_conftest.labpaths.LAB_INVENTORY  # honours BMLAB_NAME like lab/lab.sh
+sys.path.insert(0, str(TOP / "tests" / "lab"))
+from labpaths import LAB_INVENTORY as INVENTORY  # noqa: E402  (honours BMLAB_NAME like lab/lab.sh)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import labpaths  # noqa: E402
 from labpaths import LAB_NAME, LAB_STATE, TOP  # noqa: E402
 
 

@@ -3,8 +3,9 @@
 The steps run in this file's order, each on what the previous one left, as an operator would live
 them: a hot sync whose controller is killed mid-pull, then rerun; a window refused because the origin
 does not answer; a window whose controller is killed in the final pull, then rolled back; the whole
-migration again, its controller killed while the live target's core starts, then rerun. At the end every file and every row of the origin is on the target, and the rollback gave the
-origin back with everything it had.
+migration again, its controller killed while the live target's core starts, then rerun. At the end
+every file and every row of the origin is on the target, and the rollback gave the origin back with
+everything it had.
 """
 import json
 import os
