@@ -512,7 +512,14 @@ def _row_mynetworks(observed, expect):
 
 
 def _row_webmail(observed, expect):
-    raise NotObservable("the probe does not read rc_users yet")
+    found, bad = [], False
+    for name in HOSTS:
+        columns = _need(_host(observed, name), "webmail_columns", name)
+        ok = columns == "mail_host,username"
+        bad = bad or not ok
+        found.append("%s: %s" % (name, "rc_users has username and mail_host" if ok else
+                                 "rc_users columns found: %s" % (columns or "none (no rc_users in bj)")))
+    return (DIFFERS if bad else CONFIRMED), found
 
 
 def _row_cyrus_replication(observed, expect):

@@ -41,6 +41,7 @@ def _host(codename, key_result=None):
         "packages": "bm-core 4.9.3884-%s ii \nbm-plugin-x 4.9.3884-%s ii \nbm-old 1 rc \n" % (codename, codename),
         "locales": "C\nC.utf8\nen_US.utf8\nPOSIX",
         "paths": "\n".join("present " + p for p in paths),
+        "webmail_columns": "mail_host,username",
         "nginx_vhosts": "/etc/nginx/bluemind/bluemind-vhosts.conf\n/etc/nginx/bluemind/two.test/bluemind-vhosts.conf",
         # lab.test is served by the default vhost (same URL); two.test has its own
         "external_url": "bluemind.lab.test",
@@ -74,8 +75,8 @@ def test_a_server_as_the_collection_assumes_confirms_every_row_but_the_stop(obse
     rows = _by_id(probe_rows(observed, EXPECT))
     assert [r["id"] for r in probe_rows(observed, EXPECT)] == [row[1] for row in ROWS]
     statuses = dict((i, r["status"]) for i, r in rows.items())
-    # seen only on a stopped host, on a write, or where a backup ran; rc_users is not read yet
-    for row in ("bmctl-stop", "mynetworks-normalised", "backup-spool", "webmail-mail-host"):
+    # seen only on a stopped host, on a write, or where a backup ran
+    for row in ("bmctl-stop", "mynetworks-normalised", "backup-spool"):
         assert statuses.pop(row) == "not observable", row
     assert set(statuses.values()) == {"confirmed"}, rows
     assert "needs `bmctl stop`" in rows["bmctl-stop"]["found"]
@@ -125,6 +126,7 @@ CHANGES = [
         "present /etc/init.d/bm-iptables", "absent /etc/init.d/bm-iptables")), "origin: absent"),
     ("cyrus-replication", lambda o: o["target"].update(paths=o["target"]["paths"].replace(
         "present /etc/cyrus-replication", "absent /etc/cyrus-replication")), "target: absent"),
+    ("webmail-mail-host", lambda o: o["target"].update(webmail_columns=""), "target: rc_users columns found: none"),
     ("tick-reconfigure", lambda o: o["target"].update(paths=o["target"]["paths"].replace(
         "present /usr/bin/bm-cli", "absent /usr/bin/bm-cli")), "target: absent"),
 ]
@@ -172,7 +174,7 @@ def test_the_table_has_one_line_per_row_and_counts(observed):
     assert lines[0].split(" | ")[:3] == ["# ", "id                   ", "status        "]
     assert len(lines) == 2 + len(ROWS) + 1
     assert re.match(r"^1 +\| ext-pg-catalog +\| differs +\| origin bj: hstore in public", lines[2])
-    assert lines[-1] == "18 confirmed, 1 differ, 4 not observable"
+    assert lines[-1] == "19 confirmed, 1 differ, 3 not observable"
 
 
 def test_fidelity_md_names_every_row_id_the_probe_uses():
