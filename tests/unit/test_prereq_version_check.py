@@ -1,16 +1,10 @@
 """The prereq version check compares the API's softwareVersion (the same on every distribution),
 and only when an API does not answer the upstream part of the bm-core package versions (built per
 distribution: 4.9.3884-bullseye, 4.9.3884-bookworm). The task runs for real with ansible-playbook."""
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
 
-TOP = Path(__file__).resolve().parents[2]
+from ansible_collections.bluemind.migration.tests.unit.role_task import run_role_task
+
 TASK = "Check the BlueMind versions and external-url"
 
 
@@ -20,22 +14,8 @@ def info(api, package, url="bluemind.lab.test"):
 
 
 def run_check(tmp_path, origin, target):
-    tasks = yaml.safe_load((TOP / "roles/prereq/tasks/checks.yml").read_text())
-    task = next(t for t in tasks if t["name"] == TASK)
-    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [task],
-             "vars": {"bluemind_origin": "bm-origin", "prereq_origin_info": origin, "prereq_target_info": target}}]
-    path = tmp_path / "play.json"
-    path.write_text(json.dumps(play))
-    config = tmp_path / "ansible.cfg"  # not the checkout's: its profiling callback would print
-    config.write_text("[defaults]\n")
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(config))
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           str(path)], capture_output=True, text=True, env=env, timeout=120, check=False)
-    try:
-        return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    except (ValueError, KeyError, IndexError):
-        raise AssertionError("ansible-playbook gave no result (exit %d): %s %s" % (
-            proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+    return run_role_task(tmp_path, "roles/prereq/tasks/checks.yml", TASK, {
+        "bluemind_origin": "bm-origin", "prereq_origin_info": origin, "prereq_target_info": target})
 
 
 def test_same_software_version_on_two_distributions_passes(tmp_path):

@@ -244,9 +244,10 @@ def test_check_mode_reads_the_origin_only(run_module, servers):
     assert result["changed"] is True
     assert servers.scripts == [] and servers.pipelines == []
     entry = dict(result["databases"][1], extensions=len(result["databases"][1]["extensions"]))
+    assert entry.pop("seconds") < 5  # a wall-clock time: its exact value depends on the machine's load
     assert entry == dict(name="bj-data", origin_size=90000000, settings=["TimeZone=GMT"], extensions=6,
                          locale=dict(collate="en_US.UTF-8", ctype="en_US.UTF-8"),
-                         method="full", reason="mode=full", seconds=0.0)
+                         method="full", reason="mode=full")
     assert not os.path.exists(servers.args["state_file"])
 
 
