@@ -41,3 +41,14 @@ CREATE TABLE IF NOT EXISTS t_mailbox_alias (
     target_uid  text NOT NULL REFERENCES t_directory_entry(uid),
     UNIQUE (domain_uid, alias)
 );
+
+-- BlueMind's directory keeps the account type as an enum (directory-schema: FULL, SIMPLE,
+-- FULL_AND_VISIO; NULL by default). PostgreSQL 13 has no CREATE TYPE IF NOT EXISTS.
+DO LANGUAGE plpgsql $$
+BEGIN
+    IF to_regtype('t_directory_entry_account_type') IS NULL THEN
+        CREATE TYPE t_directory_entry_account_type AS ENUM ('FULL', 'SIMPLE', 'FULL_AND_VISIO');
+    END IF;
+END;
+$$;
+ALTER TABLE t_directory_entry ADD COLUMN IF NOT EXISTS account_type t_directory_entry_account_type;
