@@ -5,8 +5,12 @@
 
 Used when the target already holds a copy with the same schema (an earlier pass during the hot
 phase): each table is listed on both sides as ``(md5 of the primary key, md5 of the row)`` in the
-same order, the two streams are merged, and only the rows that differ move. Tables without a
-primary key are compared whole (count and one hash) and replaced when they differ. Every read of
+same order, the two streams are merged, and only the rows that differ move. A table without a
+primary key (BlueMind has several: 4.9's ``t_mailbox_record``, the partitions of
+``t_container_changeset``, ``t_container_acl``) is listed by content: one line per distinct row
+(its hash) with the number of rows that have it, so only the rows that differ move there too, and
+rows that are exact duplicates stay as many as on the origin. A partitioned table is moved through
+its partitions (each an ordinary table). Every read of
 the origin happens in one exported snapshot, so the copy is consistent even while BlueMind writes;
 the target's changes are applied in one transaction (``session_replication_role = replica``: no
 trigger or foreign key check fires for rows that are already consistent on the origin).
@@ -95,22 +99,24 @@ class Table(object):
         self.key = key
 
     def key_hash(self):
-        return "md5(ROW(%s)::text)" % self.key
+        """What a row is found by: the hash of its key, or of all of it in a table without a key."""
+        return "md5(ROW(%s)::text)" % (self.key or self.columns)
 
     def listing_sql(self, since=None):
-        """Sorted ``key hash, row`` of every row; for a table without a key, one line ``count, row``.
+        """Sorted ``key hash, row`` of every row.
 
         ``row`` is the hash of the row's content, or, with ``since`` (a 64-bit transaction id), ``1``
-        when the row's version was written by a transaction at or after ``since``, else ``0``."""
+        when the row's version was written by a transaction at or after ``since``, else ``0``.
+        A table without a key gives one line per distinct content, ``content hash, number of rows``,
+        ``since`` or not (a row's content is all there is to find it by)."""
+        if not self.key:
+            return ("COPY (SELECT h, count(*) FROM (SELECT %s AS h FROM %s t) s GROUP BY h "
+                    "ORDER BY h COLLATE \"C\") TO STDOUT" % (self.key_hash(), self.name))
         if since is None:
             row = "md5(ROW(%s)::text)" % self.columns
-            whole = "md5(COALESCE(string_agg(h, '' ORDER BY h COLLATE \"C\"), ''))"
         else:
             row = "CASE WHEN %s >= %d THEN '1' ELSE '0' END" % (XID64, since)
-            whole = "COALESCE(max(h), '0')"
         source = "%s t CROSS JOIN (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS c) x" % self.name
-        if not self.key:
-            return "COPY (SELECT count(*), %s FROM (SELECT %s AS h FROM %s) s) TO STDOUT" % (whole, row, source)
         return "COPY (SELECT %s, %s FROM %s ORDER BY %s COLLATE \"C\") TO STDOUT" % (
             self.key_hash(), row, source, self.key_hash())
 
@@ -289,17 +295,11 @@ class RowSync(object):
         origin, origin_err = self._start(self.origin, table.listing_sql(origin_since), snapshot=self.snapshot)
         target, target_err = self._start(self.target, table.listing_sql(target_since))
         try:
-            if table.key:
-                fetch, delete, counts = merge_listings(_lines(origin.stdout), _lines(target.stdout),
-                                                       by_flags=since is not None)
-                replace = counts["target"] == 0 or len(fetch) > REPLACE_RATIO * max(counts["origin"], 1)
-            else:
-                theirs, ours = origin.stdout.read().decode(), target.stdout.read().decode()
-                fetch, delete = [], []
-                rows = int(theirs.split("\t")[0] or 0)
-                counts = dict(origin=rows, target=int(ours.split("\t")[0] or 0), same=0, changed=0, new=0, gone=0)
-                written = since is not None and "1" in (theirs.rstrip()[-1:], ours.rstrip()[-1:])
-                replace = theirs != ours or written
+            # a table without a key is listed by content (counts of each distinct row), never by flags
+            fetch, delete, counts = merge_listings(_lines(origin.stdout), _lines(target.stdout),
+                                                   by_flags=since is not None and bool(table.key))
+            # an empty table on both sides (most partitions, often) has nothing to move
+            replace = bool(fetch) and (counts["target"] == 0 or len(fetch) > REPLACE_RATIO * max(counts["origin"], 1))
         except ValueError as exc:
             origin.kill()
             target.kill()

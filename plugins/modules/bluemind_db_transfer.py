@@ -21,13 +21,18 @@ description:
     (compared as C(pg_dump --schema-only) text) and the same settings, only the rows that differ
     move. Each table with a primary key is listed on both sides, sorted by the hash of the key; the
     two listings are merged and the rows that are new, changed or gone are deleted and copied again
-    in one transaction on the target (C(session_replication_role=replica)). A table without a key,
-    or with more than half of its rows to move, is copied whole. The sequences take the origin's
-    values.
+    in one transaction on the target (C(session_replication_role=replica), so no trigger fires there and
+    counters and change sets that BlueMind's triggers keep arrive as the origin has them). A table
+    without a primary key (BlueMind 4.9's C(t_mailbox_record), C(t_container_acl), the partitions of
+    C(t_container_changeset)) is listed by content, one line per distinct row with its number of
+    copies, so there too only the rows that differ move. A partitioned table moves through its
+    partitions. A table with more than half of its rows to move is copied whole. The sequences
+    (identity columns' included) take the origin's values.
   - How rows are compared. The first pass compares the C(md5) of every row's text on both sides.
     When O(state_file) holds the ids the last pass left (both clusters' system identifier and
     timeline, both databases' oids, and the oldest transaction running on each side at its end),
-    a later pass compares transaction ids instead of contents, without reading the rows. A row
+    a later pass compares transaction ids instead of contents, without reading the rows (but for the
+    tables without a key, which only their content identifies). A row
     whose version was written (C(xmin), which freezing keeps) by a transaction at or after that
     point on either side moves, and the keys find inserts and deletes. That pass reads no TOAST
     data, which makes the cold window's pass a matter of seconds.

@@ -1,6 +1,9 @@
 import pytest
 
+import io
+
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
+    RowSync,
     Table,
     merge_listings,
     normalize_schema,
@@ -57,10 +60,76 @@ def test_table_sql_by_content_and_by_transaction_ids():
     assert table.delete_sql() == "DELETE FROM public.t_mailbox_record;"
 
 
-def test_table_without_key_is_listed_whole():
-    table = Table("public.t_log", "a,b", "")
-    assert table.listing_sql().startswith("COPY (SELECT count(*), md5(COALESCE(string_agg(h, ''")
-    assert "COALESCE(max(h), '0')" in table.listing_sql(since=10)
+def test_table_without_key_is_listed_by_content_as_a_multiset():
+    table = Table("public.t_container_acl", "container_id,subject", "")
+    listing = table.listing_sql()
+    assert listing == ('COPY (SELECT h, count(*) FROM (SELECT md5(ROW(container_id,subject)::text) AS h '
+                       'FROM public.t_container_acl t) s GROUP BY h ORDER BY h COLLATE "C") TO STDOUT')
+    # transaction ids cannot find a row without a key: the content is listed whatever `since` says
+    assert table.listing_sql(since=10) == listing
+    assert table.select_sql(["ab"]) == (
+        "COPY (SELECT container_id,subject FROM public.t_container_acl WHERE "
+        "md5(ROW(container_id,subject)::text) IN (SELECT unnest('{ab}'::text[]))) TO STDOUT")
+    assert table.delete_sql(["ab"]) == (
+        "DELETE FROM public.t_container_acl WHERE md5(ROW(container_id,subject)::text) IN "
+        "(SELECT unnest('{ab}'::text[]));")
+
+
+class FakeServer(object):
+    env = {}
+
+    def __init__(self, side, listing):
+        self.side = side
+        self.listing = listing
+
+    def psql_args(self, database):
+        return ["psql", self.side, database]
+
+
+class FakeProc(object):
+    def __init__(self, output):
+        self.stdin = io.BytesIO()
+        self.stdout = io.BytesIO(output.encode())
+
+    def wait(self, timeout=None):
+        return 0
+
+    def poll(self):
+        return 0
+
+    def kill(self):
+        pass
+
+
+def plan(origin_listing, target_listing, key="", since=None):
+    servers = dict(origin=FakeServer("origin", origin_listing), target=FakeServer("target", target_listing))
+
+    def popen(args, **kwargs):
+        return FakeProc(servers[args[1]].listing)
+
+    rows = RowSync(servers["origin"], servers["target"], "bj-data", "00000003-1", popen=popen)
+    return rows.plan_table(Table("public.t", "a,b", key), since)
+
+
+def test_table_without_key_moves_only_the_rows_that_differ():
+    # h2 is there twice on the origin, once on the target; h3 is gone from the origin
+    result = plan("h1\t1\nh2\t2\nh4\t1\n", "h1\t1\nh2\t1\nh3\t1\nh4\t1\n")
+    assert result["replace"] is False
+    assert (result["fetch"], result["delete"]) == (["h2"], ["h2", "h3"])
+
+
+def test_table_without_key_is_compared_by_content_even_by_transaction_ids():
+    same = "h1\t1\nh2\t1\nh3\t1\n"
+    result = plan(same, same, since=(100, 200))
+    assert (result["replace"], result["fetch"], result["delete"]) == (False, [], [])
+
+
+def test_an_empty_table_on_both_sides_moves_nothing():
+    for key in ("", "a"):
+        result = plan("", "", key=key)
+        assert (result["replace"], result["fetch"], result["delete"]) == (False, [], []), key
+    filled = plan("k1\th1\n", "", key="a")
+    assert filled["replace"] is True and filled["fetch"] is None
 
 
 def test_text_array_quotes_the_literal():
