@@ -246,11 +246,13 @@ databases:
       type: str
       returned: when RV(databases[].method=rows)
     rows_copied:
-      description: Rows copied from the origin by the row sync (or that would be, in check mode).
+      description: Rows copied from the origin by the row sync (or that would be, in check mode). In a table
+        without a key, rows with the same content count once.
       type: int
       returned: when RV(databases[].method=rows)
     rows_deleted:
-      description: Rows deleted on the target by the row sync, changed rows included.
+      description: Rows deleted on the target by the row sync, changed rows included. In a table without a
+        key, rows with the same content count once.
       type: int
       returned: when RV(databases[].method=rows)
     tables_changed:
