@@ -1,8 +1,12 @@
 """Comparisons of origin and target for the scenarios' testinfra verifiers."""
 import os
+import sys
 from pathlib import Path
 
 import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
+from delivery_rows import content_explained, count_explained  # noqa: E402,F401  (the scenarios' checks)
 
 TREES = ["/var/spool/cyrus", "/var/lib/cyrus", "/var/spool/bm-hsm", "/var/spool/sieve",
          "/var/spool/bm-elasticsearch", "/var/spool/bm-docs", "/var/spool/bm-filehosting"]

@@ -44,7 +44,10 @@ _value:
   elements: dict
 """
 
+import json
 import re
+
+from ansible_collections.bluemind.migration.plugins.module_utils.pg import older_major
 
 CONFIRMED = "confirmed"
 DIFFERS = "differs"
@@ -90,6 +93,10 @@ ROWS = (
     (21, "cyrus-replication", "/etc/cyrus-replication (core_sync_host, 4.x)"),
     (22, "backup-spool", "backup spool named after the server's address"),
     (23, "tick-reconfigure", "bm-cli present (tick reconfigure after an address change)"),
+    (24, "changeset-partitions", "t_container_changeset hash-partitioned (bj-data)"),
+    (25, "changeset-trigger", "trigger changelog_insert on t_container_changelog"),
+    (26, "enum-keyless", "enum t_directory_entry_account_type; t_mailbox_record without a key"),
+    (27, "pg-majors", "target's PostgreSQL major at least the origin's"),
 )
 ROW_IDS = tuple(row[1] for row in ROWS)
 
@@ -534,6 +541,58 @@ def _row_tick(observed, expect):
     return _path_row(BM_CLI, observed)
 
 
+def _origin_schema(observed, database):
+    """What the probe read of the schema of one of the origin's databases (a JSON object)."""
+    schema = _need(_host(observed, "origin"), "schema", "origin")
+    text = schema.get(database) if isinstance(schema, dict) else None
+    if isinstance(text, dict):
+        return text
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise NotObservable("origin: the schema of %s not read" % database)
+
+
+def _row_changeset_partitions(observed, expect):
+    features = _origin_schema(observed, "bj-data")
+    kind, partitions = features.get("changeset_kind"), int(features.get("changeset_partitions") or 0)
+    if kind is None:
+        return DIFFERS, ["origin bj-data: no table t_container_changeset"]
+    found = "origin bj-data: t_container_changeset %s, %d partition(s)" % (
+        "partitioned" if kind == "p" else "of kind %r (not partitioned)" % kind, partitions)
+    return (CONFIRMED if kind == "p" and partitions > 0 else DIFFERS), [found]
+
+
+def _row_changeset_trigger(observed, expect):
+    present = bool(_origin_schema(observed, "bj-data").get("changelog_trigger"))
+    return (CONFIRMED if present else DIFFERS), [
+        "origin bj-data: changelog_insert on t_container_changelog %s" % ("present" if present else "absent")]
+
+
+def _row_enum_keyless(observed, expect):
+    labels = int(_origin_schema(observed, "bj").get("account_type_labels") or 0)
+    data = _origin_schema(observed, "bj-data")
+    found = ["origin bj: t_directory_entry_account_type %s" % ("has %d labels" % labels if labels else "absent")]
+    if not data.get("mailbox_record"):
+        found.append("origin bj-data: no table t_mailbox_record")
+        return DIFFERS, found
+    keyed = bool(data.get("mailbox_record_key"))
+    found.append("origin bj-data: t_mailbox_record %s" % ("has a primary key" if keyed else "has no primary key"))
+    return (CONFIRMED if labels and not keyed else DIFFERS), found
+
+
+def _row_pg_majors(observed, expect):
+    majors = {}
+    for name in HOSTS:
+        pg = _need(_host(observed, name), "pg", name)
+        if pg.get("failed") or not pg.get("version"):
+            raise NotObservable("%s: PostgreSQL not read (%s)" % (name, pg.get("msg", "no version")))
+        majors[name] = pg["version"].split()[0]
+
+    ok = older_major(majors["target"], majors["origin"]) is None
+    return (CONFIRMED if ok else DIFFERS), ["origin %s, target %s" % (majors["origin"], majors["target"])]
+
+
 _CHECKS = {
     "ext-pg-catalog": _row_ext_pg_catalog,
     "ext-every-db": _row_ext_every_db,
@@ -558,6 +617,10 @@ _CHECKS = {
     "cyrus-replication": _row_cyrus_replication,
     "backup-spool": _row_backup_spool,
     "tick-reconfigure": _row_tick,
+    "changeset-partitions": _row_changeset_partitions,
+    "changeset-trigger": _row_changeset_trigger,
+    "enum-keyless": _row_enum_keyless,
+    "pg-majors": _row_pg_majors,
 }
 
 

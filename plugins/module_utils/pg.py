@@ -73,6 +73,18 @@ def server_major(version):
     return ".".join(parts[:2]) if parts[0].isdigit() and int(parts[0]) < 10 else parts[0]
 
 
+def older_major(version, than):
+    """A sentence when server ``version`` is of an older major than ``than`` (the origin's), else None:
+    the target's pg_dump then refuses to read the origin (pg_dump cannot dump a newer server)."""
+    def key(text):
+        return tuple(int(part) for part in server_major(text).split(".") if part.isdigit())
+    if not version or not than or not key(than) or key(version) >= key(than):
+        return None
+    return ("PostgreSQL %s here is older than the origin's %s: its pg_dump cannot read a newer server; install "
+            "PostgreSQL %s or later here (BlueMind ships the same major on both sides), then run the task again"
+            % (server_major(version), server_major(than), server_major(than)))
+
+
 def snapshot_script(snapshot, sql):
     """``sql`` run in a read-only transaction that sees the exported ``snapshot``."""
     return ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT %s;\n%s;\nCOMMIT;\n"

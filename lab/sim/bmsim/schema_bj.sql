@@ -55,3 +55,14 @@ CREATE TABLE IF NOT EXISTS rc_users (
     preferences text,
     UNIQUE (username, mail_host)
 );
+
+-- BlueMind's directory keeps the account type as an enum (directory-schema: FULL, SIMPLE,
+-- FULL_AND_VISIO; NULL by default). PostgreSQL 13 has no CREATE TYPE IF NOT EXISTS.
+DO LANGUAGE plpgsql $$
+BEGIN
+    IF to_regtype('t_directory_entry_account_type') IS NULL THEN
+        CREATE TYPE t_directory_entry_account_type AS ENUM ('FULL', 'SIMPLE', 'FULL_AND_VISIO');
+    END IF;
+END;
+$$;
+ALTER TABLE t_directory_entry ADD COLUMN IF NOT EXISTS account_type t_directory_entry_account_type;

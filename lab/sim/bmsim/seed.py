@@ -563,6 +563,9 @@ class Seeder:
         cur.executemany("INSERT INTO t_directory_entry (uid, domain_uid, login, display_name) "
                         "VALUES (%s, %s, %s, %s)",
                         [(u.uid, u.domain, u.login, u.display) for u in self.users])
+        # BlueMind's account type (an enum): every third user a simple account, the others full.
+        cur.execute("UPDATE t_directory_entry SET account_type = CASE WHEN hashtext(uid) % 3 = 0 "
+                    "THEN 'SIMPLE' ELSE 'FULL' END::t_directory_entry_account_type")
         cur.executemany("INSERT INTO t_mailbox_alias (domain_uid, alias, target_uid) VALUES (%s, %s, %s)",
                         [(d, a, u.uid) for d, a, u in self.aliases])
         # Webmail profiles (Roundcube's rc_users) of the users who opened the webmail: the IMAP host
@@ -571,8 +574,11 @@ class Seeder:
                         [(u.address, host, "en_US", 'a:1:{s:8:"timezone";s:4:"auto";}') for u in self.users])
 
     def data_rows(self, cur):
-        cur.execute("TRUNCATE t_mailbox_record, t_message_body, t_container_item, t_changeset "
-                    "RESTART IDENTITY")
+        # alone first: its truncate trigger empties the counters, which another TRUNCATE holds
+        cur.execute("TRUNCATE t_container_item RESTART IDENTITY")
+        cur.execute("TRUNCATE t_mailbox_record, t_message_body, t_changeset, "
+                    "t_container_changelog, t_container_changeset, t_conversationreference, "
+                    "t_container_acl, v_container_item_counter, t_container RESTART IDENTITY")
         if self.fresh:
             return
         target = self.files * DB_BYTES_PER_FILE
@@ -611,8 +617,9 @@ class Seeder:
         cur.executemany("INSERT INTO seed_user VALUES (%s, %s, %s)",
                         [(i, u.uid, u.display) for i, u in enumerate(self.users)])
         cur.execute(
-            "INSERT INTO t_container_item (container_uid, uid, version, value) "
+            "INSERT INTO t_container_item (container_uid, uid, version, flags, value) "
             "SELECT c.container, md5(c.container || ':' || i)::uuid::text, 1 + (i %% 3 = 0)::int, "
+            "(i %% 4 = 0)::int + 2 * (i %% 9 = 0)::int, "
             "c.head || (SELECT string_agg(b.data, '' ORDER BY k) FROM generate_series(0, %s - 1) k "
             "JOIN seed_block b ON b.id = (u.n * 31 + i * 7 + k * 13) %% %s) || c.tail "
             "FROM seed_user u CROSS JOIN LATERAL (VALUES "

@@ -1,4 +1,5 @@
 """The probe's comparison: what a real origin and target show against lab/FIDELITY.md."""
+import json
 import re
 from pathlib import Path
 
@@ -29,6 +30,21 @@ def _api(status, body):
     return {"status": status, "json": body}
 
 
+SCHEMA = {
+    "bj": json.dumps({"changeset_kind": None, "changeset_partitions": 0, "changelog_trigger": False,
+                      "account_type_labels": 3, "mailbox_record": False, "mailbox_record_key": False}),
+    "bj-data": json.dumps({"changeset_kind": "p", "changeset_partitions": 256, "changelog_trigger": True,
+                           "account_type_labels": 0, "mailbox_record": True, "mailbox_record_key": False}),
+}
+
+
+def _schema_change(database, **changes):
+    def change(observed):
+        observed["origin"]["schema"][database] = json.dumps(dict(json.loads(observed["origin"]["schema"][database]),
+                                                                 **changes))
+    return change
+
+
 def _host(codename, key_result=None):
     paths = TREES + CONFIG + ["/var/spool/bm-hollowed", "/etc/init.d/bm-iptables", "/etc/cyrus-replication",
                               "/usr/bin/bm-cli"]
@@ -46,7 +62,9 @@ def _host(codename, key_result=None):
         # lab.test is served by the default vhost (same URL); two.test has its own
         "external_url": "bluemind.lab.test",
         "domains_settings": "lab.test:bluemind.lab.test:x\ntwo.test:mail.two.test:y\n",
-        "pg": {"databases": [_db("bj"), _db("bj-data")]},
+        "pg": {"version": "15.8 (Debian 15.8-0+deb12u1)" if codename == "bookworm" else "13.16 (Debian 13.16-0+deb11u1)",
+               "databases": [_db("bj"), _db("bj-data")]},
+        "schema": dict(SCHEMA),
         "systemconf": "host,hz-member-address,external_url,default_domain|lab.test",
         "api": [
             dict(_api(200, "CORE_STATE_RUNNING"), item={"name": "state"}),
@@ -129,6 +147,14 @@ CHANGES = [
     ("webmail-mail-host", lambda o: o["target"].update(webmail_columns=""), "target: rc_users columns found: none"),
     ("tick-reconfigure", lambda o: o["target"].update(paths=o["target"]["paths"].replace(
         "present /usr/bin/bm-cli", "absent /usr/bin/bm-cli")), "target: absent"),
+    ("changeset-partitions", _schema_change("bj-data", changeset_kind="r", changeset_partitions=0),
+     "t_container_changeset of kind 'r' (not partitioned), 0 partition(s)"),
+    ("changeset-partitions", _schema_change("bj-data", changeset_kind=None), "no table t_container_changeset"),
+    ("changeset-trigger", _schema_change("bj-data", changelog_trigger=False),
+     "changelog_insert on t_container_changelog absent"),
+    ("enum-keyless", _schema_change("bj-data", mailbox_record_key=True), "t_mailbox_record has a primary key"),
+    ("enum-keyless", _schema_change("bj", account_type_labels=0), "t_directory_entry_account_type absent"),
+    ("pg-majors", lambda o: o["origin"]["pg"].update(version="16.2"), "origin 16.2, target 15.8"),
 ]
 
 
@@ -151,7 +177,10 @@ def test_what_could_not_be_read_is_not_observable_with_the_reason(observed):
     assert rows["api-paths"] == dict(rows["api-paths"], status="not observable",
                                      found="origin: state did not answer (Connection refused)")
     assert rows["ext-pg-catalog"]["found"] == "target not reached"
-    assert set(r["status"] for r in rows.values()) == {"not observable"}
+    # the schema features are read on the origin alone (what the pass must carry)
+    origin_only = ("changeset-partitions", "changeset-trigger", "enum-keyless")
+    assert set(rows[r]["status"] for r in origin_only) == {"confirmed"}
+    assert set(r["status"] for i, r in rows.items() if i not in origin_only) == {"not observable"}
 
 
 def test_a_stopped_bluemind_shows_the_stop_row(observed):
@@ -174,7 +203,7 @@ def test_the_table_has_one_line_per_row_and_counts(observed):
     assert lines[0].split(" | ")[:3] == ["# ", "id                   ", "status        "]
     assert len(lines) == 2 + len(ROWS) + 1
     assert re.match(r"^1 +\| ext-pg-catalog +\| differs +\| origin bj: hstore in public", lines[2])
-    assert lines[-1] == "19 confirmed, 1 differ, 3 not observable"
+    assert lines[-1] == "23 confirmed, 1 differ, 3 not observable"
 
 
 def test_fidelity_md_names_every_row_id_the_probe_uses():
@@ -185,3 +214,12 @@ def test_fidelity_md_names_every_row_id_the_probe_uses():
     assert numbers == list(range(1, len(ROWS) + 1))
     ids = re.findall(r"^\| (\d+) \| `([a-z0-9-]+)` \|", probe_section, re.M)
     assert [(int(n), i) for n, i in ids] == [row[:2] for row in ROWS]
+
+
+def test_the_schema_rows_are_not_observable_when_psql_failed(observed):
+    observed["origin"]["schema"] = {"bj": "", "bj-data": ""}
+    rows = _by_id(probe_rows(observed, EXPECT))
+    for row in ("changeset-partitions", "changeset-trigger", "enum-keyless"):
+        assert rows[row]["status"] == "not observable", row
+        assert "the schema of" in rows[row]["found"]
+    assert rows["pg-majors"]["status"] == "confirmed"

@@ -373,3 +373,24 @@ def test_a_pass_left_running_holds_the_rerun_back_before_anything_is_read(run_mo
 def test_the_pass_reports_how_long_it_waited_for_the_lock(run_module, servers):
     result = run_module(bluemind_db_transfer, servers.args)
     assert result["waited_for_lock"] == 0.0
+
+
+def test_row_sync_lists_no_table_that_is_empty_on_both_sides():
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
+    transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
+    transfer.target.query.return_value = [("public.t_a", "id,x", "id"), ("public.t_b", "id", "id"), ("public.t_c", "id", "")]
+    origin = dict(counts={"public.t_a": 0, "public.t_b": 3, "public.t_c": 0}, sequences=[])
+    target = dict(counts={"public.t_a": 0, "public.t_b": 3, "public.t_c": 1})
+    listed = []
+
+    def plan(table, since=None):
+        listed.append(table.name)
+        return dict(table=table, fetch=[], delete=["k"] if table.name == "public.t_c" else [], replace=False,
+                    counts=dict(origin=origin["counts"][table.name], target=target["counts"][table.name]))
+
+    entry = dict(name="bj-data")
+    with mock.patch(MODULE + "RowSync") as row_sync:
+        row_sync.return_value.plan_table.side_effect = plan
+        transfer.sync_rows(entry, "snap", False, None, origin, target)
+    assert sorted(listed) == ["public.t_b", "public.t_c"]  # t_a: empty on both sides, t_c: a row to delete
+    assert entry["tables_changed"] == 1 and entry["rows_deleted"] == 1

@@ -99,3 +99,20 @@ def test_connection_error_fails_with_the_server_message(run_module, commands, tm
     assert "reading the version on the 127.0.0.1:5432 server" in result["msg"]
     assert "password authentication failed" in result["msg"]
     assert_no_secret(result, PASSWORD)
+
+
+@pytest.mark.parametrize("origin, missing", [
+    ("13.16 (Debian 13.16-0+deb11u1)", False),
+    ("15.2", False),
+    ("16.2-bluemind1055", True),
+    ("9.6.24", False),
+])
+def test_an_older_major_on_the_target_is_missing(run_module, server, origin, missing):
+    result = run_module(bluemind_pg_info, dict(server.args, required_version=origin))
+    assert not result.get("failed")
+    if missing:
+        assert result["missing"] == [
+            "PostgreSQL 15 here is older than the origin's 16: its pg_dump cannot read a newer server; install "
+            "PostgreSQL 16 or later here (BlueMind ships the same major on both sides), then run the task again"]
+    else:
+        assert result["missing"] == []
