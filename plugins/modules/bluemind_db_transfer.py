@@ -68,12 +68,6 @@ options:
     type: list
     elements: str
     default: [bj, bj-data]
-  db_user:
-    description:
-      - PostgreSQL user on both servers, and owner of the databases created on the target. It must be
-        allowed to create databases on the target (BlueMind's C(bj) is a superuser).
-    type: str
-    default: bj
   origin_db_port:
     description:
       - Port of PostgreSQL on the origin's loopback interface, the far end of the tunnel.
@@ -104,11 +98,6 @@ options:
         C(127.0.0.1) on the tunnel's port, so its line should be C(127.0.0.1:*:*:bj:<password>),
         after the target's own line.
     type: path
-  maintenance_db:
-    description:
-      - Database to connect to when dropping and creating databases and reading settings.
-    type: str
-    default: postgres
   tunnel_port:
     description:
       - Local port of the tunnel on the target; V(0) picks a free one.
@@ -135,13 +124,10 @@ options:
         sequences exactly.
     type: bool
     default: false
-  pg_bin_dir:
-    description:
-      - Directory of the target's C(pg_dump) and C(psql), for example V(/usr/lib/postgresql/15/bin).
-        By default the ones found in E(PATH).
-    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - bluemind.migration.pg
+  - bluemind.migration.pg.maintenance
   - bluemind.migration.ssh
   - bluemind.migration.lock
 attributes:
@@ -162,6 +148,9 @@ notes:
     their comparison reads an empty catalog. Large objects that something else keeps changing in
     BlueMind's databases make every pass a whole copy; their contents are read on both sides at
     every pass (in parts of 1 MiB, so an object of any size can be compared).
+  - O(db_user) is the user on both servers and the owner of the databases created on the target; it must
+    be allowed to create databases there (BlueMind's C(bj) is a superuser). O(pg_bin_dir) holds the
+    target's C(pg_dump) and C(psql), the newer ones.
   - Reading large objects needs O(db_user) to be a superuser or to have C(SELECT) on each of them, as
     C(pg_dump) does.
 author:
@@ -337,6 +326,8 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     alter_database_set,
     create_extension_sql,
     missing_requirements,
+    pg_argument_spec,
+    pg_maintenance_argument_spec,
     quote_ident,
     quote_literal,
     stream_pipeline,
@@ -653,18 +644,17 @@ def save_state(path, state):
 def main():
     argument_spec = ssh_argument_spec()
     argument_spec.update(lock_argument_spec())
+    argument_spec.update(pg_argument_spec())
+    argument_spec.update(pg_maintenance_argument_spec())
     argument_spec.update(
         databases=dict(type="list", elements="str", default=["bj", "bj-data"]),
-        db_user=dict(type="str", default="bj"),
         origin_db_port=dict(type="int", default=5432),
         origin_db_password=dict(type="str", no_log=True),
         target_db_host=dict(type="str", default="127.0.0.1"),
         target_db_port=dict(type="int", default=5432),
         target_db_password=dict(type="str", no_log=True),
         pgpass_file=dict(type="path"),
-        maintenance_db=dict(type="str", default="postgres"),
         tunnel_port=dict(type="int", default=0),
-        pg_bin_dir=dict(type="path"),
         mode=dict(type="str", default="sync", choices=["sync", "full"]),
         state_file=dict(type="path"),
         origin_serving=dict(type="bool", default=False),
