@@ -45,6 +45,28 @@ CONTRIB_EXTENSIONS = frozenset((
 ))
 
 
+def pg_argument_spec():
+    """The PostgreSQL user and client tools (documented by the ``bluemind.migration.pg`` fragment)."""
+    return dict(
+        db_user=dict(type="str", default="bj"),
+        pg_bin_dir=dict(type="path"),
+    )
+
+
+def pg_server_argument_spec():
+    """One server reached from the managed host (fragment ``bluemind.migration.pg.server``)."""
+    return dict(
+        db_password=dict(type="str", no_log=True),
+        db_host=dict(type="str", default="127.0.0.1"),
+        db_port=dict(type="int", default=5432),
+    )
+
+
+def pg_maintenance_argument_spec():
+    """The database to connect to for what is not about one database (fragment ``bluemind.migration.pg.maintenance``)."""
+    return dict(maintenance_db=dict(type="str", default="postgres"))
+
+
 def create_extension_sql(name, schema):
     """``CREATE EXTENSION`` of one extension in the schema it has on the origin."""
     return "CREATE EXTENSION IF NOT EXISTS %s WITH SCHEMA %s;" % (quote_ident(name), quote_ident(schema))

@@ -66,9 +66,27 @@ XID64 = ("(((x.c >> 32) - CASE WHEN t.xmin::text::bigint > (x.c & 4294967295) TH
 IDENTITY_SQL = (
     "SELECT " + DATABASE_IDENT + ", txid_snapshot_xmin(txid_current_snapshot()), txid_snapshot_xmax(txid_current_snapshot())"
 )
+# Large objects are read in parts of this many bytes (lo_get of a whole object fails above 1 GB).
+LARGE_OBJECT_PART = 1 << 20
+# The database's large objects as ``[count, digest]``: what a whole pg_dump carries of them (contents,
+# owner, ACL, comment) and the row sync does not (they live in catalogs, not in the database's tables).
+# One JSON line per object in oid order, md5 of them all; the content's digest is the md5 of its parts'
+# md5s, read with lo_get (sparse objects read as zeros, as pg_dump writes them); the ACL's items are
+# sorted and a default ACL spelt out (acldefault), as a restore may store either. No large object: one
+# empty scan of pg_largeobject_metadata.
+LARGE_OBJECTS_SQL = (
+    "(SELECT json_build_array(count(*), md5(COALESCE(string_agg(json_build_array(m.oid::bigint, "
+    "pg_get_userbyid(m.lomowner), (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM "
+    "unnest(COALESCE(m.lomacl, acldefault('L', m.lomowner))) a), obj_description(m.oid, 'pg_largeobject'), "
+    "c.size, c.digest)::text, E'\\n' ORDER BY m.oid), ''))) "
+    "FROM pg_largeobject_metadata m CROSS JOIN LATERAL (WITH RECURSIVE part(o, b) AS ("
+    "SELECT 0::bigint, lo_get(m.oid, 0, {part}) UNION ALL SELECT part.o + {part}, lo_get(m.oid, part.o + {part}, {part}) "
+    "FROM part WHERE length(part.b) = {part}) "
+    "SELECT sum(length(part.b)) AS size, md5(string_agg(md5(part.b), '' ORDER BY part.o)) AS digest FROM part) c)"
+).format(part=LARGE_OBJECT_PART)
 # Everything a pass compares, of one database, in one query (one psql instead of ten): the ids of
 # IDENTITY_SQL, the database's settings, locale (LC_COLLATE, LC_CTYPE), extensions (name, schema),
-# every table's exact row count and every sequence.
+# every table's exact row count, every sequence and the large objects (LARGE_OBJECTS_SQL).
 FACTS_SQL = (
     "SELECT json_build_object("
     "'ident', " + DATABASE_IDENT + ", "
@@ -84,7 +102,8 @@ FACTS_SQL = (
     "n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n FROM " + USER_TABLES + ") q), "
     "'sequences', (SELECT COALESCE(json_agg(json_build_array(quote_ident(schemaname) || '.' || "
     "quote_ident(sequencename), COALESCE(last_value, start_value), last_value IS NOT NULL) ORDER BY schemaname, sequencename), '[]') "
-    "FROM pg_sequences))"
+    "FROM pg_sequences), "
+    "'large_objects', " + LARGE_OBJECTS_SQL + ")"
 )
 # Above this share of a table's rows, the whole table is copied again rather than row by row.
 REPLACE_RATIO = 0.5

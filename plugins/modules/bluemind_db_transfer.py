@@ -49,12 +49,16 @@ description:
     carry) are applied, and every extension the origin's database has in C(pg_catalog) or C(public)
     is created in that same schema (an extension in a schema of its own is created by the dump,
     after its schema), then C(pg_dump | psql -v ON_ERROR_STOP=1) streams the data without a
-    temporary file; the exit codes of both tools are checked.
+    temporary file; the exit codes of both tools are checked. A dump of a whole database carries its
+    large objects too (contents, owners, ACLs, comments), with their oids.
   - Afterwards, for every table, the exact row count (C(count(*))) on both sides and the value of
-    every sequence are compared, as are the settings, the locale and the extensions (name and
-    schema); any difference fails the task.
-  - A row sync needs the same locale and extensions on both sides too; otherwise the database is
-    copied whole.
+    every sequence are compared, as are the settings, the locale, the extensions (name and
+    schema) and the large objects (their number and one digest of every object's oid, owner, ACL,
+    comment and content); any difference fails the task.
+  - A row sync needs the same locale and extensions on both sides too, and the same large objects
+    (compared as after a pass, in the same snapshot). The row sync moves table rows only, so a large
+    object created, changed or unlinked on the origin since the last pass makes the database copied
+    whole, with the reason C(the large objects differ).
   - Passwords reach the PostgreSQL tools only through the environment (C(PGPASSWORD)) or a pgpass
     file (C(PGPASSFILE)), never through their command line.
 options:
@@ -64,12 +68,6 @@ options:
     type: list
     elements: str
     default: [bj, bj-data]
-  db_user:
-    description:
-      - PostgreSQL user on both servers, and owner of the databases created on the target. It must be
-        allowed to create databases on the target (BlueMind's C(bj) is a superuser).
-    type: str
-    default: bj
   origin_db_port:
     description:
       - Port of PostgreSQL on the origin's loopback interface, the far end of the tunnel.
@@ -100,11 +98,6 @@ options:
         C(127.0.0.1) on the tunnel's port, so its line should be C(127.0.0.1:*:*:bj:<password>),
         after the target's own line.
     type: path
-  maintenance_db:
-    description:
-      - Database to connect to when dropping and creating databases and reading settings.
-    type: str
-    default: postgres
   tunnel_port:
     description:
       - Local port of the tunnel on the target; V(0) picks a free one.
@@ -131,13 +124,10 @@ options:
         sequences exactly.
     type: bool
     default: false
-  pg_bin_dir:
-    description:
-      - Directory of the target's C(pg_dump) and C(psql), for example V(/usr/lib/postgresql/15/bin).
-        By default the ones found in E(PATH).
-    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - bluemind.migration.pg
+  - bluemind.migration.pg.maintenance
   - bluemind.migration.ssh
   - bluemind.migration.lock
 attributes:
@@ -154,6 +144,15 @@ attributes:
 notes:
   - Stop BlueMind on the target first, a database in use there cannot be dropped. The origin may
     still serve; the last pass, with BlueMind stopped on the origin, makes the copy final.
+  - BlueMind's own schemas and code create no large objects (its binary columns are C(bytea)), so
+    their comparison reads an empty catalog. Large objects that something else keeps changing in
+    BlueMind's databases make every pass a whole copy; their contents are read on both sides at
+    every pass (in parts of 1 MiB, so an object of any size can be compared).
+  - O(db_user) is the user on both servers and the owner of the databases created on the target; it must
+    be allowed to create databases there (BlueMind's C(bj) is a superuser). O(pg_bin_dir) holds the
+    target's C(pg_dump) and C(psql), the newer ones.
+  - Reading large objects needs O(db_user) to be a superuser or to have C(SELECT) on each of them, as
+    C(pg_dump) does.
 author:
   - bluemind.migration contributors (@bluemind-migration)
 """
@@ -268,6 +267,10 @@ databases:
       description: Sequences compared.
       type: int
       returned: when not in check mode
+    large_objects:
+      description: Large objects compared (the same on both sides).
+      type: int
+      returned: when not in check mode
 bytes:
   description: Sum of RV(databases[].bytes).
   returned: always
@@ -323,6 +326,8 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     alter_database_set,
     create_extension_sql,
     missing_requirements,
+    pg_argument_spec,
+    pg_maintenance_argument_spec,
     quote_ident,
     quote_literal,
     stream_pipeline,
@@ -444,9 +449,9 @@ class Transfer(object):
         """What a pass compares of one database, in one query (see FACTS_SQL)."""
         return json.loads(server.query(self.run, name, FACTS_SQL, "reading the database's state", snapshot)[0][0])
 
-    def row_sync_blocker(self, entry, snapshot):
+    def row_sync_blocker(self, entry, snapshot, origin):
         """Why the target's copy of a database cannot be brought up to date row by row, or None;
-        with the target's state when it can."""
+        with the target's state when it can. ``origin``: the origin's FACTS_SQL in ``snapshot``."""
         name = entry["name"]
         if not self.target.query(self.run, self.maintenance_db,
                                  "SELECT 1 FROM pg_database WHERE datname = %s" % quote_literal(name),
@@ -466,6 +471,10 @@ class Transfer(object):
             at = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
             return "the schemas differ (origin: %r, target: %r)" % (
                 theirs[at] if at < len(theirs) else "end", ours[at] if at < len(ours) else "end"), None
+        if target["large_objects"] != origin["large_objects"]:
+            # pg_dump carries large objects, the row sync only tables: the whole copy carries them
+            return "the large objects differ (%s; the row sync moves table rows only)" % (
+                large_objects_text(origin["large_objects"], target["large_objects"])), None
         return None, target
 
     def record_state(self):
@@ -497,7 +506,7 @@ class Transfer(object):
         started = time.monotonic()
         with Snapshot(self.origin, name) as snapshot:
             origin = self.facts(self.origin, name, snapshot.id)
-            reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id)
+            reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id, origin)
             if reason is None:
                 try:
                     self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin, target), origin, target)
@@ -539,8 +548,8 @@ class Transfer(object):
             entry["bytes"] = rows.apply(changed, sequences)
 
     def compare(self, name, origin, target):
-        """Settings, locale, extensions, tables, row counts and sequences of the two copies (as FACTS_SQL reads them,
-        the origin in the pass's snapshot); raise on any difference.
+        """Settings, locale, extensions, tables, row counts, sequences and large objects of the two copies (as
+        FACTS_SQL reads them, the origin in the pass's snapshot); raise on any difference.
 
         The snapshot makes the origin's side exact even while BlueMind writes, but for sequences, which
         no snapshot holds: while the origin serves (``origin_serving``) they may be ahead there, never
@@ -569,18 +578,28 @@ class Transfer(object):
                      for s, v in sorted(sequences.items())
                      if v != target_sequences.get(s)
                      and not (self.origin_serving and sequence_behind(target_sequences.get(s), v))]
+        if target["large_objects"] != origin["large_objects"]:
+            problems.append("large objects: %s" % large_objects_text(origin["large_objects"], target["large_objects"]))
         if problems:
             raise PgError(
                 "database %s differs after the copy (%d difference(s)): %s%s; was BlueMind still "
                 "writing on the origin? Stop it and run the task again" % (
                     name, len(problems), "; ".join(problems[:MAX_LISTED_DIFFERENCES]),
                     " ..." if len(problems) > MAX_LISTED_DIFFERENCES else ""))
-        return dict(tables=len(counts), rows=sum(int(c) for c in counts.values()), sequences=len(sequences))
+        return dict(tables=len(counts), rows=sum(int(c) for c in counts.values()), sequences=len(sequences),
+                    large_objects=int(origin["large_objects"][0]))
 
 
 def extension_set(extensions):
     """``{name: schema}`` of extensions given as FACTS_SQL's ``[name, schema]`` or as ``{name, schema}``."""
     return dict((e["name"], e["schema"]) if isinstance(e, dict) else (e[0], e[1]) for e in extensions)
+
+
+def large_objects_text(origin, target):
+    """How two ``[count, digest]`` of LARGE_OBJECTS_SQL differ, in words."""
+    if origin[0] != target[0]:
+        return "%s on the origin, %s on the target" % (origin[0], target[0])
+    return "%s on both sides, but their contents, owners, ACLs or comments differ" % origin[0]
 
 
 def sequence_text(value, called):
@@ -630,18 +649,17 @@ def save_state(path, state):
 def main():
     argument_spec = ssh_argument_spec()
     argument_spec.update(lock_argument_spec())
+    argument_spec.update(pg_argument_spec())
+    argument_spec.update(pg_maintenance_argument_spec())
     argument_spec.update(
         databases=dict(type="list", elements="str", default=["bj", "bj-data"]),
-        db_user=dict(type="str", default="bj"),
         origin_db_port=dict(type="int", default=5432),
         origin_db_password=dict(type="str", no_log=True),
         target_db_host=dict(type="str", default="127.0.0.1"),
         target_db_port=dict(type="int", default=5432),
         target_db_password=dict(type="str", no_log=True),
         pgpass_file=dict(type="path"),
-        maintenance_db=dict(type="str", default="postgres"),
         tunnel_port=dict(type="int", default=0),
-        pg_bin_dir=dict(type="path"),
         mode=dict(type="str", default="sync", choices=["sync", "full"]),
         state_file=dict(type="path"),
         origin_serving=dict(type="bool", default=False),

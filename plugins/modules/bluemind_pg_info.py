@@ -28,30 +28,6 @@ options:
     type: list
     elements: str
     default: [bj, bj-data]
-  db_user:
-    description:
-      - PostgreSQL user (BlueMind's C(bj)).
-    type: str
-    default: bj
-  db_password:
-    description:
-      - Password of O(db_user) (C(password) in C(/etc/bm/bm.ini)). Leave it out to use a pgpass file.
-    type: str
-  db_host:
-    description:
-      - Host of the PostgreSQL server.
-    type: str
-    default: 127.0.0.1
-  db_port:
-    description:
-      - Port of the PostgreSQL server.
-    type: int
-    default: 5432
-  maintenance_db:
-    description:
-      - Database to connect to for what is not about one database.
-    type: str
-    default: postgres
   required_extensions:
     description:
       - Extensions a copy of the origin's databases needs (RV(extensions) of the origin).
@@ -69,12 +45,11 @@ options:
       - Version of the origin's server (RV(version) of the origin). A server of an older major is
         reported in RV(missing), as the target's C(pg_dump) reads the origin and cannot read a newer server.
     type: str
-  pg_bin_dir:
-    description:
-      - Directory of C(psql). By default the one found in E(PATH).
-    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - bluemind.migration.pg
+  - bluemind.migration.pg.server
+  - bluemind.migration.pg.maintenance
 attributes:
   check_mode:
     support: full
@@ -169,6 +144,9 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     EXTENSIONS_SQL,
     PgError,
     PgServer,
+    pg_argument_spec,
+    pg_maintenance_argument_spec,
+    pg_server_argument_spec,
     missing_requirements,
     older_major,
     quote_literal,
@@ -190,21 +168,16 @@ def describe(server, run_command, maintenance_db, name):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            databases=dict(type="list", elements="str", default=["bj", "bj-data"]),
-            db_user=dict(type="str", default="bj"),
-            db_password=dict(type="str", no_log=True),
-            db_host=dict(type="str", default="127.0.0.1"),
-            db_port=dict(type="int", default=5432),
-            maintenance_db=dict(type="str", default="postgres"),
-            required_extensions=dict(type="list", elements="str", default=[]),
-            required_locales=dict(type="list", elements="str", default=[]),
-            required_version=dict(type="str"),
-            pg_bin_dir=dict(type="path"),
-        ),
-        supports_check_mode=True,
+    argument_spec = pg_argument_spec()
+    argument_spec.update(pg_server_argument_spec())
+    argument_spec.update(pg_maintenance_argument_spec())
+    argument_spec.update(
+        databases=dict(type="list", elements="str", default=["bj", "bj-data"]),
+        required_extensions=dict(type="list", elements="str", default=[]),
+        required_locales=dict(type="list", elements="str", default=[]),
+        required_version=dict(type="str"),
     )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     bin_dir = params["pg_bin_dir"] or os.path.dirname(module.get_bin_path("psql", required=True))
     server = PgServer("%s:%s" % (params["db_host"], params["db_port"]), bin_dir, params["db_host"],

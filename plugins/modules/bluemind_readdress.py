@@ -36,26 +36,6 @@ options:
       - The server's address now.
     type: str
     required: true
-  db_user:
-    description:
-      - PostgreSQL user (BlueMind's C(bj)).
-    type: str
-    default: bj
-  db_password:
-    description:
-      - Password of O(db_user) (C(password) in C(/etc/bm/bm.ini)). Goes to C(psql) through the
-        environment, never argv.
-    type: str
-  db_host:
-    description:
-      - Host of the PostgreSQL server.
-    type: str
-    default: 127.0.0.1
-  db_port:
-    description:
-      - Port of the PostgreSQL server.
-    type: int
-    default: 5432
   db_name:
     description:
       - Database holding C(rc_users) (BlueMind's C(bj)).
@@ -71,12 +51,10 @@ options:
       - Folder of the backup spools, one per server address.
     type: path
     default: /var/backups/bluemind/dp_spool/rsync
-  pg_bin_dir:
-    description:
-      - Directory of C(psql). By default the one found in E(PATH).
-    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - bluemind.migration.pg
+  - bluemind.migration.pg.server
 attributes:
   check_mode:
     support: full
@@ -140,7 +118,12 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.bluemind.migration.plugins.module_utils.pg import PgError, PgServer
+from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
+    PgError,
+    PgServer,
+    pg_argument_spec,
+    pg_server_argument_spec,
+)
 from ansible_collections.bluemind.migration.plugins.module_utils import readdress
 
 
@@ -175,21 +158,16 @@ def webmail(module, server, old, new):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            old_addresses=dict(type="list", elements="str", required=True),
-            new_address=dict(type="str", required=True),
-            db_user=dict(type="str", default="bj"),
-            db_password=dict(type="str", no_log=True),
-            db_host=dict(type="str", default="127.0.0.1"),
-            db_port=dict(type="int", default=5432),
-            db_name=dict(type="str", default="bj"),
-            cyrus_replication_path=dict(type="path", default="/etc/cyrus-replication"),
-            backup_spool=dict(type="path", default="/var/backups/bluemind/dp_spool/rsync"),
-            pg_bin_dir=dict(type="path"),
-        ),
-        supports_check_mode=True,
+    argument_spec = pg_argument_spec()
+    argument_spec.update(pg_server_argument_spec())
+    argument_spec.update(
+        old_addresses=dict(type="list", elements="str", required=True),
+        new_address=dict(type="str", required=True),
+        db_name=dict(type="str", default="bj"),
+        cyrus_replication_path=dict(type="path", default="/etc/cyrus-replication"),
+        backup_spool=dict(type="path", default="/var/backups/bluemind/dp_spool/rsync"),
     )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     new = params["new_address"]
     old = sorted(set(a for a in params["old_addresses"] if a and a != new))

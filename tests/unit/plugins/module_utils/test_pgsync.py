@@ -3,6 +3,8 @@ import pytest
 import io
 
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
+    FACTS_SQL,
+    LARGE_OBJECTS_SQL,
     RowSync,
     Table,
     merge_listings,
@@ -151,3 +153,14 @@ def test_normalize_schema_keeps_only_statements():
     assert normalize_schema(target.replace("integer", "bigint")) != normalize_schema(origin)
     # an extension in another schema is another schema: the row sync does not apply
     assert normalize_schema(target.replace("SCHEMA pg_catalog", "SCHEMA public")) != normalize_schema(origin)
+
+
+def test_facts_read_every_large_object_as_a_dump_carries_it():
+    """The row sync moves tables only: the facts of a pass hold what a dump carries of large objects
+    (oid, owner, ACL, comment, content), to compare both sides (lab test: test_large_objects_lab.py)."""
+    assert FACTS_SQL.endswith("'large_objects', " + LARGE_OBJECTS_SQL + ")")
+    for part in ("FROM pg_largeobject_metadata m", "pg_get_userbyid(m.lomowner)", "acldefault('L', m.lomowner)",
+                 "obj_description(m.oid, 'pg_largeobject')", "ORDER BY m.oid",
+                 # the content in parts of 1 MiB until a short one: lo_get of a whole object stops at 1 GB
+                 "lo_get(m.oid, part.o + 1048576, 1048576) FROM part WHERE length(part.b) = 1048576"):
+        assert part in LARGE_OBJECTS_SQL, part

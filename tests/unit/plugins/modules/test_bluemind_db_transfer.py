@@ -12,6 +12,7 @@ from ...conftest import assert_no_secret
 ORIGIN_PW, TARGET_PW = "0rigin-pw-123", "t4rget-pw-456"
 TUNNEL_PORT = 15432
 MODULE = "ansible_collections.bluemind.migration.plugins.modules.bluemind_db_transfer."
+NO_LARGE_OBJECT = "d41d8cd98f00b204e9800998ecf8427e"  # md5 of nothing
 
 
 class FakeTunnel(object):
@@ -48,6 +49,10 @@ class Servers(object):
         self.pipelines = []
         self.snapshot_queries = []
         self.sequences = {"origin": "public.seq\x1f15\0", "target": "public.seq\x1f15\0"}
+        # LARGE_OBJECTS_SQL's [count, digest]: none, as in BlueMind's databases; the origin's (the same
+        # in every database) and the target's, per database, from the dump
+        self.origin_large_objects = [0, NO_LARGE_OBJECT]
+        self.target_large_objects = {}
         # BlueMind's extensions: four in pg_catalog (with plpgsql), pg_stat_statements in public
         self.origin_extensions = [("btree_gin", "pg_catalog"), ("hstore", "pg_catalog"), ("ltree", "pg_catalog"),
                                   ("pg_stat_statements", "public"), ("plpgsql", "pg_catalog"),
@@ -78,6 +83,7 @@ class Servers(object):
                 if line.startswith("CREATE DATABASE"):  # ... LC_COLLATE 'x' LC_CTYPE 'y';
                     self.target_locales[line.split('"')[1]] = [line.split("'")[3], line.split("'")[5]]
                     self.target_extensions[line.split('"')[1]] = {"plpgsql": "pg_catalog"}  # template0's
+                    self.target_settings[line.split('"')[1]] = []  # a new database
                 if line.startswith("CREATE EXTENSION IF NOT EXISTS"):  # "name" WITH SCHEMA "schema";
                     self.target_extensions.setdefault(database, {})[line.split('"')[1]] = line.split('"')[3]
                 if line.startswith("ALTER DATABASE"):  # ALTER DATABASE "db" SET "name" TO 'value';
@@ -99,7 +105,12 @@ class Servers(object):
                 extensions = sorted([n, s] for n, s in self.target_extensions.get(database, {}).items())
             return 0, json.dumps(dict(ident="%s-cluster/1/16384" % side, xmin=700, xmax=705, settings=settings,
                                       locale=locale, extensions=extensions, counts=counts,
-                                      sequences=sequences)) + "\0", ""
+                                      sequences=sequences, large_objects=self.origin_large_objects if side == "origin"
+                                      else self.target_large_objects.get(database, [0, NO_LARGE_OBJECT]))) + "\0", ""
+        if sql.startswith("SELECT 1 FROM pg_database WHERE datname = "):  # a copy on the target?
+            return 0, "1\0" if sql.split("'")[1] in self.target_locales else "", ""
+        if "attgenerated" in sql:  # TABLE_COLUMNS_SQL: name, columns, key
+            return 0, "public.t_a\x1fid,a\x1fid\0public.t_b\x1fid,b\x1fid\0", ""
         if "pg_control_system" in sql:
             return 0, "%s-cluster/1/16384\x1f700\x1f705\0" % side, ""
         if sql == "SHOW server_version":
@@ -132,6 +143,8 @@ class Servers(object):
         created = self.target_extensions.setdefault(consumer[consumer.index("-d") + 1], {})
         for name, schema in self.origin_extensions:
             created.setdefault(name, schema)
+        # and the large objects, as a dump of a whole database does
+        self.target_large_objects[consumer[consumer.index("-d") + 1]] = list(self.origin_large_objects)
         return 4096, 0, 0, "", ""
 
 
@@ -140,6 +153,9 @@ def servers(commands, tmp_path):
     for tool in ("pg_dump", "psql"):
         (tmp_path / tool).write_text("#!/bin/sh\n")
         (tmp_path / tool).chmod(0o755)
+    # pg_dump --schema-only: the same schema on both sides
+    commands.add(lambda a: a[0].endswith("/pg_dump") and "--schema-only" in a,
+                 (0, "-- dump\nCREATE TABLE public.t_a (id integer PRIMARY KEY, a text);\n", ""))
     (tmp_path / "key").write_text("KEY")
     (tmp_path / "known_hosts").write_text("origin ssh-ed25519 AAAA\n")
     fake = Servers()
@@ -147,9 +163,26 @@ def servers(commands, tmp_path):
     fake.args = dict(origin_host="192.0.2.10", ssh_key=str(tmp_path / "key"), known_hosts=str(tmp_path / "known_hosts"),
                      origin_db_password=ORIGIN_PW, target_db_password=TARGET_PW, pg_bin_dir=str(tmp_path),
                      mode="full", state_file=str(tmp_path / "state" / "db-sync.json"))
+    fake.row_syncs = []
     with mock.patch(MODULE + "Tunnel", FakeTunnel), mock.patch(MODULE + "stream_pipeline", fake.pipeline), \
-            mock.patch(MODULE + "Snapshot", FakeSnapshot):
+            mock.patch(MODULE + "Snapshot", FakeSnapshot), \
+            mock.patch(MODULE + "RowSync", lambda *a: FakeRowSync(fake.row_syncs, *a)):
         yield fake
+
+
+class FakeRowSync(object):
+    """The row sync of tables: no row differs; records that it ran and what it applied."""
+
+    def __init__(self, log, origin, target, database, snapshot):
+        self.log = log
+        self.database = database
+
+    def plan_table(self, table, since=None):
+        return dict(table=table, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1))
+
+    def apply(self, plans, sequences):
+        self.log.append((self.database, len(plans), len(sequences)))
+        return 0
 
 
 def test_transfer_recreates_restores_and_verifies(run_module, servers, commands):
@@ -334,21 +367,85 @@ def test_extension_in_another_schema_on_the_target_fails(run_module, servers):
            "the origin, in schema public on the target" in result["msg"]
 
 
-def test_row_sync_needs_the_same_locale_and_extensions(servers):
+def test_row_sync_needs_the_same_locale_extensions_and_large_objects(servers):
     module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
     transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
     transfer.target.query.return_value = [("1",)]
     entry = dict(name="bj", settings=["TimeZone=GMT"], locale=dict(collate="en_US.UTF-8", ctype="en_US.UTF-8"),
                  extensions=[dict(name="hstore", schema="pg_catalog")])
-    target = dict(settings=["TimeZone=GMT"], locale=["en_US.UTF-8", "en_US.UTF-8"], extensions=[["hstore", "pg_catalog"]])
+    origin = dict(large_objects=[2, "digest-1"])
+    target = dict(settings=["TimeZone=GMT"], locale=["en_US.UTF-8", "en_US.UTF-8"], extensions=[["hstore", "pg_catalog"]],
+                  large_objects=[2, "digest-1"])
     with mock.patch.object(transfer, "schema", return_value=["same"]), \
             mock.patch.object(transfer, "facts", side_effect=lambda *a, **k: dict(target)):
-        assert transfer.row_sync_blocker(entry, "snap")[0] is None
+        assert transfer.row_sync_blocker(entry, "snap", origin)[0] is None
         target["locale"] = ["C.UTF-8", "C.UTF-8"]
-        assert transfer.row_sync_blocker(entry, "snap")[0] == \
+        assert transfer.row_sync_blocker(entry, "snap", origin)[0] == \
             "the locales differ (origin en_US.UTF-8/en_US.UTF-8, target C.UTF-8/C.UTF-8)"
         target.update(locale=["en_US.UTF-8", "en_US.UTF-8"], extensions=[["hstore", "public"]])
-        assert transfer.row_sync_blocker(entry, "snap")[0] == "the extensions differ"
+        assert transfer.row_sync_blocker(entry, "snap", origin)[0] == "the extensions differ"
+        # a large object changed (same number, another digest), or created, since the last pass
+        target["extensions"] = [["hstore", "pg_catalog"]]
+        target["large_objects"] = [2, "digest-0"]
+        assert transfer.row_sync_blocker(entry, "snap", origin)[0] == (
+            "the large objects differ (2 on both sides, but their contents, owners, ACLs or comments differ; "
+            "the row sync moves table rows only)")
+        target["large_objects"] = [1, "digest-0"]
+        assert transfer.row_sync_blocker(entry, "snap", origin)[0].startswith(
+            "the large objects differ (2 on the origin, 1 on the target;")
+
+
+def test_large_objects_that_differ_make_the_pass_a_whole_copy(run_module, servers):
+    """A large object changed on the origin since the last pass: the row sync cannot carry it, the
+    database is copied whole (pg_dump carries it) and verified; without one, the rows move."""
+    first = run_module(bluemind_db_transfer, servers.args)  # mode=full: the target's copies
+    assert not first.get("failed"), first.get("msg")
+    assert [d["large_objects"] for d in first["databases"]] == [0, 0]
+    sync = dict(servers.args, mode="sync")
+    quiet = run_module(bluemind_db_transfer, sync)
+    assert not quiet.get("failed"), quiet.get("msg")
+    assert [d["method"] for d in quiet["databases"]] == ["rows", "rows"] and quiet["changed"] is False
+    assert len(servers.pipelines) == 2 and len(servers.row_syncs) == 2
+    servers.origin_large_objects = [1, "a new object"]  # in both databases
+    again = run_module(bluemind_db_transfer, sync)
+    assert not again.get("failed"), again.get("msg")
+    assert again["changed"] is True
+    for entry in again["databases"]:
+        assert (entry["method"], entry["large_objects"]) == ("full", 1)
+        assert entry["reason"] == ("the large objects differ (1 on the origin, 0 on the target; "
+                                   "the row sync moves table rows only)")
+    assert len(servers.pipelines) == 4 and len(servers.row_syncs) == 2  # copied whole, no row sync applied
+    # a dump of the whole database (no -n/-t, no -B): pg_dump then carries the large objects
+    dump = servers.pipelines[-1][0]
+    assert [a for a in dump if a.startswith("-")] == ["--format=plain", "--snapshot=snap-1", "-h", "-p", "-U", "-w", "-d"]
+    # the same in check mode: the reason, nothing copied
+    servers.origin_large_objects = [1, "changed since"]
+    planned = run_module(bluemind_db_transfer, sync, check_mode=True)
+    assert [d["method"] for d in planned["databases"]] == ["full", "full"] and planned["changed"] is True
+    assert planned["databases"][0]["reason"].startswith("the large objects differ (1 on both sides, but their contents")
+    assert len(servers.pipelines) == 4
+
+
+def test_a_copy_without_the_large_objects_fails(run_module, servers):
+    """A pass that misses large objects (a dump that left them out) fails instead of reporting success."""
+    real = servers.pipeline
+
+    def dump_without_large_objects(*args):
+        kept = dict(servers.target_large_objects)
+        answer = real(*args)
+        servers.target_large_objects = kept
+        return answer
+    servers.origin_large_objects = [3, "three objects"]
+    with mock.patch(MODULE + "stream_pipeline", dump_without_large_objects):
+        result = run_module(bluemind_db_transfer, servers.args)
+    assert result["failed"] is True
+    assert "database bj differs after the copy (1 difference(s)): large objects: 3 on the origin, 0 on the target" \
+        in result["msg"]
+    servers.target_large_objects = {"bj": [3, "other contents"], "bj-data": [3, "other contents"]}
+    with mock.patch(MODULE + "stream_pipeline", dump_without_large_objects):
+        result = run_module(bluemind_db_transfer, servers.args)
+    assert result["failed"] is True
+    assert "large objects: 3 on both sides, but their contents, owners, ACLs or comments differ" in result["msg"]
 
 
 def test_a_pass_left_running_holds_the_rerun_back_before_anything_is_read(run_module, servers, tmp_path):
