@@ -156,3 +156,11 @@ def test_target_knows_its_own_address():
     assert TARGET.check_output("ls /var/backups/bluemind/dp_spool/rsync").split() == [target_ip]
     calls = [json.loads(line) for line in TARGET.file("/var/log/bm-sim/bm-cli.jsonl").content_string.splitlines()]
     assert {"argv": ["tick", "reconfigure"], "known": True} in [dict(argv=c["argv"], known=c["known"]) for c in calls]
+
+
+def test_the_migration_ran_from_the_installed_tarball():
+    """molecule.yml's collections path holds only the copy installed from the built tarball (its
+    dependency step): the converge could not have used this checkout."""
+    installed = Path(__file__).resolve().parents[3] / ".cache/installed/collections/ansible_collections/bluemind/migration"
+    assert (installed / "MANIFEST.json").is_file() and not installed.is_symlink()
+    assert not (installed / "tests").exists() and (installed / "roles" / "cutover").is_dir()
