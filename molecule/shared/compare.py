@@ -51,10 +51,16 @@ def hardlink_groups(h, tree):
     return sorted(sorted(g) for g in groups.values())
 
 
+# Every ordinary table of a database (partitions included, not their partitioned parents: which of
+# those pg_stat_user_tables lists changed between PostgreSQL 13 and 15), as schemaname, relname.
+USER_TABLES = ("(SELECT n.nspname AS schemaname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')) u")
+
+
 def table_counts(h, db):
     """Exact row count of every table of `db`."""
     sql = ("SELECT string_agg(format('SELECT %L, count(*) FROM %I.%I', schemaname||'.'||relname, "
-           "schemaname, relname), ' UNION ALL ') FROM pg_stat_user_tables")
+           "schemaname, relname), ' UNION ALL ') FROM " + USER_TABLES)
     psql = "runuser -u postgres -- psql -X -At -d %s -c %s"
     query = h.check_output(psql, db, sql)
     out = h.check_output(psql, db, query)
@@ -65,7 +71,7 @@ def table_rows(h, db):
     """Every table of `db`: the md5 of each row's text (rendered in UTC on both servers), as a multiset."""
     import collections
     tables = h.check_output("runuser -u postgres -- psql -X -At -d %s -c %s", db,
-                            "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM pg_stat_user_tables")
+                            "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM " + USER_TABLES)
     out = {}
     for table in tables.split():
         rows = h.check_output("runuser -u postgres -- psql -X -At -d %s -c %s", db,
