@@ -269,8 +269,57 @@ def _tail(handle):
     return tail_of(handle) or "no message"
 
 
+# psql prints this line before the output of each statement of a batch, so that one session can list
+# or read many tables: COPY's text format never writes a line that starts with a lone backslash and a
+# dot (it doubles every backslash of the data), and `\.` alone ends a COPY's data.
+MARK = b"\\.bm-statement "
+
+
+def batch_script(statements):
+    """A psql script running ``statements`` in order, each preceded by its marker line."""
+    return "".join("\\echo '\\\\.bm-statement %d'\n%s;\n" % (i, sql.rstrip(";")) for i, sql in enumerate(statements))
+
+
+class Segments(object):
+    """The output of a batch (see :func:`batch_script`) as one iterator of raw lines per statement,
+    read in order, each to its end."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.next_line = stream.readline()
+        self.index = 0
+
+    def __call__(self):
+        expected = MARK + str(self.index).encode() + b"\n"
+        if self.next_line != expected:
+            raise ValueError("statement %d of the batch gave no output marker (got %r)" % (self.index, self.next_line[:60]))
+        self.index += 1
+        while True:
+            line = self.stream.readline()
+            if not line or line.startswith(MARK):
+                self.next_line = line
+                return
+            yield line
+
+
+def balanced_groups(tables, counts, groups):
+    """``tables`` dealt into at most ``groups`` lists of about the same number of rows (``counts``:
+    table name -> rows on both sides), the biggest first; each list keeps the tables' order."""
+    order = dict((table.name, i) for i, table in enumerate(tables))
+    loads = [[0, []] for _ in range(max(1, min(groups, len(tables))))]
+    for table in sorted(tables, key=lambda table: -counts.get(table.name, 0)):
+        lightest = min(loads, key=lambda load: load[0])
+        lightest[0] += counts.get(table.name, 0) + 1
+        lightest[1].append(table)
+    return [sorted(members, key=lambda table: order[table.name]) for _load, members in loads if members]
+
+
 class RowSync(object):
-    """Plan and apply the row differences of one database, the origin read in ``snapshot``."""
+    """Plan and apply the row differences of one database, the origin read in ``snapshot``.
+
+    However many tables, a plan lists them in one psql session per side, and the changes are applied
+    with one session on each side: a database with BlueMind's hundreds of partitions costs a few
+    processes, not two per table."""
 
     def __init__(self, origin, target, database, snapshot, popen=subprocess.Popen):
         self.origin = origin
@@ -279,19 +328,23 @@ class RowSync(object):
         self.snapshot = snapshot
         self.popen = popen
 
-    def _start(self, server, sql, snapshot=None, stdin=False, stdout=True):
+    def _start(self, server, script, snapshot=None, stdin=False, stdout=True):
+        """psql running ``script`` (from a file: a batch may be larger than a pipe holds), or reading
+        its stdin (``stdin``); with ``snapshot``, in a read-only transaction that sees it."""
         errors = tempfile.TemporaryFile()
         args = server.psql_args(self.database)
-        if snapshot or stdin:
+        script_file = None
+        if stdin:
             args = args + ["-f", "-"]
         else:
-            args = args + ["-c", sql]
-        proc = self.popen(args, stdin=subprocess.PIPE if (snapshot or stdin) else subprocess.DEVNULL,
+            script_file = tempfile.NamedTemporaryFile(prefix="bluemind-rows-", suffix=".sql")
+            script_file.write((snapshot_script(snapshot, script) if snapshot else script).encode("utf-8"))
+            script_file.flush()
+            args = args + ["-f", script_file.name]
+        proc = self.popen(args, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                           stdout=subprocess.PIPE if stdout else subprocess.DEVNULL, stderr=errors,
                           env=dict(os.environ, PGOPTIONS=ROW_TEXT_OPTIONS, **server.env))
-        if snapshot:
-            proc.stdin.write(snapshot_script(snapshot, sql).encode("utf-8"))
-            proc.stdin.close()
+        proc.script_file = script_file
         return proc, errors
 
     def _finish(self, proc, errors, side, what):
@@ -300,63 +353,94 @@ class RowSync(object):
         rc = proc.wait()
         message = _tail(errors)
         errors.close()
+        if proc.script_file is not None:
+            proc.script_file.close()
         if rc != 0:
             raise RowSyncError("%s of %s on the %s failed (psql exit %s): %s" % (
                 what, self.database, side, rc, message))
 
-    def plan_table(self, table, since=None):
-        """What must move for one table: ``dict(table, fetch, delete, replace, counts)``.
+    def _abandon(self, sessions, exc):
+        """Stop the psql sessions of a batch that went wrong: what their errors say, else ``exc``."""
+        reasons = []
+        for proc, errors, side in sessions:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            message = tail_of(errors)
+            errors.close()
+            if proc.script_file is not None:
+                proc.script_file.close()
+            if message:
+                reasons.append("on the %s: %s" % (side, message))
+        return "; ".join(reasons) or str(exc)
+
+    def plan_tables(self, tables, since=None):
+        """What must move for each table: ``dict(table, fetch, delete, replace, counts)`` each.
 
         Without ``since`` the rows' contents are compared; with ``since`` (the origin's and the
         target's oldest running transaction at the end of the last pass) only the rows' keys and
         whether either side wrote them since."""
+        if not tables:
+            return []
         origin_since, target_since = since or (None, None)
-        origin, origin_err = self._start(self.origin, table.listing_sql(origin_since), snapshot=self.snapshot)
-        target, target_err = self._start(self.target, table.listing_sql(target_since))
+        what = "listing %d table(s) from %s" % (len(tables), tables[0].name)
+        origin, origin_err = self._start(self.origin, batch_script(
+            [table.listing_sql(origin_since) for table in tables]), snapshot=self.snapshot)
+        target, target_err = self._start(self.target, batch_script(
+            [table.listing_sql(target_since) for table in tables]))
+        plans = []
         try:
-            # a table without a key is listed by content (counts of each distinct row), never by flags
-            fetch, delete, counts = merge_listings(_lines(origin.stdout), _lines(target.stdout),
-                                                   by_flags=since is not None and bool(table.key))
-            # an empty table on both sides (most partitions, often) has nothing to move
-            replace = bool(fetch) and (counts["target"] == 0 or len(fetch) > REPLACE_RATIO * max(counts["origin"], 1))
+            origin_segments, target_segments = Segments(origin.stdout), Segments(target.stdout)
+            for table in tables:
+                # a table without a key is listed by content (counts of each distinct row), never by flags
+                fetch, delete, counts = merge_listings(
+                    _lines(origin_segments()), _lines(target_segments()), by_flags=since is not None and bool(table.key))
+                # an empty table on both sides has nothing to move
+                replace = bool(fetch) and (counts["target"] == 0 or len(fetch) > REPLACE_RATIO * max(counts["origin"], 1))
+                if replace:
+                    fetch, delete = None, None
+                plans.append(dict(table=table, fetch=fetch, delete=delete, replace=replace, counts=counts))
         except ValueError as exc:
-            origin.kill()
-            target.kill()
-            raise RowSyncError("listing %s: %s" % (table.name, exc))
-        finally:
-            for proc, errors, side in ((origin, origin_err, "origin"), (target, target_err, "target")):
-                if proc.stdout is not None and not proc.stdout.closed:
-                    proc.stdout.close()
-        self._finish(origin, origin_err, "origin", "listing %s" % table.name)
-        self._finish(target, target_err, "target", "listing %s" % table.name)
-        if replace:
-            fetch, delete = None, None
-        return dict(table=table, fetch=fetch, delete=delete, replace=replace, counts=counts)
+            # a psql that failed says why (its output ended early); else the listing's own complaint
+            raise RowSyncError("%s of %s: %s" % (what, self.database, self._abandon(
+                [(origin, origin_err, "origin"), (target, target_err, "target")], exc)))
+        self._finish(origin, origin_err, "origin", what)
+        self._finish(target, target_err, "target", what)
+        return plans
+
+    def plan_table(self, table, since=None):
+        """The plan of one table (see :meth:`plan_tables`)."""
+        return self.plan_tables([table], since)[0]
 
     def apply(self, plans, sequences):
-        """Apply the plans and the sequences' values on the target in one transaction; bytes moved."""
+        """Apply the plans and the sequences' values on the target in one transaction; bytes moved.
+
+        The origin's rows of every table to fill come from one psql session in the pass's snapshot,
+        in the plans' order, and stream into the target's session as COPY data."""
+        plans = [plan for plan in plans if plan["replace"] or plan["fetch"] or plan["delete"]]
+        filled = [plan for plan in plans if plan["replace"] or plan["fetch"]]
         target, target_err = self._start(self.target, None, stdin=True, stdout=False)
+        origin = origin_err = None
         moved = 0
         try:
+            if filled:
+                origin, origin_err = self._start(self.origin, batch_script(
+                    [plan["table"].select_sql(plan["fetch"]) for plan in filled]), snapshot=self.snapshot)
+                segments = Segments(origin.stdout)
             target.stdin.write(b"BEGIN;\nSET LOCAL session_replication_role = replica;\n")
             for plan in plans:
                 table = plan["table"]
-                if not plan["replace"] and not plan["fetch"] and not plan["delete"]:
-                    continue
                 if plan["replace"] or plan["delete"]:
                     target.stdin.write((table.delete_sql(plan["delete"]) + "\n").encode("utf-8"))
                 if plan["replace"] or plan["fetch"]:
                     target.stdin.write(("COPY %s (%s) FROM STDIN;\n" % (table.name, table.columns)).encode("utf-8"))
-                    origin, origin_err = self._start(self.origin, table.select_sql(plan["fetch"]),
-                                                     snapshot=self.snapshot)
-                    while True:
-                        block = os.read(origin.stdout.fileno(), 1 << 20)
-                        if not block:
-                            break
-                        target.stdin.write(block)
-                        moved += len(block)
-                    self._finish(origin, origin_err, "origin", "reading rows of %s" % table.name)
+                    for line in segments():
+                        target.stdin.write(line)
+                        moved += len(line)
                     target.stdin.write(b"\\.\n")
+            if origin is not None:
+                reader, origin = origin, None
+                self._finish(reader, origin_err, "origin", "reading the rows to copy")
             for name, value, called in sequences:
                 target.stdin.write(("SELECT pg_catalog.setval(%s, %s, %s);\n" % (
                     quote_literal(name), int(value), "true" if called == "t" else "false")).encode("utf-8"))
@@ -365,10 +449,15 @@ class RowSync(object):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except RowSyncError:
-            target.kill()
-            target.wait()
-            target_err.close()
+            self._abandon([(target, target_err, "target")], None)
             raise
+        except ValueError as exc:
+            reason = self._abandon([(origin, origin_err, "origin")], exc)
+            self._abandon([(target, target_err, "target")], None)
+            raise RowSyncError("reading the rows to copy from %s: %s; nothing was changed on the target" % (
+                self.database, reason))
+        if origin is not None:  # the target stopped reading (its psql failed): its message says why
+            self._abandon([(origin, origin_err, "origin")], None)
         rc = target.wait()
         message = _tail(target_err)
         target_err.close()

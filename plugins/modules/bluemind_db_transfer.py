@@ -338,6 +338,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     TABLE_COLUMNS_SQL,
     RowSync,
     RowSyncError,
+    balanced_groups,
     Snapshot,
     Table,
     normalize_schema,
@@ -351,7 +352,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
 )
 
 MAX_LISTED_DIFFERENCES = 10
-# Tables listed at once on each side.
+# Sessions listing tables at once on each side (each lists a group of tables of about the same size).
 PLAN_WORKERS = 3
 
 
@@ -532,7 +533,13 @@ class Transfer(object):
                     if int(rows) == 0 and int(target["counts"].get(table, -1)) == 0)
         tables = [table for table in tables if table.name not in empty]
         rows = RowSync(self.origin, self.target, name, snapshot)
-        plans = in_parallel([functools.partial(rows.plan_table, table, since) for table in tables], PLAN_WORKERS)
+        # a few sessions per side list every table, in groups of about the same size listed side by side
+        rows_of = dict((table, int(origin["counts"].get(table, 0)) + int(target["counts"].get(table, 0)))
+                       for table in origin["counts"])
+        order = dict((table.name, i) for i, table in enumerate(tables))
+        plans = sorted((plan for group in in_parallel([functools.partial(rows.plan_tables, group, since) for group in
+                                                       balanced_groups(tables, rows_of, PLAN_WORKERS)], PLAN_WORKERS)
+                        for plan in group), key=lambda plan: order[plan["table"].name])
         entry["compared_by"] = "content" if since is None else "transaction ids"
         changed = [p for p in plans if p["replace"] or p["fetch"] or p["delete"]]
         self.commands.append("row sync of %s: %s" % (name, ", ".join(

@@ -1,11 +1,16 @@
-import pytest
-
 import io
+from unittest import mock
+
+import pytest
 
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     FACTS_SQL,
     LARGE_OBJECTS_SQL,
     RowSync,
+    RowSyncError,
+    Segments,
+    balanced_groups,
+    batch_script,
     Table,
     merge_listings,
     normalize_schema,
@@ -89,15 +94,17 @@ class FakeServer(object):
 
 
 class FakeProc(object):
-    def __init__(self, output):
+    def __init__(self, output, rc=0):
         self.stdin = io.BytesIO()
+        self.stdin.close = lambda: None  # keep what was written readable
         self.stdout = io.BytesIO(output.encode())
+        self.rc = rc
 
     def wait(self, timeout=None):
-        return 0
+        return self.rc
 
     def poll(self):
-        return 0
+        return self.rc
 
     def kill(self):
         pass
@@ -107,7 +114,7 @@ def plan(origin_listing, target_listing, key="", since=None):
     servers = dict(origin=FakeServer("origin", origin_listing), target=FakeServer("target", target_listing))
 
     def popen(args, **kwargs):
-        return FakeProc(servers[args[1]].listing)
+        return FakeProc("\\.bm-statement 0\n" + servers[args[1]].listing)
 
     rows = RowSync(servers["origin"], servers["target"], "bj-data", "00000003-1", popen=popen)
     return rows.plan_table(Table("public.t", "a,b", key), since)
@@ -164,3 +171,92 @@ def test_facts_read_every_large_object_as_a_dump_carries_it():
                  # the content in parts of 1 MiB until a short one: lo_get of a whole object stops at 1 GB
                  "lo_get(m.oid, part.o + 1048576, 1048576) FROM part WHERE length(part.b) = 1048576"):
         assert part in LARGE_OBJECTS_SQL, part
+
+
+def batch(*segments):
+    return "".join("\\.bm-statement %d\n%s" % (i, s) for i, s in enumerate(segments))
+
+
+def test_a_batch_marks_each_statement_and_its_output_splits_back():
+    script = batch_script(["COPY (SELECT 1) TO STDOUT;", "COPY (SELECT 2) TO STDOUT"])
+    assert script == ("\\echo '\\\\.bm-statement 0'\nCOPY (SELECT 1) TO STDOUT;\n"
+                      "\\echo '\\\\.bm-statement 1'\nCOPY (SELECT 2) TO STDOUT;\n")
+    # a data line that begins with a backslash is written doubled by COPY: it is data, not a marker
+    segments = Segments(io.BytesIO(batch("a\t1\n\\\\.bm-statement 9\n", "", "z\n").encode()))
+    assert list(segments()) == [b"a\t1\n", b"\\\\.bm-statement 9\n"]
+    assert list(segments()) == []
+    assert list(segments()) == [b"z\n"]
+    with pytest.raises(ValueError, match="statement 3 of the batch gave no output marker"):
+        list(segments())
+
+
+def test_tables_are_dealt_in_groups_of_about_the_same_size_in_their_order():
+    tables = [Table("public.t%d" % i, "a", "a") for i in range(6)]
+    rows = {"public.t0": 1000, "public.t1": 10, "public.t2": 900, "public.t3": 0, "public.t4": 5, "public.t5": 100}
+    groups = balanced_groups(tables, rows, 3)
+    assert [[table.name for table in group] for group in groups] == [
+        ["public.t0"], ["public.t2"], ["public.t1", "public.t3", "public.t4", "public.t5"]]
+    assert balanced_groups(tables[:1], rows, 3) == [tables[:1]]
+    assert balanced_groups([], rows, 3) == []
+
+
+def sessions(outputs, rcs=None):
+    """A popen that answers each session with the next output, and what each session was given."""
+    started = []
+
+    def popen(args, **kwargs):
+        script = open(args[args.index("-f") + 1]).read() if args[-1] != "-" else None
+        proc = FakeProc(outputs[len(started)], (rcs or {}).get(len(started), 0))
+        started.append(dict(side=args[1], script=script, proc=proc))
+        return proc
+    return popen, started
+
+
+def test_every_table_of_a_group_is_listed_by_one_session_per_side():
+    popen, started = sessions([batch("k1\th1\nk2\th2\nk3\th3\n", "c1\t1\n"), batch("k1\th1\nk2\thX\nk3\th3\n", "")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "00000003-1", popen=popen)
+    plans = rows.plan_tables([Table("public.a", "k,v", "k"), Table("public.b", "x", "")])
+    assert [s["side"] for s in started] == ["origin", "target"]
+    assert "SET TRANSACTION SNAPSHOT '00000003-1';" in started[0]["script"]
+    assert started[0]["script"].count("COPY (SELECT") == 2 and "SNAPSHOT" not in started[1]["script"]
+    assert [(p["table"].name, p["fetch"], p["delete"], p["replace"]) for p in plans] == [
+        ("public.a", ["k2"], ["k2"], False), ("public.b", None, None, True)]
+
+
+def test_a_session_that_fails_midway_names_its_error():
+    popen, _started = sessions([batch("k1\th1\n"), batch("k1\th1\n", "")], rcs={0: 3})
+    errors = []
+    real_start = RowSync._start
+
+    def start(self, server, script, snapshot=None, stdin=False, stdout=True):
+        proc, err = real_start(self, server, script, snapshot, stdin, stdout)
+        if server.side == "origin":
+            err.write(b'ERROR:  relation "public.b" does not exist\n')
+        errors.append(err)
+        return proc, err
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    with mock.patch.object(RowSync, "_start", start), \
+            pytest.raises(RowSyncError, match='on the origin: ERROR:  relation "public.b" does not exist'):
+        rows.plan_tables([Table("public.a", "k,v", "k"), Table("public.b", "x", "")])
+
+
+def test_the_rows_to_fill_come_from_one_origin_session_into_one_transaction():
+    popen, started = sessions(["", batch("1\tx\n2\ty\n", "\\\\.\tz\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    a, b, c = Table("public.a", "k,v", "k"), Table("public.b", "k,v", "k"), Table("public.c", "k", "k")
+    unchanged = Table("public.d", "k", "k")
+    plans = [dict(table=a, fetch=None, delete=None, replace=True),
+             dict(table=b, fetch=["h2"], delete=["h2", "h3"], replace=False),
+             dict(table=c, fetch=[], delete=["h9"], replace=False),
+             dict(table=unchanged, fetch=[], delete=[], replace=False)]
+    moved = rows.apply(plans, [("public.seq", 15, "t")])
+    assert [s["side"] for s in started] == ["target", "origin"]
+    assert started[1]["script"].count("COPY (SELECT") == 2  # a and b: c only loses a row, d is unchanged
+    assert started[0]["proc"].stdin.getvalue().decode() == (
+        "BEGIN;\nSET LOCAL session_replication_role = replica;\n"
+        "DELETE FROM public.a;\nCOPY public.a (k,v) FROM STDIN;\n1\tx\n2\ty\n\\.\n"
+        "DELETE FROM public.b WHERE md5(ROW(k)::text) IN (SELECT unnest('{h2,h3}'::text[]));\n"
+        "COPY public.b (k,v) FROM STDIN;\n\\\\.\tz\n\\.\n"
+        "DELETE FROM public.c WHERE md5(ROW(k)::text) IN (SELECT unnest('{h9}'::text[]));\n"
+        "SELECT pg_catalog.setval('public.seq', 15, true);\nCOMMIT;\n")
+    assert moved == len("1\tx\n2\ty\n\\\\.\tz\n")

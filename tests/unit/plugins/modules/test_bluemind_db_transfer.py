@@ -177,8 +177,8 @@ class FakeRowSync(object):
         self.log = log
         self.database = database
 
-    def plan_table(self, table, since=None):
-        return dict(table=table, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1))
+    def plan_tables(self, tables, since=None):
+        return [dict(table=table, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for table in tables]
 
     def apply(self, plans, sequences):
         self.log.append((self.database, len(plans), len(sequences)))
@@ -480,14 +480,15 @@ def test_row_sync_lists_no_table_that_is_empty_on_both_sides():
     target = dict(counts={"public.t_a": 0, "public.t_b": 3, "public.t_c": 1})
     listed = []
 
-    def plan(table, since=None):
-        listed.append(table.name)
-        return dict(table=table, fetch=[], delete=["k"] if table.name == "public.t_c" else [], replace=False,
-                    counts=dict(origin=origin["counts"][table.name], target=target["counts"][table.name]))
+    def plan(tables, since=None):
+        listed.extend(table.name for table in tables)
+        return [dict(table=table, fetch=[], delete=["k"] if table.name == "public.t_c" else [], replace=False,
+                     counts=dict(origin=origin["counts"][table.name], target=target["counts"][table.name]))
+                for table in tables]
 
     entry = dict(name="bj-data")
     with mock.patch(MODULE + "RowSync") as row_sync:
-        row_sync.return_value.plan_table.side_effect = plan
+        row_sync.return_value.plan_tables.side_effect = plan
         transfer.sync_rows(entry, "snap", False, None, origin, target)
     assert sorted(listed) == ["public.t_b", "public.t_c"]  # t_a: empty on both sides, t_c: a row to delete
     assert entry["tables_changed"] == 1 and entry["rows_deleted"] == 1
