@@ -15,7 +15,7 @@ description:
     P(bluemind.migration.report_timeline_svg#filter)) and its Markdown text.
   - The page holds the key figures as a table (downtime, hot sync runs, the seconds of each step of
     the cold window), the timeline inline, then the Markdown report rendered simply (headings, lists,
-    tables, bold text; its image link is left out, the picture being inline).
+    tables, bold text; its image link becomes a note, the picture being inline).
   - Self-contained, so that it opens offline and can be mailed. The CSS is inline and the page
     names no URL and loads nothing. Every text is escaped.
 positional: svg, markdown
@@ -66,7 +66,7 @@ figure { margin: 1em 0; overflow-x: auto; }
 """
 # The SVG's namespace, needless inline in HTML: left out so that the page names no URL at all.
 SVG_NAMESPACE = ' xmlns="http://www.w3.org/2000/svg"'
-IMAGE_LINE = re.compile(r"^\s*!\[[^\]]*\]\([^)]*\)\s*$")
+IMAGE_LINE = re.compile(r"^\s*!\[([^\]]*)\]\([^)]*\)\s*$")
 
 
 def _text(value):
@@ -84,7 +84,7 @@ def _cells(line):
 
 def markdown_to_html(markdown):
     """The Markdown the report template writes, as HTML: headings, paragraphs, lists (with their
-    indented continuation lines), tables. Image lines are left out."""
+    indented continuation lines), tables. An image line becomes a note: the page holds the picture inline."""
     out, table, items = [], None, None
 
     def close():
@@ -121,7 +121,9 @@ def markdown_to_html(markdown):
         if heading:
             level = min(len(heading.group(1)) + 1, 4)  # the page's own title is the only h1
             out.append("<h%d>%s</h%d>" % (level, _inline(heading.group(2)), level))
-        elif stripped and not IMAGE_LINE.match(stripped):
+        elif IMAGE_LINE.match(stripped):  # the picture itself is inline in the page
+            out.append("<p><em>%s: drawn at the top of this page</em></p>" % _inline(IMAGE_LINE.match(stripped).group(1)))
+        elif stripped:
             out.append("<p>%s</p>" % _inline(stripped))
     close()
     return "\n".join(out)

@@ -17,7 +17,8 @@ def span(start, end):
     return {"started_at": st.stamp(at(start)), "ended_at": st.stamp(at(end))}
 
 
-PULL = {"bytes": 1000, "files": 10, "seconds": 30.0, "trees": [{"path": "/var/spool/cyrus", "files": 10}]}
+PULL = {"bytes": 1000, "files": 10, "seconds": 30.0,
+        "trees": [{"path": "/var/spool/cyrus", "bytes": 1000, "files": 10, "seconds": 29.5, "changes": 10, "deleted": 0}]}
 
 
 def events(origin="bm-old"):

@@ -144,6 +144,7 @@ def test_the_page_is_self_contained_and_holds_the_timeline_and_the_figures():
     assert "<th>Hot sync runs</th><td>6</td>" in page
     assert "<li>Downtime: <strong>160.0 s</strong> (from a to b)</li>" in page
     assert "<tr><td>1</td><td>600.0</td></tr>" in page and "bm-new.svg" not in page
+    assert "<h3>Timeline</h3>\n<p><em>timeline: drawn at the top of this page</em></p>" in page
 
 
 def test_markdown_headings_lists_and_tables():
