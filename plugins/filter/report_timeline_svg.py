@@ -58,7 +58,7 @@ FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 COLOURS = dict(hot="#2b6cb0", step="#2f855a", downtime="#fed7d7", downtime_edge="#c53030", axis="#718096",
                text="#1a202c", muted="#4a5568")
 # Tick steps, in seconds: the hot syncs' lane (hours to weeks), the window's (seconds to hours).
-HOT_TICKS = tuple(3600 * h for h in (1, 2, 3, 6, 12, 24, 48, 168))
+HOT_TICKS = (60, 300, 600, 1800) + tuple(3600 * h for h in (1, 2, 3, 6, 12, 24, 48, 168))
 WINDOW_TICKS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 
 
@@ -143,7 +143,7 @@ def _hot_lane(timeline, top):
     spans = [(_epoch(r["start"] or r["end"]), _epoch(r["end"]), r) for r in runs]
     times = [t for span in spans for t in span[:2]] + ([_epoch(downtime["start"])] if downtime else [])
     first, last = min(times), max(times)
-    scale = _Scale(first, last, max((last - first) * 0.04, 1800))
+    scale = _Scale(first, last, max((last - first) * 0.04, 60))
     lane = top + 30
     out.append(_label(LABELS - 8, lane + 13, "hot sync runs", anchor="end"))
     last_label = None
@@ -164,7 +164,7 @@ def _hot_lane(timeline, top):
                                  ("stroke", COLOURS["downtime_edge"]), ("stroke_width", "2")]))
         out.append(_label(x + 4, lane + 30, "cold window", size=10, colour="text"))
     out += _axis(scale, lane + 40, HOT_TICKS, 8, 0,
-                 lambda tick, step: _utc(tick, "%Y-%m-%d" if step >= 86400 else "%m-%d %H:%M"))
+                 lambda tick, step: _utc(tick, "%Y-%m-%d" if step >= 86400 else "%H:%M" if step < 3600 else "%m-%d %H:%M"))
     return out, 100
 
 

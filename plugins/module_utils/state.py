@@ -344,8 +344,9 @@ def _seconds_between(start, end):
 
 def timeline(state):
     """What the report's timeline draws, from the recorded times only: each hot sync run, each step of
-    the cold window with both ends recorded (``missing`` names the others), and the downtime (from the
-    start of the cold sync to the target serving; ``end`` None while it lasts)."""
+    the cold window with both ends recorded (``missing`` names the others, but a verification that did
+    not run), and the downtime (from the start of the cold sync to the target serving; ``end`` None
+    while it lasts)."""
     cold = state.get("cold_sync") or {}
     cutover = state.get("cutover") or {}
     config = state.get("config_copy") or {}
@@ -360,12 +361,14 @@ def timeline(state):
         start=(cutover.get("live"), cutover.get("serving")),
         admin=(cutover.get("admin_start"), cutover.get("end")),
     )
+    # A pull recorded with its span and no verification span: the window ran without one (cold_sync_verify).
+    skipped = {"verify"} if pull and not verify else set()
     steps, missing = [], []
     for name, label in WINDOW_STEPS:
         start, end = bounds[name]
         if start and end and start <= end:  # a rerun under way has a new start, not yet its end
             steps.append(dict(name=name, label=label, start=start, end=end, seconds=_seconds_between(start, end)))
-        else:
+        elif name not in skipped:
             missing.append(name)
     runs = [dict(number=number, start=run.get("start"), end=run["end"], seconds=run.get("seconds", 0),
                  files=run.get("files", 0), bytes=run.get("bytes", 0))

@@ -81,7 +81,7 @@ def test_the_browser_draws_every_step_of_the_window(written, tmp_path):
     dom = browse(tmp_path, (written / ("%s.html" % TARGET)).as_uri(), "--dump-dom")
     # the DOM Chromium built: the SVG inline, its step labels as text elements, in the window's order
     svg = dom[dom.index("<svg"):dom.index("</svg>")]
-    positions = [svg.index('class="step-label">%s</text>' % label.replace("&", "&amp;")) for _, label in st.WINDOW_STEPS]
+    positions = [svg.index('class="step-label">%s</text>' % label.replace("&", "&amp;")) for label in dict(st.WINDOW_STEPS).values()]
     assert positions == sorted(positions)
     assert "downtime 2 min 40.0 s (origin stopped to target serving)" in svg
 
@@ -98,7 +98,7 @@ def png_colours(data):
         elif kind == b"IDAT":
             chunks.append(body)
         pos += 12 + length
-    width, height, depth, colour, _, _, interlace = header
+    width, height, depth, colour, interlace = header[0], header[1], header[2], header[3], header[6]
     assert depth == 8 and colour in (2, 6) and interlace == 0, header
     channels = 3 if colour == 2 else 4
     raw, stride = zlib.decompress(b"".join(chunks)), width * channels

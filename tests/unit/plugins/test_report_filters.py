@@ -12,7 +12,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils import state as
 from ..report_fixture import report
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
-LABELS = [label for _, label in st.WINDOW_STEPS]
+LABELS = list(dict(st.WINDOW_STEPS).values())
 
 
 def drawn(svg):
@@ -32,7 +32,7 @@ def test_each_window_step_is_a_labelled_bar_in_order_with_its_seconds():
     root = drawn(report_timeline_svg(report()))
     assert texts(root, "step-label") == LABELS
     bars = rects(root, "step ")
-    assert [b.get("class") for b in bars] == ["step step-%s" % name for name, _ in st.WINDOW_STEPS]
+    assert [b.get("class") for b in bars] == ["step step-%s" % name for name in dict(st.WINDOW_STEPS)]
     # each bar's tooltip and the words after it give its seconds (stop: 14 s, start on the target: 85 s)
     tips = [b.find("svg:title", NS).text for b in bars]
     assert tips[0].startswith("stop BlueMind and postfix: ") and tips[0].endswith(", 14.0 s")

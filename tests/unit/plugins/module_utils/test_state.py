@@ -220,12 +220,12 @@ def test_a_timeline_draws_only_what_was_recorded():
     assert st.timeline(walk(PREREQ, ("hot_sync", "done", PULL))) == {
         "hot_sync_runs": [{"number": 1, "start": None, "end": st.stamp(at(1)), "seconds": 1.25, "files": 3,
                            "bytes": 10}],
-        "steps": [], "missing": [name for name, _ in st.WINDOW_STEPS], "downtime": None}
+        "steps": [], "missing": list(dict(st.WINDOW_STEPS)), "downtime": None}
     # a window under way: the downtime has a start and no end yet
     open_window = st.timeline(walk(PREREQ, ("cold_sync", "start"), ("cold_sync", "stopped")))
     assert [s["name"] for s in open_window["steps"]] == ["stop"]
     assert open_window["downtime"] == {"start": st.stamp(at(1)), "end": None, "seconds": None}
-    assert st.timeline({}) == {"hot_sync_runs": [], "steps": [], "missing": [n for n, _ in st.WINDOW_STEPS],
+    assert st.timeline({}) == {"hot_sync_runs": [], "steps": [], "missing": list(dict(st.WINDOW_STEPS)),
                                "downtime": None}
 
 
@@ -237,6 +237,12 @@ def test_a_rerun_keeps_the_first_stop_and_draws_its_own_copy_only_once_done():
     assert "config" in st.timeline(rerun)["missing"]
     again = st.apply(rerun, "config_copy", "done", {}, now=at(61))
     assert [(s["name"], s["seconds"]) for s in st.timeline(again)["steps"] if s["name"] == "config"] == [("config", 1.0)]
+
+
+def test_a_window_without_verification_does_not_call_it_missing():
+    no_verify = [(*e[:2], dict(e[2], verify={})) if e[:2] == ("cold_sync", "done") else e for e in TIMED]
+    timeline = st.timeline(walk(*no_verify))
+    assert "verify" not in [s["name"] for s in timeline["steps"]] and timeline["missing"] == []
 
 
 def test_a_pull_in_check_mode_records_no_span():
