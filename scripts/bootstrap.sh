@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make a fresh Debian 12 machine ready for the lab and the tests. Idempotent: a second run only checks.
-#   bootstrap.sh system   apt packages (docker.io, debootstrap, rsync, openssh-client, openssl) + a running dockerd
+#   bootstrap.sh system   apt packages (docker.io, debootstrap, rsync, openssh-client, openssl, shellcheck, chromium)
+#                         + a running dockerd
 #   bootstrap.sh venv     .venv with the pinned toolchain (requirements-dev.txt) and BlueMind's clients
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +19,8 @@ system() {
   command -v ssh >/dev/null || missing+=(openssh-client)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v shellcheck >/dev/null || missing+=(shellcheck)   # ansible-test sanity checks shell scripts with it
+  # tests/unit/test_report_render.py opens the HTML report in it, headless (with 128 libraries: ~150 MB download, ~530 MB installed, ~80 s)
+  command -v chromium >/dev/null || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     need_root "installing ${missing[*]}"
     echo "installing ${missing[*]} (apt-get)"

@@ -6,9 +6,12 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 scale=${SCALE:-m}
-export PATH=$top/.venv/bin:$PATH ANSIBLE_CONFIG=$top/ansible.cfg
+# The lab lab.sh runs: BMLAB_NAME (and BMLAB_NET, read by lab.sh) for one beside the default.
+name=${BMLAB_NAME:-bmlab}
+if [ "$name" = bmlab ]; then suffix=""; else suffix="-$name"; fi
+export PATH=$top/.venv/bin:$PATH ANSIBLE_CONFIG=$top/ansible.cfg ANSIBLE_INVENTORY=$top/lab/inventory$suffix.yml
 step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
-origin() { docker exec bmlab-origin bash -c "$*"; }
+origin() { docker exec "$name-origin" bash -c "$*"; }
 # bm-sim activity prints every file it touched: show the counts only.
 activity() {
   origin "bm-sim activity $*" | tail -n 1 | python3 -c \
@@ -39,6 +42,7 @@ step "the cold window and the cutover"
 ansible-playbook playbooks/migrate.yml --tags cold_sync,db_migrate,config_copy,cutover \
   -e bluemind_confirm_downtime=true -e bluemind_confirm_cutover=true
 
-step "report (reports/bmlab-target.md, .json)"
-cat reports/bmlab-target.md
+step "report (reports/$name-target.md, .json, the timeline .svg, the page .html)"
+cat "reports/$name-target.md"
+ls -l "reports/$name-target".*
 printf '\ndemo finished in %d s\n' $(( $(date +%s) - t0 ))

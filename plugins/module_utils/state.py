@@ -198,6 +198,21 @@ def _pull_summary(result):
                 seconds=round(float(result.get("seconds", 0)), 3))
 
 
+def _span(result):
+    """What a work module measured of its own run (``started_at``/``ended_at``, the target's clock)
+    as the state keeps a step; None when it did not run (check mode) or did not say."""
+    result = result or {}
+    if result.get("started_at") and result.get("ended_at"):
+        return dict(start=result["started_at"], end=result["ended_at"])
+    return None
+
+
+def _keep_span(entry, key, result):
+    span = _span(result)
+    if span:
+        entry[key] = span
+
+
 def verified_by(pull, verify=None):
     """How the final pull made sure no change escaped it, in words for the report."""
     if verify and not verify.get("skipped") and not verify.get("failed") and "trees" in verify:
@@ -237,6 +252,12 @@ def apply(state, phase, event, result=None, now=None):
             raise Refused("the target cannot serve before the cutover made it live. Nothing was changed.")
         new.setdefault("cutover", {}).setdefault("serving", at)  # the first time: the end of the window
         return new
+    if (phase, event) == ("cutover", "admin"):
+        if not is_live(state):
+            raise Refused("the admin actions cannot start before the cutover made the target live. Nothing was changed.")
+        if not state.get("complete"):
+            new["cutover"]["admin_start"] = at  # a resumed cutover runs them again: the last run's start
+        return new
     if (phase, event) == ("cutover", "done"):
         if not is_live(state):
             raise Refused("the cutover cannot be complete before the target is live. Nothing was changed.")
@@ -254,31 +275,48 @@ def apply(state, phase, event, result=None, now=None):
             new.setdefault("cutover", {}).setdefault("live", at)  # a resumed cutover keeps the first
         elif phase == "db_migrate":
             new["db_pass"] = dict(job=result.get("job"), start=at)
+        elif phase == "config_copy":
+            new.setdefault("config_copy", {})["start"] = at  # each run copies again: its own start
         else:
-            raise Refused("%s has no start event (only cold_sync, db_migrate and cutover)" % phase)
+            raise Refused("%s has no start event (only cold_sync, db_migrate, config_copy and cutover)" % phase)
+        return new
+    if event == "stopped":
+        if phase != "cold_sync" or "start" not in (state.get("cold_sync") or {}):
+            raise Refused("only cold_sync records a stop, after its start. Nothing was changed.")
+        new["cold_sync"].setdefault("stopped", at)  # the window's first stop, as its start
         return new
     if event != "done":
-        raise Refused("unknown event %r (check, start, serving, done)" % event)
+        raise Refused("unknown event %r (check, start, stopped, serving, admin, done)" % event)
     if phase == "prereq":
         new.update(origin=result.get("origin"), addresses=result.get("addresses"), version=result.get("version"))
         new["prereq"] = dict(checked=at)
     elif phase == "hot_sync":
         _keep_pull_start(new, result)
-        new.setdefault("hot_sync_runs", []).append(dict(end=at, **_pull_summary(result)))
+        run = dict(end=at, **_pull_summary(result))
+        if _span(result):
+            run["start"] = result["started_at"]
+        new.setdefault("hot_sync_runs", []).append(run)
     elif phase == "cold_sync":
         _keep_pull_start(new, result)
         entry = new.setdefault("cold_sync", {})
         entry.setdefault("start", at)
         entry.update(end=at, verified=verified_by(result, result.get("verify")),
                      trees=[{k: t[k] for k in TREE_KEYS if k in t} for t in result.get("trees") or []])
+        for key in ("pull", "verify"):  # a rerun's own spans, not a previous run's
+            entry.pop(key, None)
+        _keep_span(entry, "pull", result)
+        _keep_span(entry, "verify", result.get("verify"))
     elif phase == "db_migrate":
         names = result.get("names") or []
         databases = [dict(d, name=n) for d, n in zip(result.get("databases") or [], names)]
         new["db_migrate"] = dict(end=at, seconds=result.get("seconds"), databases=databases)
+        _keep_span(new["db_migrate"], "pass", result)
         new.pop("db_pass", None)
     elif phase == "config_copy":
         new["config_copy"] = dict(end=at, files=copied_entries(result.get("files") or []),
                                   queued_mail=sum(1 for line in result.get("queue") or [] if line.startswith(">f")))
+        if "start" in (state.get("config_copy") or {}):
+            new["config_copy"]["start"] = state["config_copy"]["start"]
     elif phase == "rollback":
         for key in WINDOW:
             new.pop(key, None)
@@ -286,3 +324,57 @@ def apply(state, phase, event, result=None, now=None):
     else:
         raise Refused("%s has no done event here (the cutover's end is cutover/done)" % phase)
     return new
+
+
+# The cold window's steps as the report's timeline draws them, in order: (name, label).
+WINDOW_STEPS = (
+    ("stop", "stop BlueMind and postfix"),
+    ("pull", "final pull"),
+    ("verify", "verification by checksum"),
+    ("databases", "database pass"),
+    ("config", "configuration copy"),
+    ("start", "start on the target"),
+    ("admin", "admin actions, smoke checks"),
+)
+
+
+def _seconds_between(start, end):
+    return round((parse_stamp(end) - parse_stamp(start)).total_seconds(), 1)
+
+
+def timeline(state):
+    """What the report's timeline draws, from the recorded times only: each hot sync run, each step of
+    the cold window with both ends recorded (``missing`` names the others, but a verification that did
+    not run), and the downtime (from the start of the cold sync to the target serving; ``end`` None
+    while it lasts)."""
+    cold = state.get("cold_sync") or {}
+    cutover = state.get("cutover") or {}
+    config = state.get("config_copy") or {}
+    pull, verify = cold.get("pull") or {}, cold.get("verify") or {}
+    db_pass = (state.get("db_migrate") or {}).get("pass") or {}
+    bounds = dict(
+        stop=(cold.get("start"), cold.get("stopped")),
+        pull=(pull.get("start"), pull.get("end")),
+        verify=(verify.get("start"), verify.get("end")),
+        databases=(db_pass.get("start"), db_pass.get("end")),
+        config=(config.get("start"), config.get("end")),
+        start=(cutover.get("live"), cutover.get("serving")),
+        admin=(cutover.get("admin_start"), cutover.get("end")),
+    )
+    # A pull recorded with its span and no verification span: the window ran without one (cold_sync_verify).
+    skipped = {"verify"} if pull and not verify else set()
+    steps, missing = [], []
+    for name, label in WINDOW_STEPS:
+        start, end = bounds[name]
+        if start and end and start <= end:  # a rerun under way has a new start, not yet its end
+            steps.append(dict(name=name, label=label, start=start, end=end, seconds=_seconds_between(start, end)))
+        elif name not in skipped:
+            missing.append(name)
+    runs = [dict(number=number, start=run.get("start"), end=run["end"], seconds=run.get("seconds", 0),
+                 files=run.get("files", 0), bytes=run.get("bytes", 0))
+            for number, run in enumerate(state.get("hot_sync_runs") or [], 1) if run.get("end")]
+    downtime = None
+    if cold.get("start"):
+        end = cutover.get("serving")
+        downtime = dict(start=cold["start"], end=end, seconds=_seconds_between(cold["start"], end) if end else None)
+    return dict(hot_sync_runs=runs, steps=steps, missing=missing, downtime=downtime)

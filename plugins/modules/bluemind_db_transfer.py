@@ -279,6 +279,16 @@ seconds:
   description: Time of the whole task.
   returned: always
   type: float
+started_at:
+  description: When the task began, on the target's clock (UTC, as the migration state keeps times).
+  returned: success
+  type: str
+  sample: "2026-11-29T18:00:00.000000Z"
+ended_at:
+  description: When the task ended, on the target's clock (UTC). With RV(started_at), the step in the report's timeline.
+  returned: success
+  type: str
+  sample: "2026-11-29T18:00:12.000000Z"
 tables:
   description: Sum of RV(databases[].tables).
   returned: always
@@ -343,6 +353,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     Table,
     normalize_schema,
 )
+from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
     SshError,
@@ -673,7 +684,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    started = time.monotonic()
+    started, started_at = time.monotonic(), stamp()
     waited_for_lock = 0.0
     if not module.check_mode:
         try:
@@ -689,7 +700,7 @@ def main():
     target = PgServer("target", bin_dir, params["target_db_host"], params["target_db_port"],
                       params["db_user"], params["target_db_password"], params["pgpass_file"])
     result = dict(changed=False, databases=[], bytes=0, tables=0, rows=0, executed_commands=[],
-                  waited_for_lock=waited_for_lock)
+                  waited_for_lock=waited_for_lock, started_at=started_at)
     try:
         origin_ssh.check_files()
         with Tunnel(origin_ssh, params["tunnel_port"] or free_local_port(), params["origin_db_port"]) as tunnel:
@@ -713,11 +724,11 @@ def main():
             result["changed"] = any(entry["method"] == "full" or entry.get("rows_copied") or entry.get("rows_deleted")
                                     for entry in result["databases"])
     except (SshError, PgError, OSError) as exc:
-        result["seconds"] = round(time.monotonic() - started, 3)
+        result.update(seconds=round(time.monotonic() - started, 3), ended_at=stamp())
         module.fail_json(msg=str(exc), **result)
     for key in ("bytes", "tables", "rows"):
         result[key] = sum(entry.get(key, 0) for entry in result["databases"])
-    result["seconds"] = round(time.monotonic() - started, 3)
+    result.update(seconds=round(time.monotonic() - started, 3), ended_at=stamp())
     module.exit_json(**result)
 
 

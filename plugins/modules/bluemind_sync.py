@@ -280,6 +280,16 @@ seconds:
   description: Wall-clock time of the whole task.
   returned: always
   type: float
+started_at:
+  description: When the task began, on the target's clock (UTC, as the migration state keeps times).
+  returned: when the connection to the origin opened
+  type: str
+  sample: "2026-11-29T18:00:00.000000Z"
+ended_at:
+  description: When the last tree was pulled, on the target's clock (UTC). With RV(started_at), the step in the report's timeline.
+  returned: when the connection to the origin opened
+  type: str
+  sample: "2026-11-29T18:00:42.000000Z"
 whole_trees:
   description: Why O(changed_since) was not used for any tree.
   returned: when the origin's clock is before O(changed_since)
@@ -329,6 +339,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     run_rsync,
     tree_excludes,
 )
+from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
     SshError,
@@ -562,7 +573,7 @@ def main():
     rsync_bin = params["rsync_path"] or module.get_bin_path("rsync", required=True)
     origin = OriginSsh(module.get_bin_path("ssh", required=True), params,
                        control_path=params["ssh_control_path"])
-    started = time.monotonic()
+    started, started_at = time.monotonic(), stamp()
     dry_run = module.check_mode or params["verify"]
     # rsync creates each tree itself (with the origin's owner and mode), not the parents.
     parents = [] if dry_run else [os.path.dirname(t.rstrip("/")) for t in params["trees"]]
@@ -603,6 +614,8 @@ def main():
         files=sum(t["files"] for t in trees),
         seconds=round(time.monotonic() - started, 3),
         origin_clock_start=clock_start,
+        started_at=started_at,
+        ended_at=stamp(),
         workers=workers,
         waited_for_lock=waited_for_lock,
     )

@@ -184,3 +184,78 @@ def test_an_unreadable_state_says_what_to_do(tmp_path, content):
     path.write_text(content)
     with pytest.raises(st.StateError, match="reports/<target>.json"):
         st.load(str(path))
+
+
+def span(start, end):
+    """A work module's own span, as bluemind_sync and bluemind_db_transfer return it."""
+    return {"started_at": st.stamp(at(start)), "ended_at": st.stamp(at(end))}
+
+
+# A window with every step recorded (the walk stamps event i at i seconds; the spans are the modules').
+TIMED = [PREREQ, ("hot_sync", "done", dict(PULL, **span(0.5, 0.75))),
+         ("cold_sync", "start"), ("cold_sync", "stopped"),
+         ("db_migrate", "start", {"job": "j1"}),
+         ("cold_sync", "done", dict(PULL, verify=dict(trees=[], **span(4.25, 4.5)), **span(3.5, 4.25))),
+         ("db_migrate", "done", dict(span(3.75, 5.5), seconds=1.75, databases=[], names=[])),
+         ("config_copy", "start"), ("config_copy", "done", {}),
+         ("cutover", "start"), ("cutover", "serving"), ("cutover", "admin"), ("cutover", "done", {})]
+
+
+def test_the_timeline_has_each_window_step_in_order_from_its_records():
+    timeline = st.timeline(walk(*TIMED))
+    steps = [(s["name"], s["start"], s["seconds"]) for s in timeline["steps"]]
+    assert steps == [("stop", st.stamp(at(2)), 1.0), ("pull", st.stamp(at(3.5)), 0.8),
+                     ("verify", st.stamp(at(4.25)), 0.2), ("databases", st.stamp(at(3.75)), 1.8),
+                     ("config", st.stamp(at(7)), 1.0), ("start", st.stamp(at(9)), 1.0),
+                     ("admin", st.stamp(at(11)), 1.0)]
+    assert timeline["missing"] == []
+    # from the start of the cold sync (2 s) to the target serving (10 s)
+    assert timeline["downtime"] == {"start": st.stamp(at(2)), "end": st.stamp(at(10)), "seconds": 8.0}
+    assert timeline["hot_sync_runs"] == [{"number": 1, "start": st.stamp(at(0.5)), "end": st.stamp(at(1)),
+                                          "seconds": 1.25, "files": 3, "bytes": 10}]
+
+
+def test_a_timeline_draws_only_what_was_recorded():
+    # a run stopped after the hot syncs: runs, no window
+    assert st.timeline(walk(PREREQ, ("hot_sync", "done", PULL))) == {
+        "hot_sync_runs": [{"number": 1, "start": None, "end": st.stamp(at(1)), "seconds": 1.25, "files": 3,
+                           "bytes": 10}],
+        "steps": [], "missing": list(dict(st.WINDOW_STEPS)), "downtime": None}
+    # a window under way: the downtime has a start and no end yet
+    open_window = st.timeline(walk(PREREQ, ("cold_sync", "start"), ("cold_sync", "stopped")))
+    assert [s["name"] for s in open_window["steps"]] == ["stop"]
+    assert open_window["downtime"] == {"start": st.stamp(at(1)), "end": None, "seconds": None}
+    assert st.timeline({}) == {"hot_sync_runs": [], "steps": [], "missing": list(dict(st.WINDOW_STEPS)),
+                               "downtime": None}
+
+
+def test_a_rerun_keeps_the_first_stop_and_draws_its_own_copy_only_once_done():
+    state = walk(*TIMED[:9])
+    rerun = st.apply(st.apply(state, "cold_sync", "stopped", now=at(50)), "config_copy", "start", now=at(60))
+    assert rerun["cold_sync"]["stopped"] == state["cold_sync"]["stopped"]
+    # the new copy has a start after the previous end: not drawn until its end is recorded
+    assert "config" in st.timeline(rerun)["missing"]
+    again = st.apply(rerun, "config_copy", "done", {}, now=at(61))
+    assert [(s["name"], s["seconds"]) for s in st.timeline(again)["steps"] if s["name"] == "config"] == [("config", 1.0)]
+
+
+def test_a_window_without_verification_does_not_call_it_missing():
+    no_verify = [(*e[:2], dict(e[2], verify={})) if e[:2] == ("cold_sync", "done") else e for e in TIMED]
+    timeline = st.timeline(walk(*no_verify))
+    assert "verify" not in [s["name"] for s in timeline["steps"]] and timeline["missing"] == []
+
+
+def test_a_pull_in_check_mode_records_no_span():
+    state = walk(PREREQ, ("cold_sync", "start"), ("cold_sync", "done", dict(PULL, verify={})))
+    assert "pull" not in state["cold_sync"] and "verify" not in state["cold_sync"]
+
+
+def test_stop_and_admin_records_need_their_phase_under_way():
+    with pytest.raises(st.Refused, match="only cold_sync records a stop, after its start"):
+        st.apply(walk(PREREQ), "cold_sync", "stopped")
+    with pytest.raises(st.Refused, match="only cold_sync records a stop"):
+        st.apply(walk(PREREQ, ("cold_sync", "start")), "config_copy", "stopped")
+    with pytest.raises(st.Refused, match="admin actions cannot start before"):
+        st.apply(walk(*WINDOW), "cutover", "admin")
+    done = walk(*TIMED)
+    assert st.apply(done, "cutover", "admin", now=at(99)) == done

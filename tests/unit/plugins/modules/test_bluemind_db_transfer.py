@@ -4,6 +4,7 @@ from unittest import mock
 
 import pytest
 
+from ansible_collections.bluemind.migration.plugins.module_utils import state as migration_state
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import SshError
 from ansible_collections.bluemind.migration.plugins.modules import bluemind_db_transfer
 
@@ -186,8 +187,11 @@ class FakeRowSync(object):
 
 
 def test_transfer_recreates_restores_and_verifies(run_module, servers, commands):
+    before = migration_state.stamp()
     result = run_module(bluemind_db_transfer, servers.args)
     assert result["changed"] is True and not result.get("failed")
+    # the pass's span on the target's clock, in the state's format (the report's timeline draws it)
+    assert before <= result["started_at"] <= result["ended_at"] <= migration_state.stamp()
     assert (result["origin_version"], result["target_version"]) == ("13.16", "15.8")
     assert [d["name"] for d in result["databases"]] == ["bj", "bj-data"]
     assert result["databases"][1]["settings"] == ["TimeZone=GMT"]

@@ -58,3 +58,20 @@ def test_an_unreadable_state_fails_with_what_to_do(run_module, tmp_path):
     path.write_text("{")
     result = run_module(bluemind_state, dict(path=str(path)))
     assert result["failed"] is True and "reports/<target>.json" in result["msg"]
+
+
+def test_the_stop_of_the_window_is_recorded_once(run_module, tmp_path):
+    path = tmp_path / "state.json"
+    run_module(bluemind_state, dict(path=str(path), phase="prereq", event="done", result=PREREQ))
+    run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="start"))
+    first = run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="stopped"))
+    again = run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="stopped"))
+    assert first["changed"] is True and again["changed"] is False
+    cold = json.loads(path.read_text())["cold_sync"]
+    assert cold["start"] <= cold["stopped"]
+
+
+def test_an_event_that_records_needs_a_phase(run_module, tmp_path):
+    for event in ("stopped", "admin"):
+        result = run_module(bluemind_state, dict(path=str(tmp_path / "state.json"), event=event))
+        assert result["failed"] is True and "phase" in result["msg"]

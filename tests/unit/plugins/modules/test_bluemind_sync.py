@@ -6,6 +6,7 @@ from unittest import mock
 
 import pytest
 
+from ansible_collections.bluemind.migration.plugins.module_utils import state
 from ansible_collections.bluemind.migration.plugins.modules import bluemind_sync
 
 STATS = ("Number of regular files transferred: %d\nTotal transferred file size: %d bytes\n"
@@ -102,6 +103,16 @@ def test_pull_reports_changes_per_tree(run_module, fake, commands):
     assert "diff" not in result
     # one master connection opened before the workers, closed after
     assert commands.calls[0]["args"][-1] == "true" and "-O" in commands.calls[-1]["args"]
+
+
+def test_pull_returns_its_span_on_the_targets_clock(run_module, fake):
+    fake.scenario(**{"/srv/a/": dict(out=STATS % (0, 0)), "/srv/b/": dict(out=STATS % (0, 0))})
+    before = state.stamp()
+    result = run_module(bluemind_sync, fake.args())
+    after = state.stamp()
+    # the state's own format (the report's timeline draws the final pull from it), in call order
+    assert before <= result["started_at"] <= result["ended_at"] <= after
+    assert state.parse_stamp(result["ended_at"]) >= state.parse_stamp(result["started_at"])
 
 
 def test_rsync_command_line(run_module, fake):
