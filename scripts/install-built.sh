@@ -17,7 +17,9 @@ export ANSIBLE_CONFIG=$work/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$work/collectio
 tarball=$(ls "$work"/build/bluemind-migration-*.tar.gz)
 "$bin/ansible-galaxy" collection install --offline "$tarball" -p "$work/collections" > "$work/install.log"
 installed=$work/collections/ansible_collections/bluemind/migration
-test -f "$installed/MANIFEST.json" && test ! -L "$installed" || { echo "install-built: $tarball did not install" >&2; exit 1; }
+if [ ! -f "$installed/MANIFEST.json" ] || [ -L "$installed" ]; then
+  echo "install-built: $tarball did not install" >&2; exit 1
+fi
 for leftover in tests lab molecule bench .git; do
   test ! -e "$installed/$leftover" || { echo "install-built: the tarball carries $leftover (galaxy.yml build_ignore)" >&2; exit 1; }
 done

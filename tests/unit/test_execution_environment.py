@@ -24,7 +24,7 @@ def test_ansible_builder_makes_the_build_context_offline(tmp_path):
     subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path / "ee" / "build"),
                     str(TOP)], check=True, capture_output=True)
     done = subprocess.run([str(BIN / "ansible-builder"), "create", "-f", "execution-environment.yml",
-                           "-c", str(tmp_path / "context")], cwd=tmp_path, capture_output=True, text=True)
+                           "-c", str(tmp_path / "context")], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     build = tmp_path / "context" / "_build"
     version = yaml.safe_load((TOP / "galaxy.yml").read_text())["version"]
