@@ -11,7 +11,7 @@ copy=$work/ansible_collections/bluemind/migration
 mkdir -p "$copy"
 # ansible-test reads git for the file list when .git exists; the copy has none (in a git worktree .git is a
 # file, hence no trailing slash), so it sees all files.
-rsync -a --delete --exclude=/.git --exclude=/.venv/ --exclude=/.ansible/ --exclude=/reports/ --exclude=/lab/ --exclude=/bench/ \
+rsync -a --delete --exclude=/.git --exclude=/.venv/ --exclude=/.cache/ --exclude=/.ansible/ --exclude=/reports/ --exclude=/lab/ --exclude=/bench/ \
   --exclude=.pytest_cache/ --exclude=__pycache__/ --exclude=/tests/output/ "$top/" "$copy/"
 export PATH=$bin:$PATH ANSIBLE_COLLECTIONS_PATH=$work
 # ansible-test bootstraps pip in its venvs with a script it downloads from a host outside PyPI.

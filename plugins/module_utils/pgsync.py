@@ -306,7 +306,7 @@ def balanced_groups(tables, counts, groups):
     """``tables`` dealt into at most ``groups`` lists of about the same number of rows (``counts``:
     table name -> rows on both sides), the biggest first; each list keeps the tables' order."""
     order = dict((table.name, i) for i, table in enumerate(tables))
-    loads = [[0, []] for _ in range(max(1, min(groups, len(tables))))]
+    loads = [[0, []] for _group in range(max(1, min(groups, len(tables))))]
     for table in sorted(tables, key=lambda table: -counts.get(table.name, 0)):
         lightest = min(loads, key=lambda load: load[0])
         lightest[0] += counts.get(table.name, 0) + 1
