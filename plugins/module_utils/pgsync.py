@@ -283,7 +283,7 @@ class RowSync(object):
         errors.close()
         if rc != 0:
             raise RowSyncError("%s of %s on the %s failed (psql exit %s): %s" % (
-                what, self.database, side, rc, message))
+                what, self.database, side, rc, message), side, message)
 
     def plan_table(self, table, since=None):
         """What must move for one table: ``dict(table, fetch, delete, replace, counts)``.
@@ -315,9 +315,12 @@ class RowSync(object):
         return dict(table=table, fetch=fetch, delete=delete, replace=replace, counts=counts)
 
     def apply(self, plans, sequences):
-        """Apply the plans and the sequences' values on the target in one transaction; bytes moved."""
+        """Apply the plans and the sequences' values on the target in one transaction; bytes moved.
+
+        When either side fails, the transaction is not committed: the target's copy is as it was."""
         target, target_err = self._start(self.target, None, stdin=True, stdout=False)
         moved = 0
+        origin = None
         try:
             target.stdin.write(b"BEGIN;\nSET LOCAL session_replication_role = replica;\n")
             for plan in plans:
@@ -336,7 +339,8 @@ class RowSync(object):
                             break
                         target.stdin.write(block)
                         moved += len(block)
-                    self._finish(origin, origin_err, "origin", "reading rows of %s" % table.name)
+                    proc, origin = origin, None
+                    self._finish(proc, origin_err, "origin", "reading rows of %s" % table.name)
                     target.stdin.write(b"\\.\n")
             for name, value, called in sequences:
                 target.stdin.write(("SELECT pg_catalog.setval(%s, %s, %s);\n" % (
@@ -344,20 +348,32 @@ class RowSync(object):
             target.stdin.write(b"COMMIT;\n")
             target.stdin.close()
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            pass  # the target's psql stopped: its exit code and messages say why
         except RowSyncError:
             target.kill()
             target.wait()
             target_err.close()
             raise
+        finally:
+            if origin is not None:  # the origin's rows were being read when the target stopped
+                origin.kill()
+                origin.wait()
+                origin.stdout.close()
+                origin_err.close()
         rc = target.wait()
         message = _tail(target_err)
         target_err.close()
         if rc != 0:
             raise RowSyncError("applying the changes to %s on the target failed (psql exit %s), "
-                               "nothing was changed there: %s" % (self.database, rc, message))
+                               "nothing was changed there: %s" % (self.database, rc, message), "target", message)
         return moved
 
 
 class RowSyncError(Exception):
-    """Listing or applying the rows failed; the target is unchanged (one transaction)."""
+    """Listing or applying the rows failed; the target is unchanged (one transaction). ``side`` (origin or
+    target, None for a listing out of order) and ``messages`` (its psql's last messages) say where."""
+
+    def __init__(self, message, side=None, messages=""):
+        super(RowSyncError, self).__init__(message)
+        self.side = side
+        self.messages = messages
