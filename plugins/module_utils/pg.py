@@ -10,8 +10,11 @@ Passwords go to the tools through the environment (``PGPASSWORD``) or a pgpass f
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
+
+from ansible_collections.bluemind.migration.plugins.module_utils.disk import NO_SPACE, QUOTA, free_space
 
 FIELD_SEP = "\x1f"
 CHUNK = 1 << 20
@@ -113,6 +116,35 @@ def snapshot_script(snapshot, sql):
             % (quote_literal(snapshot), sql.rstrip(";")))
 
 
+# What libpq and the server say when the server went away during a session (stopped, killed, crashed,
+# restarting) or cannot be reached at all.
+GONE_MESSAGES = (
+    "server closed the connection unexpectedly", "terminating connection due to unexpected postmaster exit",
+    "terminating connection because of crash of another server process",
+    "terminating connection due to administrator command", "connection to server was lost",
+    "no connection to the server", "could not receive data from server", "could not send data to server",
+    "Connection refused", "SSL SYSCALL error: EOF detected",
+    "the database system is in recovery mode", "the database system is shutting down",
+    "the database system is starting up", "the database system is not yet accepting connections",
+)
+# The server's hint when a file could not be extended: ENOSPC, or a write cut short ("wrote only 4096 of
+# 8192 bytes"), which a full disk causes too.
+FREE_DISK_HINT = "HINT:  Check free disk space."
+# The server's words for a write that found its disk full (the file is relative to its data directory).
+FILE_WRITE = re.compile(r'could not (?:extend|write to|write block \d+ in|create|write) file "([^"]+)"')
+
+
+def trouble(text):
+    """``space`` when a PostgreSQL tool's messages say the server's disk is full (or a checkpoint failed,
+    which a full disk causes), ``gone`` when the server stopped answering, else None."""
+    text = text or ""
+    if NO_SPACE in text or QUOTA in text or "checkpoint request failed" in text or FREE_DISK_HINT in text:
+        return "space"
+    if any(message in text for message in GONE_MESSAGES):
+        return "gone"
+    return None
+
+
 class PgError(Exception):
     """A PostgreSQL tool failed; the message names the server, the database and the tool's error."""
 
@@ -189,9 +221,43 @@ class PgServer(object):
             args.append("--schema-only")
         return args + self.connection_args(database)
 
-    def _fail(self, what, database, rc, err):
-        raise PgError("%s on the %s server (%s:%s, database %s) failed (psql exit %s): %s" % (
-            what, self.label, self.host, self.port, database, rc, (err or "").strip() or "no message"))
+    def _fail(self, what, database, rc, err, run_command=None):
+        hint = self.trouble_hint(err, run_command, database)
+        raise PgError("%s on the %s server (%s:%s, database %s) failed (psql exit %s): %s%s" % (
+            what, self.label, self.host, self.port, database, rc, (err or "").strip() or "no message",
+            "; " + hint if hint else ""))
+
+    def local(self):
+        """Whether the server runs here (its files are this host's)."""
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("/")
+
+    def trouble_hint(self, err, run_command=None, database="postgres"):
+        """What happened and what to do when a tool's messages ``err`` show the server's disk full or the
+        server gone (see :func:`trouble`); None for any other error. With ``run_command``, a full disk
+        is located: the file the server could not write (in its data directory, read from
+        ``database``) and, when the server runs here, the free space of that file's filesystem."""
+        kind = trouble(err)
+        if kind == "gone":
+            return ("the %s's PostgreSQL (%s:%s) stopped answering: it was stopped, killed or is restarting%s; "
+                    "start it (systemctl start postgresql), see its log, and run the task again" % (
+                        self.label, self.host, self.port,
+                        ", or the SSH tunnel to it was cut" if self.label == "origin" else ""))
+        if kind != "space":
+            return None
+        written = FILE_WRITE.search(err or "")
+        if not written:
+            return ("the %s's PostgreSQL could not write a checkpoint (its log says which file; a full disk "
+                    "is the usual cause): free space there and run the task again" % self.label)
+        path = written.group(1)
+        if not os.path.isabs(path) and run_command is not None:
+            rc, out, _err = run_command(self.psql_args(database) + ["-At", "-c", "SHOW data_directory"],
+                                        environ_update=self.env)
+            if rc == 0 and out.strip():
+                path = os.path.join(out.strip(), path)
+        here = self.local() and os.path.isabs(path) and os.path.isdir(os.path.dirname(path))
+        space = free_space(os.path.dirname(path)) if here else ""
+        return "the %s's PostgreSQL has no space left on device (writing %s%s): free space there and run the task again" % (
+            self.label, path, "; %s now" % space if space else "")
 
     def query(self, run_command, database, sql, what, snapshot=None):
         """Rows (tuples of text) of one query; with ``snapshot``, as that exported snapshot sees them."""
@@ -204,14 +270,14 @@ class PgServer(object):
         else:
             rc, out, err = run_command(args + ["-c", sql], environ_update=self.env)
         if rc != 0:
-            self._fail(what, database, rc, err)
+            self._fail(what, database, rc, err, run_command)
         return [tuple(record.split(FIELD_SEP)) for record in out.split("\0") if record.strip("\n")]
 
     def execute(self, run_command, database, script, what):
         """Run SQL statements one after the other (outside a transaction block), stopping at the first error."""
         rc, _out, err = run_command(self.psql_args(database) + ["-f", "-"], data=script, environ_update=self.env)
         if rc != 0:
-            self._fail(what, database, rc, err)
+            self._fail(what, database, rc, err, run_command)
 
 
 def _tail(handle):

@@ -357,22 +357,26 @@ class RowSync(object):
             proc.script_file.close()
         if rc != 0:
             raise RowSyncError("%s of %s on the %s failed (psql exit %s): %s" % (
-                what, self.database, side, rc, message))
+                what, self.database, side, rc, message), side, message)
 
     def _abandon(self, sessions, exc):
-        """Stop the psql sessions of a batch that went wrong: what their errors say, else ``exc``."""
-        reasons = []
+        """Stop the psql sessions of a batch that went wrong: ``(what their errors say, else exc's
+        text; the side of the first that said something; its messages)``."""
+        reasons, first = [], (None, "")
         for proc, errors, side in sessions:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
             message = tail_of(errors)
             errors.close()
             if proc.script_file is not None:
                 proc.script_file.close()
             if message:
                 reasons.append("on the %s: %s" % (side, message))
-        return "; ".join(reasons) or str(exc)
+                first = first if first[0] else (side, message)
+        return ("; ".join(reasons) or str(exc),) + first
 
     def plan_tables(self, tables, since=None):
         """What must move for each table: ``dict(table, fetch, delete, replace, counts)`` each.
@@ -402,8 +406,8 @@ class RowSync(object):
                 plans.append(dict(table=table, fetch=fetch, delete=delete, replace=replace, counts=counts))
         except ValueError as exc:
             # a psql that failed says why (its output ended early); else the listing's own complaint
-            raise RowSyncError("%s of %s: %s" % (what, self.database, self._abandon(
-                [(origin, origin_err, "origin"), (target, target_err, "target")], exc)))
+            reason, side, messages = self._abandon([(origin, origin_err, "origin"), (target, target_err, "target")], exc)
+            raise RowSyncError("%s of %s: %s" % (what, self.database, reason), side, messages)
         self._finish(origin, origin_err, "origin", what)
         self._finish(target, target_err, "target", what)
         return plans
@@ -447,15 +451,15 @@ class RowSync(object):
             target.stdin.write(b"COMMIT;\n")
             target.stdin.close()
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            pass  # the target's psql stopped: its exit code and messages say why
         except RowSyncError:
             self._abandon([(target, target_err, "target")], None)
             raise
         except ValueError as exc:
-            reason = self._abandon([(origin, origin_err, "origin")], exc)
+            reason, side, messages = self._abandon([(origin, origin_err, "origin")], exc)
             self._abandon([(target, target_err, "target")], None)
             raise RowSyncError("reading the rows to copy from %s: %s; nothing was changed on the target" % (
-                self.database, reason))
+                self.database, reason), side, messages)
         if origin is not None:  # the target stopped reading (its psql failed): its message says why
             self._abandon([(origin, origin_err, "origin")], None)
         rc = target.wait()
@@ -463,9 +467,15 @@ class RowSync(object):
         target_err.close()
         if rc != 0:
             raise RowSyncError("applying the changes to %s on the target failed (psql exit %s), "
-                               "nothing was changed there: %s" % (self.database, rc, message))
+                               "nothing was changed there: %s" % (self.database, rc, message), "target", message)
         return moved
 
 
 class RowSyncError(Exception):
-    """Listing or applying the rows failed; the target is unchanged (one transaction)."""
+    """Listing or applying the rows failed; the target is unchanged (one transaction). ``side`` (origin or
+    target, None for a listing out of order) and ``messages`` (its psql's last messages) say where."""
+
+    def __init__(self, message, side=None, messages=""):
+        super(RowSyncError, self).__init__(message)
+        self.side = side
+        self.messages = messages

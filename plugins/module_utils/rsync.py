@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 
+from ansible_collections.bluemind.migration.plugins.module_utils.disk import NO_SPACE, QUOTA, free_space
+
 # BlueMind's own backup leaves these out: a search index rebuilt by Cyrus, and runtime state.
 BLUEMIND_EXCLUDES = ("cyrus.squat", "/var/lib/cyrus/proc/", "/var/lib/cyrus/lock/", "/var/lib/cyrus/socket/")
 
@@ -365,6 +367,17 @@ def _drain_stderr(stream, tail, counters):
         tail.append(line)
 
 
+def no_space_hint(tail, dest):
+    """What to say when rsync's last messages (``tail``) show the target's filesystem full (or a quota
+    reached) while writing into ``dest``; None otherwise."""
+    if not any(NO_SPACE in line or QUOTA in line for line in tail):
+        return None
+    what = "no space left on device" if any(NO_SPACE in line for line in tail) else "disk quota exceeded"
+    where = free_space(dest)
+    return (" (%s on the target's %s%s; free space there and run the pull again: the files already pulled "
+            "are whole and are not pulled again)" % (what, dest.rstrip("/") or "/", " (%s now)" % where if where else ""))
+
+
 def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, clock=time.monotonic,
               stdin=None, counts=None, transferred=None):
     """Run rsync, reading its output as it comes; return the tree's summary.
@@ -416,8 +429,11 @@ def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, cloc
     )
     if rc != 0 and not (rc == EXIT_VANISHED and allow_vanished):
         hint = " (set allow_vanished while BlueMind still runs on the origin)" if rc == EXIT_VANISHED else ""
-        if any("Operation not supported" in line and ("acl" in line.lower() or "xattr" in line.lower())
-               for line in tail):
+        full = no_space_hint(tail, args[-1])  # the destination: the last argument (build_command)
+        if full:
+            hint = full
+        elif any("Operation not supported" in line and ("acl" in line.lower() or "xattr" in line.lower())
+                 for line in tail):
             hint = (" (the target's filesystem does not support the ACLs or extended attributes that the origin's "
                     "files carry: mount it with ACL and user_xattr support, or leave acls/xattrs out of preserve "
                     "knowingly)")

@@ -51,6 +51,18 @@ description:
     after its schema), then C(pg_dump | psql -v ON_ERROR_STOP=1) streams the data without a
     temporary file; the exit codes of both tools are checked. A dump of a whole database carries its
     large objects too (contents, owners, ACLs, comments), with their oids.
+  - The new copy is made under a temporary name (the database's name and C(.incomplete)) and takes
+    the database's name only once the restore succeeded. A copy that did not finish (a full disk, the
+    target's PostgreSQL stopped or killed, the origin unreachable) is dropped when the server still
+    answers, and by the next run otherwise; it is never found under the database's name, so the next
+    run copies the database whole again (it cannot take a half copy for the last pass's). Its ids
+    are removed from O(state_file).
+  - A row sync that fails because the target's disk is full or a server stopped answering fails the
+    task and leaves the target's copy as it was (one transaction); running the task again, once the
+    cause is fixed, moves the rows. Other row sync failures fall back to a whole copy.
+  - The message of a full disk names the file that PostgreSQL could not write and the free space of
+    its filesystem (when the server runs on the target); the one of a server that stopped answering
+    says to start it. Both end with what to do, which is to run the task again.
   - Afterwards, for every table, the exact row count (C(count(*))) on both sides and the value of
     every sequence are compared, as are the settings, the locale, the extensions (name and
     schema) and the large objects (their number and one digest of every object's oid, owner, ACL,
@@ -228,7 +240,7 @@ databases:
       description: Why the database was copied whole.
       type: str
       returned: when RV(databases[].method=full)
-      sample: no copy on the target yet
+      sample: no copy on the target yet (the last whole copy did not finish)
     compared_by:
       description: V(content) (row hashes) or V(transaction ids) (the last pass's ids, see O(state_file)).
       type: str
@@ -316,6 +328,7 @@ executed_commands:
 
 import concurrent.futures
 import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -341,6 +354,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     quote_ident,
     quote_literal,
     stream_pipeline,
+    trouble,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     FACTS_SQL,
@@ -363,6 +377,9 @@ from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
 )
 
 MAX_LISTED_DIFFERENCES = 10
+# A whole copy is restored under this name and renamed when complete (NAMEDATALEN - 1 bytes at most).
+INCOMPLETE_SUFFIX = ".incomplete"
+MAX_NAME_BYTES = 63
 # Sessions listing tables at once on each side (each lists a group of tables of about the same size).
 PLAN_WORKERS = 3
 
@@ -423,31 +440,52 @@ class Transfer(object):
         self.target.execute(self.run, database, script, what)
 
     def copy(self, entry, snapshot=None):
-        """Drop and create the target's database, then stream the origin's dump into it."""
+        """Drop the target's database, restore the origin's dump into a new one under a temporary name,
+        and give it the database's name once the restore succeeded: a copy that did not finish is
+        never found under the database's name (a later pass copies whole again, it cannot take a half
+        copy for an earlier one)."""
         name = entry["name"]
+        partial = incomplete_name(name)
+        self.state.pop(name, None)  # the last pass's ids name the copy about to be dropped
         self.execute(self.maintenance_db, "\n".join(
             ["DROP DATABASE IF EXISTS %s;" % quote_ident(name),
+             "DROP DATABASE IF EXISTS %s;" % quote_ident(partial),
              "CREATE DATABASE %s OWNER %s ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE %s LC_CTYPE %s;" % (
-                 quote_ident(name), quote_ident(self.owner), quote_literal(entry["locale"]["collate"]),
+                 quote_ident(partial), quote_ident(self.owner), quote_literal(entry["locale"]["collate"]),
                  quote_literal(entry["locale"]["ctype"]))]
-            + [alter_database_set(name, setting) for setting in entry["settings"]]),
+            + [alter_database_set(partial, setting) for setting in entry["settings"]]),
             "recreating database %s (stop BlueMind on the target first)" % name)
         # The dump names a type of pg_catalog without its schema: the extension must be there first.
         extensions = [create_extension_sql(ext["name"], ext["schema"])
                       for ext in entry["extensions"] if ext["schema"] in BUILTIN_SCHEMAS]
         if extensions:
-            self.execute(name, "\n".join(extensions),
+            self.execute(partial, "\n".join(extensions),
                          "creating the origin's extensions in %s in their schemas" % name)
-        dump, restore = self.origin.dump_args(name, snapshot), self.target.psql_args(name) + ["-f", "-"]
+        dump, restore = self.origin.dump_args(name, snapshot), self.target.psql_args(partial) + ["-f", "-"]
         self.commands.append("%s | %s" % (" ".join(dump), " ".join(restore)))
         size, dump_rc, restore_rc, dump_err, restore_err = stream_pipeline(
             dump, self.origin.env, restore, self.target.env)
         if dump_rc != 0 or restore_rc != 0:
+            # what the target's psql says first: when it stops, pg_dump is stopped too
+            side, messages = (self.target, restore_err) if restore_rc != 0 and restore_err else (self.origin, dump_err)
+            hint = side.trouble_hint(messages, self.run, partial) or "fix the cause and run the task again"
             raise PgError(
-                "copy of database %s failed (pg_dump exit %s, psql exit %s): %s; the target's %s is "
-                "incomplete: fix the cause and run the task again" % (
-                    name, dump_rc, restore_rc, restore_err or dump_err or "no message", name))
+                "copy of database %s failed (pg_dump exit %s, psql exit %s): %s; %s. %s" % (
+                    name, dump_rc, restore_rc, restore_err or dump_err or "no message", hint,
+                    self.drop_incomplete(name, partial)))
+        self.execute(self.maintenance_db, "ALTER DATABASE %s RENAME TO %s;" % (quote_ident(partial), quote_ident(name)),
+                     "naming the complete copy %s" % name)
         entry.update(method="full", bytes=size)
+
+    def drop_incomplete(self, name, partial):
+        """Drop the copy that did not finish (its space is given back); say what the target holds."""
+        try:
+            self.target.execute(self.run, self.maintenance_db, "DROP DATABASE IF EXISTS %s;" % quote_ident(partial),
+                                "dropping the incomplete copy %s" % partial)
+            dropped = "the incomplete copy was dropped"
+        except PgError:
+            dropped = "the incomplete copy (database %s) is dropped by the next run" % partial
+        return "The target holds no copy of %s now (%s); the next run copies it whole" % (name, dropped)
 
     def schema(self, server, name, snapshot=None):
         args = server.dump_args(name, snapshot, schema_only=True)
@@ -465,10 +503,17 @@ class Transfer(object):
         """Why the target's copy of a database cannot be brought up to date row by row, or None;
         with the target's state when it can. ``origin``: the origin's FACTS_SQL in ``snapshot``."""
         name = entry["name"]
-        if not self.target.query(self.run, self.maintenance_db,
-                                 "SELECT 1 FROM pg_database WHERE datname = %s" % quote_literal(name),
-                                 "looking for %s" % name):
-            return "no copy on the target yet", None
+        partial = incomplete_name(name)
+        # datconnlimit -2: a DROP DATABASE interrupted (PostgreSQL 15.4 and later), which leaves a database
+        # nobody can connect to; DROP DATABASE removes it
+        found = dict(self.target.query(
+            self.run, self.maintenance_db, "SELECT datname, datconnlimit = -2 FROM pg_database WHERE datname IN (%s, %s)"
+            % (quote_literal(name), quote_literal(partial)), "looking for %s" % name))
+        if name not in found:
+            return "no copy on the target yet%s" % (
+                " (the last whole copy did not finish)" if partial in found else ""), None
+        if found[name] == "t":
+            return "the target's copy is invalid (a DROP DATABASE of it was interrupted)", None
         (theirs, ours), target = in_parallel([
             lambda: in_parallel([lambda: self.schema(self.origin, name, snapshot), lambda: self.schema(self.target, name)]),
             lambda: self.facts(self.target, name)])
@@ -491,10 +536,17 @@ class Transfer(object):
 
     def record_state(self):
         """The ids of the databases verified in this pass. The target's are read once every database is
-        done, so that no transaction of this pass still runs and holds the target's horizon back."""
+        done, so that no transaction of this pass still runs and holds the target's horizon back.
+        Return the errors of those that could not be read (their entries are left as they were)."""
+        errors = []
         for name, origin_ids in self.verified.items():
-            target_now = self.identity(self.target, name)
+            try:
+                target_now = self.identity(self.target, name)
+            except PgError as exc:  # the entry stays as the last pass left it, or absent after a whole copy
+                errors.append(exc)
+                continue
             self.state[name] = dict(origin=origin_ids, target=[target_now[0], target_now[1]])
+        return errors
 
     def identity(self, server, name, snapshot=None):
         """``(cluster/timeline/database ids, oldest running transaction, next transaction)``."""
@@ -523,6 +575,13 @@ class Transfer(object):
                 try:
                     self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin, target), origin, target)
                 except RowSyncError as exc:
+                    if trouble(exc.messages):
+                        # a full disk, a server gone: a whole copy would fail the same way, after dropping a
+                        # copy that a rerun brings up to date row by row
+                        server = self.target if exc.side == "target" else self.origin
+                        raise PgError("row sync of %s failed: %s; %s. The target's copy of %s is unchanged (the "
+                                      "changes apply in one transaction)" % (
+                                          name, exc, server.trouble_hint(exc.messages, self.run, name), name))
                     reason = "row sync failed: %s" % exc
             if reason is not None:
                 entry.update(method="full", reason=reason)
@@ -608,6 +667,14 @@ class Transfer(object):
                     large_objects=int(origin["large_objects"][0]))
 
 
+def incomplete_name(name):
+    """The name a whole copy of ``name`` has on the target until it is complete."""
+    partial = name + INCOMPLETE_SUFFIX
+    if len(partial.encode("utf-8")) <= MAX_NAME_BYTES:
+        return partial
+    return "bluemind-migration-%s%s" % (hashlib.sha1(name.encode("utf-8")).hexdigest()[:24], INCOMPLETE_SUFFIX)
+
+
 def extension_set(extensions):
     """``{name: schema}`` of extensions given as FACTS_SQL's ``[name, schema]`` or as ``{name, schema}``."""
     return dict((e["name"], e["schema"]) if isinstance(e, dict) else (e[0], e[1]) for e in extensions)
@@ -658,10 +725,14 @@ def save_state(path, state):
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o700)
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".db-sync-")
-    with os.fdopen(handle, "w") as out:
-        json.dump(state, out, indent=1, sort_keys=True)
-    os.chmod(temporary, 0o600)
-    os.rename(temporary, path)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(state, out, indent=1, sort_keys=True)
+        os.chmod(temporary, 0o600)
+        os.rename(temporary, path)
+    except Exception:
+        os.unlink(temporary)
+        raise
 
 
 def main():
@@ -713,14 +784,26 @@ def main():
             result["databases"] = [transfer.inspect(name) for name in params["databases"]]
             transfer.check_target(result["databases"])
             result["changed"] = True
+            failure = None
             try:
                 # One snapshot, tunnel session and target database each: the databases move side by side.
                 in_parallel([functools.partial(transfer.sync, entry, params["mode"], not module.check_mode)
                              for entry in result["databases"]])
-            finally:
-                if params["state_file"] and not module.check_mode:
-                    transfer.record_state()
+            except (SshError, PgError, OSError) as exc:
+                failure = exc
+            if params["state_file"] and not module.check_mode:
+                problems = transfer.record_state()
+                try:
                     save_state(params["state_file"], transfer.state)
+                except (IOError, OSError) as exc:
+                    problems.append(exc)
+                # After a failed pass its own error says what happened (the target may be down or full).
+                # An entry not rewritten holds older ids, which the next pass can still trust, or none.
+                if problems and failure is None:
+                    raise PgError("the databases were moved and verified, but recording their ids in %s failed: %s"
+                                  % (params["state_file"], "; ".join(str(p) for p in problems)))
+            if failure is not None:
+                raise failure
             result["changed"] = any(entry["method"] == "full" or entry.get("rows_copied") or entry.get("rows_deleted")
                                     for entry in result["databases"])
     except (SshError, PgError, OSError) as exc:

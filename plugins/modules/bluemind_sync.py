@@ -162,6 +162,9 @@ notes:
     and postfix on the target first.
   - A tree's missing parent directories are created on the target (owned by root, mode from the
     umask); rsync creates the tree itself with the origin's owner and mode.
+  - A pull that fills the target's filesystem fails, naming the tree, the filesystem and its free
+    space. rsync writes each file under a temporary name and removes the one it could not finish, so
+    every file on the target is whole; once space is freed, the same task pulls what is missing.
 author:
   - bluemind.migration contributors (@bluemind-migration)
 """

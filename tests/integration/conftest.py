@@ -34,32 +34,66 @@ def collections_path():
     return root
 
 
-@pytest.fixture(scope="session")
-def run_task(lab, collections_path, tmp_path_factory):
-    """Run one task of a module on a lab host with ansible-playbook; return the host's result."""
-    workdir = tmp_path_factory.mktemp("plays")
-    config = workdir / "ansible.cfg"  # not the checkout's: its profiling callback would print into the report
-    config.write_text("[defaults]\n")
+class Play(object):
+    """One task of a module on a lab host, run by ansible-playbook (in the background until
+    ``result()``); the result is the host's."""
 
-    def run(host, module, args, check=False, diff=False):
+    def __init__(self, workdir, collections_path, host, module, args, check=False, diff=False):
         play = [{"hosts": host, "gather_facts": False,
                  "tasks": [{"name": module, "bluemind.migration." + module: args}]}]
-        path = workdir / "play.json"
-        path.write_text(json.dumps(play))
-        env = dict(os.environ, ANSIBLE_CONFIG=str(config), ANSIBLE_COLLECTIONS_PATH=collections_path,
+        handle, path = tempfile.mkstemp(dir=str(workdir), prefix="play-", suffix=".json")
+        with os.fdopen(handle, "w") as out:
+            json.dump(play, out)
+        env = dict(os.environ, ANSIBLE_CONFIG=str(workdir / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=collections_path,
                    ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_PIPELINING="true")
-        cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), str(path)]
+        cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), path]
         cmd += ["--check"] if check else []
         cmd += ["--diff"] if diff else []
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(TOP), timeout=900, check=False)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                     cwd=str(TOP))
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def result(self, timeout=900):
         try:
-            report = json.loads(proc.stdout)
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            stdout, stderr = self.proc.communicate()
+        try:
+            report = json.loads(stdout)
             return next(iter(report["plays"][0]["tasks"][0]["hosts"].values()))
         except (ValueError, KeyError, IndexError, StopIteration):
             raise AssertionError("ansible-playbook gave no result (exit %d):\n%s\n%s" % (
-                proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+                self.proc.returncode, stdout[-3000:], stderr[-3000:]))
+
+
+@pytest.fixture(scope="session")
+def plays_dir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("plays")
+    (workdir / "ansible.cfg").write_text("[defaults]\n")  # not the checkout's: its profiling callback would print into the report
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def run_task(lab, collections_path, plays_dir):
+    """Run one task of a module on a lab host with ansible-playbook; return the host's result."""
+
+    def run(host, module, args, check=False, diff=False):
+        return Play(plays_dir, collections_path, host, module, args, check, diff).result()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def start_task(lab, collections_path, plays_dir):
+    """Start one task as run_task does, in the background; ``.result()`` waits for it."""
+
+    def start(host, module, args, check=False, diff=False):
+        return Play(plays_dir, collections_path, host, module, args, check, diff)
+
+    return start
 
 
 @pytest.fixture(scope="session")

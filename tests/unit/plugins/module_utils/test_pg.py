@@ -123,3 +123,70 @@ def test_missing_requirements_names_what_to_install():
         "restart PostgreSQL"]
     assert len(scripts) == 2  # each locale probed once
     assert pg.missing_requirements(server, run, "postgres", ["hstore"], ["en_US.UTF-8"]) == []
+
+
+@pytest.mark.parametrize("messages, kind", [
+    ('ERROR:  could not extend file "base/16384/16390": No space left on device\nHINT:  Check free disk space.',
+     "space"),
+    ("ERROR:  checkpoint request failed\nHINT:  Consult recent messages in the server log for details.", "space"),
+    ('ERROR:  could not extend file "base/237973/237983": wrote only 4096 of 8192 bytes at block 805\n'
+     "HINT:  Check free disk space.", "space"),
+    ("psql:<stdin>:9: FATAL:  terminating connection due to administrator command\n"
+     "psql:<stdin>:9: error: connection to server was lost", "gone"),
+    ("server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally", "gone"),
+    ('psql: error: connection to server at "127.0.0.1", port 5432 failed: Connection refused', "gone"),
+    ("FATAL:  the database system is in recovery mode", "gone"),
+    ("ERROR:  duplicate key value violates unique constraint", None),
+    ("", None),
+])
+def test_trouble_tells_a_full_disk_and_a_server_gone_from_other_errors(messages, kind):
+    assert pg.trouble(messages) == kind
+
+
+def test_trouble_hint_locates_the_full_disk_on_a_local_server(tmp_path):
+    data = tmp_path / "main"
+    (data / "base" / "16384").mkdir(parents=True)
+    calls = []
+
+    def run(args, **kwargs):
+        calls.append(args)
+        return 0, "%s\n" % data, ""
+    target = pg.PgServer("target", "/b", "127.0.0.1", 5432, "bj")
+    hint = target.trouble_hint('ERROR:  could not extend file "base/16384/16390": No space left on device', run, "bj")
+    assert hint.startswith("the target's PostgreSQL has no space left on device (writing %s/base/16384/16390; "
+                           "filesystem /" % data), hint
+    assert hint.endswith(" now): free space there and run the task again")
+    assert calls[0][-2:] == ["-c", "SHOW data_directory"] and calls[0][calls[0].index("-d") + 1] == "bj"
+    # a server elsewhere: its files are not this host's, the free space here says nothing
+    remote = pg.PgServer("target", "/b", "db.example.test", 5432, "bj")
+    assert remote.trouble_hint('could not extend file "base/1/2": No space left on device', run) == (
+        "the target's PostgreSQL has no space left on device (writing %s/base/1/2): free space there and run "
+        "the task again" % data)
+    # no file named, or the data directory unreadable: said without them
+    assert target.trouble_hint("ERROR:  checkpoint request failed") == (
+        "the target's PostgreSQL could not write a checkpoint (its log says which file; a full disk is the usual "
+        "cause): free space there and run the task again")
+    assert target.trouble_hint('could not extend file "base/1/2": No space left on device',
+                               lambda args, **kw: (2, "", "refused")).startswith(
+        "the target's PostgreSQL has no space left on device (writing base/1/2): ")
+    assert target.trouble_hint("ERROR:  syntax error") is None
+
+
+def test_trouble_hint_for_a_server_that_stopped_answering():
+    target = pg.PgServer("target", "/b", "127.0.0.1", 5432, "bj")
+    assert target.trouble_hint("server closed the connection unexpectedly") == (
+        "the target's PostgreSQL (127.0.0.1:5432) stopped answering: it was stopped, killed or is restarting; "
+        "start it (systemctl start postgresql), see its log, and run the task again")
+    origin = pg.PgServer("origin", "/b", "127.0.0.1", 40001, "bj")
+    assert "(127.0.0.1:40001) stopped answering: it was stopped, killed or is restarting, or the SSH tunnel to it " \
+           "was cut; start it" in origin.trouble_hint("Connection refused")
+
+
+def test_query_failure_of_a_server_gone_says_what_to_do():
+    server = pg.PgServer("target", "/b", "127.0.0.1", 5432, "bj")
+    with pytest.raises(pg.PgError) as err:
+        server.query(lambda args, **kw: (2, "", 'psql: error: connection to server at "127.0.0.1", port 5432 '
+                                                'failed: Connection refused\n'), "bj", "SELECT 1", "reading")
+    assert str(err.value).endswith("Connection refused; the target's PostgreSQL (127.0.0.1:5432) stopped answering: "
+                                   "it was stopped, killed or is restarting; start it (systemctl start postgresql), "
+                                   "see its log, and run the task again")

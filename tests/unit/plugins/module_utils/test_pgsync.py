@@ -260,3 +260,53 @@ def test_the_rows_to_fill_come_from_one_origin_session_into_one_transaction():
         "DELETE FROM public.c WHERE md5(ROW(k)::text) IN (SELECT unnest('{h9}'::text[]));\n"
         "SELECT pg_catalog.setval('public.seq', 15, true);\nCOMMIT;\n")
     assert moved == len("1\tx\n2\ty\n\\\\.\tz\n")
+
+
+def test_apply_when_the_target_stops_says_so_and_stops_reading_the_origin(tmp_path):
+    """The target's psql dies in the middle of the COPY (its server killed): the error names the side and
+    keeps psql's words (the module tells a lost server from other errors by them), and the origin's
+    reader, still sending rows, is stopped."""
+    from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import RowSyncError
+    rows_file = tmp_path / "rows"
+    rows_file.write_bytes(b"\\.bm-statement 0\n" + b"1\tx\n" * 100000)
+    procs = {}
+
+    class Target(object):
+        def __init__(self, stderr):
+            stderr.write(b"psql:<stdin>:3: FATAL:  terminating connection due to administrator command\n"
+                         b"psql:<stdin>:3: error: connection to server was lost\n")
+            self.stdin, self.stdout, self.written = self, None, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 200000:
+                raise BrokenPipeError(32, "Broken pipe")
+
+        def wait(self, timeout=None):
+            return 2
+
+    class Origin(object):
+        def __init__(self):
+            self.stdin, self.stdout, self.killed = io.BytesIO(), open(str(rows_file), "rb"), False
+
+        def kill(self):
+            self.killed = True
+
+        def poll(self):
+            return -9 if self.killed else None
+
+        def wait(self, timeout=None):
+            return -9
+
+    def popen(args, **kwargs):
+        procs[args[1]] = Target(kwargs["stderr"]) if args[1] == "target" else Origin()
+        return procs[args[1]]
+
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "00000003-1", popen=popen)
+    plan = dict(table=Table("public.t", "a,b", "a"), fetch=["k1"], delete=["k1"], replace=False)
+    with pytest.raises(RowSyncError) as err:
+        rows.apply([plan], [])
+    assert (err.value.side, "connection to server was lost" in err.value.messages) == ("target", True)
+    assert str(err.value).startswith("applying the changes to bj-data on the target failed (psql exit 2), nothing "
+                                     "was changed there: psql:<stdin>:3: FATAL:")
+    assert procs["origin"].killed and procs["origin"].stdout.closed

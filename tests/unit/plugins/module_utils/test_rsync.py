@@ -272,3 +272,25 @@ def test_run_rsync_says_when_the_target_cannot_hold_acls_or_xattrs(tmp_path):
         rsync.run_rsync(cmd, 10, allow_vanished=False)
     assert "does not support the ACLs or extended attributes" in str(err.value)
     assert "leave acls/xattrs out of preserve" in str(err.value)
+
+
+def test_run_rsync_says_where_the_target_is_full_and_what_to_do(tmp_path):
+    dest = tmp_path / "spool"
+    stderr = ('rsync: [receiver] write failed on "%s/user/a/17.": No space left on device (28)\n'
+              "rsync error: error in file IO (code 11) at receiver.c(401) [receiver=3.2.7]\n" % dest)
+    cmd = fake_rsync(tmp_path, "", rc=11, stderr=stderr)
+    with pytest.raises(rsync.RsyncError) as err:
+        rsync.run_rsync(cmd + ["root@o:%s/" % dest, "%s/" % dest], 10, allow_vanished=False)
+    message = str(err.value)
+    # the tree does not exist yet: its filesystem is its nearest parent's
+    assert message.startswith("rsync exited 11: error in file I/O (no space left on device on the target's %s "
+                              "(filesystem /" % dest), message
+    assert " free of " in message
+    assert "now); free space there and run the pull again: the files already pulled are whole and are not " \
+           "pulled again); last messages: rsync: [receiver] write failed" in message
+
+
+def test_no_space_hint_for_a_quota_and_nothing_else(tmp_path):
+    quota = rsync.no_space_hint(['rsync: [receiver] write failed on "x": Disk quota exceeded (122)'], str(tmp_path))
+    assert quota.startswith(" (disk quota exceeded on the target's %s (filesystem " % tmp_path)
+    assert rsync.no_space_hint(["rsync: connection unexpectedly closed"], str(tmp_path)) is None

@@ -64,6 +64,10 @@ class Servers(object):
         self.available = ["btree_gin", "hstore", "ltree", "pg_stat_statements", "plpgsql", "unaccent"]
         self.loadable_locales = {"en_US.UTF-8", "C"}
         self.probes = []
+        self.renamed = []
+        self.script_answer = None  # script -> (rc, out, err) for a script that fails, or None
+        self.identity_error = None  # psql's words when the target's ids cannot be read
+        self.existing = {}  # on the target: database -> "t" when invalid (an interrupted DROP DATABASE)
 
     def __call__(self, args, kwargs):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
@@ -80,6 +84,9 @@ class Servers(object):
             return 0, "", ""
         if "-c" not in args:
             self.scripts.append((side, database, kwargs["data"]))
+            failed = self.script_answer and self.script_answer(kwargs["data"])
+            if failed:
+                return failed
             for line in kwargs["data"].splitlines():
                 if line.startswith("CREATE DATABASE"):  # ... LC_COLLATE 'x' LC_CTYPE 'y';
                     self.target_locales[line.split('"')[1]] = [line.split("'")[3], line.split("'")[5]]
@@ -87,7 +94,14 @@ class Servers(object):
                     self.target_settings[line.split('"')[1]] = []  # a new database
                 if line.startswith("CREATE EXTENSION IF NOT EXISTS"):  # "name" WITH SCHEMA "schema";
                     self.target_extensions.setdefault(database, {})[line.split('"')[1]] = line.split('"')[3]
-                if line.startswith("ALTER DATABASE"):  # ALTER DATABASE "db" SET "name" TO 'value';
+                if line.startswith("ALTER DATABASE") and " RENAME TO " in line:  # the complete copy's name
+                    old, new = line.split('"')[1], line.split('"')[3]
+                    for held in (self.target_locales, self.target_extensions, self.target_settings,
+                                 self.target_large_objects):
+                        if old in held:
+                            held[new] = held.pop(old)
+                    self.renamed.append((old, new))
+                elif line.startswith("ALTER DATABASE"):  # ALTER DATABASE "db" SET "name" TO 'value';
                     _alter, _database, name, _set, key, _to, value = line.split(" ")
                     self.target_settings.setdefault(name.strip('"'), []).append(
                         "%s=%s" % (key.strip('"'), value.strip("';")))
@@ -113,7 +127,16 @@ class Servers(object):
         if "attgenerated" in sql:  # TABLE_COLUMNS_SQL: name, columns, key
             return 0, "public.t_a\x1fid,a\x1fid\0public.t_b\x1fid,b\x1fid\0", ""
         if "pg_control_system" in sql:
+            if self.identity_error and side == "target":
+                return 2, "", self.identity_error
             return 0, "%s-cluster/1/16384\x1f700\x1f705\0" % side, ""
+        if sql == "SHOW data_directory":
+            return 0, "/var/lib/postgresql/15/main\n", ""
+        if "datconnlimit = -2" in sql:  # which of the database and its incomplete copy the target has
+            found = dict((name, "f") for name in self.target_locales)  # made by this run's copies
+            found.update(self.existing)
+            return 0, "".join("%s\x1f%s\0" % (name, invalid) for name, invalid in sorted(found.items())
+                              if "'%s'" % name in sql), ""
         if sql == "SHOW server_version":
             return 0, {"origin": "13.16\0", "target": "15.8\0"}[side], ""
         if "pg_database_size" in sql:
@@ -198,13 +221,17 @@ def test_transfer_recreates_restores_and_verifies(run_module, servers, commands)
     assert (result["bytes"], result["tables"], result["rows"]) == (8192, 4, 30)
     recreate = servers.scripts[0]
     assert recreate[:2] == ("target", "postgres")
+    # the copy is made under a name of its own, and named bj once restored
     assert recreate[2].splitlines() == [
         'DROP DATABASE IF EXISTS "bj";',
-        """CREATE DATABASE "bj" OWNER "bj" ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE 'en_US.UTF-8' """
+        'DROP DATABASE IF EXISTS "bj.incomplete";',
+        """CREATE DATABASE "bj.incomplete" OWNER "bj" ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE 'en_US.UTF-8' """
         """LC_CTYPE 'en_US.UTF-8';""",
-        """ALTER DATABASE "bj" SET "TimeZone" TO 'GMT';"""]
+        """ALTER DATABASE "bj.incomplete" SET "TimeZone" TO 'GMT';"""]
+    assert ("target", "postgres", 'ALTER DATABASE "bj.incomplete" RENAME TO "bj";') in servers.scripts
+    assert sorted(servers.renamed) == [("bj-data.incomplete", "bj-data"), ("bj.incomplete", "bj")]
     # every extension of the origin's database, in the schema it has there, before the restore
-    assert servers.scripts[1][:2] == ("target", "bj")
+    assert servers.scripts[1][:2] == ("target", "bj.incomplete")
     assert servers.scripts[1][2].splitlines() == [
         'CREATE EXTENSION IF NOT EXISTS "btree_gin" WITH SCHEMA "pg_catalog";',
         'CREATE EXTENSION IF NOT EXISTS "hstore" WITH SCHEMA "pg_catalog";',
@@ -226,7 +253,7 @@ def test_transfer_recreates_restores_and_verifies(run_module, servers, commands)
     assert ORIGIN_PW not in json.dumps(servers.pipelines[0][0] + servers.pipelines[0][2])
     assert_no_secret(result, ORIGIN_PW, TARGET_PW)
     # the dump and the verification read the origin in one snapshot
-    assert "--snapshot=snap-1" in producer
+    assert "--snapshot=snap-1" in producer and consumer[consumer.index("-d") + 1] == "bj.incomplete"
     assert ("origin", "bj-data") in servers.snapshot_queries
     # both sides' ids are kept for the next pass, which then compares transaction ids
     state = json.loads(open(servers.args["state_file"]).read())
@@ -361,7 +388,7 @@ def test_extension_in_another_schema_on_the_target_fails(run_module, servers):
 
     def dump_then_move(*args):
         answer = real(*args)
-        servers.target_extensions["bj"]["hstore"] = "public"
+        servers.target_extensions["bj.incomplete"]["hstore"] = "public"  # the copy is named bj afterwards
         return answer
     servers.pipeline = dump_then_move
     with mock.patch(MODULE + "stream_pipeline", dump_then_move):
@@ -374,7 +401,7 @@ def test_extension_in_another_schema_on_the_target_fails(run_module, servers):
 def test_row_sync_needs_the_same_locale_extensions_and_large_objects(servers):
     module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
     transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
-    transfer.target.query.return_value = [("1",)]
+    transfer.target.query.return_value = [("bj", "f")]
     entry = dict(name="bj", settings=["TimeZone=GMT"], locale=dict(collate="en_US.UTF-8", ctype="en_US.UTF-8"),
                  extensions=[dict(name="hstore", schema="pg_catalog")])
     origin = dict(large_objects=[2, "digest-1"])
@@ -496,3 +523,149 @@ def test_row_sync_lists_no_table_that_is_empty_on_both_sides():
         transfer.sync_rows(entry, "snap", False, None, origin, target)
     assert sorted(listed) == ["public.t_b", "public.t_c"]  # t_a: empty on both sides, t_c: a row to delete
     assert entry["tables_changed"] == 1 and entry["rows_deleted"] == 1
+
+
+ENOSPC = ('psql:<stdin>:150103: ERROR:  could not extend file "base/24580/24590": No space left on device\n'
+          'HINT:  Check free disk space.\nCONTEXT:  COPY t_big, line 57273')
+LOST = ("psql:<stdin>:9: FATAL:  terminating connection due to administrator command\n"
+        "psql:<stdin>:9: error: connection to server was lost")
+
+
+def test_a_whole_copy_that_fills_the_disk_drops_its_incomplete_copy_and_says_what_to_do(run_module, servers):
+    """The restore stops on a full disk: the half copy never had the database's name, it is dropped (its
+    space given back), the state forgets the database's ids, and the message says where and what to do."""
+    bluemind_db_transfer.save_state(servers.args["state_file"], {
+        "bj": {"origin": ["o/1/1", 1], "target": ["t/1/1", 1]}, "bj-data": {"origin": ["o/1/2", 1], "target": ["t/1/2", 1]}})
+    with mock.patch(MODULE + "stream_pipeline", lambda *a: (100, -15, 3, "", ENOSPC)):
+        result = run_module(bluemind_db_transfer, dict(servers.args, databases=["bj"]))
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "copy of database bj failed (pg_dump exit -15, psql exit 3): %s; the target's PostgreSQL has no space left "
+        "on device (writing /var/lib/postgresql/15/main/base/24580/24590): free space there and run the task "
+        "again. The target holds no copy of bj now (the incomplete copy was dropped); the next run copies it "
+        "whole" % ENOSPC)
+    assert servers.scripts[-1] == ("target", "postgres", 'DROP DATABASE IF EXISTS "bj.incomplete";')
+    assert servers.renamed == []
+    state = bluemind_db_transfer.load_state(servers.args["state_file"])
+    assert sorted(state) == ["bj-data"]  # bj's ids named the copy that was dropped
+
+
+def test_a_whole_copy_whose_server_went_away_leaves_the_incomplete_copy_to_the_next_run(run_module, servers):
+    servers.script_answer = lambda script: (2, "", "psql: error: connection to server at \"127.0.0.1\", port 5432 "
+                                                   "failed: Connection refused") if "incomplete\";" in script \
+        and not script.startswith("DROP DATABASE IF EXISTS \"bj\"") else None
+    with mock.patch(MODULE + "stream_pipeline", lambda *a: (100, -15, 2, "", LOST)):
+        result = run_module(bluemind_db_transfer, dict(servers.args, databases=["bj"]))
+    assert result["failed"] is True
+    assert result["msg"].endswith(
+        "; the target's PostgreSQL (127.0.0.1:5432) stopped answering: it was stopped, killed or is restarting; "
+        "start it (systemctl start postgresql), see its log, and run the task again. The target holds no copy of "
+        "bj now (the incomplete copy (database bj.incomplete) is dropped by the next run); the next run copies it "
+        "whole")
+
+
+def test_a_failed_pass_keeps_its_error_when_the_ids_cannot_be_read_either(run_module, servers):
+    """bj is copied and verified, bj-data's copy loses the target's server: the new ids of bj cannot be read
+    any more. The task says what happened to bj-data, not that reading ids failed, and the state file is
+    still written: it no longer names the copies that were dropped (the next pass compares contents)."""
+    bluemind_db_transfer.save_state(servers.args["state_file"], {
+        "bj": {"origin": ["o/1/1", 1], "target": ["t/1/1", 1]}, "bj-data": {"origin": ["o/1/2", 1], "target": ["t/1/2", 1]}})
+    servers.identity_error = "server closed the connection unexpectedly"
+    real = servers.pipeline
+
+    def copy(producer, producer_env, consumer, consumer_env):
+        if "bj-data.incomplete" in consumer:
+            return 100, -15, 2, "", LOST
+        return real(producer, producer_env, consumer, consumer_env)
+    with mock.patch(MODULE + "stream_pipeline", copy):
+        result = run_module(bluemind_db_transfer, servers.args)
+    assert result["failed"] is True
+    assert result["msg"].startswith("copy of database bj-data failed (pg_dump exit -15, psql exit 2): ")
+    assert "stopped answering" in result["msg"]
+    assert bluemind_db_transfer.load_state(servers.args["state_file"]) == {}
+
+
+def test_ids_that_cannot_be_recorded_after_a_good_pass_fail_the_task(run_module, servers):
+    servers.identity_error = "server closed the connection unexpectedly"
+    result = run_module(bluemind_db_transfer, servers.args)
+    assert result["failed"] is True
+    assert result["msg"].startswith("the databases were moved and verified, but recording their ids in %s failed: "
+                                    "reading transaction ids on the target server" % servers.args["state_file"])
+
+
+def transfer_with(copy_side_effect=None):
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
+    origin = bluemind_db_transfer.PgServer("origin", "/b", "127.0.0.1", 40001, "bj")
+    target = bluemind_db_transfer.PgServer("target", "/b", "127.0.0.1", 5432, "bj")
+    transfer = bluemind_db_transfer.Transfer(module, origin, target)
+    transfer.copy = mock.Mock(side_effect=copy_side_effect)
+    return transfer
+
+
+@pytest.mark.parametrize("side, messages, said", [
+    ("target", LOST, "the target's PostgreSQL (127.0.0.1:5432) stopped answering"),
+    ("target", 'ERROR:  could not extend file "/x/base/1/2": No space left on device',
+     "the target's PostgreSQL has no space left on device (writing /x/base/1/2"),
+    ("origin", "server closed the connection unexpectedly", "the origin's PostgreSQL (127.0.0.1:40001) stopped answering"),
+])
+def test_a_row_sync_that_loses_a_server_or_fills_the_disk_fails_without_a_whole_copy(side, messages, said):
+    """A whole copy would fail the same way, after dropping a copy that the rerun brings up to date."""
+    transfer = transfer_with()
+    error = bluemind_db_transfer.RowSyncError("applying the changes to bj on the %s failed (psql exit 2), nothing "
+                                              "was changed there: %s" % (side, messages), side, messages)
+    entry = dict(name="bj")
+    with mock.patch(MODULE + "Snapshot", FakeSnapshot), \
+            mock.patch.object(transfer, "facts", return_value=dict(ident="o", xmin=1, xmax=2)), \
+            mock.patch.object(transfer, "row_sync_blocker", return_value=(None, dict(ident="t", xmin=1, xmax=2))), \
+            mock.patch.object(transfer, "sync_rows", side_effect=error):
+        with pytest.raises(bluemind_db_transfer.PgError) as err:
+            transfer.sync(entry, "sync", True)
+    assert str(err.value).startswith("row sync of bj failed: applying the changes")
+    assert said in str(err.value)
+    assert str(err.value).endswith("run the task again. The target's copy of bj is unchanged (the changes apply in "
+                                   "one transaction)")
+    transfer.copy.assert_not_called()
+
+
+def test_a_row_sync_that_fails_otherwise_copies_the_database_whole():
+    transfer = transfer_with()
+    error = bluemind_db_transfer.RowSyncError("listing public.t: the origin's listing is not sorted by key at ab")
+    entry = dict(name="bj", settings=[], locale={}, extensions=[])
+    with mock.patch(MODULE + "Snapshot", FakeSnapshot), \
+            mock.patch.object(transfer, "facts", return_value=dict(ident="o", xmin=1, xmax=2, sequences=[])), \
+            mock.patch.object(transfer, "row_sync_blocker", return_value=(None, dict(ident="t", xmin=1, xmax=2))), \
+            mock.patch.object(transfer, "sync_rows", side_effect=error), \
+            mock.patch.object(transfer, "compare", return_value={}):
+        transfer.sync(entry, "sync", True)
+    assert entry["method"] == "full" and entry["reason"].startswith("row sync failed: listing public.t")
+    transfer.copy.assert_called_once()
+
+
+def test_an_incomplete_or_invalid_copy_is_copied_whole(servers):
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"), run_command=servers and (
+        lambda args, **kwargs: servers(args, kwargs)))
+    target = bluemind_db_transfer.PgServer("target", "/b", "127.0.0.1", 5432, "bj")
+    transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), target)
+    entry = dict(name="bj")
+    assert transfer.row_sync_blocker(entry, "snap", {}) == ("no copy on the target yet", None)
+    servers.existing = {"bj.incomplete": "t"}
+    assert transfer.row_sync_blocker(entry, "snap", {}) == (
+        "no copy on the target yet (the last whole copy did not finish)", None)
+    servers.existing = {"bj": "t"}
+    assert transfer.row_sync_blocker(entry, "snap", {}) == (
+        "the target's copy is invalid (a DROP DATABASE of it was interrupted)", None)
+
+
+def test_incomplete_name_fits_postgresql_names():
+    assert bluemind_db_transfer.incomplete_name("bj-data") == "bj-data.incomplete"
+    long_name = "d" * 60
+    partial = bluemind_db_transfer.incomplete_name(long_name)
+    assert len(partial) <= 63 and partial.endswith(".incomplete")
+    assert partial != bluemind_db_transfer.incomplete_name("d" * 61)
+
+
+def test_a_state_file_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "db-sync.json"
+    with pytest.raises(TypeError):
+        bluemind_db_transfer.save_state(str(path), {"bj": object()})
+    assert list(tmp_path.iterdir()) == []

@@ -451,3 +451,18 @@ def test_preserve_leaves_out_what_the_operator_leaves_out(run_module, fake):
     run_module(bluemind_sync, fake.args(trees=["/var/lib/cyrus"], preserve=["holes"]))
     [args] = fake.calls()
     assert "--sparse" in args and not {"--acls", "--xattrs"} & set(args)
+
+
+def test_a_full_target_fails_the_pull_naming_the_tree_its_filesystem_and_what_to_do(run_module, fake):
+    fake.scenario(**{"/srv/a/": dict(out=">f+++++++++ x\n", rc=11, err=(
+        'rsync: [receiver] write failed on "/srv/a/y": No space left on device (28)\n'
+        "rsync error: error in file IO (code 11) at receiver.c(401) [receiver=3.2.7]\n")),
+        "/srv/b/": dict(out=">f+++++++++ z\n")})
+    result = run_module(bluemind_sync, fake.args())
+    assert result["failed"] is True
+    assert result["msg"].startswith(
+        "pull from root@192.0.2.10 failed for 1 tree(s): /srv/a: rsync exited 11: error in file I/O (no space left "
+        "on device on the target's /srv/a (filesystem /"), result["msg"]
+    assert "free space there and run the pull again: the files already pulled are whole and are not pulled " \
+           "again); last messages: rsync: [receiver] write failed" in result["msg"]
+    assert tree(result, "/srv/b")["changed"] is True and tree(result, "/srv/a")["rc"] == 11
