@@ -169,7 +169,7 @@ def format_line(tree):
     """One line for a tree's snapshot, as the action plugin prints it."""
     path, state = tree["path"], tree["state"]
     if state == "waiting":
-        return "%s: waiting for a worker" % path
+        return "%s: not started yet (waiting for the connection or a worker)" % path
     parts = ["%s moved in %s files" % (human_bytes(tree["bytes"]), format(tree["files"], ","))]
     if tree.get("entries_checked") is not None:
         parts.append("%s%s entries checked" % (

@@ -130,7 +130,7 @@ def test_format_line_of_ended_and_waiting_trees():
     done = format_line(dict(path="/a", state="done", bytes=2048, files=2, entries_checked=10, size_entries=10,
                             size_bytes=2048, percent=100.0, rate=1024, eta=None, seconds=2))
     assert done == "/a: done: 2.0 KiB moved in 2 files, 10 of 10 entries checked, 100% of 2.0 KiB, 1.0 KiB/s, in 2s"
-    assert format_line(dict(path="/b", state="waiting")) == "/b: waiting for a worker"
+    assert format_line(dict(path="/b", state="waiting")) == "/b: not started yet (waiting for the connection or a worker)"
 
 
 def test_board_writes_the_file_whole_and_finishes_it(tmp_path):
