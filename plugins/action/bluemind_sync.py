@@ -4,7 +4,7 @@
 """Action of bluemind.migration.bluemind_sync: the pull, with its progress in the task's output.
 
 A module cannot print while it runs. This action starts the module asynchronously on the target
-(as ``async:`` would), then every couple of seconds reads the async job's status and the progress
+(as ``async:`` would), then every two seconds reads the async job's status and the progress
 file the module writes (one command, no module), prints one line per tree every
 ``progress_interval`` seconds, and at the end returns the module's own result, as a synchronous run
 would have. The module's documentation describes the options and the figures.
@@ -34,6 +34,8 @@ DEFAULT_INTERVAL = 30
 DEFAULT_PATH = "/run/bluemind-migration/pull-progress.json"
 # The async job's limit: a pull that long is stopped by async_wrapper. Far above any pull.
 ASYNC_LIMIT = 30 * 24 * 3600
+# Status reads: soon after the start (a pull with little to do ends in a second), then every 2 s.
+FIRST_POLL_SECONDS = 0.25
 POLL_SECONDS = 2.0
 # Status reads that may fail in a row (a network bounce) before the task fails.
 MAX_READ_FAILURES = 30
@@ -130,9 +132,10 @@ class ActionModule(ActionBase):
         """Wait for the async job, printing its progress every ``interval`` seconds; return its result."""
         host = task_vars.get("inventory_hostname", "target")
         progress_path = self._task.args.get("progress_path") or DEFAULT_PATH
-        shown, failures = time.monotonic(), 0
+        shown, failures, delay = time.monotonic(), 0, FIRST_POLL_SECONDS
         while True:
-            time.sleep(min(POLL_SECONDS, interval))
+            time.sleep(min(delay, interval))
+            delay = min(POLL_SECONDS, delay * 2)
             try:
                 job, progress = self._peek(started["results_file"], progress_path)
                 problem = None if job is not None else "its status file %s is missing or not JSON" % (
@@ -155,10 +158,9 @@ class ActionModule(ActionBase):
                 if not self._task.no_log:
                     for line in progress_lines(host, progress):
                         display.display(line)
-        status = dict(jid=started["ansible_job_id"], _async_dir=os.path.dirname(started["results_file"]))
-        final = self._execute_module(module_name="ansible.legacy.async_status", module_args=dict(status, mode="status"),
-                                     task_vars=task_vars)
-        self._execute_module(module_name="ansible.legacy.async_status", module_args=dict(status, mode="cleanup"),
-                             task_vars=task_vars)
+        # async_status reads the result as Ansible reads a module's (warnings and the like decoded)
+        final = self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars, module_args=dict(
+            jid=started["ansible_job_id"], mode="status", _async_dir=os.path.dirname(started["results_file"])))
+        self._low_level_execute_command("rm -f %s" % shlex.quote(started["results_file"]), sudoable=True)
         self._remove_tmp_path(self._connection._shell.tmpdir)
         return final

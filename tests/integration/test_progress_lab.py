@@ -68,6 +68,8 @@ def mib(text):
 
 def test_a_pull_of_seconds_shows_progress_lines_with_an_eta_before_its_result(lab, ssh_trust, slow_tree,
                                                                               collections_path, tmp_path):
+    jobs = "ls -A /root/.ansible_async 2>/dev/null || true"
+    jobs_before = lab.target.run(jobs).stdout.split()
     started = time.monotonic()
     proc = run_playbook(collections_path, tmp_path, ssh_trust, interval=2)
     seconds = time.monotonic() - started
@@ -93,4 +95,5 @@ def test_a_pull_of_seconds_shows_progress_lines_with_an_eta_before_its_result(la
     [tree] = last["trees"]
     assert last["finished"] is True and (tree["state"], tree["percent"]) == ("done", 100.0)
     assert tree["bytes"] >= BIG_MIB * 1024 ** 2 and tree["size_bytes"] == BIG_MIB * 1024 ** 2 + SMALL_FILES * 1000
+    assert lab.target.run(jobs).stdout.split() == jobs_before  # the async job's file is removed
     assert seconds < 60, "the slowed pull took %.0f s" % seconds

@@ -78,6 +78,8 @@ def run():
 
         def low_level(command, sudoable=True):
             calls.append(dict(command=command))
+            if command.startswith("rm -f "):
+                return dict(rc=0, stdout="", stderr="")
             answer = answers.pop(0)
             if isinstance(answer, Exception):
                 raise answer
@@ -100,11 +102,11 @@ def run():
 def test_progress_lines_every_interval_then_the_module_s_own_result(run):
     a, b = tree("/srv/a"), tree("/srv/b", state="waiting")
     later = tree("/srv/a", bytes=3 * 1024 ** 2, percent=75.0, eta=5, seconds=15.0)
-    reads = [peek(RUNNING_JOB, progress(a, b)), peek(RUNNING_JOB, progress(later, b)),
-             peek(RUNNING_JOB, progress(later, b)), peek(MODULE_RESULT)]
+    reads = [peek(RUNNING_JOB, progress(a, b))] * 4 + [peek(RUNNING_JOB, progress(later, b))] * 2 + [
+        peek(MODULE_RESULT)]
     done = run(dict(trees=["/srv/a", "/srv/b"], progress_interval=4), reads)
-    # polled every 2 s; printed once 4 s had passed, the figures read then
-    assert done["clock"].sleeps == [2.0, 2.0, 2.0, 2.0]
+    # polled soon after the start, then every 2 s; printed once 4 s had passed (at 5.75 s), the figures read then
+    assert done["clock"].sleeps == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0]
     assert done["shown"] == ["[target] pull " + format_line(later), "[target] pull " + format_line(b)]
     assert done["shown"][0].startswith("[target] pull /srv/a: 3.0 MiB moved in 3 files, 40 of 100 entries checked, "
                                        "75% of 4.0 MiB, 102.4 KiB/s, ETA 5s")
@@ -113,16 +115,16 @@ def test_progress_lines_every_interval_then_the_module_s_own_result(run):
     assert done["async_during_launch"] == [action.ASYNC_LIMIT] and done["task"].async_val == 0
     # the module's result as a synchronous run gives it: no async keys
     assert done["result"] == MODULE_RESULT
-    status, cleanup = [c for c in done["calls"] if c.get("module_name") == "ansible.legacy.async_status"]
+    [status] = [c for c in done["calls"] if c.get("module_name") == "ansible.legacy.async_status"]
     assert status["module_args"] == dict(jid="j42.1", _async_dir="/root/.ansible_async", mode="status")
-    assert cleanup["module_args"]["mode"] == "cleanup"
-    reads = [c["command"] for c in done["calls"] if "command" in c]
-    assert all(RESULTS_FILE in c and action.DEFAULT_PATH in c for c in reads)
+    commands = [c["command"] for c in done["calls"] if "command" in c]
+    assert all(RESULTS_FILE in c and action.DEFAULT_PATH in c for c in commands[:-1])
+    assert commands[-1] == "rm -f " + RESULTS_FILE  # the job's file, once its result is read
 
 
 def test_reads_the_progress_file_the_task_names(run):
     done = run(dict(trees=["/a"], progress_path="/var/tmp/it's.json"), [peek(MODULE_RESULT)])
-    [command] = [c["command"] for c in done["calls"] if "command" in c]
+    command = [c["command"] for c in done["calls"] if "command" in c][0]
     assert "'/var/tmp/it'\"'\"'s.json'" in command
 
 
