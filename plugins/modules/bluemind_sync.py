@@ -189,7 +189,7 @@ notes:
   - The percent of a tree is of its size on the origin, measured by a C(find) over the same SSH
     connection while the tree is pulled (the entries and the sum of the regular files' sizes,
     excluded files included). Until that measure ends the percent and the time left are unknown.
-    It is the bytes moved of that size, or the entries checked of that count, whichever is further:
+    It is the bytes moved of that size, or the entries checked of that count, whichever is further;
     a first pull moves nearly every byte, a later one mostly checks entries that did not change. The
     time left is the time so far times the part left over the part done. A final pull from
     O(changed_since) measures nothing (it walks only what changed); its percent stays unknown.

@@ -6,10 +6,19 @@ import json
 from unittest import mock
 
 import pytest
-from ansible.errors import AnsibleError
+from ansible.module_utils import _internal
 
-from ansible_collections.bluemind.migration.plugins.action import bluemind_sync as action
-from ansible_collections.bluemind.migration.plugins.module_utils.progress import format_line
+# Importing controller code (ansible.errors, the action) marks the process as the controller, where
+# AnsibleModule.warn() prints instead of adding to the module's result: the modules' tests that run
+# in this process after these ones would lose their warnings. The mark is set back here, and set
+# only while an action runs.
+_MODULE_SIDE = _internal.is_controller
+from ansible.errors import AnsibleError  # noqa: E402
+
+from ansible_collections.bluemind.migration.plugins.action import bluemind_sync as action  # noqa: E402
+from ansible_collections.bluemind.migration.plugins.module_utils.progress import format_line  # noqa: E402
+
+_internal.is_controller = _MODULE_SIDE
 
 RESULTS_FILE = "/root/.ansible_async/j42.1"
 LAUNCHED = dict(ansible_job_id="j42.1", results_file=RESULTS_FILE, started=1, finished=0, changed=True)
@@ -47,7 +56,7 @@ class Clock(object):
 
 
 @pytest.fixture
-def run():
+def run(monkeypatch):
     """Run the action with task ``args``; ``reads`` are the status reads' answers in order."""
 
     def run(args, reads=(), check_mode=False, async_val=0, no_log=False, launched=LAUNCHED, final=MODULE_RESULT):
@@ -86,6 +95,7 @@ def run():
             return answer
 
         clock, shown = Clock(), []
+        monkeypatch.setattr(_internal, "is_controller", True)
         with mock.patch.object(plugin, "_execute_module", side_effect=execute_module), \
                 mock.patch.object(plugin, "_low_level_execute_command", side_effect=low_level), \
                 mock.patch.object(plugin, "_remove_tmp_path"), \
