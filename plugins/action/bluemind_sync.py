@@ -4,10 +4,11 @@
 """Action of bluemind.migration.bluemind_sync: the pull, with its progress in the task's output.
 
 A module cannot print while it runs. This action starts the module asynchronously on the target
-(as ``async:`` would), then every two seconds reads the async job's status and the progress
-file the module writes (one command, no module), prints one line per tree every
-``progress_interval`` seconds, and at the end returns the module's own result, as a synchronous run
-would have. The module's documentation describes the options and the figures.
+(as ``async:`` would), then every two seconds reads the async job's status and the progress file
+the module writes (one command, no module), prints one line per running tree every
+``progress_interval`` seconds (the first report after 10 s at most; a tree that ended since the
+previous report gets one last line), and at the end returns the module's own result, as a
+synchronous run would have. The module's documentation describes the options and the figures.
 
 It runs the module as any action does (no progress lines) with ``progress_interval: 0``, in check
 mode, and for a task that sets ``async`` itself (then ``async_status`` follows it, as usual).
@@ -34,6 +35,9 @@ DEFAULT_INTERVAL = 30
 DEFAULT_PATH = "/run/bluemind-migration/pull-progress.json"
 # The async job's limit: a pull that long is stopped by async_wrapper. Far above any pull.
 ASYNC_LIMIT = 30 * 24 * 3600
+# The first report comes after this many seconds (or progress_interval when shorter), the next ones
+# every progress_interval: a pull of half a minute shows one, a pull of hours one every interval.
+FIRST_REPORT_SECONDS = 10
 # Status reads: soon after the start (a pull with little to do ends in a second), then every 2 s.
 FIRST_POLL_SECONDS = 0.25
 POLL_SECONDS = 2.0
@@ -74,12 +78,21 @@ def job_finished(job):
     return job is not None and "started" not in job
 
 
-def progress_lines(host, progress):
-    """The lines to print for a progress file's content (none once it is finished)."""
+def progress_lines(host, progress, ended):
+    """The lines to print for a progress file's content: the trees running, and those that ended
+    since the previous report (``ended``, the paths already reported ended, is updated); none once
+    the file says the job finished. Trees not started yet are left out."""
     if not progress or progress.get("finished") or not isinstance(progress.get("trees"), list):
         return []
     prefix = "[%s] %s " % (host, progress.get("job", "pull"))
-    return [prefix + format_line(tree) for tree in progress["trees"]]
+    lines = []
+    for tree in progress["trees"]:
+        if tree.get("state") in ("done", "failed") and tree.get("path") not in ended:
+            ended.add(tree.get("path"))
+        elif tree.get("state") != "running":
+            continue
+        lines.append(prefix + format_line(tree))
+    return lines
 
 
 class ActionModule(ActionBase):
@@ -132,7 +145,8 @@ class ActionModule(ActionBase):
         """Wait for the async job, printing its progress every ``interval`` seconds; return its result."""
         host = task_vars.get("inventory_hostname", "target")
         progress_path = self._task.args.get("progress_path") or DEFAULT_PATH
-        shown, failures, delay = time.monotonic(), 0, FIRST_POLL_SECONDS
+        ended, failures, delay = set(), 0, FIRST_POLL_SECONDS
+        next_report = time.monotonic() + min(FIRST_REPORT_SECONDS, interval)
         while True:
             time.sleep(min(delay, interval))
             delay = min(POLL_SECONDS, delay * 2)
@@ -153,10 +167,10 @@ class ActionModule(ActionBase):
             failures = 0
             if job_finished(job):
                 break
-            if time.monotonic() - shown >= interval:
-                shown = time.monotonic()
+            if time.monotonic() >= next_report:
+                next_report = time.monotonic() + interval
                 if not self._task.no_log:
-                    for line in progress_lines(host, progress):
+                    for line in progress_lines(host, progress, ended):
                         display.display(line)
         # async_status reads the result as Ansible reads a module's (warnings and the like decoded)
         final = self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars, module_args=dict(

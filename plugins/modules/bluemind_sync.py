@@ -148,16 +148,19 @@ options:
     description:
       - Seconds between two progress reports of a pull that is still running, V(0) for none.
       - The action plugin of this module starts the pull asynchronously on the target and prints,
-        every O(progress_interval) seconds, one line per tree in the task's output (bytes and files
-        moved, entries checked, percent of the origin's tree, rate, estimated time left). The
-        default of 30 s gives a few lines during a pull of a minute and does not flood the output of
-        a pull of hours.
-      - The module writes the same figures to O(progress_path) every few seconds (at most every 5 s,
-        at least every O(progress_interval) / 2 s), and returns the last ones in RV(progress).
+        every O(progress_interval) seconds, one line per running tree in the task's output (bytes and
+        files moved, entries checked, percent of the origin's tree, rate, estimated time left); a tree
+        that ended since the previous report gets one last line. The first report comes after 10 s
+        (or O(progress_interval) when shorter), so a pull of half a minute shows one; the default of
+        30 s then does not flood the output of a pull of hours.
+      - The module writes the same figures to O(progress_path) every O(progress_interval) / 2
+        seconds (but at least every 5 s and at most every second), and returns the last ones in
+        RV(progress).
       - With V(0), rsync reports no progress, the origin's trees are not measured, no file is written
-        and the module runs in the task's own process, as before this option existed. A task with
-        C(async) also runs as any other module (C(async_status) then follows it), and so does check
-        mode; their progress stays in RV(progress).
+        and the task waits for the module as for any other, as before this option existed. A task
+        with C(async) also runs as any other module (C(async_status) then follows it), and so does
+        check mode; their progress stays in RV(progress).
+      - V(no_log) hides the lines.
     type: int
     default: 30
   progress_path:

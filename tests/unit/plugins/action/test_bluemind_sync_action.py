@@ -111,13 +111,17 @@ def run(monkeypatch):
 
 def test_progress_lines_every_interval_then_the_module_s_own_result(run):
     a, b = tree("/srv/a"), tree("/srv/b", state="waiting")
-    later = tree("/srv/a", bytes=3 * 1024 ** 2, percent=75.0, eta=5, seconds=15.0)
-    reads = [peek(RUNNING_JOB, progress(a, b))] * 4 + [peek(RUNNING_JOB, progress(later, b))] * 2 + [
-        peek(MODULE_RESULT)]
+    later, b_done = tree("/srv/a", bytes=3 * 1024 ** 2, percent=75.0, eta=5, seconds=15.0), tree("/srv/b", state="done")
+    last = tree("/srv/a", bytes=4 * 1024 ** 2 - 1, percent=99.9, eta=0, seconds=19.0)
+    reads = [peek(RUNNING_JOB, progress(a, b))] * 4 + [peek(RUNNING_JOB, progress(later, b_done))] * 2 + [
+        peek(RUNNING_JOB, progress(last, b_done)), peek(MODULE_RESULT)]
     done = run(dict(trees=["/srv/a", "/srv/b"], progress_interval=4), reads)
-    # polled soon after the start, then every 2 s; printed once 4 s had passed (at 5.75 s), the figures read then
-    assert done["clock"].sleeps == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0]
-    assert done["shown"] == ["[target] pull " + format_line(later), "[target] pull " + format_line(b)]
+    # polled soon after the start, then every 2 s
+    assert done["clock"].sleeps == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    # reports once 4 s had passed (at 5.75 s), then 4 s later (9.75 s), with the figures read then: the
+    # running tree each time, a tree that ended once, a tree not started never
+    assert done["shown"] == ["[target] pull " + format_line(later), "[target] pull " + format_line(b_done),
+                             "[target] pull " + format_line(last)]
     assert done["shown"][0].startswith("[target] pull /srv/a: 3.0 MiB moved in 3 files, 40 of 100 entries checked, "
                                        "75% of 4.0 MiB, 102.4 KiB/s, ETA 5s")
     # started asynchronously with a limit far above any pull; the task is synchronous again afterwards
@@ -213,3 +217,11 @@ def test_a_status_file_that_stays_missing_fails_the_task(run):
     with pytest.raises(AnsibleError) as err:
         run(dict(trees=["/a"]), [peek(None)] * action.MAX_READ_FAILURES)
     assert "its status file %s is missing or not JSON" % RESULTS_FILE in str(err.value)
+
+
+def test_the_first_report_comes_after_ten_seconds_with_a_longer_interval(run):
+    """A pull of half a minute shows a line with the default interval of 30 s."""
+    reads = [peek(RUNNING_JOB, progress(tree("/a")))] * 9 + [peek(MODULE_RESULT)]
+    done = run(dict(trees=["/a"]), reads)
+    # reads at 0.25, 0.75, 1.75, 3.75, ..., 9.75, 11.75 (the first after 10 s), 13.75, 15.75; next report at 41.75
+    assert done["shown"] == ["[target] pull " + format_line(tree("/a"))]
