@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import tempfile
 import threading
 import time
@@ -54,6 +55,30 @@ def parse_size(out):
     if len(words) != 2 or not all(w.isdigit() for w in words) or int(words[0]) == 0:
         return None
     return int(words[0]), int(words[1])
+
+
+class OriginSize(object):
+    """A tree's size on the origin, measured beside its pull: ``args`` (ssh running
+    :func:`size_command`) runs in the background and its answer goes to ``progress`` (a
+    TreeProgress). :meth:`stop` kills it when the pull ended first (the percent then stays unknown)."""
+
+    def __init__(self, args, progress, popen=subprocess.Popen):
+        self.proc = popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          env=dict(os.environ, LC_ALL="C"))
+        self.thread = threading.Thread(target=self._read, args=(progress,))
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _read(self, progress):
+        out = self.proc.communicate()[0]
+        size = parse_size(out.decode("ascii", "replace")) if self.proc.returncode == 0 else None
+        if size is not None:
+            progress.sized(*size)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.thread.join()
 
 
 def percent_done(moved_bytes, checked, size_bytes, size_entries):

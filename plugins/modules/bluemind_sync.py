@@ -405,9 +405,7 @@ workers:
 
 import concurrent.futures
 import os
-import subprocess
 import tempfile
-import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -418,9 +416,9 @@ from ansible_collections.bluemind.migration.plugins.module_utils.lock import (
     lock_path,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import (
+    OriginSize,
     ProgressBoard,
     TreeProgress,
-    parse_size,
     size_command,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
@@ -545,29 +543,6 @@ def rsync_pass(progress, args, *more, **options):
             progress.next_pass()
 
 
-class OriginSize(object):
-    """The size of a tree on the origin (:func:`size_command`), measured while the tree is pulled and
-    given to its TreeProgress; stopped when the pull ends first (the percent then stays unknown)."""
-
-    def __init__(self, origin, path, progress, popen=subprocess.Popen):
-        self.proc = popen(origin.remote(size_command(path)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, env=dict(os.environ, LC_ALL="C"))
-        self.thread = threading.Thread(target=self._read, args=(progress,))
-        self.thread.daemon = True
-        self.thread.start()
-
-    def _read(self, progress):
-        out = self.proc.communicate()[0]
-        size = parse_size(out.decode("ascii", "replace")) if self.proc.returncode == 0 else None
-        if size is not None:
-            progress.sized(*size)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.thread.join()
-
-
 def empty_result():
     return dict(changes=0, created=0, deleted=0, vanished=0, diff=[], diff_omitted=0, rc=0, stderr_tail=[],
                 stats={}, seconds=0.0)
@@ -625,7 +600,7 @@ def pull_tree(params, rsync_bin, origin, tree, dry_run, progress):
         dry_run=dry_run, checksum=params["verify"] or params["checksum"], preserve=params["preserve"],
         progress=progress is not None,
     )
-    size = OriginSize(origin, path, progress) if progress is not None else None
+    size = OriginSize(origin.remote(size_command(path)), progress) if progress is not None else None
     try:
         raw = rsync_pass(progress, args, params["diff_max_lines"], params["allow_vanished"])
         msg = None

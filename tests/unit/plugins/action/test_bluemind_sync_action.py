@@ -59,7 +59,9 @@ class Clock(object):
 def run(monkeypatch):
     """Run the action with task ``args``; ``reads`` are the status reads' answers in order."""
 
-    def run(args, reads=(), check_mode=False, async_val=0, no_log=False, launched=LAUNCHED, final=MODULE_RESULT):
+    def run(args, reads=(), check_mode=False, async_val=0, no_log=False, launched=None, final=None):
+        launched = LAUNCHED if launched is None else launched
+        final = MODULE_RESULT if final is None else final
         task = mock.MagicMock()
         task.args = args
         task.async_val = async_val

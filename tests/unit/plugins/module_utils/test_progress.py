@@ -157,3 +157,27 @@ def test_board_that_cannot_write_says_so_once_and_goes_on(tmp_path):
     last = board.finish()
     assert last["finished"] is True and board.write_error.startswith(
         "cannot write the progress file %s/progress.json: " % blocker)
+
+
+def test_origin_size_gives_its_answer_to_the_tree():
+    tree = TreeProgress("/a")
+    size = progress.OriginSize(["sh", "-c", "echo 5 8192"], tree)
+    size.proc.wait()
+    size.stop()
+    assert (tree.size_entries, tree.size_bytes) == (5, 8192)
+
+
+def test_origin_size_is_stopped_when_the_pull_ends_first():
+    tree = TreeProgress("/a")
+    size = progress.OriginSize(["sh", "-c", "sleep 30; echo 5 8192"], tree)
+    size.stop()  # returns at once: the measure is killed
+    assert size.proc.returncode is not None and size.proc.returncode < 0
+    assert (tree.size_entries, tree.size_bytes) == (None, None)
+
+
+def test_origin_size_that_fails_leaves_the_size_unknown():
+    tree = TreeProgress("/a")
+    size = progress.OriginSize(["sh", "-c", "echo 5 8192; exit 255"], tree)
+    size.proc.wait()
+    size.stop()
+    assert tree.size_bytes is None
