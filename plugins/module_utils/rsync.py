@@ -22,6 +22,7 @@ import threading
 import time
 
 from ansible_collections.bluemind.migration.plugins.module_utils.disk import NO_SPACE, QUOTA, free_space
+from ansible_collections.bluemind.migration.plugins.module_utils.progress import parse_progress2
 
 # BlueMind's own backup leaves these out: a search index rebuilt by Cyrus, and runtime state.
 BLUEMIND_EXCLUDES = ("cyrus.squat", "/var/lib/cyrus/proc/", "/var/lib/cyrus/lock/", "/var/lib/cyrus/socket/")
@@ -90,7 +91,7 @@ PRESERVE_OPTIONS = {"acls": "--acls", "xattrs": "--xattrs", "holes": "--sparse"}
 
 
 def build_command(rsync_bin, remote_shell, source, dest, excludes=(), delete=True, dry_run=False,
-                  checksum=False, files_from=False, ignore_missing=False, recursive=False, preserve=()):
+                  checksum=False, files_from=False, ignore_missing=False, recursive=False, preserve=(), progress=False):
     """The rsync argv for one tree pulled from ``source`` (``user@host:/path/``) into ``dest``.
 
     Owners and groups are mapped by name (never ``--numeric-ids``: uids differ between
@@ -104,8 +105,13 @@ def build_command(rsync_bin, remote_shell, source, dest, excludes=(), delete=Tru
 
     ``preserve`` (keys of PRESERVE_OPTIONS) adds POSIX ACLs (their users and groups mapped by name
     too), extended attributes, and holes (a sparse file stays sparse instead of arriving as zeros).
+
+    ``progress`` adds ``--info=progress2``: bytes moved and entries checked so far, for the whole
+    transfer, on lines ending with a carriage return (see :func:`run_rsync`).
     """
     args = [rsync_bin, "-aH", "--modify-window=-1", "--itemize-changes", "--stats", "-e", remote_shell]
+    if progress:
+        args.append("--info=progress2")
     args += [PRESERVE_OPTIONS[name] for name in preserve]
     if delete:
         args.append("--delete")
@@ -378,8 +384,25 @@ def no_space_hint(tail, dest):
             "are whole and are not pulled again)" % (what, dest.rstrip("/") or "/", " (%s now)" % where if where else ""))
 
 
+def _lines(stream):
+    """The lines of rsync's output, decoded, as they come. ``--info=progress2`` updates end with a
+    carriage return, not a newline (many may come before the next newline): both end a line here."""
+    rest = b""
+    for chunk in iter(lambda: stream.read1(1 << 16), b""):
+        parts = _LINE_END.split(rest + chunk)
+        rest = parts.pop()
+        for part in parts:
+            if part:
+                yield part.decode("utf-8", "replace")
+    if rest:
+        yield rest.decode("utf-8", "replace")
+
+
+_LINE_END = re.compile(b"[\r\n]")
+
+
 def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, clock=time.monotonic,
-              stdin=None, counts=None, transferred=None):
+              stdin=None, counts=None, transferred=None, progress=None):
     """Run rsync, reading its output as it comes; return the tree's summary.
 
     ``changes`` counts the itemized lines that matter (see :func:`is_change`), and among them only
@@ -387,7 +410,9 @@ def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, cloc
     ``diff_max_lines`` of them. ``stdin`` (a file) is given to rsync (``--files-from=-``).
     Exit code 24 (files vanished) is accepted only when ``allow_vanished``; any other failure
     raises :class:`RsyncError`. ``transferred`` (a set) receives the names of the regular files
-    received, whose content is then the origin's.
+    received, whose content is then the origin's. ``progress(bytes, files, checked, listed)`` is
+    called for each ``--info=progress2`` update (they end with a carriage return, and may share a
+    line with the next itemized line).
     """
     started = clock()
     extra = {} if stdin is None else dict(stdin=stdin)
@@ -398,8 +423,11 @@ def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, cloc
     reader.daemon = True
     reader.start()
     result = dict(changes=0, created=0, deleted=0, diff=[], stats={})
-    for raw in proc.stdout:
-        line = raw.decode("utf-8", "replace").rstrip("\n")
+    for line in _lines(proc.stdout):
+        update = parse_progress2(line) if progress is not None else None
+        if update is not None:
+            progress(*update)
+            continue
         item = parse_itemized(line)
         if item is None:
             stat = parse_stats_line(line)

@@ -144,6 +144,33 @@ options:
     description:
       - rsync on the target. By default the one found in E(PATH).
     type: path
+  progress_interval:
+    description:
+      - Seconds between two progress reports of a pull that is still running, V(0) for none.
+      - The action plugin of this module starts the pull asynchronously on the target and prints,
+        every O(progress_interval) seconds, one line per running tree in the task's output (bytes and
+        files moved, entries checked, percent of the origin's tree, rate, estimated time left); a tree
+        that ended since the previous report gets one last line. The first report comes after 10 s
+        (or O(progress_interval) when shorter), so a pull of half a minute shows one; the default of
+        30 s then does not flood the output of a pull of hours.
+      - The module writes the same figures to O(progress_path) every O(progress_interval) / 2
+        seconds (but at least every 5 s and at most every second), and returns the last ones in
+        RV(progress).
+      - With V(0), rsync reports no progress, the origin's trees are not measured, no file is written
+        and the task waits for the module as for any other, as before this option existed. A task
+        with C(async) also runs as any other module (C(async_status) then follows it), and so does
+        check mode; their progress stays in RV(progress).
+      - V(no_log) hides the lines.
+    type: int
+    default: 30
+  progress_path:
+    description:
+      - File on the target where the pull's progress is written as JSON while it runs (see RV(progress)
+        for its content), replaced whole each time, for other tools (AWX, a shell) to read. It stays
+        after the pull with C(finished) true. Not written in check mode.
+      - A file that cannot be written gives a warning; the pull goes on.
+    type: path
+    default: /run/bluemind-migration/pull-progress.json
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.ssh
@@ -165,6 +192,16 @@ notes:
   - A pull that fills the target's filesystem fails, naming the tree, the filesystem and its free
     space. rsync writes each file under a temporary name and removes the one it could not finish, so
     every file on the target is whole; once space is freed, the same task pulls what is missing.
+  - The percent of a tree is of its size on the origin, measured by a C(find) over the same SSH
+    connection while the tree is pulled (the entries and the sum of the regular files' sizes,
+    excluded files included). Until that measure ends the percent and the time left are unknown.
+    It is the bytes moved of that size, or the entries checked of that count, whichever is further;
+    a first pull moves nearly every byte, a later one mostly checks entries that did not change. The
+    time left is the time so far times the part left over the part done. A final pull from
+    O(changed_since) measures nothing (it walks only what changed); its percent stays unknown.
+  - When the controller stops (Ctrl-C, killed, connection lost) during a pull started with progress,
+    the pull goes on to its end on the target; a rerun waits for it (O(lock_dir)) and shows its
+    progress meanwhile, then pulls again what changed.
 author:
   - bluemind.migration contributors (@bluemind-migration)
 """
@@ -309,6 +346,69 @@ waited_for_lock:
   returned: success
   type: float
   sample: 0.0
+progress:
+  description:
+    - The last progress figures, as written to O(progress_path) (there with C(finished) false while
+      the pull runs).
+  returned: unless O(progress_interval=0)
+  type: dict
+  contains:
+    job:
+      description: What the file follows.
+      type: str
+      sample: pull
+    pid:
+      description: Process id of the module on the target.
+      type: int
+    started:
+      description: When the pull began, seconds since the epoch on the target's clock.
+      type: float
+    updated:
+      description: When the figures were taken, seconds since the epoch on the target's clock.
+      type: float
+    finished:
+      description: Whether the pull has ended.
+      type: bool
+    trees:
+      description: One entry per tree, in the order given.
+      type: list
+      elements: dict
+      contains:
+        path:
+          description: The tree.
+          type: str
+        state:
+          description: V(waiting) for a worker, V(running), V(done) or V(failed).
+          type: str
+        bytes:
+          description: Bytes moved so far (at the end, rsync's C(Total transferred file size)).
+          type: int
+        files:
+          description: Regular files moved so far.
+          type: int
+        entries_checked:
+          description: Entries (files, directories, links) rsync compared so far in its current pass;
+            null before its first report.
+          type: int
+        size_bytes:
+          description: Sum of the sizes of the tree's regular files on the origin; null until measured.
+          type: int
+        size_entries:
+          description: Entries of the tree on the origin; null until measured.
+          type: int
+        percent:
+          description: Percent of the tree done (100 when done); null when the origin's size is not known.
+          type: float
+          sample: 42.5
+        rate:
+          description: Bytes moved per second since the tree's pull began; null in its first second.
+          type: int
+        eta:
+          description: Estimated seconds left; null when the percent is not known or the tree is not running.
+          type: int
+        seconds:
+          description: Seconds since the tree's pull began (its duration once ended).
+          type: float
 workers:
   description: How many trees were pulled at the same time (O(workers), or the automatic choice).
   returned: always
@@ -327,6 +427,12 @@ from ansible_collections.bluemind.migration.plugins.module_utils.lock import (
     acquire,
     lock_argument_spec,
     lock_path,
+)
+from ansible_collections.bluemind.migration.plugins.module_utils.progress import (
+    OriginSize,
+    ProgressBoard,
+    TreeProgress,
+    size_command,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     BLUEMIND_EXCLUDES,
@@ -351,6 +457,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
 )
 
 MAX_AUTO_WORKERS = 4
+DEFAULT_PROGRESS_INTERVAL = 30
 
 
 def available_cpus():
@@ -368,7 +475,7 @@ def effective_workers(requested, cpus):
     return max(1, min(MAX_AUTO_WORKERS, (cpus or 1) // 2))
 
 
-def checksum_recent(params, rsync_bin, origin, path, excludes, dry_run):
+def checksum_recent(params, rsync_bin, origin, path, excludes, dry_run, progress=None):
     """Second pass of a tree: list on the origin its files modified since ``checksum_since`` and
     pull them again comparing by content. Return ``(listed, rsync result or None)``; raise
     :class:`SshError` when the listing fails and :class:`RsyncError` when rsync does.
@@ -389,14 +496,14 @@ def checksum_recent(params, rsync_bin, origin, path, excludes, dry_run):
         args = build_command(
             rsync_bin, origin.shell(), "%s:%s" % (origin.destination, root), root, excludes=excludes,
             delete=False, dry_run=dry_run, checksum=True, files_from=True,
-            ignore_missing=params["allow_vanished"], preserve=params["preserve"])
+            ignore_missing=params["allow_vanished"], preserve=params["preserve"], progress=progress is not None)
         # A dry run of the second pass also sees what the first one would copy: count only what
         # the first one cannot see (a real run copied that already).
-        return listed, run_rsync(args, params["diff_max_lines"], params["allow_vanished"], stdin=spool,
-                                 counts=quick_check_misses if dry_run else None)
+        return listed, rsync_pass(progress, args, params["diff_max_lines"], params["allow_vanished"], stdin=spool,
+                                  counts=quick_check_misses if dry_run else None)
 
 
-def incremental(params, rsync_bin, origin, path, excludes, dry_run):
+def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=None):
     """The final pass of a tree from what changed since ``changed_since``: the directories whose
     status changed are pulled whole (new, moved or with entries added or removed: ``-r --delete``),
     then the other changed entries by content (``--checksum``). Entries with an older status are as
@@ -418,25 +525,36 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run):
         results, received = [], set()
         if ndirs:
             results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, dirs,
-                                     dict(recursive=True, delete=params["delete"]), received))
+                                     dict(recursive=True, delete=params["delete"]), received, progress))
         if nothers:
             # What the directories' pass received is the origin's already: not read again.
             others, left = without(others, received) if received else (others, nothers)
             with others:
                 if left:
                     results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, others,
-                                             dict(checksum=True, delete=False)))
+                                             dict(checksum=True, delete=False), progress=progress))
         return ndirs, nothers, results
 
 
-def pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, spool, options, received=None):
+def pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, spool, options, received=None,
+              progress=None):
     """One rsync of the names in ``spool`` (``--files-from``)."""
     spool.flush()
     spool.seek(0)
     args = build_command(rsync_bin, origin.shell(), source, root, excludes=excludes, dry_run=dry_run,
                          files_from=True, ignore_missing=params["allow_vanished"], preserve=params["preserve"],
-                         **options)
-    return run_rsync(args, params["diff_max_lines"], params["allow_vanished"], stdin=spool, transferred=received)
+                         progress=progress is not None, **options)
+    return rsync_pass(progress, args, params["diff_max_lines"], params["allow_vanished"], stdin=spool,
+                      transferred=received)
+
+
+def rsync_pass(progress, args, *more, **options):
+    """:func:`run_rsync`, its ``--info=progress2`` updates given to ``progress`` (a TreeProgress)."""
+    try:
+        return run_rsync(args, *more, progress=progress.update if progress is not None else None, **options)
+    finally:
+        if progress is not None:
+            progress.next_pass()
 
 
 def empty_result():
@@ -454,15 +572,30 @@ def merge(raw, second, diff_max_lines):
     raw["stderr_tail"] = second["stderr_tail"] or raw["stderr_tail"]
 
 
-def sync_tree(params, rsync_bin, origin, tree, dry_run):
-    """Pull one tree; return its summary (a failed tree carries ``msg`` instead of raising)."""
+def sync_tree(params, rsync_bin, origin, tree, dry_run, progress=None):
+    """Pull one tree; return its summary (a failed tree carries ``msg`` instead of raising).
+    ``progress`` (a TreeProgress) follows the pull as it goes."""
+    if progress is not None:
+        progress.start()
+    outcome = None
+    try:
+        outcome = pull_tree(params, rsync_bin, origin, tree, dry_run, progress)
+    finally:
+        if progress is not None:
+            summary = outcome[0] if outcome else {}
+            progress.end(failed=outcome is None or outcome[1] is not None, moved_bytes=summary.get("bytes"),
+                         files=summary.get("files"))
+    return outcome
+
+
+def pull_tree(params, rsync_bin, origin, tree, dry_run, progress):
     started = time.monotonic()
     path = tree.rstrip("/") or "/"
     root = path.rstrip("/") + "/"
     excludes = tree_excludes(path, params["excludes"])
     if params["changed_since"] is not None and not (params["checksum"] or params["verify"]):
         try:
-            done = incremental(params, rsync_bin, origin, path, excludes, dry_run)
+            done = incremental(params, rsync_bin, origin, path, excludes, dry_run, progress)
         except SshError as exc:
             return failed_tree(path, started, str(exc))
         except RsyncError as exc:
@@ -479,18 +612,23 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run):
         rsync_bin, origin.shell(), "%s:%s" % (origin.destination, root), root,
         excludes=excludes, delete=params["delete"],
         dry_run=dry_run, checksum=params["verify"] or params["checksum"], preserve=params["preserve"],
+        progress=progress is not None,
     )
+    size = OriginSize(origin.remote(size_command(path)), progress) if progress is not None else None
     try:
-        raw = run_rsync(args, params["diff_max_lines"], params["allow_vanished"])
+        raw = rsync_pass(progress, args, params["diff_max_lines"], params["allow_vanished"])
         msg = None
     except RsyncError as exc:
         raw, msg = exc.result, "%s: %s" % (path, exc)
+    finally:
+        if size is not None:
+            size.stop()
     transferred = [raw["stats"]]
     recent = None
     if msg is None and recent_pass(params):
         second = None
         try:
-            recent, second = checksum_recent(params, rsync_bin, origin, path, excludes, dry_run)
+            recent, second = checksum_recent(params, rsync_bin, origin, path, excludes, dry_run, progress)
         except SshError as exc:
             msg, raw["stderr_tail"] = "%s: %s" % (path, exc), [str(exc)]
         except RsyncError as exc:
@@ -529,6 +667,16 @@ def recent_pass(params):
     return params["checksum_since"] is not None and not (params["checksum"] or params["verify"])
 
 
+def progress_board(params, check_mode):
+    """The trees' progress and its file (none in check mode, which must not touch the file of a pull
+    left running; no progress at all with ``progress_interval: 0``)."""
+    if not params["progress_interval"]:
+        return ProgressBoard("pull", [])
+    trees = [TreeProgress(tree.rstrip("/") or "/") for tree in params["trees"]]
+    period = max(1.0, min(5.0, params["progress_interval"] / 2.0))
+    return ProgressBoard("pull", trees, None if check_mode else params["progress_path"], period)
+
+
 def render_diff(outcomes):
     """Ansible's ``prepared`` diff: the itemized lines of each tree, capped."""
     parts = []
@@ -561,11 +709,16 @@ def main():
         rsync_path=dict(type="path"),
         preserve=dict(type="list", elements="str", default=["acls", "xattrs", "holes"],
                       choices=["acls", "xattrs", "holes"]),
+        progress_interval=dict(type="int", default=DEFAULT_PROGRESS_INTERVAL),
+        progress_path=dict(type="path", default="/run/bluemind-migration/pull-progress.json"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     if params["workers"] < 0 or not params["trees"]:
         module.fail_json(msg="give at least one tree, and workers >= 1 (or 0 for an automatic choice)")
+    if params["progress_interval"] < 0:
+        module.fail_json(msg="progress_interval is %d: give seconds between progress reports, or 0 for none"
+                         % params["progress_interval"])
     workers = effective_workers(params["workers"], available_cpus())
     waited_for_lock = 0.0
     if not module.check_mode:
@@ -602,10 +755,11 @@ def main():
                 whole_trees = "the origin's clock (%s) is before changed_since (%s)" % (
                     clock_start, params["changed_since"])
                 params["changed_since"] = None
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        board = progress_board(params, module.check_mode)
+        with board, concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(
-                lambda tree: sync_tree(params, rsync_bin, origin, tree, dry_run),
-                params["trees"]))
+                lambda tracked: sync_tree(params, rsync_bin, origin, tracked[0], dry_run, tracked[1]),
+                zip(params["trees"], board.trees if board.trees else [None] * len(params["trees"]))))
     finally:
         origin.close_master(module.run_command)
 
@@ -622,6 +776,10 @@ def main():
         workers=workers,
         waited_for_lock=waited_for_lock,
     )
+    if board.trees:
+        result["progress"] = board.finish()
+        if board.write_error:
+            module.warn(board.write_error)
     if whole_trees:
         result["whole_trees"] = whole_trees
     if module._diff:

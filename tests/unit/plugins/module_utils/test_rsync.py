@@ -294,3 +294,45 @@ def test_no_space_hint_for_a_quota_and_nothing_else(tmp_path):
     quota = rsync.no_space_hint(['rsync: [receiver] write failed on "x": Disk quota exceeded (122)'], str(tmp_path))
     assert quota.startswith(" (disk quota exceeded on the target's %s (filesystem " % tmp_path)
     assert rsync.no_space_hint(["rsync: connection unexpectedly closed"], str(tmp_path)) is None
+
+
+# rsync 3.2 with --itemize-changes --info=progress2, as it came: updates end with a carriage return.
+PROGRESS_OUTPUT = (
+    b".d..t...... ./\n>f+++++++++ f7\n\r         32,768   0%    0.00kB/s    0:00:00  "
+    b"\r      3,000,000  14%  471.63MB/s    0:00:00 (xfr#1, ir-chk=1041/1049)"
+    b"\r      3,000,000  14%   26.45MB/s    0:00:00 (xfr#1, ir-chk=1000/5049)\n"
+    b">f+++++++++ dir/f8\n"
+    b"\r      6,000,000  28%   26.45MB/s    0:00:01 (xfr#2, to-chk=0/5050)\n\n")
+
+
+def test_build_command_adds_progress2_when_asked():
+    assert "--info=progress2" in rsync.build_command("rsync", "ssh", "s/", "d/", progress=True)
+    assert not any(a.startswith("--info") for a in rsync.build_command("rsync", "ssh", "s/", "d/"))
+
+
+def test_run_rsync_gives_progress_updates_and_still_counts_the_itemized_lines(tmp_path):
+    code = ("import sys, time\nout = sys.stdout.buffer\nout.write(%r)\nout.flush()\n"
+            "out.write(%r)\n" % (PROGRESS_OUTPUT[:150], PROGRESS_OUTPUT[150:] + STATS.encode()))
+    updates = []
+    result = rsync.run_rsync(["rsync"], 10, False, popen=python_popen(code), progress=lambda *u: updates.append(u))
+    assert updates == [(32768, None, None, None), (3000000, 1, 8, 1049), (3000000, 1, 4049, 5049),
+                       (6000000, 2, 5050, 5050)]
+    assert result["changes"] == 2 and result["diff"] == [">f+++++++++ f7", ">f+++++++++ dir/f8"]
+    assert result["stats"]["transferred_size"] == 5120
+
+
+def test_run_rsync_gives_updates_before_the_next_newline(tmp_path):
+    """An update is read when its carriage return comes, not at the end of the line (a long file's
+    updates come for minutes without a newline)."""
+    marker = tmp_path / "seen"
+    code = ("import os, sys, time\nout = sys.stdout.buffer\n"
+            "out.write(b'\\r      1,000  1%%  1.00kB/s    0:00:09  \\r')\nout.flush()\n"
+            "for _ in range(200):\n    time.sleep(0.02)\n    if os.path.exists(%r): sys.exit(0)\n"
+            "sys.exit(7)  # the update was not read before the newline\n" % str(marker))
+    seen = []
+
+    def update(*figures):
+        seen.append(figures)
+        marker.write_text("")
+    rsync.run_rsync(["rsync"], 10, False, popen=python_popen(code), progress=update)
+    assert seen == [(1000, None, None, None)]

@@ -12,7 +12,7 @@ from ansible_collections.bluemind.migration.plugins.modules import bluemind_sync
 STATS = ("Number of regular files transferred: %d\nTotal transferred file size: %d bytes\n"
          "Total bytes received: 100\n")
 FAKE_RSYNC = """#!%s
-import json, sys
+import json, sys, time
 here = %r
 with open(here + "/calls.jsonl", "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
@@ -27,6 +27,7 @@ else:
     answer = scenario.get(("verify:" if "--checksum" in sys.argv else "") + dest, scenario.get(dest))
 sys.stdout.write(answer.get("out", ""))
 sys.stderr.write(answer.get("err", ""))
+time.sleep(answer.get("sleep", 0))
 sys.exit(answer.get("rc", 0))
 """
 # ssh as run by Popen (the listing of recent files): answers "find:<tree>" from the scenario.
@@ -37,7 +38,7 @@ with open(here + "/ssh.jsonl", "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
 scenario = json.load(open(here + "/scenario.json"))
 words = shlex.split(sys.argv[-1])
-key = ("changed:" if "-newerct" in words else "find:") + words[1]
+key = ("changed:" if "-newerct" in words else "size:" if "awk" in words else "find:") + words[1]
 answer = scenario.get(key, {}) if words[0] == "cd" else {"rc": 99, "err": "unexpected\\n"}
 sys.stdout.write(answer.get("out", ""))
 sys.stderr.write(answer.get("err", ""))
@@ -70,9 +71,11 @@ def fake(tmp_path, commands, monkeypatch):
             path = tmp_path / "calls.jsonl"
             return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
-        def ssh_calls(self):
+        def ssh_calls(self, size=False):
+            """The listings run on the origin (with ``size``, the measures of the trees' sizes)."""
             path = tmp_path / "ssh.jsonl"
-            return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+            calls = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+            return [c for c in calls if ("awk" in shlex.split(c[-1])) == size]
 
         def files_read(self):
             """{dest: names} read on stdin by the second passes."""
@@ -83,7 +86,8 @@ def fake(tmp_path, commands, monkeypatch):
         def args(self, **extra):
             return dict(dict(origin_host="192.0.2.10", ssh_key=str(tmp_path / "key"),
                              known_hosts=str(tmp_path / "known_hosts"), rsync_path=str(tmp_path / "rsync"),
-                             ssh_control_path=str(tmp_path / "cm-%C"), trees=["/srv/a", "/srv/b/"]), **extra)
+                             ssh_control_path=str(tmp_path / "cm-%C"), trees=["/srv/a", "/srv/b/"],
+                             progress_path=str(tmp_path / "run" / "pull-progress.json")), **extra)
 
     return Fake()
 
@@ -466,3 +470,61 @@ def test_a_full_target_fails_the_pull_naming_the_tree_its_filesystem_and_what_to
     assert "free space there and run the pull again: the files already pulled are whole and are not pulled " \
            "again); last messages: rsync: [receiver] write failed" in result["msg"]
     assert tree(result, "/srv/b")["changed"] is True and tree(result, "/srv/a")["rc"] == 11
+
+
+PROGRESS = ("\r         32,768   0%    0.00kB/s    0:00:00  "
+            "\r      2,048  14%  471.63MB/s    0:00:00 (xfr#1, ir-chk=3/5)\n")
+
+
+def test_progress_is_written_on_the_target_and_returned(run_module, fake, tmp_path):
+    fake.scenario(**{"/srv/a/": dict(out=">f+++++++++ x\n" + PROGRESS + STATS % (1, 2048), sleep=1),
+                     "/srv/b/": dict(out=STATS % (0, 0), sleep=1),
+                     "size:/srv/a": dict(out="5 8192\n"), "size:/srv/b": dict(rc=255, err="gone\n")})
+    result = run_module(bluemind_sync, fake.args())
+    assert all("--info=progress2" in call for call in fake.calls())
+    measured = [shlex.split(call[-1])[:2] for call in fake.ssh_calls(size=True)]
+    assert sorted(measured) == [["cd", "/srv/a"], ["cd", "/srv/b"]]
+    written = json.loads((tmp_path / "run" / "pull-progress.json").read_text())
+    assert written == result["progress"] and written["finished"] is True and written["job"] == "pull"
+    a, b = written["trees"]
+    assert (a["path"], a["state"], a["bytes"], a["files"], a["size_bytes"], a["size_entries"], a["percent"]) == (
+        "/srv/a", "done", 2048, 1, 8192, 5, 100.0)
+    assert a["entries_checked"] == 2  # rsync's last update: 3 of 5 still to check
+    assert (b["path"], b["state"], b["size_bytes"], b["bytes"]) == ("/srv/b", "done", None, 0)  # not measured
+    assert "progress file" not in json.dumps(result.get("warnings", []))  # (warnings of other tests may linger)
+
+
+def test_a_failed_tree_is_failed_in_the_progress(run_module, fake):
+    fake.scenario(**{"/srv/a/": dict(rc=23, err="rsync: oops\n"), "/srv/b/": dict(out="")})
+    result = run_module(bluemind_sync, fake.args())
+    assert result["failed"] is True
+    assert [t["state"] for t in result["progress"]["trees"]] == ["failed", "done"]
+
+
+def test_no_progress_with_interval_zero(run_module, fake, tmp_path):
+    fake.scenario(**{"/srv/a/": dict(out=""), "/srv/b/": dict(out="")})
+    result = run_module(bluemind_sync, fake.args(progress_interval=0))
+    assert "progress" not in result and not result.get("failed")
+    assert not any(a.startswith("--info") for call in fake.calls() for a in call)
+    assert fake.ssh_calls(size=True) == [] and not (tmp_path / "run").exists()
+
+
+def test_check_mode_leaves_the_progress_file_alone(run_module, fake, tmp_path):
+    """A dry run must not replace the file of a pull left running."""
+    fake.scenario(**{"/srv/a/": dict(out=""), "/srv/b/": dict(out="")})
+    result = run_module(bluemind_sync, fake.args(), check_mode=True)
+    assert not (tmp_path / "run").exists()
+    assert [t["state"] for t in result["progress"]["trees"]] == ["done", "done"]
+
+
+def test_an_unwritable_progress_file_warns_and_the_pull_goes_on(run_module, fake, tmp_path):
+    fake.scenario(**{"/srv/a/": dict(out=""), "/srv/b/": dict(out="")})
+    (tmp_path / "blocker").write_text("")
+    result = run_module(bluemind_sync, fake.args(progress_path=str(tmp_path / "blocker" / "p.json")))
+    assert not result.get("failed")
+    assert "cannot write the progress file %s" % (tmp_path / "blocker" / "p.json") in json.dumps(result["warnings"])
+
+
+def test_negative_progress_interval_is_an_error(run_module, fake):
+    result = run_module(bluemind_sync, fake.args(progress_interval=-1))
+    assert result["failed"] is True and "progress_interval is -1" in result["msg"]
