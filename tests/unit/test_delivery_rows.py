@@ -13,6 +13,8 @@ def test_a_delivery_explains_new_rows_in_its_tables_and_partitions_only():
     assert explained("public.t_container_changeset_17", "4", "6", messages=1)
     assert not explained("public.t_container_changeset_17", 4, 7, messages=1)
     assert explained("public.t_conversationreference_3", 0, 1, messages=1)
+    assert explained("public.t_conversationreference", 3675, 3676, messages=1)  # the partitioned parent
+    assert explained("public.t_container_changeset", "7395", "7396", messages=1)
     assert not explained("public.t_mailbox_record", 100, 99, messages=1)  # a row lost
     assert not explained("public.t_mailbox_record", 100, 100, messages=1)  # no difference is not a delivery
     assert not explained("public.t_directory_entry", 20, 21, messages=1)
