@@ -114,6 +114,13 @@ status:
   returned: always
   type: dict
   sample: {"bm-core.service": "running", "bm-node.service": "running", "bm-hps.service": "disabled"}
+seconds:
+  description:
+    - How long the task took to bring the units to O(state) (C(bmctl) and the units of
+      O(with_units)), status reads included; V(0) in check mode.
+  returned: always
+  type: float
+  sample: 12.4
 outside_target:
   description:
     - Units that C(bmctl status) lists but that are not part of C(bluemind.target), with their
@@ -298,6 +305,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    began = time.monotonic()
     bmctl = module.params["bmctl_path"]
     state = module.params["state"]
     timeout = module.params["wait_timeout"]
@@ -318,7 +326,7 @@ def main():
     units = module.params["with_units"]
     moved = take_along(module, units, state) if state == "started" else []
     result = dict(changed=action is not None or bool(moved), bmctl_action=action, status_before=before,
-                  status=before, outside_target=outside, units_changed=moved)
+                  status=before, outside_target=outside, units_changed=moved, seconds=0.0)
     if action is not None and not module.check_mode:
         goal = "stopped" if state == "stopped" else "started"
         deadline = time.monotonic() + timeout
@@ -351,6 +359,8 @@ def main():
     if state != "started":
         result["units_changed"] = take_along(module, units, state)
         result["changed"] = result["changed"] or bool(result["units_changed"])
+    if not module.check_mode:
+        result["seconds"] = round(time.monotonic() - began, 3)
     module.exit_json(**result)
 
 
