@@ -135,8 +135,9 @@ def test_a_unit_outside_the_target_other_than_nginx_is_not_judged(run_module, co
 
 
 def test_started_starts_and_waits_for_a_slow_core(run_module, commands, target, bmctl_bin, clock):
-    # 40 polls of 2 s while the core starts: 80 s, within the default wait_timeout.
-    status_sequence(commands, (1, STOPPED, ""), *([(1, CORE_STARTING, "")] * 40 + [(0, RUNNING, "")]))
+    # 160 polls, half a second apart, while the core starts: 80 s, within the default wait_timeout;
+    # the module sees it running half a second at most after it is.
+    status_sequence(commands, (1, STOPPED, ""), *([(1, CORE_STARTING, "")] * 160 + [(0, RUNNING, "")]))
     commands.add(lambda a: bmctl_args(dict(args=a)) == ["start"], (0, "Start BlueMind Services\n", ""))
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin))
     assert result.get("failed") is not True, result
