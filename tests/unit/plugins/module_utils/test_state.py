@@ -265,8 +265,9 @@ STOPPED_TARGET = {"bmctl_action": "stop", "seconds": 3.04}
 ALREADY_STOPPED = {"bmctl_action": None, "seconds": 0.2}
 
 
-def hot(seconds, stop=ALREADY_STOPPED):
-    return ("hot_sync", "done", dict(PULL, seconds=seconds, stop=stop))
+def hot(seconds, stop=None):
+    """A hot sync's record; ``stop`` is the result of the target's stop (by default: it was stopped already)."""
+    return ("hot_sync", "done", dict(PULL, seconds=seconds, stop=ALREADY_STOPPED if stop is None else stop))
 
 
 def test_a_hot_sync_keeps_the_target_s_stop_only_when_it_stopped_a_running_target():

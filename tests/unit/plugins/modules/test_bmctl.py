@@ -281,8 +281,8 @@ def test_with_unit_failure_names_the_unit(run_module, commands, target, bmctl_bi
     assert result["failed"] is True and "'systemctl start postfix' failed (exit 1): Unit postfix.service not found." in result["msg"]
 
 
-def test_seconds_measure_the_stop_with_its_waits_and_are_zero_in_check_mode(run_module, commands, target,
-                                                                             bmctl_bin, clock):
+def test_seconds_measure_the_stop_with_its_waits_and_are_zero_in_check_mode(
+        run_module, commands, target, bmctl_bin, clock):
     # a core still stopping when bmctl returns: the module waits for it, and counts that wait
     status_sequence(commands, (0, RUNNING, ""), (0, RUNNING, ""), (1, STOPPED, ""))
     commands.add(lambda a: bmctl_args(dict(args=a)) == ["stop"], (0, "Stop BlueMind Services\n", ""))
