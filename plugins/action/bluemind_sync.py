@@ -115,6 +115,10 @@ class ActionModule(ActionBase):
 
     _supports_check_mode = True
     _supports_async = True
+    # What the task's messages call the work, and where its module writes the progress by default
+    # (bluemind_db_transfer's action is this one with its own).
+    WORK = "pull"
+    DEFAULT_PROGRESS_PATH = DEFAULT_PATH
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -160,7 +164,7 @@ class ActionModule(ActionBase):
     def _follow(self, started, interval, task_vars):
         """Wait for the async job, printing its progress every ``interval`` seconds; return its result."""
         host = task_vars.get("inventory_hostname", "target")
-        progress_path = self._task.args.get("progress_path") or DEFAULT_PATH
+        progress_path = self._task.args.get("progress_path") or self.DEFAULT_PROGRESS_PATH
         ended, failures = set(), 0
         next_report = time.monotonic() + min(FIRST_REPORT_SECONDS, interval)
         while True:
@@ -173,10 +177,11 @@ class ActionModule(ActionBase):
             if problem:
                 failures += 1
                 if failures >= MAX_READ_FAILURES:
-                    raise AnsibleError("cannot read the status of the pull on %s (async job %s) %d times in a row: "
-                                       "%s; the pull may still run there: rerun the task, it waits for that pull"
-                                       % (host, started["ansible_job_id"], failures, problem))
-                display.vvvv("reading the pull's status on %s failed, trying again: %s" % (host, problem))
+                    raise AnsibleError("cannot read the status of the %s on %s (async job %s) %d times in a row: "
+                                       "%s; the %s may still run there: rerun the task, it waits for that %s"
+                                       % (self.WORK, host, started["ansible_job_id"], failures, problem, self.WORK,
+                                          self.WORK))
+                display.vvvv("reading the %s's status on %s failed, trying again: %s" % (self.WORK, host, problem))
                 time.sleep(POLL_SECONDS)
                 continue
             failures = 0
