@@ -8,8 +8,9 @@ A module cannot print while it runs. This action starts the module asynchronousl
 with one command (no module) that waits on the target up to two seconds for the job to end, so the
 result comes back as soon as the pull ends (a window's final pull with little to do costs no more
 than a synchronous run plus a few round trips), and prints one line per running tree every
-``progress_interval`` seconds (the first report after 10 s at most; a tree that ended since the
-previous report gets one last line), and at the end returns the module's own result, as a
+``progress_interval`` seconds on the standard error (the first report after 10 s at most; a tree that
+ended since the previous report gets one last line; stdout stays the callback's, whole JSON for a
+machine-readable one), and at the end returns the module's own result, as a
 synchronous run would have. The module's documentation describes the options and the figures.
 
 It runs the module as any action does (no progress lines) with ``progress_interval: 0``, in check
@@ -191,7 +192,8 @@ class ActionModule(ActionBase):
                 next_report = time.monotonic() + interval
                 if not self._task.no_log:
                     for line in progress_lines(host, progress, ended):
-                        display.display(line)
+                        # on stderr: a machine-readable stdout callback (json) stays whole, a terminal shows both
+                        display.display(line, stderr=True)
         # async_status reads the result as Ansible reads a module's (warnings and the like decoded)
         final = self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars, module_args=dict(
             jid=started["ansible_job_id"], mode="status", _async_dir=os.path.dirname(started["results_file"])))

@@ -109,9 +109,12 @@ def run(monkeypatch):
                 mock.patch.object(plugin, "_remove_tmp_path"), \
                 mock.patch.object(action.time, "monotonic", clock.monotonic), \
                 mock.patch.object(action.time, "sleep", clock.sleep), \
-                mock.patch.object(action.display, "display", side_effect=shown.append):
+                mock.patch.object(action.display, "display",
+                                  side_effect=lambda line, **where: shown.append((line, where))):
             result = plugin.run(task_vars=dict(inventory_hostname="target"))
-        return dict(result=result, calls=calls, shown=shown, clock=clock, task=task,
+        # every line goes to stderr (stdout is the callback's: whole JSON for a machine-readable one)
+        assert all(where == dict(stderr=True) for _line, where in shown)
+        return dict(result=result, calls=calls, shown=[line for line, _where in shown], clock=clock, task=task,
                     async_during_launch=async_during_launch, reads_left=answers)
 
     return run
