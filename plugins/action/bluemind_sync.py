@@ -8,8 +8,9 @@ A module cannot print while it runs. This action starts the module asynchronousl
 with one command (no module) that waits on the target up to two seconds for the job to end, so the
 result comes back as soon as the pull ends (a window's final pull with little to do costs no more
 than a synchronous run plus a few round trips), and prints one line per running tree every
-``progress_interval`` seconds (the first report after 10 s at most; a tree that ended since the
-previous report gets one last line), and at the end returns the module's own result, as a
+``progress_interval`` seconds on the standard error (the first report after 10 s at most; a tree that
+ended since the previous report gets one last line; stdout stays the callback's, whole JSON for a
+machine-readable one), and at the end returns the module's own result, as a
 synchronous run would have. The module's documentation describes the options and the figures.
 
 It runs the module as any action does (no progress lines) with ``progress_interval: 0``, in check
@@ -115,6 +116,10 @@ class ActionModule(ActionBase):
 
     _supports_check_mode = True
     _supports_async = True
+    # What the task's messages call the work, and where its module writes the progress by default
+    # (bluemind_db_transfer's action is this one with its own).
+    WORK = "pull"
+    DEFAULT_PROGRESS_PATH = DEFAULT_PATH
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -160,7 +165,7 @@ class ActionModule(ActionBase):
     def _follow(self, started, interval, task_vars):
         """Wait for the async job, printing its progress every ``interval`` seconds; return its result."""
         host = task_vars.get("inventory_hostname", "target")
-        progress_path = self._task.args.get("progress_path") or DEFAULT_PATH
+        progress_path = self._task.args.get("progress_path") or self.DEFAULT_PROGRESS_PATH
         ended, failures = set(), 0
         next_report = time.monotonic() + min(FIRST_REPORT_SECONDS, interval)
         while True:
@@ -173,10 +178,11 @@ class ActionModule(ActionBase):
             if problem:
                 failures += 1
                 if failures >= MAX_READ_FAILURES:
-                    raise AnsibleError("cannot read the status of the pull on %s (async job %s) %d times in a row: "
-                                       "%s; the pull may still run there: rerun the task, it waits for that pull"
-                                       % (host, started["ansible_job_id"], failures, problem))
-                display.vvvv("reading the pull's status on %s failed, trying again: %s" % (host, problem))
+                    raise AnsibleError("cannot read the status of the %s on %s (async job %s) %d times in a row: "
+                                       "%s; the %s may still run there: rerun the task, it waits for that %s"
+                                       % (self.WORK, host, started["ansible_job_id"], failures, problem, self.WORK,
+                                          self.WORK))
+                display.vvvv("reading the %s's status on %s failed, trying again: %s" % (self.WORK, host, problem))
                 time.sleep(POLL_SECONDS)
                 continue
             failures = 0
@@ -186,7 +192,8 @@ class ActionModule(ActionBase):
                 next_report = time.monotonic() + interval
                 if not self._task.no_log:
                     for line in progress_lines(host, progress, ended):
-                        display.display(line)
+                        # on stderr: a machine-readable stdout callback (json) stays whole, a terminal shows both
+                        display.display(line, stderr=True)
         # async_status reads the result as Ansible reads a module's (warnings and the like decoded)
         final = self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars, module_args=dict(
             jid=started["ansible_job_id"], mode="status", _async_dir=os.path.dirname(started["results_file"])))

@@ -17,6 +17,7 @@ _MODULE_SIDE = _internal.is_controller
 from ansible.errors import AnsibleError  # noqa: E402
 
 from ansible_collections.bluemind.migration.plugins.action import bluemind_sync as action  # noqa: E402
+from ansible_collections.bluemind.migration.plugins.action import bluemind_db_transfer as db_action  # noqa: E402
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import format_line  # noqa: E402
 
 _internal.is_controller = _MODULE_SIDE
@@ -60,7 +61,8 @@ class Clock(object):
 def run(monkeypatch):
     """Run the action with task ``args``; ``reads`` are the status reads' answers in order."""
 
-    def run(args, reads=(), check_mode=False, async_val=0, no_log=False, launched=None, final=None):
+    def run(args, reads=(), check_mode=False, async_val=0, no_log=False, launched=None, final=None,
+            action_class=action.ActionModule):
         launched = LAUNCHED if launched is None else launched
         final = MODULE_RESULT if final is None else final
         task = mock.MagicMock()
@@ -73,7 +75,7 @@ def run(monkeypatch):
         connection.has_native_async = False
         connection.always_pipeline_modules = False
         connection._shell.tmpdir = None
-        plugin = action.ActionModule(task, connection, mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
+        plugin = action_class(task, connection, mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
         calls, async_during_launch = [], []
 
         def execute_module(module_name=None, module_args=None, task_vars=None, wrap_async=False):
@@ -107,9 +109,12 @@ def run(monkeypatch):
                 mock.patch.object(plugin, "_remove_tmp_path"), \
                 mock.patch.object(action.time, "monotonic", clock.monotonic), \
                 mock.patch.object(action.time, "sleep", clock.sleep), \
-                mock.patch.object(action.display, "display", side_effect=shown.append):
+                mock.patch.object(action.display, "display",
+                                  side_effect=lambda line, **where: shown.append((line, where))):
             result = plugin.run(task_vars=dict(inventory_hostname="target"))
-        return dict(result=result, calls=calls, shown=shown, clock=clock, task=task,
+        # every line goes to stderr (stdout is the callback's: whole JSON for a machine-readable one)
+        assert all(where == dict(stderr=True) for _line, where in shown)
+        return dict(result=result, calls=calls, shown=[line for line, _where in shown], clock=clock, task=task,
                     async_during_launch=async_during_launch, reads_left=answers)
 
     return run
@@ -261,3 +266,21 @@ def test_the_status_read_waits_on_the_target_for_the_job_s_end(tmp_path):
                          text=True, check=True).stdout
     assert real_time.monotonic() - began < 10
     assert action.parse_peek(out)[0] == MODULE_RESULT
+
+
+def test_the_database_pass_shows_its_databases_from_its_own_progress_file(run):
+    copying = dict(tree("bj-data", bytes=3 * 1024 ** 2, size_bytes=6 * 1024 ** 2, percent=50.0, eta=12),
+                   files=None, entries_checked=None, size_entries=None)
+    reads = [peek(RUNNING_JOB, dict(progress(copying), job="databases"))] * 6 + [peek(MODULE_RESULT)]
+    done = run(dict(databases=["bj", "bj-data"], progress_interval=10), reads, action_class=db_action.ActionModule)
+    assert done["shown"] == ["[target] databases bj-data: 3.0 MiB moved, 50% of 6.0 MiB, 102.4 KiB/s, ETA 12s, "
+                             "running 10s"]
+    commands = [c["command"] for c in done["calls"] if "command" in c]
+    assert "/run/bluemind-migration/db-progress.json" in commands[0] and done["result"] == MODULE_RESULT
+
+
+def test_the_database_pass_s_status_failures_name_it(run):
+    with pytest.raises(AnsibleError) as err:
+        run(dict(databases=["bj"]), [AnsibleError("refused")] * action.MAX_READ_FAILURES,
+            action_class=db_action.ActionModule)
+    assert "the database pass may still run there: rerun the task, it waits for that database pass" in str(err.value)
