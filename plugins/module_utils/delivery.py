@@ -49,9 +49,11 @@ def parse_counts(rows):
     return int(bodies or 0), int(records or 0)
 
 
-def wait_for_delivery(count, timeout, sleep=time.sleep, clock=time.monotonic, delay=2.0):
+def wait_for_delivery(count, timeout, sleep=None, clock=None, delay=2.0):
     """Call ``count()`` (returning ``(bodies, records)``) until a record exists or ``timeout`` seconds
     passed; return ``(bodies, records, seconds waited, attempts)``."""
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
     started = clock()
     attempts = 0
     while True:

@@ -259,3 +259,10 @@ def test_stop_and_admin_records_need_their_phase_under_way():
         st.apply(walk(*WINDOW), "cutover", "admin")
     done = walk(*TIMED)
     assert st.apply(done, "cutover", "admin", now=at(99)) == done
+
+
+def test_prereq_keeps_the_major_it_planned_for():
+    assert "major" not in walk(PREREQ)  # recorded by an older run: none
+    five = ("prereq", "done", dict(PREREQ[2], version="5.7.3268", major="5"))
+    assert walk(five)["major"] == 5
+    assert "major" not in walk(("prereq", "done", dict(PREREQ[2], major="")))
