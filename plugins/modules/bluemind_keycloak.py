@@ -111,7 +111,7 @@ def main():
     argument_spec = bluemind_api_argument_spec()
     argument_spec.update(bluemind_api_task_argument_spec())
     argument_spec.update(domains=dict(type="list", elements="str"),
-                         keycloak_url=dict(type="str", default=keycloak.KEYCLOAK_URL))
+                         keycloak_url=dict(type="str", default=keycloak.KEYCLOAK_URL, no_log=False))  # a URL, not a key
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=API_AUTH_MUTUALLY_EXCLUSIVE,
