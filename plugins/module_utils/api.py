@@ -23,10 +23,15 @@ from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, op
 
 DEFAULT_LOGIN = "admin0@global.virt"
 LOGIN_ORIGIN = "bluemind.migration"
+# The firewall call of each major, relative to its REST root (see module_utils/profile.py FIREWALL for
+# the sources): 4.x ISecurityMgmt under /api; 5.x IInternalFirewallMgmt, @BMApi(internal = true), under
+# /internal-api, which nginx does not proxy: only the core's own port 8090 answers it.
 FIREWALL_PATHS = {
     4: "/system/security/_updatefirewallrules",
     5: "/system/firewall/_updatefirewallrules",
 }
+FIREWALL_ROOTS = {4: "/api", 5: "/internal-api"}
+INTERNAL_API_URL = "http://127.0.0.1:8090"
 MAIL_REPAIR_PATH = "/system/maildelivery/mgmt/_repair"
 CONFIGURATION_PATH = "/configuration"
 
@@ -86,6 +91,12 @@ def firewall_path(version):
     return FIREWALL_PATHS[major]
 
 
+def firewall_root(version):
+    """The REST root (``/api`` or ``/internal-api``) of the firewall call of a BlueMind version."""
+    firewall_path(version)  # same checks and message
+    return FIREWALL_ROOTS[major_version(version)]
+
+
 def read_token_file(path):
     try:
         with open(path, "r") as handle:
@@ -109,7 +120,8 @@ class BlueMindClient(object):
     """
 
     def __init__(self, params, sleep=time.sleep, clock=time.monotonic):
-        self.base = params["api_url"].rstrip("/") + "/api"
+        self.url = params["api_url"].rstrip("/")
+        self.base = self.url + "/api"
         self.validate_certs = params["validate_certs"]
         self.ca_path = params.get("ca_path")
         self.timeout = params["api_timeout"]
@@ -134,11 +146,13 @@ class BlueMindClient(object):
 
     # -- transport -------------------------------------------------------------------------
 
-    def call(self, method, path, body=None, query=None, authenticated=True):
-        """Send one request; return the decoded JSON answer (None for an empty body)."""
+    def call(self, method, path, body=None, query=None, authenticated=True, root="/api"):
+        """Send one request; return the decoded JSON answer (None for an empty body). ``root`` is
+        ``/api`` or, for BlueMind's internal interfaces, ``/internal-api`` (same session key)."""
         if authenticated and self.api_key is None:
             self.authenticate()
-        url = self.base + path
+        base = self.url + root
+        url = base + path
         if query:
             url += "?" + urlencode(query)
         headers = {"Accept": "application/json"}
@@ -149,7 +163,7 @@ class BlueMindClient(object):
         if self.client_version:
             headers["X-BM-ClientVersion"] = self.client_version
         data = None if body is None else json.dumps(body)
-        where = "%s %s" % (method, self.base + path)
+        where = "%s %s" % (method, base + path)
         try:
             response = open_url(
                 url, data=data, headers=headers, method=method, validate_certs=self.validate_certs,
@@ -241,12 +255,35 @@ class BlueMindClient(object):
     def set_configuration(self, values):
         self.call("POST", CONFIGURATION_PATH, body=values)
 
-    def run_task(self, path, timeout):
+    def run_task(self, path, timeout, root="/api", body=None):
         """POST a call that answers a TaskRef, then wait for the task; return its final status."""
-        ref = self.call("POST", path) or {}
+        ref = self.call("POST", path, body=body, root=root) or {}
         if "id" not in ref:
-            raise BlueMindApiError("POST %s%s: no task id in the answer %r" % (self.base, path, ref))
-        return self.wait_task(ref["id"], timeout, started_by=path)
+            raise BlueMindApiError("POST %s%s%s: no task id in the answer %r" % (self.url, root, path, ref))
+        status = self.wait_task(ref["id"], timeout, started_by=root + path)
+        return dict(status, id=ref["id"])
+
+    def task_logs(self, task_id):
+        """``GET /api/tasks/{id}/_currentLogs?offset=0`` (ITask.getCurrentLogs): the task's log lines."""
+        answer = self.call("GET", "/tasks/%s/_currentLogs" % quote(to_text(task_id), safe=""),
+                           query={"offset": 0})
+        return [to_text(line) for line in answer or []]
+
+    def domains(self):
+        """``GET /api/domains`` (IDomains.all): the uid of every domain."""
+        return [d.get("uid") for d in self.call("GET", "/domains") or [] if d.get("uid")]
+
+    def repair_entry(self, domain_uid, entry_uid, ops, timeout, dry=False):
+        """Run directory maintenance operations on one entry and wait for them
+        (IDirEntryMaintenance ``POST /api/directory/{domain}/{entryUid}/mgmt/_maintenance/repair`` with a
+        RepairConfig, as ``bm-cli maintenance repair`` sends it); return the final status with its logs."""
+        path = "/directory/%s/%s/mgmt/_maintenance/repair" % (quote(domain_uid, safe=""), quote(entry_uid, safe=""))
+        # verbose: the operations' progress lines reach the task log only then (directory.service
+        # RepairTaskMonitor.progress), and they are what tells a configuration found ok from one repaired.
+        config = dict(opIdentifiers=list(ops), dry=dry, logToCoreLog=not dry, verbose=True)
+        status = self.run_task(path, timeout, body=config)
+        status["logs"] = self.task_logs(status["id"])
+        return status
 
     def wait_task(self, task_id, timeout, started_by):
         task_path = "/tasks/%s" % quote(to_text(task_id), safe="")

@@ -306,6 +306,8 @@ def apply(state, phase, event, result=None, now=None):
         raise Refused("unknown event %r (check, start, stopped, serving, databases, admin, done)" % event)
     if phase == "prereq":
         new.update(origin=result.get("origin"), addresses=result.get("addresses"), version=result.get("version"))
+        if result.get("major") not in (None, ""):
+            new["major"] = int(result["major"])
         new["prereq"] = dict(checked=at)
     elif phase == "hot_sync":
         _keep_pull_start(new, result)

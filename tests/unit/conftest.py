@@ -91,7 +91,10 @@ class FakeApi(object):
         self.requests = []
 
     def __call__(self, url, data=None, headers=None, method=None, **kwargs):
-        path, _sep, query = url.partition("/api")[2].partition("?")
+        internal = "/internal-api/" in url
+        path, _sep, query = url.partition("/internal-api" if internal else "/api")[2].partition("?")
+        if internal:
+            path = "/internal-api" + path  # routes of BlueMind's internal interfaces carry their root
         request = dict(url=url, path=path, query=query, method=method, headers=dict(headers or {}),
                        body=None if data is None else json.loads(data), options=kwargs)
         self.requests.append(request)

@@ -140,3 +140,32 @@ def test_firewall_path_by_version(version, path):
 def test_firewall_path_rejects_unknown_versions(version, message):
     with pytest.raises(bmapi.BlueMindApiError, match=message):
         bmapi.firewall_path(version)
+
+
+def test_internal_calls_use_their_root_and_the_same_session(api, no_sleep):
+    api.routes[("POST", "/internal-api/system/firewall/_updatefirewallrules")] = (200, {"id": "7"})
+    api.routes[("GET", "/tasks/7")] = (200, {"state": "Success"})
+    client = bmapi.BlueMindClient(params(api_url="http://127.0.0.1:8090"))
+    status = client.run_task("/system/firewall/_updatefirewallrules", 60, root="/internal-api")
+    assert status == {"state": "Success", "id": "7"}
+    (call,) = api.calls("POST", "/internal-api/system/firewall/_updatefirewallrules")
+    assert call["url"] == "http://127.0.0.1:8090/internal-api/system/firewall/_updatefirewallrules"
+    assert call["headers"]["X-BM-ApiKey"] == "session-key"
+
+
+def test_directory_repair_sends_the_repair_config_and_reads_the_logs(api, no_sleep):
+    api.routes[("POST", "/directory/bm.lan/bm.lan/mgmt/_maintenance/repair")] = (200, {"id": "9"})
+    api.routes[("GET", "/tasks/9")] = (200, {"state": "Success"})
+    api.routes[("GET", "/tasks/9/_currentLogs")] = (200, ["Keycloak configuration is ok"])
+    api.routes[("GET", "/domains")] = (200, [{"uid": "bm.lan"}, {"uid": "global.virt"}])
+    client = bmapi.BlueMindClient(params())
+    assert client.domains() == ["bm.lan", "global.virt"]
+    status = client.repair_entry("bm.lan", "bm.lan", ["domain.keycloak"], 60, dry=True)
+    assert status["logs"] == ["Keycloak configuration is ok"]
+    (call,) = api.calls("POST", "/directory/bm.lan/bm.lan/mgmt/_maintenance/repair")
+    assert call["body"] == {"opIdentifiers": ["domain.keycloak"], "dry": True, "logToCoreLog": False, "verbose": True}
+    assert api.calls("GET", "/tasks/9/_currentLogs")[0]["query"] == "offset=0"
+
+
+def test_firewall_root_by_version():
+    assert bmapi.firewall_root("4.9.3884") == "/api" and bmapi.firewall_root("5.7.3268") == "/internal-api"

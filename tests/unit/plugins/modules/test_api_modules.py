@@ -33,14 +33,47 @@ def task(api, path, state="Success", effect=None):
 
 # -- bluemind_firewall ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("version, path", [("4.9.3884", FW4), ("5.7.3268", FW5)])
-def test_firewall_path_follows_the_server_version(run_module, api, version, path):
-    api.routes[("GET", "/system/installation/version")] = (200, {"softwareVersion": version})
-    task(api, path)
+def test_firewall_4x_calls_the_public_api_at_api_url(run_module, api):
+    task(api, FW4)
     result = run_module(bluemind_firewall, AUTH)
-    assert result["changed"] is True and result["api_path"] == path and result["task"]["state"] == "Success"
-    assert len(api.calls("POST", path)) == 1
+    assert result["changed"] is True and result["api_path"] == FW4 and result["api_root"] == "/api"
+    assert result["task"]["state"] == "Success"
+    (call,) = api.calls("POST", FW4)
+    assert call["url"] == "https://192.0.2.20/api" + FW4
     assert_no_secret(result, PASSWORD)
+
+
+def test_firewall_5x_calls_the_internal_api_on_the_core_port(run_module, api):
+    # IInternalFirewallMgmt is @BMApi(internal = true): /internal-api, port 8090 only, same session key.
+    api.routes[("GET", "/system/installation/version")] = (200, {"softwareVersion": "5.7.3268"})
+    task(api, "/internal-api" + FW5)
+    result = run_module(bluemind_firewall, AUTH)
+    assert result["changed"] is True and result["api_root"] == "/internal-api" and result["api_path"] == FW5
+    assert result["api_url"] == "http://127.0.0.1:8090" and result["task"]["state"] == "Success"
+    (call,) = api.calls("POST", "/internal-api" + FW5)
+    assert call["url"] == "http://127.0.0.1:8090/internal-api" + FW5
+    assert call["headers"]["X-BM-ApiKey"] == "session-key"
+    # neither /api firewall path (both 404 on 5.x) is sent
+    assert api.calls("POST", FW5) == [] and api.calls("POST", FW4) == []
+    # the version is read at api_url; the internal call logs in again at the core's port, then out
+    logins = [r["url"] for r in api.calls("POST", "/auth/login")]
+    assert logins[0].startswith("https://192.0.2.20/api/auth/login")
+    assert logins[1].startswith("http://127.0.0.1:8090/api/auth/login")
+    assert len(api.calls("POST", "/auth/logout")) == 2
+    assert_no_secret(result, PASSWORD)
+
+
+def test_firewall_5x_reuses_the_session_when_api_url_is_the_core(run_module, api):
+    task(api, "/internal-api" + FW5)
+    args = dict(AUTH, api_url="http://127.0.0.1:8090", version="5")
+    result = run_module(bluemind_firewall, args)
+    assert result["task"]["state"] == "Success" and len(api.calls("POST", "/auth/login")) == 1
+
+
+def test_firewall_5x_error_names_the_internal_call(run_module, api):
+    api.routes[("POST", "/internal-api" + FW5)] = (404, {"errorCode": "NOT_FOUND", "message": "no route"})
+    result = run_module(bluemind_firewall, dict(AUTH, version="5.7.3268"))
+    assert result["failed"] is True and "/internal-api" + FW5 in result["msg"] and "404" in result["msg"]
 
 
 def test_firewall_rules_file_decides_changed(run_module, api, tmp_path):
@@ -55,8 +88,8 @@ def test_firewall_rules_file_decides_changed(run_module, api, tmp_path):
 def test_firewall_check_mode_logs_in_but_starts_nothing(run_module, api):
     task(api, FW4)
     result = run_module(bluemind_firewall, dict(AUTH, version="5.1"), check_mode=True)
-    assert result["changed"] is True and result["api_path"] == FW5
-    assert api.calls("POST", FW5) == [] and len(api.calls("POST", "/auth/login")) == 1
+    assert result["changed"] is True and result["api_path"] == FW5 and result["api_root"] == "/internal-api"
+    assert api.calls("POST", "/internal-api" + FW5) == [] and len(api.calls("POST", "/auth/login")) == 1
 
 
 def test_firewall_task_error(run_module, api):
