@@ -60,6 +60,7 @@ class Request:
     def __init__(self, method, path, query, headers, body):
         self.method, self.path, self.query, self.headers, self.body = method, path, query, headers, body
         self.params = {}  # named groups of the route's pattern
+        self.port = None  # the listener's port (the internal API answers on the core port only)
         self.log = {}  # extra fields for api.jsonl
 
     def arg(self, name):
@@ -207,9 +208,15 @@ class Core:
         self.version_name = ".".join(version.split(".")[:2])
         self.sessions = Sessions()
         self.tasks = Tasks()
-        # The firewall call exists once per major version: 4.x ISecurityMgmt, 5.x IInternalFirewallMgmt.
+        # The firewall call exists once per major version: 4.x ISecurityMgmt at
+        # /api/system/security/_updatefirewallrules; 5.x IInternalFirewallMgmt, @BMApi(version = "3",
+        # internal = true) @Path("/system/firewall") + "_updatefirewallrules", which the core's REST
+        # layer roots at /internal-api (RestServiceApiDescriptionParser) and nginx does not proxy
+        # (bm-client-access's vhost has `location /api/` only), so only the core's port 8090 has it.
+        # Same X-BM-ApiKey authentication, ROLE_MANAGE_SYSTEM_CONF, returns a TaskRef (SecurityMgmt).
+        # bluemindfork master, commit a5d739cec (2023-05) introduced it. Both /api paths are 404 on 5.x.
         firewall_path = "/api/system/security/_updatefirewallrules" if self.major < 5 \
-            else "/api/system/firewall/_updatefirewallrules"
+            else "/internal-api/system/firewall/_updatefirewallrules"
         # (method, path pattern, handler, needs X-BM-ApiKey)
         routes = [
             ("POST", "/api/auth/login", self.login, False),
@@ -232,6 +239,8 @@ class Core:
         try:
             for method, pattern, handler, needs_key in self.routes:
                 match = pattern.match(req.path)
+                if match and req.path.startswith("/internal-api/") and req.port != HTTP_PORT:
+                    match = None  # the internal API is the core's own port only (not behind nginx)
                 if match and method == req.method:
                     req.params = match.groupdict()
                     if needs_key:
@@ -403,6 +412,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         req = Request(self.command, url.path, parse_qs(url.query), self.headers, body)
+        req.port = self.server.server_port
         status, payload = self.server.core.dispatch(req)
         data = b"" if payload is EMPTY else json.dumps(payload).encode("utf-8")
         self.send_response(status)
@@ -470,6 +480,9 @@ def main():
     servers = [Server((BIND, HTTPS_PORT), core, context), Server((BIND, HTTP_PORT), core)]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
+    if core.major >= 5:  # 5.x: LMTP delivery is part of bm-core (no bm-lmtpd unit)
+        from bmsim import lmtpd
+        servers.append(lmtpd.serve_in_thread())
     log_event("api", event="start", version=core.version, https_port=HTTPS_PORT, http_port=HTTP_PORT)
     notify_systemd("READY=1")
     stop.wait()
