@@ -44,6 +44,7 @@ class Lab:
     admin_password: str
     ssh_key: str
     known_hosts: str
+    bluemind: int = 4  # the lab's flavour (lab.sh's BMLAB_BLUEMIND, "bluemind" in lab.json)
 
     def host(self, role):
         return getattr(self, role)
@@ -66,4 +67,5 @@ def lab():
     hosts = {role: LabHost(role, h["name"], h["ip"]) for role, h in state["hosts"].items()}
     return Lab(origin=hosts["origin"], target=hosts["target"], ca_file=state["ca_file"],
                admin_login=state["admin_login"], admin_password=state["admin_password"],
-               ssh_key=state["ssh_key"], known_hosts=state["known_hosts"])
+               ssh_key=state["ssh_key"], known_hosts=state["known_hosts"],
+               bluemind=int(state.get("bluemind", 4)))
