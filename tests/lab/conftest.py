@@ -12,6 +12,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from labpaths import LAB_NAME, LAB_STATE, TOP  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bluemind(major): needs a lab of that BlueMind flavour "
+                            "(lab.sh's BMLAB_BLUEMIND); skipped on a lab of the other one")
+
+
+@pytest.fixture(autouse=True)
+def _bluemind_flavour(request):
+    """Skip a test marked bluemind(N) when the running lab is another flavour, saying so."""
+    marker = request.node.get_closest_marker("bluemind")
+    if marker is None:
+        return
+    lab = request.getfixturevalue("lab")
+    if lab.bluemind != marker.args[0]:
+        pytest.skip("BlueMind %d behaviour (%s); the running lab is BlueMind %d (make lab BLUEMIND=%d)"
+                    % (marker.args[0], marker.kwargs.get("reason", "its layout"), lab.bluemind, marker.args[0]))
+
+
 @dataclass
 class LabHost:
     role: str

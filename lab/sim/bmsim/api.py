@@ -480,7 +480,9 @@ def main():
     servers = [Server((BIND, HTTPS_PORT), core, context), Server((BIND, HTTP_PORT), core)]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    if core.major >= 5:  # 5.x: LMTP delivery is part of bm-core (no bm-lmtpd unit)
+    # 5.x: LMTP delivery is part of bm-core (no bm-lmtpd unit). A 4.x lab host whose core a test
+    # switched to 5.x (bm-sim-set-version) keeps its bm-lmtpd, which keeps the port.
+    if core.major >= 5 and not os.path.exists("/etc/systemd/system/bm-lmtpd.service"):
         from bmsim import lmtpd
         servers.append(lmtpd.serve_in_thread())
     log_event("api", event="start", version=core.version, https_port=HTTPS_PORT, http_port=HTTP_PORT)
