@@ -207,3 +207,15 @@ def test_bj_from_another_server_breaks_logins_until_the_keycloak_repair(lab5):
         assert "global.virt" not in every
     finally:
         t.run("bm-cli maintenance repair lab.test --ops domain.keycloak", check=False)
+
+
+def test_activity_changes_rows_and_drops_orphan_bodies_without_cyrus_files(lab5):
+    o = lab5.origin
+    out = json.loads(o.run("bm-sim activity --flags 2 --delete 3").stdout)
+    assert (out["flags"], out["deleted"]) == (2, 3) and out["changed"] == []
+    assert len(out["removed"]) == out["bodies_deleted"]
+    for path in out["removed"]:  # the body of a message no mailbox keeps is gone with its row
+        guid = path.rsplit("/", 1)[1][:-4]
+        assert o.run("test -e %s" % path, check=False).returncode == 1
+        assert psql(o, "bj-data", "SELECT count(*) FROM t_message_body WHERE guid = '%s'" % guid) == "0"
+    assert o.run("test -e /var/lib/cyrus", check=False).returncode == 1
