@@ -5,7 +5,8 @@ Serves the calls of BLUEMIND.md exactly as BlueMind's generated Python clients (
 password as a JSON string, `X-BM-ApiKey` (a session key or the bm-core.tok token) on every call but
 the core state, task status as `GET /api/tasks/{id}`. Errors are ServerFault bodies with 401, 403, 404
 or 500 (also for a body the call does not take): the clients take any status up to 400 as a success.
-HTTPS on 443 (bm_cert.pem) and plain HTTP on 8090 (the core port) serve the same API. Every request
+HTTPS on 443 (bm_cert.pem) and plain HTTP on 8090 (the core port) serve the same API, but for the
+internal API of 5.x (`/internal-api/...`, the firewall regeneration) which only 8090 answers. Every request
 is recorded in /var/log/bm-sim/api.jsonl, never with a password or a key.
 
 Environment overrides (local runs): BMSIM_BIND, BMSIM_HTTPS_PORT, BMSIM_HTTP_PORT, BMSIM_CERT,
