@@ -33,7 +33,7 @@ def psql(host, db, sql):
 
 def call(lab, host, method, url, key=None):
     """(status, body) of an API call from the controller; `url` is the whole URL."""
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,
+    req = urllib.request.Request(url, method=method, data=b"" if method in ("POST", "PUT") else None,
                                  headers={"X-BM-ApiKey": key} if key else {})
     ctx = ssl.create_default_context(cafile=lab.ca_file)
     try:
@@ -219,3 +219,28 @@ def test_activity_changes_rows_and_drops_orphan_bodies_without_cyrus_files(lab5)
         assert o.run("test -e %s" % path, check=False).returncode == 1
         assert psql(o, "bj-data", "SELECT count(*) FROM t_message_body WHERE guid = '%s'" % guid) == "0"
     assert o.run("test -e /var/lib/cyrus", check=False).returncode == 1
+
+
+def test_keycloak_admin_is_an_internal_api_of_the_core(lab5):
+    """IKeycloakAdmin (internal): realms listed on 8090 only; DELETE then POST (initForDomain) makes a
+    new client whose secret goes to bj, so logins work again."""
+    t = lab5.target
+    key, base = token(t), "http://%s:8090/internal-api/keycloak" % t.ip
+    status, realms = call(lab5, t, "GET", base, key)
+    assert status == 200 and sorted(r["realm"] for r in realms) == psql(t, "bj", "SELECT name FROM t_domain ORDER BY name").split()
+    assert call(lab5, t, "GET", "%s/internal-api/keycloak" % t.api_url, key)[0] == 404
+    before = secret(t, "lab.test")
+    try:
+        assert call(lab5, t, "DELETE", base + "/lab.test", key)[0] == 200
+        assert call(lab5, t, "GET", base + "/lab.test", key) == (200, None)
+        assert kc_login(t, "admin@lab.test", USER_PASSWORD)[1]["status"] == 404  # no realm, no login
+        status, task = call(lab5, t, "POST", base + "/lab.test", key)
+        assert status == 200
+        deadline = time.monotonic() + 20
+        while call(lab5, t, "GET", "%s/api/tasks/%s" % (t.api_url, task["id"]), key)[1]["state"] != "Success":
+            assert time.monotonic() < deadline, "initForDomain did not succeed"
+            time.sleep(0.3)
+        assert secret(t, "lab.test") != before
+        assert kc_login(t, "admin@lab.test", USER_PASSWORD)[0] == 0
+    finally:
+        t.run("bm-cli maintenance repair lab.test --ops domain.keycloak", check=False)

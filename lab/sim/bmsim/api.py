@@ -232,6 +232,16 @@ class Core:
             ("GET", "/api/tasks/(?P<task>[^/]+)", self.task_status, True),
             ("GET", "/api/tasks/(?P<task>[^/]+)/_currentLogs", self.task_logs, True),
         ]
+        if self.major >= 5:
+            # IKeycloakAdmin, @BMApi(version = "3", internal = true) @Path("/keycloak") (bluemindfork
+            # master parent/keycloak/net.bluemind.keycloak.api/.../IKeycloakAdmin.java, 08a303240):
+            # GET all realms, GET/PUT/DELETE {domainId}, POST {domainId} = initForDomain (TaskRef).
+            routes += [
+                ("GET", "/internal-api/keycloak", self.kc_realms, True),
+                ("GET", "/internal-api/keycloak/(?P<domain>[^/]+)", self.kc_realm, True),
+                ("DELETE", "/internal-api/keycloak/(?P<domain>[^/]+)", self.kc_delete, True),
+                ("POST", "/internal-api/keycloak/(?P<domain>[^/]+)", self.kc_init, True),
+            ]
         self.routes = [(m, re.compile(p + r"\Z"), h, a) for m, p, h, a in routes]
 
     # --- dispatch ---------------------------------------------------------------------------
@@ -353,6 +363,45 @@ class Core:
 
         tid = self.tasks.run(work)
         req.log.update(event="firewall", task=tid)
+        return 200, {"id": tid}
+
+    # --- Keycloak (5.x, internal) -------------------------------------------------------------------
+    @staticmethod
+    def _realm(name):
+        return {"id": name, "realm": name, "enabled": True}
+
+    def kc_realms(self, req):
+        from bmsim import keycloak
+        with keycloak.tx(keycloak.DB) as cur:
+            cur.execute("SELECT id FROM realm ORDER BY id")
+            return 200, [self._realm(r[0]) for r in cur.fetchall()]
+
+    def kc_realm(self, req):
+        from bmsim import keycloak
+        with keycloak.tx(keycloak.DB) as cur:
+            cur.execute("SELECT id FROM realm WHERE id = %s", (req.params["domain"],))
+            row = cur.fetchone()
+        return 200, self._realm(row[0]) if row else None
+
+    def kc_delete(self, req):
+        from bmsim import keycloak
+        with keycloak.tx(keycloak.DB) as cur:
+            cur.execute("DELETE FROM realm WHERE id = %s", (req.params["domain"],))
+        req.log.update(event="keycloak_delete_realm", domain=req.params["domain"])
+        return 200, EMPTY
+
+    def kc_init(self, req):
+        """initForDomain: realm, client and a new secret written to bj (fails when the realm exists)."""
+        from bmsim import keycloak
+        domain = req.params["domain"]
+
+        def work(log):
+            with keycloak.tx("bj") as bj_cur, keycloak.tx(keycloak.DB) as kc_cur:
+                keycloak.init_for_domain(domain, bj_cur, kc_cur)
+            log("Keycloak realm %s initialised" % domain)
+
+        tid = self.tasks.run(work)
+        req.log.update(event="keycloak_init", domain=domain, task=tid)
         return 200, {"id": tid}
 
     # --- mail maintenance ---------------------------------------------------------------------
