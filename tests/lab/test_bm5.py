@@ -244,3 +244,40 @@ def test_keycloak_admin_is_an_internal_api_of_the_core(lab5):
         assert kc_login(t, "admin@lab.test", USER_PASSWORD)[0] == 0
     finally:
         t.run("bm-cli maintenance repair lab.test --ops domain.keycloak", check=False)
+
+
+def repair_task(lab, host, domain, dry, verbose=True):
+    """IDirEntryMaintenance repair of `domain`'s own entry with domain.keycloak; returns the task's log lines."""
+    key = token(host)
+    body = json.dumps({"opIdentifiers": ["domain.keycloak"], "dry": dry, "logToCoreLog": not dry,
+                       "verbose": verbose}).encode()
+    req = urllib.request.Request("%s/api/directory/%s/%s/mgmt/_maintenance/repair" % (host.api_url, domain, domain),
+                                 method="POST", data=body, headers={"X-BM-ApiKey": key})
+    with urllib.request.urlopen(req, timeout=20, context=ssl.create_default_context(cafile=lab.ca_file)) as r:
+        task = json.loads(r.read().decode())
+    deadline = time.monotonic() + 20
+    while call(lab, host, "GET", "%s/api/tasks/%s" % (host.api_url, task["id"]), key)[1]["state"] != "Success":
+        assert time.monotonic() < deadline, "the repair task did not succeed"
+        time.sleep(0.3)
+    return call(lab, host, "GET", "%s/api/tasks/%s/_currentLogs" % (host.api_url, task["id"]), key)[1]
+
+
+def test_domain_keycloak_through_the_directory_maintenance_api(lab5):
+    """What the collection sends (IDomains.all, then IDirEntryMaintenance repair with a RepairConfig):
+    the check says ko while bj holds another server's secret, the repair says it reset it, a check
+    after says ok; without verbose the task log has no progress line."""
+    t = lab5.target
+    status, domains = call(lab5, t, "GET", "%s/api/domains" % t.api_url, token(t))
+    assert status == 200 and sorted(d["uid"] for d in domains) == ["global.virt", "lab.test"]
+    try:
+        psql(t, "bj", "UPDATE t_domain SET properties = properties || hstore('OPENID_CLIENT_SECRET', '%s') "
+                      "WHERE name = 'global.virt'" % secret(lab5.origin, "global.virt"))
+        assert repair_task(lab5, t, "global.virt", dry=True)[-1] == "Keycloak configuration is ko"
+        assert repair_task(lab5, t, "global.virt", dry=True, verbose=False) == []
+        assert repair_task(lab5, t, "global.virt", dry=False)[1:] == [
+            "Keycloak configuration need repair for domain: global.virt",
+            "Reset keycloak configuration for domain: global.virt"]
+        assert repair_task(lab5, t, "global.virt", dry=True)[-1] == "Keycloak configuration is ok"
+        assert kc_login(t, "admin0@global.virt", USER_PASSWORD)[0] == 0
+    finally:
+        t.run("bm-cli maintenance repair global.virt --ops domain.keycloak", check=False)

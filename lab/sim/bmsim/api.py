@@ -237,6 +237,11 @@ class Core:
             # master parent/keycloak/net.bluemind.keycloak.api/.../IKeycloakAdmin.java, 08a303240):
             # GET all realms, GET/PUT/DELETE {domainId}, POST {domainId} = initForDomain (TaskRef).
             routes += [
+                # IDomains @Path("/domains") GET = all(); IDirEntryMaintenance
+                # @Path("/directory/{domain}/{entryUid}/mgmt") POST _maintenance/repair (RepairConfig)
+                ("GET", "/api/domains", self.domains, True),
+                ("POST", "/api/directory/(?P<domain>[^/]+)/(?P<entry>[^/]+)/mgmt/_maintenance/repair",
+                 self.dir_repair, True),
                 ("GET", "/internal-api/keycloak", self.kc_realms, True),
                 ("GET", "/internal-api/keycloak/(?P<domain>[^/]+)", self.kc_realm, True),
                 ("DELETE", "/internal-api/keycloak/(?P<domain>[^/]+)", self.kc_delete, True),
@@ -363,6 +368,38 @@ class Core:
 
         tid = self.tasks.run(work)
         req.log.update(event="firewall", task=tid)
+        return 200, {"id": tid}
+
+    # --- directory (5.x) ------------------------------------------------------------------------------
+    def domains(self, req):
+        """IDomains.all: ItemValue<Domain> of every domain (the simulator leaves the properties out)."""
+        with closing(connect("bj")) as conn, conn.cursor() as cur:
+            cur.execute("SELECT name, label, global, aliases FROM t_domain ORDER BY name")
+            rows = cur.fetchall()
+        return 200, [{"uid": n, "value": {"name": n, "label": label, "global": g, "aliases": list(a),
+                                          "defaultAlias": n}} for n, label, g, a in rows]
+
+    def dir_repair(self, req):
+        """IDirEntryMaintenance.repair: a task running the RepairConfig's ops on one entry. The
+        simulator knows domain.keycloak on a domain's own entry (entry uid = domain uid); progress lines
+        reach the task log only with verbose (RepairTaskMonitor)."""
+        config = req.json()
+        if not isinstance(config, dict) or not isinstance(config.get("opIdentifiers"), list):
+            raise ApiError(500, "INVALID_PARAMETER", "the body must be a RepairConfig (opIdentifiers, dry, ...)")
+        domain, entry = req.params["domain"], req.params["entry"]
+        ops, dry, verbose = config["opIdentifiers"], bool(config.get("dry")), bool(config.get("verbose"))
+
+        def work(log):
+            if "domain.keycloak" in ops and entry == domain:
+                from bmsim import keycloak
+                lines, problem, repaired = keycloak.op_lines(domain, dry=dry)
+                for line in lines if verbose else []:
+                    log(line)
+                log_event("api", event="dir_repair_done", domain=domain, ops=ops, dry=dry,
+                          problem=problem, repaired=repaired)
+
+        tid = self.tasks.run(work)
+        req.log.update(event="dir_repair", domain=domain, entry=entry, ops=ops, dry=dry, task=tid)
         return 200, {"id": tid}
 
     # --- Keycloak (5.x, internal) -------------------------------------------------------------------

@@ -106,14 +106,8 @@ def repair(args):
     if not ops or "domain.keycloak" in ops:
         from bmsim import keycloak
         for d in domains:
-            problem, repaired = keycloak.repair(d, dry=opts["dry"])
-            print("Check Keycloak configuration for domain: %s" % d)
-            if problem is None:
-                print("Keycloak configuration don't need repair for domain: %s" % d)
-            elif repaired:
-                print("Reset keycloak configuration for domain: %s" % d)
-            else:
-                print("Keycloak configuration is ko (%s)" % problem)
+            lines, problem, repaired = keycloak.op_lines(d, dry=opts["dry"])
+            print("\n".join(lines))
             done.append({"domain": d, "problem": problem, "repaired": repaired})
     common.log_event("bm-cli", event="repair", ops=ops, domains=domains, results=done)
     return 0

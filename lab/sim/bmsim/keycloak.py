@@ -163,6 +163,21 @@ def repair(domain_uid, dry=False):
         return problem, True
 
 
+def op_lines(domain_uid, dry=False):
+    """Run the domain.keycloak op (check when dry, else repair) on one domain; its progress lines as
+    KeycloakRealmRepairSupport writes them (KeycloakRepairImpl.check / repair, monitor.begin/progress)."""
+    problem, repaired = repair(domain_uid, dry=dry)
+    lines = ["Check Keycloak configuration for domain: %s" % domain_uid]
+    if dry:
+        lines.append("Keycloak configuration is %s" % ("ok" if problem is None else "ko"))
+    elif problem is None:
+        lines.append("Keycloak configuration don't need repair for domain: %s" % domain_uid)
+    else:
+        lines += ["Keycloak configuration need repair for domain: %s" % domain_uid,
+                  "Reset keycloak configuration for domain: %s" % domain_uid]
+    return lines, problem, repaired
+
+
 def seed_realms(bj_cur):
     """A realm and client for every domain of bj (global.virt included), as the install leaves them."""
     with tx(DB) as kc_cur:
