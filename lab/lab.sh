@@ -78,7 +78,10 @@ wait_host() {  # until systemd has booted and the services answer
 lab_ca() {  # the lab's CA and one server certificate a host; the controller keeps the CA for TLS checks
   mkdir -p "$state"
   if [ ! -s "$state/ca.pem" ]; then
+    # keyUsage and basicConstraints marked critical: Python 3.13 (Debian 13) verifies with
+    # VERIFY_X509_STRICT and refuses a CA without a key usage extension.
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=bluemind.migration lab CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
       -keyout "$state/ca.key" -out "$state/ca.pem" 2>/dev/null
   fi
   local h tmp
@@ -87,6 +90,7 @@ lab_ca() {  # the lab's CA and one server certificate a host; the controller kee
     openssl req -newkey rsa:2048 -nodes -subj "/CN=bluemind.lab.test" -keyout "$tmp/key" -out "$tmp/csr" 2>/dev/null
     # Like a real external-url certificate, it names the service, which either host may carry.
     printf 'subjectAltName=DNS:bluemind.lab.test,IP:%s,IP:%s\n' "${ip[origin]}" "${ip[target]}" >"$tmp/ext"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n' >>"$tmp/ext"
     openssl x509 -req -in "$tmp/csr" -CA "$state/ca.pem" -CAkey "$state/ca.key" -CAcreateserial \
       -days 3650 -extfile "$tmp/ext" -out "$tmp/crt" 2>/dev/null
     cat "$tmp/crt" "$tmp/key" "$state/ca.pem" >"$tmp/bm_cert.pem"
