@@ -2,6 +2,9 @@
 # need (Docker engine, debootstrap, the Python toolchain) is installed here when missing.
 SHELL := /bin/bash
 SCALE ?= s
+# The lab's BlueMind flavour: 4 (Debian 11 -> 12, the default) or 5 (Debian 12 -> 13, lab/CONTRACT.md).
+BLUEMIND ?= $(or $(BMLAB_BLUEMIND),4)
+export BMLAB_BLUEMIND := $(BLUEMIND)
 VENV := .venv
 PY := $(VENV)/bin/python
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
@@ -14,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 help:
 	@echo "make demo        a whole migration in the lab at scale m, with the report (SCALE=s for a quick one)"
 	@echo "make test        set up what is missing, then unit, sanity/lint, lab and molecule tests"
-	@echo "make lab         build or reuse the lab images, start origin + target, seed (SCALE=s|m|l)"
+	@echo "make lab         build or reuse the lab images, start origin + target, seed (SCALE=s|m|l, BLUEMIND=4|5)"
 	@echo "make lab-down    remove the lab hosts and network"
 	@echo "make seed        reseed the running lab at SCALE"
 	@echo "make bench       benchmarks against the vendor's commands on a lab of their own (SCALE=s|m, RUNS=3, REPS=3)"
@@ -64,7 +67,7 @@ test-lab: lab
 	BMLAB_REQUIRED=1 $(PY) -m pytest -p no:cacheprovider tests/lab $(wildcard tests/integration)
 
 test-molecule: setup
-	@set -e; export BMLAB_ORIGIN_IMAGE=$$(lab/images/build.sh origin) BMLAB_TARGET_IMAGE=$$(lab/images/build.sh target); \
+	@set -e; export BMLAB_ORIGIN_IMAGE=$$(lab/images/build.sh origin $(BLUEMIND)) BMLAB_TARGET_IMAGE=$$(lab/images/build.sh target $(BLUEMIND)); \
 	for s in $(SCENARIOS); do \
 	  echo "=== molecule scenario $$s"; start=$$(date +%s); \
 	  molecule -c molecule/base.yml test -s $$s; \

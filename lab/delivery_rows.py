@@ -6,6 +6,8 @@ as BlueMind would (lab/FIDELITY.md rows 24-25): a message body, a mailbox record
 simulator's change row, and through the schema's triggers a container item, a change-log row, its
 change-set partition's row, a conversation reference in one of its partitions, and the mailbox's
 item counter updated in place. Nothing else may differ.
+The same holds on the lab's 5.x flavour: its delivery (bm-core's LMTP) writes a zstd body file by hash
+instead of Cyrus files but the same rows (lab/FIDELITY.md row 5x-rows).
 """
 import re
 

@@ -6,6 +6,8 @@
 #   lab.sh down         remove the hosts, the network and the state
 #   lab.sh sync         copy lab/sim into the running hosts and restart the simulator (development)
 #   lab.sh seed SCALE   reseed the origin at SCALE (s, m, l or a file count) and the target fresh
+# BMLAB_BLUEMIND=5 makes the BlueMind 5.x flavour (origin Debian 12, target Debian 13, no Cyrus, zstd
+# bodies by hash, the internal firewall API, a Keycloak stand-in; lab/CONTRACT.md); 4 is the default.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # BMLAB_NAME runs a second lab beside the first (benchmarks): its own containers, network, subnet
@@ -16,6 +18,8 @@ if [ "$name" = bmlab ]; then suffix=""; else suffix="-$name"; fi
 state="$top/lab/.state$suffix"
 inventory="$top/lab/inventory$suffix.yml"
 net=$name subnet=$net24.0/24
+bluemind=${BMLAB_BLUEMIND:-4}
+case "$bluemind" in 4|5) ;; *) echo "ERROR: BMLAB_BLUEMIND=$bluemind: the lab has BlueMind 4 or 5" >&2; exit 2 ;; esac
 declare -A ip=([origin]=$net24.10 [target]=$net24.20)
 hosts=(origin target)
 die() { echo "ERROR: $*" >&2; exit 1; }
@@ -74,7 +78,10 @@ wait_host() {  # until systemd has booted and the services answer
 lab_ca() {  # the lab's CA and one server certificate a host; the controller keeps the CA for TLS checks
   mkdir -p "$state"
   if [ ! -s "$state/ca.pem" ]; then
+    # keyUsage and basicConstraints marked critical: Python 3.13 (Debian 13) verifies with
+    # VERIFY_X509_STRICT and refuses a CA without a key usage extension.
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=bluemind.migration lab CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
       -keyout "$state/ca.key" -out "$state/ca.pem" 2>/dev/null
   fi
   local h tmp
@@ -83,6 +90,7 @@ lab_ca() {  # the lab's CA and one server certificate a host; the controller kee
     openssl req -newkey rsa:2048 -nodes -subj "/CN=bluemind.lab.test" -keyout "$tmp/key" -out "$tmp/csr" 2>/dev/null
     # Like a real external-url certificate, it names the service, which either host may carry.
     printf 'subjectAltName=DNS:bluemind.lab.test,IP:%s,IP:%s\n' "${ip[origin]}" "${ip[target]}" >"$tmp/ext"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n' >>"$tmp/ext"
     openssl x509 -req -in "$tmp/csr" -CA "$state/ca.pem" -CAkey "$state/ca.key" -CAcreateserial \
       -days 3650 -extfile "$tmp/ext" -out "$tmp/crt" 2>/dev/null
     cat "$tmp/crt" "$tmp/key" "$state/ca.pem" >"$tmp/bm_cert.pem"
@@ -134,6 +142,7 @@ all:
     bluemind_admin_login: admin0@global.virt
     bluemind_admin_password: admin     # the lab's only; use a vault for a real server
     bluemind_api_ca_path: /var/lib/bm-ca/cacert.pem   # on the hosts: the modules run there
+    # the lab's flavour: BlueMind $bluemind (BMLAB_BLUEMIND); the collection reads the major itself
     cutover_smoke_recipient: admin@lab.test
   children:
     origin:
@@ -148,7 +157,7 @@ all:
           bluemind_api_url: https://${ip[target]}
 YML
   cat >"$state/lab.json" <<JSON
-{"ca_file": "$state/ca.pem", "admin_login": "admin0@global.virt", "admin_password": "admin",
+{"ca_file": "$state/ca.pem", "admin_login": "admin0@global.virt", "admin_password": "admin", "bluemind": $bluemind,
  "ssh_key": "$state/id_ed25519", "known_hosts": "$state/known_hosts",
  "hosts": {"origin": {"name": "$name-origin", "ip": "${ip[origin]}"},
            "target": {"name": "$name-target", "ip": "${ip[target]}"}}}
@@ -159,7 +168,7 @@ up() {
   local scale=${1:-s} h
   preflight
   declare -A image
-  for h in "${hosts[@]}"; do image[$h]=$("$top/lab/images/build.sh" "$h"); done
+  for h in "${hosts[@]}"; do image[$h]=$("$top/lab/images/build.sh" "$h" "$bluemind"); done
   docker network inspect "$net" >/dev/null 2>&1 || docker network create --subnet "$subnet" "$net" >/dev/null
   # A failure past this point removes what it started, so no half-built lab stays behind.
   trap 'rc=$?; if [ $rc -ne 0 ]; then say "failed: removing the half-started lab (what failed is said above)"; down; fi' EXIT
@@ -172,7 +181,7 @@ up() {
   fi
   write_inventory
   trap - EXIT
-  say "up: origin ${ip[origin]} (Debian $(in_host origin 'cat /etc/debian_version')), target ${ip[target]} (Debian $(in_host target 'cat /etc/debian_version')); inventory ${inventory#"$top"/}"
+  say "up (BlueMind $bluemind): origin ${ip[origin]} (Debian $(in_host origin 'cat /etc/debian_version')), target ${ip[target]} (Debian $(in_host target 'cat /etc/debian_version')); inventory ${inventory#"$top"/}"
 }
 
 down() {
@@ -187,6 +196,14 @@ sync() {
   for h in "${hosts[@]}"; do
     docker inspect "$name-$h" >/dev/null 2>&1 || die "$name-$h is not running: make lab"
     tar -C "$top/lab/sim" --exclude __pycache__ -c . | docker exec -i "$name-$h" tar -C /opt/bmsim -x
+    if [ "$bluemind" = 5 ]; then
+      in_host "$h" 'install -m 755 /opt/bmsim/bin/bmctl /usr/bin/bmctl; install -m 755 /opt/bmsim/bin/bm-cli /usr/bin/bm-cli;
+        install -m 644 /opt/bmsim/units/* /etc/systemd/system/; rm -f /etc/systemd/system/bm-lmtpd.service /etc/systemd/system/bm-hps.service;
+        install -m 644 /opt/bmsim/units5/* /etc/systemd/system/;
+        systemctl daemon-reload; systemctl reset-failed bm-core bm-keycloak; systemctl enable -q --now bm-nginx;
+        systemctl is-active -q bluemind.target && systemctl restart bm-core bm-keycloak; systemctl try-restart bm-sim-load'
+      continue
+    fi
     in_host "$h" 'install -m 755 /opt/bmsim/bin/bmctl /usr/bin/bmctl; install -m 755 /opt/bmsim/bin/bm-cli /usr/bin/bm-cli; install -m 644 /opt/bmsim/units/* /etc/systemd/system/;
       systemctl daemon-reload; systemctl reset-failed bm-core bm-lmtpd; systemctl enable -q --now bm-nginx;
       systemctl is-active -q bluemind.target && systemctl restart bm-core bm-lmtpd; systemctl try-restart bm-sim-load'

@@ -12,6 +12,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from labpaths import LAB_NAME, LAB_STATE, TOP  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bluemind(major): needs a lab of that BlueMind flavour "
+                            "(lab.sh's BMLAB_BLUEMIND); skipped on a lab of the other one")
+
+
+@pytest.fixture(autouse=True)
+def _bluemind_flavour(request):
+    """Skip a test marked bluemind(N) when the running lab is another flavour, saying so."""
+    marker = request.node.get_closest_marker("bluemind")
+    if marker is None:
+        return
+    lab = request.getfixturevalue("lab")
+    if lab.bluemind != marker.args[0]:
+        pytest.skip("BlueMind %d behaviour (%s); the running lab is BlueMind %d (make lab BLUEMIND=%d)"
+                    % (marker.args[0], marker.kwargs.get("reason", "its layout"), lab.bluemind, marker.args[0]))
+
+
 @dataclass
 class LabHost:
     role: str
@@ -44,6 +61,7 @@ class Lab:
     admin_password: str
     ssh_key: str
     known_hosts: str
+    bluemind: int = 4  # the lab's flavour (lab.sh's BMLAB_BLUEMIND, "bluemind" in lab.json)
 
     def host(self, role):
         return getattr(self, role)
@@ -66,4 +84,5 @@ def lab():
     hosts = {role: LabHost(role, h["name"], h["ip"]) for role, h in state["hosts"].items()}
     return Lab(origin=hosts["origin"], target=hosts["target"], ca_file=state["ca_file"],
                admin_login=state["admin_login"], admin_password=state["admin_password"],
-               ssh_key=state["ssh_key"], known_hosts=state["known_hosts"])
+               ssh_key=state["ssh_key"], known_hosts=state["known_hosts"],
+               bluemind=int(state.get("bluemind", 4)))

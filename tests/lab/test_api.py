@@ -181,6 +181,7 @@ def test_login_version_and_infos(lab, major):
     assert out["infos"] == [version, name, "lab.test"]  # defaultDomain: t_systemconf default_domain
 
 
+@pytest.mark.bluemind(4, reason='bullseye and bookworm packages')
 def test_package_versions_differ_per_distribution_but_the_software_version_does_not(lab):
     assert (package(lab.origin), package(lab.target)) == ("4.9.3884-bullseye", "4.9.3884-bookworm")
     versions = [api(lab, h, "GET", "/api/system/installation/version", key=token(h)).json()["softwareVersion"]
@@ -285,6 +286,7 @@ def test_mynetworks_is_normalised_and_reaches_postfix(lab, major, origin_conf):
     assert set(postfix.split(", ")) == expected
 
 
+@pytest.mark.bluemind(4, reason='a 4.x core, then the 5.x client against it')
 def test_firewall_bm4(lab, origin_conf, origin_rules):
     host = lab.origin
     host.run(f"rm -f {RULES}")
@@ -320,7 +322,12 @@ def test_firewall_bm4(lab, origin_conf, origin_rules):
     assert host.run("stat -c %a " + RULES).stdout.strip() == "755"
 
 
+@pytest.mark.bluemind(4, reason="a 4.x lab's target switched to 5.7.3268; the 5.x lab has test_bm5.py")
 def test_firewall_bm5(lab, bm5_target):
+    """On 5.x the regeneration is IInternalFirewallMgmt, @BMApi(internal = true): served at
+    /internal-api/system/firewall/_updatefirewallrules on the core's port only (lab/FIDELITY.md row
+    5x-firewall). The generated netbluemind5 client sends it to /api/system/firewall/... (404) and
+    the 4.x call is gone."""
     host = lab.target
     host.run(f"rm -f {RULES}")
     out = nb(5, host, lab, """
@@ -329,9 +336,11 @@ def test_firewall_bm5(lab, bm5_target):
         c.login(LOGIN, PASSWORD)
         v = c.installation().getVersion()
         out["version"] = [v.softwareVersion, v.versionName]
-        out["waited"] = c.waitTask(IInternalFirewallMgmt(c.apiKey, URL).updateFirewallRules()).state.name
+        out["fault"] = fault(lambda: IInternalFirewallMgmt(c.apiKey, URL).updateFirewallRules())
+        out["key"] = c.apiKey
     """)
-    assert out == {"version": ["5.7.3268", "5.7"], "waited": "Success"}
+    assert out["version"] == ["5.7.3268", "5.7"]
+    assert out["fault"][0] == "NOT_FOUND"  # the client's /api path does not exist on a 5.x core
     out4 = nb(4, host, lab, """
         from netbluemind.system.api.ISecurityMgmt import ISecurityMgmt
         c = BMClient(URL)
@@ -339,6 +348,11 @@ def test_firewall_bm5(lab, bm5_target):
         out["fault"] = fault(lambda: ISecurityMgmt(c.apiKey, URL).updateFirewallRules())
     """)
     assert out4["fault"][0] == "NOT_FOUND"  # the 4.x call is gone from a 5.x core
+    internal = "/internal-api/system/firewall/_updatefirewallrules"
+    assert api(lab, host, "POST", internal, key=out["key"]).status_code == 404  # not on 443
+    resp = api(lab, host, "POST", internal, key=out["key"], port=8090)
+    assert resp.status_code == 200 and set(resp.json()) == {"id"}
+    poll(host, f"test -s {RULES}")
     rules = host.run(f"cat {RULES}").stdout.splitlines()
     for port in PUBLIC_PORTS:
         assert f"-A BM-INPUT -p tcp -m tcp --dport {port} -j ACCEPT" in rules

@@ -11,8 +11,11 @@ import pytest
 
 from labpaths import LAB_INVENTORY, TOP
 
-UNITS = ["bm-core", "bm-eas", "bm-elasticsearch", "bm-hps", "bm-iptables", "bm-lmtpd", "bm-milter",
-         "bm-node", "bm-tika", "bm-webserver", "bm-ysnp"]
+UNITS_4 = ["bm-core", "bm-eas", "bm-elasticsearch", "bm-hps", "bm-iptables", "bm-lmtpd", "bm-milter",
+           "bm-node", "bm-tika", "bm-webserver", "bm-ysnp"]
+# 5.x: bm-conf purges bm-lmtpd and bm-hps, its preset enables bm-keycloak (lab/FIDELITY.md 5x rows)
+UNITS_5 = sorted(set(UNITS_4) - {"bm-hps", "bm-lmtpd"} | {"bm-keycloak"})
+UNITS = UNITS_4  # the running lab's list, set by the `host` fixture
 RESTART_HINT = "please restart bluemind: systemctl restart bluemind.target"
 NGINX_WHILE_STOPPED = "bm-nginx started while BlueMind is stopped - " + RESTART_HINT
 DELAY_FILE = "/etc/bm/bmsim-core-start-delay"
@@ -25,6 +28,8 @@ def running_lines():
 @pytest.fixture
 def host(lab):
     """The target host, BlueMind and bm-nginx started again after each test whatever the test left."""
+    global UNITS
+    UNITS = UNITS_5 if lab.bluemind == 5 else UNITS_4
     yield lab.target
     lab.target.run(f"rm -f /etc/bm/bm-node.disabled {DELAY_FILE}; systemctl start bm-nginx; "
                    "systemctl is-active -q bm-core || systemctl restart bm-core; bmctl start >/dev/null")

@@ -5,6 +5,8 @@ import pytest
 
 from labpaths import LAB_INVENTORY, TOP
 
+pytestmark = pytest.mark.bluemind(4, reason='Debian 11/12, PostgreSQL 13/15, Cyrus files and bm-lmtpd')
+
 EXPECTED = {"origin": ("11", "13"), "target": ("12", "15")}
 
 

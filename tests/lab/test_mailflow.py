@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+pytestmark = pytest.mark.bluemind(4, reason='Cyrus spool, hard links and cyrus.index')
+
 POLL_SECONDS = 30
 
 

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.bluemind(4, reason='the Cyrus spool, metadata and sieve trees')
+
 TREES = ("/var/spool/cyrus", "/var/lib/cyrus", "/var/spool/bm-hsm", "/var/spool/sieve",
          "/var/spool/bm-elasticsearch", "/var/spool/bm-docs", "/var/spool/bm-filehosting")
 CYRUS_TREES = TREES[:4]

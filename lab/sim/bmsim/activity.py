@@ -8,6 +8,9 @@
 --delete N: N other messages are deleted and expunged: the spool file is unlinked, cyrus.index is
   rewritten without them (a new file renamed over the old one), the rows go (the t_message_body
   row too when no mailbox keeps the message) and t_changeset gets a type 2 (deleted) row.
+On 5.x (no Cyrus) the flags change in t_mailbox_record only, and a deleted message's body file
+(/var/spool/cyrus/data/by_hash/.../<guid>.zst, or bm-hsm's) goes with its t_message_body row when no
+mailbox keeps it (when the real core purges orphan bodies is unconfirmed: lab/FIDELITY.md 5x-bodies).
 A JSON summary on stdout says which files changed, with sizes and mtimes before and after.
 """
 import argparse
@@ -45,6 +48,34 @@ def changeset(cur, mailbox_uid, imap_uid, kind):
     cur.execute("INSERT INTO t_changeset (container_uid, item_uid, version, type, date) "
                 "SELECT %s, %s, coalesce(max(version), 0) + 1, %s, now() FROM t_changeset "
                 "WHERE container_uid = %s", (container, str(imap_uid), kind, container))
+
+
+def change_flags5(cur, rows):
+    messages = []
+    for mailbox_uid, uid, flags, _ in rows:
+        new = (flags ^ spool.FLAG_FLAGGED) | spool.FLAG_SEEN
+        cur.execute("UPDATE t_mailbox_record SET system_flags = %s "
+                    "WHERE mailbox_uid = %s AND imap_uid = %s", (new, mailbox_uid, uid))
+        changeset(cur, mailbox_uid, uid, 1)
+        messages.append({"mailbox": mailbox_uid, "uid": uid, "flags": [flags, new]})
+    return [], messages
+
+
+def delete5(cur, rows):
+    removed = []
+    for mailbox_uid, uid, _, _ in rows:
+        cur.execute("DELETE FROM t_mailbox_record WHERE mailbox_uid = %s AND imap_uid = %s", (mailbox_uid, uid))
+        changeset(cur, mailbox_uid, uid, 2)
+    cur.execute("DELETE FROM t_message_body b WHERE guid = ANY(%s) AND NOT EXISTS "
+                "(SELECT 1 FROM t_mailbox_record r WHERE r.message_body_guid = b.guid) RETURNING guid",
+                (sorted({row[3] for row in rows}),))
+    for (guid,) in cur.fetchall():
+        for tier in ("live", "archive"):
+            p = spool.body_path(guid, tier)
+            if os.path.exists(p):
+                os.unlink(p)
+                removed.append(p)
+    return removed, [], cur.rowcount
 
 
 def change_flags(cur, owners, mailboxes, rows):
@@ -102,12 +133,17 @@ def main(argv=None):
         mailboxes = {uid: (domain, login) for uid, domain, login in cur.fetchall()}
     with transaction("bj-data") as cur:
         rows = pick(cur, rng, args.flags + args.delete)
-        changed, messages = change_flags(cur, owners, mailboxes, rows[:args.flags])
-        removed, rewritten, bodies = delete(cur, owners, mailboxes, rows[args.flags:])
-    summary = {"flags": len(messages), "deleted": len(removed), "bodies_deleted": bodies,
+        if spool.MAJOR >= 5:
+            changed, messages = change_flags5(cur, rows[:args.flags])
+            removed, rewritten, bodies = delete5(cur, rows[args.flags:])
+        else:
+            changed, messages = change_flags(cur, owners, mailboxes, rows[:args.flags])
+            removed, rewritten, bodies = delete(cur, owners, mailboxes, rows[args.flags:])
+    deleted = len(rows[args.flags:]) if spool.MAJOR >= 5 else len(removed)  # 5.x: records, not files
+    summary = {"flags": len(messages), "deleted": deleted, "bodies_deleted": bodies,
                "changed": changed, "removed": removed, "rewritten": rewritten, "messages": messages,
                "seconds": round(time.monotonic() - started, 2)}
-    common.log_event("activity", flags=len(messages), deleted=len(removed), bodies_deleted=bodies)
+    common.log_event("activity", flags=len(messages), deleted=deleted, bodies_deleted=bodies)
     print(json.dumps(summary, sort_keys=True))
 
 

@@ -5,7 +5,8 @@ Serves the calls of BLUEMIND.md exactly as BlueMind's generated Python clients (
 password as a JSON string, `X-BM-ApiKey` (a session key or the bm-core.tok token) on every call but
 the core state, task status as `GET /api/tasks/{id}`. Errors are ServerFault bodies with 401, 403, 404
 or 500 (also for a body the call does not take): the clients take any status up to 400 as a success.
-HTTPS on 443 (bm_cert.pem) and plain HTTP on 8090 (the core port) serve the same API. Every request
+HTTPS on 443 (bm_cert.pem) and plain HTTP on 8090 (the core port) serve the same API, but for the
+internal API of 5.x (`/internal-api/...`, the firewall regeneration) which only 8090 answers. Every request
 is recorded in /var/log/bm-sim/api.jsonl, never with a password or a key.
 
 Environment overrides (local runs): BMSIM_BIND, BMSIM_HTTPS_PORT, BMSIM_HTTP_PORT, BMSIM_CERT,
@@ -60,6 +61,7 @@ class Request:
     def __init__(self, method, path, query, headers, body):
         self.method, self.path, self.query, self.headers, self.body = method, path, query, headers, body
         self.params = {}  # named groups of the route's pattern
+        self.port = None  # the listener's port (the internal API answers on the core port only)
         self.log = {}  # extra fields for api.jsonl
 
     def arg(self, name):
@@ -207,9 +209,15 @@ class Core:
         self.version_name = ".".join(version.split(".")[:2])
         self.sessions = Sessions()
         self.tasks = Tasks()
-        # The firewall call exists once per major version: 4.x ISecurityMgmt, 5.x IInternalFirewallMgmt.
+        # The firewall call exists once per major version: 4.x ISecurityMgmt at
+        # /api/system/security/_updatefirewallrules; 5.x IInternalFirewallMgmt, @BMApi(version = "3",
+        # internal = true) @Path("/system/firewall") + "_updatefirewallrules", which the core's REST
+        # layer roots at /internal-api (RestServiceApiDescriptionParser) and nginx does not proxy
+        # (bm-client-access's vhost has `location /api/` only), so only the core's port 8090 has it.
+        # Same X-BM-ApiKey authentication, ROLE_MANAGE_SYSTEM_CONF, returns a TaskRef (SecurityMgmt).
+        # bluemindfork master, commit a5d739cec (2023-05) introduced it. Both /api paths are 404 on 5.x.
         firewall_path = "/api/system/security/_updatefirewallrules" if self.major < 5 \
-            else "/api/system/firewall/_updatefirewallrules"
+            else "/internal-api/system/firewall/_updatefirewallrules"
         # (method, path pattern, handler, needs X-BM-ApiKey)
         routes = [
             ("POST", "/api/auth/login", self.login, False),
@@ -224,6 +232,21 @@ class Core:
             ("GET", "/api/tasks/(?P<task>[^/]+)", self.task_status, True),
             ("GET", "/api/tasks/(?P<task>[^/]+)/_currentLogs", self.task_logs, True),
         ]
+        if self.major >= 5:
+            # IKeycloakAdmin, @BMApi(version = "3", internal = true) @Path("/keycloak") (bluemindfork
+            # master parent/keycloak/net.bluemind.keycloak.api/.../IKeycloakAdmin.java, 08a303240):
+            # GET all realms, GET/PUT/DELETE {domainId}, POST {domainId} = initForDomain (TaskRef).
+            routes += [
+                # IDomains @Path("/domains") GET = all(); IDirEntryMaintenance
+                # @Path("/directory/{domain}/{entryUid}/mgmt") POST _maintenance/repair (RepairConfig)
+                ("GET", "/api/domains", self.domains, True),
+                ("POST", "/api/directory/(?P<domain>[^/]+)/(?P<entry>[^/]+)/mgmt/_maintenance/repair",
+                 self.dir_repair, True),
+                ("GET", "/internal-api/keycloak", self.kc_realms, True),
+                ("GET", "/internal-api/keycloak/(?P<domain>[^/]+)", self.kc_realm, True),
+                ("DELETE", "/internal-api/keycloak/(?P<domain>[^/]+)", self.kc_delete, True),
+                ("POST", "/internal-api/keycloak/(?P<domain>[^/]+)", self.kc_init, True),
+            ]
         self.routes = [(m, re.compile(p + r"\Z"), h, a) for m, p, h, a in routes]
 
     # --- dispatch ---------------------------------------------------------------------------
@@ -232,6 +255,8 @@ class Core:
         try:
             for method, pattern, handler, needs_key in self.routes:
                 match = pattern.match(req.path)
+                if match and req.path.startswith("/internal-api/") and req.port != HTTP_PORT:
+                    match = None  # the internal API is the core's own port only (not behind nginx)
                 if match and method == req.method:
                     req.params = match.groupdict()
                     if needs_key:
@@ -345,6 +370,77 @@ class Core:
         req.log.update(event="firewall", task=tid)
         return 200, {"id": tid}
 
+    # --- directory (5.x) ------------------------------------------------------------------------------
+    def domains(self, req):
+        """IDomains.all: ItemValue<Domain> of every domain (the simulator leaves the properties out)."""
+        with closing(connect("bj")) as conn, conn.cursor() as cur:
+            cur.execute("SELECT name, label, global, aliases FROM t_domain ORDER BY name")
+            rows = cur.fetchall()
+        return 200, [{"uid": n, "value": {"name": n, "label": label, "global": g, "aliases": list(a),
+                                          "defaultAlias": n}} for n, label, g, a in rows]
+
+    def dir_repair(self, req):
+        """IDirEntryMaintenance.repair: a task running the RepairConfig's ops on one entry. The
+        simulator knows domain.keycloak on a domain's own entry (entry uid = domain uid); progress lines
+        reach the task log only with verbose (RepairTaskMonitor)."""
+        config = req.json()
+        if not isinstance(config, dict) or not isinstance(config.get("opIdentifiers"), list):
+            raise ApiError(500, "INVALID_PARAMETER", "the body must be a RepairConfig (opIdentifiers, dry, ...)")
+        domain, entry = req.params["domain"], req.params["entry"]
+        ops, dry, verbose = config["opIdentifiers"], bool(config.get("dry")), bool(config.get("verbose"))
+
+        def work(log):
+            if "domain.keycloak" in ops and entry == domain:
+                from bmsim import keycloak
+                lines, problem, repaired = keycloak.op_lines(domain, dry=dry)
+                for line in lines if verbose else []:
+                    log(line)
+                log_event("api", event="dir_repair_done", domain=domain, ops=ops, dry=dry,
+                          problem=problem, repaired=repaired)
+
+        tid = self.tasks.run(work)
+        req.log.update(event="dir_repair", domain=domain, entry=entry, ops=ops, dry=dry, task=tid)
+        return 200, {"id": tid}
+
+    # --- Keycloak (5.x, internal) -------------------------------------------------------------------
+    @staticmethod
+    def _realm(name):
+        return {"id": name, "realm": name, "enabled": True}
+
+    def kc_realms(self, req):
+        from bmsim import keycloak
+        with keycloak.tx(keycloak.DB) as cur:
+            cur.execute("SELECT id FROM realm ORDER BY id")
+            return 200, [self._realm(r[0]) for r in cur.fetchall()]
+
+    def kc_realm(self, req):
+        from bmsim import keycloak
+        with keycloak.tx(keycloak.DB) as cur:
+            cur.execute("SELECT id FROM realm WHERE id = %s", (req.params["domain"],))
+            row = cur.fetchone()
+        return 200, self._realm(row[0]) if row else None
+
+    def kc_delete(self, req):
+        from bmsim import keycloak
+        with keycloak.tx(keycloak.DB) as cur:
+            cur.execute("DELETE FROM realm WHERE id = %s", (req.params["domain"],))
+        req.log.update(event="keycloak_delete_realm", domain=req.params["domain"])
+        return 200, EMPTY
+
+    def kc_init(self, req):
+        """initForDomain: realm, client and a new secret written to bj (fails when the realm exists)."""
+        from bmsim import keycloak
+        domain = req.params["domain"]
+
+        def work(log):
+            with keycloak.tx("bj") as bj_cur, keycloak.tx(keycloak.DB) as kc_cur:
+                keycloak.init_for_domain(domain, bj_cur, kc_cur)
+            log("Keycloak realm %s initialised" % domain)
+
+        tid = self.tasks.run(work)
+        req.log.update(event="keycloak_init", domain=domain, task=tid)
+        return 200, {"id": tid}
+
     # --- mail maintenance ---------------------------------------------------------------------
     def repair(self, req):
         tid = self.tasks.create(state="Success")
@@ -403,6 +499,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         req = Request(self.command, url.path, parse_qs(url.query), self.headers, body)
+        req.port = self.server.server_port
         status, payload = self.server.core.dispatch(req)
         data = b"" if payload is EMPTY else json.dumps(payload).encode("utf-8")
         self.send_response(status)
@@ -470,6 +567,11 @@ def main():
     servers = [Server((BIND, HTTPS_PORT), core, context), Server((BIND, HTTP_PORT), core)]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
+    # 5.x: LMTP delivery is part of bm-core (no bm-lmtpd unit). A 4.x lab host whose core a test
+    # switched to 5.x (bm-sim-set-version) keeps its bm-lmtpd, which keeps the port.
+    if core.major >= 5 and not os.path.exists("/etc/systemd/system/bm-lmtpd.service"):
+        from bmsim import lmtpd
+        servers.append(lmtpd.serve_in_thread())
     log_event("api", event="start", version=core.version, https_port=HTTPS_PORT, http_port=HTTP_PORT)
     notify_systemd("READY=1")
     stop.wait()

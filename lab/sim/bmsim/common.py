@@ -64,6 +64,18 @@ def upstream_version(package_version):
     return version.rsplit("-", 1)[0] if "-" in version else version
 
 
+def major(version=None):
+    """BlueMind's major version of this host (4 or 5), from the bm-core package (or `version`).
+    BMSIM_BLUEMIND overrides it (tests of the simulator outside the images)."""
+    forced = os.environ.get("BMSIM_BLUEMIND")
+    if forced:
+        return int(forced)
+    try:
+        return int(upstream_version(version or installed_version()).split(".")[0])
+    except ValueError:
+        return int(DEFAULT_VERSION.split(".")[0])
+
+
 def read_token(path=TOKEN_FILE):
     try:
         with open(path, encoding="utf-8") as fh:

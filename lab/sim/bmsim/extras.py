@@ -32,6 +32,13 @@ def hollowed(domains, seed):
                 fh.write(("hollow blob %s %s %d\n" % (domain, name, n)).encode() * 64)
         with open(os.path.join(d, "announced.version"), "w") as fh:
             fh.write("%d%03d\n" % (seed, 2))
+    if common.major() >= 5:
+        # 5.x: the authentication tokens' store (bluemindfork master TokensStore.BASE_DATA_DIR
+        # /var/spool/bm-hollowed/tokens); its file layout inside is the lab's (unconfirmed).
+        t = os.path.join(HOLLOWED, "tokens")
+        os.makedirs(t)
+        with open(os.path.join(t, "tokens-%d" % seed), "wb") as fh:
+            fh.write(b"hollow tokens blob\n" * 16)
 
 
 def nginx(settings):

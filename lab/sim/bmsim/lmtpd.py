@@ -7,6 +7,9 @@ of t_domain count); others get 550. After DATA there is one reply per accepted r
 A message is stored once (a `Return-Path:` line first, as Cyrus does) and hard-linked into every
 recipient's mailbox under its next IMAP uid; each mailbox's cyrus.index gets a fixed-size record
 and its cyrus.cache an entry; bj-data gets t_message_body, t_mailbox_record and t_changeset rows.
+On BlueMind 5.x (no Cyrus; LMTP served by bm-core, see bmsim.api) the message is stored once as
+/var/spool/cyrus/data/by_hash/<g0>/<g1>/<guid>.zst (zstd, bmsim.spool.body_path), the IMAP uid is
+the mailbox's next one in t_mailbox_record, and the same rows are written.
 Files and rows go in one transaction: on any error all of it is undone and every recipient gets
 451 (postfix retries later), which is also the answer while PostgreSQL is down.
 """
@@ -154,6 +157,7 @@ class Store:
         self.lock = threading.Lock()
         self.owners = spool.Owners()
         self.conns = {}
+        self.v5 = spool.MAJOR >= 5
 
     def _conn(self, db):
         """A live connection to `db`: a kept one that still answers, else a new one (PostgreSQL
@@ -212,11 +216,14 @@ class Store:
         unique = list(collections.OrderedDict((m.uid, m) for m in mailboxes).values())
         with self.lock, contextlib.ExitStack() as locks:
             for m in sorted(unique, key=lambda m: (m.domain, m.login)):
+                if self.v5:
+                    break  # no Cyrus lock files on 5.x: self.lock serialises deliveries
                 locks.enter_context(spool.MailboxLock(m.domain, m.login, self.owners))
             conn = self._conn("bj-data")
             undo = Undo()
             try:
-                uids = self._store(conn, undo, guid, message, unique, now)
+                store = self._store5 if self.v5 else self._store
+                uids = store(conn, undo, guid, message, unique, now)
                 conn.commit()
             except Exception:
                 undo.run()
@@ -251,6 +258,38 @@ class Store:
                 undo.restore(index)
                 spool.append_record(index, spool.Record(uid, now, len(message), 0, bytes.fromhex(guid),
                                                         uid, offset, now))
+                cur.execute("INSERT INTO t_mailbox_record (mailbox_uid, imap_uid, message_body_guid, "
+                            "system_flags, internal_date) VALUES (%s, %s, %s, 0, to_timestamp(%s))",
+                            (m.uid, uid, guid, now))
+                cur.execute("INSERT INTO t_changeset (container_uid, item_uid, version, type, date) "
+                            "SELECT %s, %s, coalesce(max(version), 0) + 1, 0, to_timestamp(%s) "
+                            "FROM t_changeset WHERE container_uid = %s",
+                            ("mbox_records_" + m.uid, str(uid), now, "mbox_records_" + m.uid))
+                uids[m.uid] = uid
+        return uids
+
+
+    def _store5(self, conn, undo, guid, message, mailboxes, now):
+        """5.x: one compressed body by hash (kept if already there), rows as on 4.x."""
+        subject, mime = describe(message)
+        structure = {"mime": mime, "size": len(message), "parts": 1}
+        body = spool.body_path(guid)
+        if not os.path.exists(body):
+            spool.make_dirs(os.path.dirname(body), spool.MAIL_SPOOL, self.owners)
+            tmp = body + ".tmp"
+            undo.unlink(tmp)
+            spool.write_file(tmp, spool.compress(message), spool.MAIL_SPOOL, self.owners)
+            os.rename(tmp, body)
+            undo.unlink(body)
+        uids = {}
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO t_message_body (guid, size, subject, structure, created) "
+                        "VALUES (%s, %s, %s, %s, to_timestamp(%s)) ON CONFLICT (guid) DO NOTHING",
+                        (guid, len(message), subject, json.dumps(structure), now))
+            for m in mailboxes:
+                cur.execute("SELECT coalesce(max(imap_uid), 0) + 1 FROM t_mailbox_record "
+                            "WHERE mailbox_uid = %s", (m.uid,))
+                uid = cur.fetchone()[0]
                 cur.execute("INSERT INTO t_mailbox_record (mailbox_uid, imap_uid, message_body_guid, "
                             "system_flags, internal_date) VALUES (%s, %s, %s, 0, to_timestamp(%s))",
                             (m.uid, uid, guid, now))
@@ -347,6 +386,18 @@ class Server(socketserver.ThreadingTCPServer):
         self.store = store
         self.hostname = hostname
         super().__init__(address, Handler)
+
+
+def serve_in_thread(listen="127.0.0.1:2400"):
+    """Start the LMTP server in a daemon thread of the calling process (5.x: bm-core serves LMTP,
+    bluemindfork master parent/delivery/net.bluemind.delivery.lmtp/resources/application.conf
+    port 2400; bm-conf's postinst purges the bm-lmtpd unit). Returns the server."""
+    host, _, port = listen.rpartition(":")
+    ini = common.read_bm_ini()
+    server = Server((host, int(port)), Store(ini.get("db", "bj")), ini.get("external-url", "localhost"))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    common.log_event("lmtp", event="started", listen=listen, inside="bm-core")
+    return server
 
 
 def main(argv=None):

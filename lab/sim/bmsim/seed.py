@@ -31,7 +31,7 @@ import sys
 import time
 import uuid
 
-from bmsim import api, api_postfix, common, extras, spool
+from bmsim import api, api_postfix, common, extras, keycloak, spool
 from bmsim.spool import TREE
 
 SCALES = {"s": 5000, "m": 100000, "l": 1000000}
@@ -55,6 +55,9 @@ MULTI_RECIPIENT, MAX_RECIPIENTS = 0.15, 5
 ATTACHMENT = 0.02
 EVENTS_PER_USER, CONTACTS_PER_USER = 60, 40
 ES_INDICES = (("mailspool_1", 4), ("contact", 1), ("event", 1), ("todo", 1), ("note", 1))
+STAGING = "/var/spool/bm-mail/bodies"
+STAGING_FILES = 3  # 5.x: bodies left in bm-mail's staging folder
+USER_PASSWORD = "bluemind"  # 5.x: every seeded user's password (the lab's only; Keycloak logins)
 SIEVE_FILES = 3  # script, bytecode, defaultbc symlink
 META_FILES = 4 + 3 * len(spool.FOLDERS) + 2  # INBOX with squat, folders, seen and sub files
 CYRUS_DBS = ("annotations.db", "deliver.db", "statuscache.db", "tls_sessions.db", "user_deny.db")
@@ -220,6 +223,7 @@ class Seeder:
         self.records = io.StringIO()  # COPY rows of t_mailbox_record
         self.n_bodies = 0
         self.n_records = 0
+        self.v5 = spool.MAJOR >= 5
 
     # --- directory ------------------------------------------------------------------------
     def uid(self):
@@ -257,8 +261,11 @@ class Seeder:
         number per user and for Cyrus' own files, and mail spool entries for the rest."""
         counts = {kind: int(self.files * share) for kind, share in SHARE.items()}
         counts["es"] = max(counts["es"], ES_SKELETON)
-        counts["mail"] = (self.files - sum(counts.values()) - CYRUS_LIB_FILES -
-                          len(self.users) * (META_FILES + SIEVE_FILES))
+        if self.v5:  # no Cyrus metadata nor sieve files; bm-mail's staging holds STAGING_FILES
+            counts["mail"] = self.files - sum(counts.values()) - STAGING_FILES
+        else:
+            counts["mail"] = (self.files - sum(counts.values()) - CYRUS_LIB_FILES -
+                              len(self.users) * (META_FILES + SIEVE_FILES))
         if counts["mail"] < len(self.users):
             raise SystemExit("seed: %d files is too small a scale: use at least 1000" % self.files)
         return counts
@@ -278,8 +285,12 @@ class Seeder:
             rcpts = self.rng.sample(mailboxes, min(k, len(mailboxes), links - done))
             date = MAIL_START + MAIL_SPAN * done // links + self.rng.randrange(3600)
             message, subject = self.message(content, n, date, rcpts)
-            self.deliver(message, subject, date, rcpts)
-            done += len(rcpts)
+            if self.v5:  # one compressed file a message, whatever the recipients
+                self.deliver5(message, subject, date, rcpts)
+                done += 1
+            else:
+                self.deliver(message, subject, date, rcpts)
+                done += len(rcpts)
 
     def message(self, content, n, date, rcpts):
         rng = self.rng
@@ -349,6 +360,45 @@ class Seeder:
             self.n_bodies, guid, len(message), copy_text(subject), iso(date),
             self.rng.randint(1, 3)))
         self.n_bodies += 1
+
+    def deliver5(self, message, subject, date, rcpts, tier="live"):
+        """5.x: the body once, zstd-compressed, by hash (bmsim.spool.body_path); the same rows."""
+        guid = hashlib.sha1(message).hexdigest()
+        top = spool.TREE["/var/spool/cyrus" if tier == "live" else "/var/spool/bm-hsm"]
+        self.w.file(spool.body_path(guid, tier), spool.compress(message), top, date)
+        for u in rcpts:
+            u.last_uid += 1
+            flags = ((spool.FLAG_SEEN if self.rng.random() < 0.75 else 0) |
+                     (spool.FLAG_FLAGGED if self.rng.random() < 0.05 else 0) |
+                     (spool.FLAG_ANSWERED if self.rng.random() < 0.10 else 0))
+            self.records.write("%s\t%d\t%s\t%d\t%s\n" % (u.uid, u.last_uid, guid, flags, iso(date)))
+            self.n_records += 1
+        self.bodies.write("%d\t%s\t%d\t%s\t%s\t%d\n" % (
+            self.n_bodies, guid, len(message), copy_text(subject), iso(date), self.rng.randint(1, 3)))
+        self.n_bodies += 1
+
+    def by_hash_skeleton(self):
+        """SpoolStoreFactory.setupFolders: the 16 x 16 folders of both by_hash trees; bm-mail's staging."""
+        for tier, top in (("live", "/var/spool/cyrus"), ("archive", "/var/spool/bm-hsm")):
+            for d in spool.by_hash_dirs(tier):
+                self.w.dir(d, spool.TREE[top])
+        self.w.dir(spool.path(STAGING), spool.TREE["/var/spool/bm-mail"])
+
+    def hsm5(self, content, count):
+        """5.x archive tier: older messages whose bodies moved to /var/spool/bm-hsm/data/by_hash."""
+        by_domain = [u for u in self.users]
+        for n in range(count):
+            u = self.rng.choice(by_domain)
+            date = MAIL_START + self.rng.randrange(MAIL_SPAN // 4)
+            message, subject = self.message(content, 100000 + n, date, [u])
+            self.deliver5(message, subject, date, [u], tier="archive")
+
+    def staging(self, content):
+        """/var/spool/bm-mail/bodies (Bodies.STAGING): bodies being parsed; a few left on disk."""
+        tree = spool.TREE["/var/spool/bm-mail"]
+        for n in range(STAGING_FILES):
+            self.w.file(spool.path("%s/%s.part" % (STAGING, "%040x" % self.rng.getrandbits(160))),
+                        content.blob(self.rng.randrange(1024, 8192)), tree, self.date())
 
     def start_mailboxes(self):
         """Spool and metadata directories of every mailbox, and an empty cyrus.cache to append to."""
@@ -507,7 +557,9 @@ class Seeder:
     def trees(self):
         wipe_trees(self.w.owners)
         self.make_users()
-        if self.fresh:
+        if self.v5:
+            self.trees5()
+        elif self.fresh:
             self.fresh_trees()
         else:
             content = Content(self.rng)
@@ -525,13 +577,37 @@ class Seeder:
                 raise AssertionError("seeded %d files, planned %d" % (self.w.files, self.files))
         self.w.finish()
 
+    def trees5(self):
+        """5.x: no Cyrus trees; bodies by hash in the live and archive tiers, bm-mail's staging."""
+        self.by_hash_skeleton()
+        es = TREE["/var/spool/bm-elasticsearch"]
+        if self.fresh:
+            self.w.file(spool.path("/var/spool/bm-elasticsearch/data/nodes/0/node.lock"), b"", es, TREE_TIME)
+            self.w.file(spool.path("/var/spool/bm-elasticsearch/data/nodes/0/_state/node-0.st"),
+                        b"\x3f\xd7\x6c\x17\x0bnode-0", es, TREE_TIME)
+            return
+        content = Content(self.rng)
+        counts = self.plan()
+        self.mail(content, counts["mail"])
+        self.hsm5(content, counts["hsm"])
+        self.staging(content)
+        self.elasticsearch(content, counts["es"])
+        self.docs(content, counts["docs"])
+        self.filehosting(content, counts["filehosting"])
+        if self.w.files != self.files:
+            raise AssertionError("seeded %d files, planned %d" % (self.w.files, self.files))
+
     # --- databases ------------------------------------------------------------------------
     def databases(self, ini):
         ensure_databases(ini)
         with transaction(ini.get("db", "bj")) as cur:
             apply_schema(cur, "schema_extensions.sql")
             apply_schema(cur, "schema_bj.sql")
+            if self.v5:
+                apply_schema(cur, "schema_bj5.sql")
             self.directory_rows(cur, ini)
+            if self.v5:
+                self.keycloak_rows(cur)
         # Postfix as BlueMind leaves it for this directory: the repair's maps, mynetworks.
         api_postfix.install_maps(api_postfix.build_maps(*api.read_mail_directory()))
         api_postfix.apply_mynetworks(api.read_sysconf()["mynetworks"])
@@ -572,6 +648,18 @@ class Seeder:
         # is the server's address, as bm-webmail logs users in.
         cur.executemany("INSERT INTO rc_users (username, mail_host, language, preferences) VALUES (%s, %s, %s, %s)",
                         [(u.address, host, "en_US", 'a:1:{s:8:"timezone";s:4:"auto";}') for u in self.users])
+
+    def keycloak_rows(self, cur):
+        """5.x: users' passwords (USER_PASSWORD for all, admin0 too) and bm-keycloak's database with a
+        realm and a client per domain, global.virt included, whose secrets go to bj (KeycloakHelper)."""
+        cur.execute("INSERT INTO t_directory_entry (uid, domain_uid, login, display_name) "
+                    "VALUES ('admin0_global.virt', %s, 'admin0', 'admin0') ON CONFLICT DO NOTHING",
+                    (GLOBAL_DOMAIN,))
+        uids = [u.uid for u in self.users] + ["admin0_global.virt"]
+        cur.executemany("INSERT INTO t_domain_user (uid, password, password_algorithm) VALUES (%s, %s, %s)",
+                        [(uid, keycloak.hash_password(USER_PASSWORD), "PBKDF2") for uid in uids])
+        keycloak.ensure_database(run_psql, quote_literal, quote_ident)
+        keycloak.seed_realms(cur)
 
     def data_rows(self, cur):
         # alone first: its truncate trigger empties the counters, which another TRUNCATE holds
@@ -762,12 +850,16 @@ def parse_scale(value):
     raise argparse.ArgumentTypeError("scale is s, m, l or a number of files, not %r" % value)
 
 
-def address_files(host):
+def address_files(host, cyrus=True):
     """What names the server's address outside bm.ini and the database: the 4.x Cyrus replication
     settings (core_sync_host, the core that receives the replicated mail) and the backup spool,
     /var/backups/bluemind/dp_spool/rsync/<server address> (dataprotect's BackupPath)."""
-    common.write_atomic(CYRUS_REPLICATION, "# bm-cyrus-replication (simulated: only the key the address change touches)\n"
-                        "core_sync_host: %s\n" % host)
+    if not cyrus:
+        if os.path.exists(CYRUS_REPLICATION):
+            os.unlink(CYRUS_REPLICATION)
+    else:
+        common.write_atomic(CYRUS_REPLICATION, "# bm-cyrus-replication (simulated: only the key the "
+                            "address change touches)\ncore_sync_host: %s\n" % host)
     shutil.rmtree(BACKUP_SPOOL, ignore_errors=True)  # a reseed starts over (a migration renames it)
     spool_dir = os.path.join(BACKUP_SPOOL, host)
     os.makedirs(os.path.join(spool_dir, "bm", "core"), exist_ok=True)
@@ -794,7 +886,10 @@ def main(argv=None):
         if "host" not in ini:
             parser.error("%s has no host in [global]: is this a lab host?" % common.BM_INI)
         seeder.databases(ini)
-        address_files(ini["host"])
+        if not seeder.v5:  # 5.x has no Cyrus replication (no Cyrus)
+            address_files(ini["host"])
+        else:
+            address_files(ini["host"], cyrus=False)
         # Beside the trees: hollowed spool, nginx vhosts, firewall script, plugin packages.
         domains = [MAIN_DOMAIN] if args.fresh else [MAIN_DOMAIN, SECOND_DOMAIN]
         settings = [(MAIN_DOMAIN, ini.get("external-url", FQDN))]

@@ -20,12 +20,14 @@ import os
 import pwd
 import struct
 
+from bmsim import common
+
 ROOT = os.environ.get("BMSIM_ROOT", "/")
 
 Tree = collections.namedtuple("Tree", "path user group top_mode dir_mode file_mode")
 
 # The seven trees of the migration procedure, with BlueMind's owners and Cyrus-like modes.
-TREES = (
+TREES_4 = (
     Tree("/var/spool/cyrus", "cyrus", "mail", 0o750, 0o700, 0o600),
     Tree("/var/lib/cyrus", "cyrus", "mail", 0o750, 0o700, 0o600),
     Tree("/var/spool/bm-hsm", "cyrus", "mail", 0o750, 0o700, 0o600),
@@ -34,7 +36,22 @@ TREES = (
     Tree("/var/spool/bm-docs", "root", "root", 0o755, 0o755, 0o644),
     Tree("/var/spool/bm-filehosting", "root", "root", 0o755, 0o755, 0o644),
 )
-TREE = {t.path: t for t in TREES}
+# BlueMind 5.x (bluemindfork master): no Cyrus, so no /var/lib/cyrus nor /var/spool/sieve. Message
+# bodies are zstd files by hash under /var/spool/cyrus/data/by_hash (live) and
+# /var/spool/bm-hsm/data/by_hash (archive tier) (SpoolBackingStore.livePath/archivePath);
+# /var/spool/bm-mail/bodies is a staging folder. Owners and modes on 5.x are unconfirmed
+# (lab/FIDELITY.md row 5x-layout): the lab keeps the 4.x ones, so owner mapping stays tested.
+TREES_5 = (
+    Tree("/var/spool/cyrus", "cyrus", "mail", 0o750, 0o700, 0o600),
+    Tree("/var/spool/bm-hsm", "cyrus", "mail", 0o750, 0o700, 0o600),
+    Tree("/var/spool/bm-mail", "root", "root", 0o755, 0o755, 0o644),
+    Tree("/var/spool/bm-elasticsearch", "elasticsearch", "elasticsearch", 0o750, 0o755, 0o644),
+    Tree("/var/spool/bm-docs", "root", "root", 0o755, 0o755, 0o644),
+    Tree("/var/spool/bm-filehosting", "root", "root", 0o755, 0o755, 0o644),
+)
+MAJOR = common.major()
+TREES = TREES_5 if MAJOR >= 5 else TREES_4
+TREE = {t.path: t for t in TREES_4 + TREES_5}
 MAIL_SPOOL = TREE["/var/spool/cyrus"]
 CYRUS_LIB = TREE["/var/lib/cyrus"]
 
@@ -290,3 +307,46 @@ def ensure_mailbox(domain, login, owners, uidvalidity):
                        ("cyrus.cache", CACHE_MAGIC), ("cyrus.index", empty_index)):
         if not os.path.exists(os.path.join(meta, name)):
             write_file(os.path.join(meta, name), data, CYRUS_LIB, owners)
+
+
+# --- BlueMind 5.x bodies: zstd files by hash ---------------------------------------------------
+# bluemindfork master parent/imap/net.bluemind.sds.store.cyrusspool: SpoolBackingStore writes a body
+# as /var/spool/cyrus/data/by_hash/<g0>/<g1>/<guid>.zst (ZstdOutputStream, level -3), the archive
+# tier as /var/spool/bm-hsm/data/by_hash/<g0>/<g1>/<guid>.zst; SpoolStoreFactory.setupFolders makes
+# the 16 x 16 folders <0-9a-f>/<0-9a-f> of both. The guid is the SHA-1 of the message in hex
+# (FreezableDeliveryContent: HashingOutputStream(Hashing.sha1())).
+BY_HASH = {"live": "/var/spool/cyrus/data/by_hash", "archive": "/var/spool/bm-hsm/data/by_hash"}
+ZSTD_LEVEL = -3
+HEX = "0123456789abcdef"
+
+
+def body_path(guid, tier="live"):
+    return path("%s/%s/%s/%s.zst" % (BY_HASH[tier], guid[0], guid[1], guid))
+
+
+def by_hash_dirs(tier="live"):
+    return [path("%s/%s/%s" % (BY_HASH[tier], a, b)) for a in HEX for b in HEX]
+
+
+def compress(data):
+    """zstd frame of `data` (python3-zstandard, else the zstd command), at BlueMind's level -3."""
+    try:
+        import zstandard
+    except ImportError:
+        import subprocess
+        return subprocess.run(["zstd", "-q", "-c", "--fast=3"], input=data, stdout=subprocess.PIPE,
+                              check=True).stdout
+    try:
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    except zstandard.ZstdError:  # an old binding without negative levels
+        return zstandard.ZstdCompressor(level=1).compress(data)
+
+
+def decompress(data):
+    try:
+        import zstandard
+    except ImportError:
+        import subprocess
+        return subprocess.run(["zstd", "-q", "-d", "-c"], input=data, stdout=subprocess.PIPE,
+                              check=True).stdout
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
