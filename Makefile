@@ -67,9 +67,10 @@ test-lab: lab
 	BMLAB_REQUIRED=1 $(PY) -m pytest -p no:cacheprovider tests/lab $(wildcard tests/integration)
 
 test-molecule: setup
-	@set -e; export BMLAB_ORIGIN_IMAGE=$$(lab/images/build.sh origin $(BLUEMIND)) BMLAB_TARGET_IMAGE=$$(lab/images/build.sh target $(BLUEMIND)); \
-	for s in $(SCENARIOS); do \
-	  echo "=== molecule scenario $$s"; start=$$(date +%s); \
+	@set -e; for s in $(SCENARIOS); do \
+	  flavour=$(BLUEMIND); case $$s in bm5*) flavour=5 ;; esac; \
+	  export BMLAB_ORIGIN_IMAGE=$$(lab/images/build.sh origin $$flavour) BMLAB_TARGET_IMAGE=$$(lab/images/build.sh target $$flavour); \
+	  echo "=== molecule scenario $$s (BlueMind $$flavour lab images)"; start=$$(date +%s); \
 	  molecule -c molecule/base.yml test -s $$s; \
 	  echo "=== molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
 	done
