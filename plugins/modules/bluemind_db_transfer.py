@@ -367,6 +367,13 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     Table,
     normalize_schema,
 )
+from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature import (
+    APP_NAME,
+    SHARED_MEMORY_STATS,
+    side_signatures,
+    signature_sql,
+    unchanged_tables,
+)
 from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
@@ -397,10 +404,26 @@ class Transfer(object):
         self.commands = []
         self.state = {}
         self.verified = {}
+        self.marks = {}
         self.origin_serving = module.params.get("origin_serving", False)
+        self.versions = {}
 
     def version(self, server):
-        return server.query(self.run, self.maintenance_db, "SHOW server_version", "reading the version")[0][0]
+        text, number = server.query(self.run, self.maintenance_db, "SELECT current_setting('server_version'), "
+                                    "current_setting('server_version_num')", "reading the version")[0]
+        self.versions[server.label] = int(number)
+        return text
+
+    def signatures(self, server, name, check):
+        """One database's table signatures on ``server`` (see pgsignature): a mark (``check`` False) or a
+        check, which waits for the database to be quiet. None when they cannot be read (the pass then
+        lists every table, as without them, and its own reads say what went wrong)."""
+        sql = signature_sql(check, server.label == "origin",
+                            self.versions.get(server.label, SHARED_MEMORY_STATS) < SHARED_MEMORY_STATS)
+        try:
+            return side_signatures(server.query(self.run, name, sql, "reading the tables' statistics")[0][0], check)
+        except (PgError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return None
 
     def inspect(self, name):
         """What the origin holds for one database: size, database-level settings, locale, extensions."""
@@ -546,6 +569,10 @@ class Transfer(object):
                 errors.append(exc)
                 continue
             self.state[name] = dict(origin=origin_ids, target=[target_now[0], target_now[1]])
+            # the target's, once this pass's writes are counted there (no other session connected)
+            mark, record = self.marks.get(name), self.signatures(self.target, name, True)
+            if mark is not None and record is not None:
+                self.state[name]["signatures"] = dict(origin=mark, target=record)
         return errors
 
     def identity(self, server, name, snapshot=None):
@@ -568,6 +595,8 @@ class Transfer(object):
         """Bring one database on the target to the origin's content, as of one snapshot, and verify."""
         name = entry["name"]
         started = time.monotonic()
+        # read before the snapshot is exported: a write the snapshot does not see is not counted in it
+        self.marks[name] = self.signatures(self.origin, name, False) if self.module.params.get("state_file") else None
         with Snapshot(self.origin, name) as snapshot:
             origin = self.facts(self.origin, name, snapshot.id)
             reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id, origin)
@@ -602,6 +631,12 @@ class Transfer(object):
         empty = set(table for table, rows in origin["counts"].items()
                     if int(rows) == 0 and int(target["counts"].get(table, -1)) == 0)
         tables = [table for table in tables if table.name not in empty]
+        skipped, why = self.unchanged(name, since)
+        entry.update(tables_skipped=len([table for table in tables if table.name in skipped]),
+                     tables_listed=len([table for table in tables if table.name not in skipped]))
+        if why:
+            entry["skip_blocker"] = why
+        tables = [table for table in tables if table.name not in skipped]
         rows = RowSync(self.origin, self.target, name, snapshot)
         # a few sessions per side list every table, in groups of about the same size listed side by side
         rows_of = dict((table, int(origin["counts"].get(table, 0)) + int(target["counts"].get(table, 0)))
@@ -623,6 +658,22 @@ class Transfer(object):
         if apply_changes:
             sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
             entry["bytes"] = rows.apply(changed, sequences)
+
+    def unchanged(self, name, since):
+        """``(tables, why)``: the tables that provably changed on neither side since the last pass (read
+        after the pass's snapshot was exported), or none and why."""
+        if since is None:
+            return set(), "no usable record of the last pass"
+        if self.origin_serving:
+            return set(), "the origin still serves"
+        kept = (self.state.get(name) or {}).get("signatures")
+        if not kept:
+            return set(), "the last pass left no statistics"
+        origin, target = in_parallel([lambda: self.signatures(self.origin, name, True),
+                                      lambda: self.signatures(self.target, name, True)])
+        if origin is None or target is None:
+            return set(), "the tables' statistics could not be read"
+        return unchanged_tables(kept, origin, target)
 
     def compare(self, name, origin, target):
         """Settings, locale, extensions, tables, row counts, sequences and large objects of the two copies (as
@@ -777,6 +828,7 @@ def main():
         with Tunnel(origin_ssh, params["tunnel_port"] or free_local_port(), params["origin_db_port"]) as tunnel:
             origin = PgServer("origin", bin_dir, "127.0.0.1", tunnel.port, params["db_user"],
                               params["origin_db_password"], params["pgpass_file"])
+            origin.env["PGAPPNAME"] = APP_NAME  # left out of the wait for a quiet database: they only read
             transfer = Transfer(module, origin, target)
             transfer.state = load_state(params["state_file"])
             result["executed_commands"] = transfer.commands
