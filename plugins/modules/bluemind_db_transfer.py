@@ -36,6 +36,17 @@ description:
     whose version was written (C(xmin), which freezing keeps) by a transaction at or after that
     point on either side moves, and the keys find inserts and deletes. That pass reads no TOAST
     data, which makes the cold window's pass a matter of seconds.
+  - Tables that provably changed on neither side are not listed at all. Each pass keeps, with its
+    ids in O(state_file), every table's signature on both sides (its oid, C(relfilenode) and the
+    C(n_tup_ins), C(n_tup_upd) and C(n_tup_del) of PostgreSQL's cumulative statistics), the origin's
+    read before its snapshot is exported and the target's once the pass's writes are counted. A
+    later pass, once no other session is connected to the database on either side (BlueMind
+    stopped: the cold window), reads them again after its own snapshot is exported and skips a
+    table whose signatures are the kept ones. Before PostgreSQL 15 it also waits for a statistics
+    file written after that moment and reads the statistics socket's lost datagrams
+    (C(/proc/net/udp), through C(pg_read_file)). A restart, a crash, a reset of the statistics,
+    lost datagrams, a socket that cannot be read or a database still in use make every table
+    listed, and RV(databases[].skip_blocker) says why.
   - When the schemas or the settings differ, when the target has no copy yet, or when O(mode=full),
     the database is copied whole as described next.
   - Before anything on the target changes, the module reads every origin database's locale
@@ -259,6 +270,19 @@ databases:
       description: Tables where rows moved.
       type: int
       returned: when RV(databases[].method=rows)
+    tables_skipped:
+      description: Tables not listed, their statistics on both sides being those the last pass kept.
+      type: int
+      returned: when RV(databases[].method=rows)
+    tables_listed:
+      description: Tables listed on both sides (not empty on both sides, not skipped).
+      type: int
+      returned: when RV(databases[].method=rows)
+    skip_blocker:
+      description: Why no table could be skipped (every table was listed).
+      type: str
+      returned: when RV(databases[].method=rows) and no table could be skipped
+      sample: on the origin, the server was restarted since the last pass
     bytes:
       description: Size of the dump, or of the rows, streamed from the origin to the target.
       type: int
