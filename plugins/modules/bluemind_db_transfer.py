@@ -278,6 +278,14 @@ databases:
       description: Tables listed on both sides (not empty on both sides, not skipped).
       type: int
       returned: when RV(databases[].method=rows)
+    check_seconds:
+      description: Time to read both sides' table signatures and decide which tables to skip.
+      type: float
+      returned: when RV(databases[].method=rows)
+    listing_seconds:
+      description: Time to list the tables not skipped on both sides and merge the listings.
+      type: float
+      returned: when RV(databases[].method=rows)
     skip_blocker:
       description: Why no table could be skipped (every table was listed).
       type: str
@@ -585,19 +593,21 @@ class Transfer(object):
         """The ids of the databases verified in this pass. The target's are read once every database is
         done, so that no transaction of this pass still runs and holds the target's horizon back.
         Return the errors of those that could not be read (their entries are left as they were)."""
-        errors = []
-        for name, origin_ids in self.verified.items():
+        def read(name):
             try:
                 target_now = self.identity(self.target, name)
             except PgError as exc:  # the entry stays as the last pass left it, or absent after a whole copy
-                errors.append(exc)
-                continue
-            self.state[name] = dict(origin=origin_ids, target=[target_now[0], target_now[1]])
-            # the target's, once this pass's writes are counted there (no other session connected)
+                return exc
+            entry = dict(origin=self.verified[name], target=[target_now[0], target_now[1]])
+            # the target's signatures, once this pass's writes are counted there (no other session connected)
             mark, record = self.marks.get(name), self.signatures(self.target, name, True)
             if mark is not None and record is not None:
-                self.state[name]["signatures"] = dict(origin=mark, target=record)
-        return errors
+                entry["signatures"] = dict(origin=mark, target=record)
+            self.state[name] = entry
+            return None
+
+        names = list(self.verified)
+        return [error for error in in_parallel([functools.partial(read, name) for name in names]) if error is not None]
 
     def identity(self, server, name, snapshot=None):
         """``(cluster/timeline/database ids, oldest running transaction, next transaction)``."""
@@ -655,7 +665,9 @@ class Transfer(object):
         empty = set(table for table, rows in origin["counts"].items()
                     if int(rows) == 0 and int(target["counts"].get(table, -1)) == 0)
         tables = [table for table in tables if table.name not in empty]
+        begun = time.monotonic()
         skipped, why = self.unchanged(name, since)
+        entry["check_seconds"] = round(time.monotonic() - begun, 3)
         entry.update(tables_skipped=len([table for table in tables if table.name in skipped]),
                      tables_listed=len([table for table in tables if table.name not in skipped]))
         if why:
@@ -666,9 +678,11 @@ class Transfer(object):
         rows_of = dict((table, int(origin["counts"].get(table, 0)) + int(target["counts"].get(table, 0)))
                        for table in origin["counts"])
         order = dict((table.name, i) for i, table in enumerate(tables))
+        begun = time.monotonic()
         plans = sorted((plan for group in in_parallel([functools.partial(rows.plan_tables, group, since) for group in
                                                        balanced_groups(tables, rows_of, PLAN_WORKERS)], PLAN_WORKERS)
                         for plan in group), key=lambda plan: order[plan["table"].name])
+        entry["listing_seconds"] = round(time.monotonic() - begun, 3)
         entry["compared_by"] = "content" if since is None else "transaction ids"
         changed = [p for p in plans if p["replace"] or p["fetch"] or p["delete"]]
         self.commands.append("row sync of %s: %s" % (name, ", ".join(
