@@ -50,9 +50,20 @@ sides again (the *check*) and skips a table whose two signatures equal the ones 
   check and not in the mark: the signature differs and the table is listed. A table that looks
   unchanged holds on both sides what pass *k* verified equal.
 
-A pass during the hot phase (``origin_serving``) skips nothing: BlueMind's sessions are connected. The
-check is read after the snapshot is exported; a session that connects after that moment writes rows
-the snapshot does not see, which the next pass's check then counts.
+A session that connects after the snapshot was exported and writes is either still connected at the
+check (no proof: every table is listed) or gone, its counts in the check (the table is listed); its
+rows, which the snapshot does not see, are not in this pass's mark either, so the next pass's check
+counts them. A pass during the hot phase (``origin_serving``) does not check at all (BlueMind's
+sessions are connected) but keeps its mark and record for the window's pass.
+
+Why not ``n_mod_since_analyze`` or ``n_live_tup``: they come from the same counters (no more proof)
+and ANALYZE or VACUUM change them without any write. Why a quiet database rather than trusting that
+BlueMind stopped: a session left open (a pool closing late, a monitoring agent, a logical replication
+worker, a background worker) may hold counts not yet flushed; the check cannot tell a reader from a
+writer, so any such session means no proof. Sources: PostgreSQL's documentation, "The Cumulative
+Statistics System" (15+) and "The Statistics Collector" (13, 14), and ``src/backend/utils/activity/
+pgstat.c`` (``before_shmem_exit(pgstat_shutdown_hook)``, ``pgstat_reset_after_failure``) and, before
+15, ``src/backend/postmaster/pgstat.c`` (``pgstat_beshutdown_hook``, ``backend_read_statsfile``).
 
 **What it cannot see** (documented, not detected): a session that sets ``track_counts`` off for
 itself (a superuser's choice) writes without being counted; statistics altered by hand (PostgreSQL
