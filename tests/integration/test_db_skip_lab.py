@@ -154,3 +154,25 @@ def test_a_restart_of_the_origins_postgresql_makes_the_next_pass_list_every_tabl
     # the restart's pass kept new signatures: the next pass skips again
     after = transfer(run_task, ssh_trust)
     assert (after["tables_listed"], after["tables_skipped"]) == (0, non_empty(lab.origin))
+
+
+def test_a_crash_of_the_origins_postgresql_makes_the_next_pass_list_every_table(lab, run_task, ssh_trust, database):
+    transfer(run_task, ssh_trust)
+    # a backend killed: the postmaster (not restarted itself) restarts every process and throws the
+    # statistics away, so the counters start again from zero and could come back to the kept values
+    sleeper = subprocess.Popen(["docker", "exec", lab.origin.name, "su", "postgres", "-c",
+                                "psql -X -d postgres -c 'SELECT pg_sleep(30)'"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lab.origin.run("for i in $(seq 50); do pid=$(su postgres -c \"psql -X -At -d postgres -c \\\"SELECT pid FROM "
+                       "pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'\\\"\"); [ -n \"$pid\" ] && kill -9 $pid "
+                       "&& exit 0; sleep 0.1; done; exit 1")
+    finally:
+        sleeper.wait()
+    lab.origin.run("sleep 1; for i in $(seq 60); do su postgres -c \"psql -X -At -d postgres -c 'SELECT 1'\" "
+                   ">/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
+    crashed = transfer(run_task, ssh_trust)
+    assert (crashed["tables_listed"], crashed["tables_skipped"]) == (non_empty(lab.origin), 0)
+    assert crashed["skip_blocker"].startswith("on the origin, the "), crashed["skip_blocker"]
+    assert "restarted" not in crashed["skip_blocker"]  # the postmaster kept running: the reset shows it
+    assert row_hashes(lab.target) == row_hashes(lab.origin)
