@@ -41,7 +41,7 @@ description:
     C(n_tup_ins), C(n_tup_upd) and C(n_tup_del) of PostgreSQL's cumulative statistics), the origin's
     read before its snapshot is exported and the target's once the pass's writes are counted. A
     later pass, once no other session is connected to the database on either side (BlueMind
-    stopped: the cold window), reads them again after its own snapshot is exported and skips a
+    stopped, as in the cold window), reads them again after its own snapshot is exported and skips a
     table whose signatures are the kept ones. Before PostgreSQL 15 it also waits for a statistics
     file written after that moment and reads the statistics socket's lost datagrams
     (C(/proc/net/udp), through C(pg_read_file)). A restart, a crash, a reset of the statistics,
