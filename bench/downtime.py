@@ -32,6 +32,13 @@ import lib  # noqa: E402
 ARMS = {"a": "baseline (vendor commands)", "b": "collection", "c": "collection, ablated"}
 # Arm c: the collection with these extra variables (one step switched off, to measure what it gives).
 ABLATE = os.environ.get("BENCH_ABLATE", "cold_sync_db_beside=false")
+# The downtime's prediction needs a hot sync after the first (which copies everything): each run makes
+# a second hot sync after the delta, then the same delta again (another seed) before the window, as an
+# operator syncs again before the window. BENCH_REHEARSE=0 keeps one hot sync (the older protocol).
+REHEARSE = os.environ.get("BENCH_REHEARSE", "1") != "0"
+# What the prediction adds for what no hot phase measures (configuration copy, start, the steps around
+# them): the lab's figure, not a real core's (bluemind_window_fixed_seconds defaults to 60 for those).
+FIXED_SECONDS = os.environ.get("BENCH_WINDOW_FIXED", "10")
 
 
 def delta_plan(scale):
@@ -40,11 +47,10 @@ def delta_plan(scale):
             "delete": max(10, files // 1000), "db_rows": max(1000, files // 10), "seed": 7}
 
 
-def hot_sync(workdir):
-    rc, seconds, out = lib.playbook(["playbooks/migrate.yml", "--tags", "prereq,hot_sync"],
-                                    workdir / "hot_sync.log")
+def hot_sync(workdir, log="hot_sync.log"):
+    rc, seconds, out = lib.playbook(["playbooks/migrate.yml", "--tags", "prereq,hot_sync"], workdir / log)
     if rc != 0:
-        raise RuntimeError("hot sync failed (rc %d): see %s" % (rc, workdir / "hot_sync.log"))
+        raise RuntimeError("hot sync failed (rc %d): see %s" % (rc, workdir / log))
     return seconds
 
 
@@ -148,7 +154,8 @@ def arm_b(workdir, extra_vars=()):
     rc, seconds, out = lib.playbook(
         [play, "--tags", "cold_sync,db_migrate,config_copy,cutover",
          "-e", "bluemind_confirm_downtime=true", "-e", "bluemind_confirm_cutover=true",
-         "-e", "bluemind_report_dir=%s" % report_dir] + [a for v in extra_vars for a in ("-e", v)],
+         "-e", "bluemind_report_dir=%s" % report_dir, "-e", "bluemind_window_fixed_seconds=%s" % FIXED_SECONDS]
+        + [a for v in extra_vars for a in ("-e", v)],
         workdir / "window.log", env=env)
     watch.join(300)
     window = (watch.at - t0) if watch.at else None
@@ -161,6 +168,7 @@ def arm_b(workdir, extra_vars=()):
         if start:
             result["launch_to_origin_stop"] = round(parse_ts(start) - wall0, 2)
         result["report"] = {k: data.get(k) for k in ("cold_sync", "db_migrate", "cutover")}
+        result["predicted_seconds"] = (data.get("cold_sync") or {}).get("predicted_seconds")
     profile = lib.profile_tasks(out)
     result["profile"] = profile
     result["groups"], result["after_serving"] = collection_groups(profile)
@@ -182,6 +190,11 @@ def one_run(arm, scale, rep, workroot):
     plan = delta_plan(scale)
     lib.log("  delta %s" % plan)
     run["delta"] = dict(delta(plan), plan=plan)
+    if REHEARSE:
+        lib.log("  hot sync again, then the same delta again")
+        run["hot_sync_again_seconds"] = round(hot_sync(workdir, "hot_sync_again.log"), 1)
+        again = dict(plan, seed=plan["seed"] + 1)
+        run["delta_again"] = dict(delta(again), plan=again)
     lib.log("  window")
     run.update(arm_a(workdir) if arm == "a" else arm_b(workdir, ABLATE.split() if arm == "c" else ()))
     if arm == "c":
@@ -213,7 +226,8 @@ def summarize(runs):
                         loss_runs=sum(1 for r in rs if not r["check"]["ok"]),
                         settings_lost_runs=sum(1 for r in rs if r["check"].get("db_settings_differ")),
                         failed_runs=sum(1 for r in rs if r.get("rc")),
-                        report=lib.summary([r.get("report_downtime_seconds") for r in rs]) if arm != "a" else None)
+                        report=lib.summary([r.get("report_downtime_seconds") for r in rs]) if arm != "a" else None,
+                        predicted=lib.summary([r.get("predicted_seconds") for r in rs]) if arm != "a" else None)
         groups = {}
         for r in rs:
             for k, v in r.get("groups", {}).items():
@@ -251,6 +265,12 @@ def render(scale, summ):
     if (summ.get("b", {}).get("report") or {}).get("n"):
         text += "; the report's own window (cold_sync.start -> cutover.serving): median %.1f s" % \
             summ["b"]["report"]["median"]
+    predicted = (summ.get("b", {}).get("predicted") or {})
+    if predicted.get("n"):
+        text += ("\nthe downtime predicted before the window (median): %.1f s, with bluemind_window_fixed_seconds=%s"
+                 % (predicted["median"], FIXED_SECONDS))
+    elif "b" in summ:
+        text += "\nno prediction: it needs a hot sync after the first (BENCH_REHEARSE=1)"
     for arm in ARMS:
         g = summ.get(arm, {}).get("groups_median")
         if g:

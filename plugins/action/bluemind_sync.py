@@ -4,10 +4,13 @@
 """Action of bluemind.migration.bluemind_sync: the pull, with its progress in the task's output.
 
 A module cannot print while it runs. This action starts the module asynchronously on the target
-(as ``async:`` would), then every two seconds reads the async job's status and the progress file
-the module writes (one command, no module), prints one line per running tree every
-``progress_interval`` seconds (the first report after 10 s at most; a tree that ended since the
-previous report gets one last line), and at the end returns the module's own result, as a
+(as ``async:`` would), then reads the async job's status and the progress file the module writes
+with one command (no module) that waits on the target up to two seconds for the job to end, so the
+result comes back as soon as the pull ends (a window's final pull with little to do costs no more
+than a synchronous run plus a few round trips), and prints one line per running tree every
+``progress_interval`` seconds on the standard error (the first report after 10 s at most; a tree that
+ended since the previous report gets one last line; stdout stays the callback's, whole JSON for a
+machine-readable one), and at the end returns the module's own result, as a
 synchronous run would have. The module's documentation describes the options and the figures.
 
 It runs the module as any action does (no progress lines) with ``progress_interval: 0``, in check
@@ -38,12 +41,15 @@ ASYNC_LIMIT = 30 * 24 * 3600
 # The first report comes after this many seconds (or progress_interval when shorter), the next ones
 # every progress_interval: a pull of half a minute shows one, a pull of hours one every interval.
 FIRST_REPORT_SECONDS = 10
-# Status reads: soon after the start (a pull with little to do ends in a second), then every 2 s.
-FIRST_POLL_SECONDS = 0.25
+# A status read waits on the target up to this long for the job to end (it returns as soon as it
+# does), checking every tenth of a second; after a failed read the controller waits as long.
 POLL_SECONDS = 2.0
+POLL_STEP_SECONDS = 0.1
 # Status reads that may fail in a row (a network bounce) before the task fails.
 MAX_READ_FAILURES = 30
 SEPARATOR = "--bluemind-migration-progress--"
+# async_wrapper's status line while the module runs; the module's result replaces it when it ends.
+RUNNING_MARK = '"started": true'
 # Keys of async_status's answer that a synchronous run does not have.
 ASYNC_KEYS = ("ansible_job_id", "started", "finished", "results_file")
 
@@ -70,6 +76,17 @@ def _json_or_none(text):
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def peek_command(results_file, progress_path, wait):
+    """The shell command of a status read: wait until the job's file exists without the running mark
+    (at most ``wait`` seconds), then print it, the separator and the progress file."""
+    steps = max(0, int(round(wait / POLL_STEP_SECONDS)))
+    job = shlex.quote(results_file)
+    return ("i=0; while [ $i -lt %d ] && { [ ! -s %s ] || grep -qF %s %s; }; do sleep %s; i=$((i+1)); done; "
+            "cat %s 2>/dev/null; printf '\\n%s\\n'; cat %s 2>/dev/null; true" % (
+                steps, job, shlex.quote(RUNNING_MARK), job, POLL_STEP_SECONDS, job, SEPARATOR,
+                shlex.quote(progress_path)))
 
 
 def job_finished(job):
@@ -99,6 +116,10 @@ class ActionModule(ActionBase):
 
     _supports_check_mode = True
     _supports_async = True
+    # What the task's messages call the work, and where its module writes the progress by default
+    # (bluemind_db_transfer's action is this one with its own).
+    WORK = "pull"
+    DEFAULT_PROGRESS_PATH = DEFAULT_PATH
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -134,24 +155,22 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
 
-    def _peek(self, results_file, progress_path):
-        """The async job's status and the progress file, read with one command."""
-        command = "cat %s 2>/dev/null; printf '\\n%s\\n'; cat %s 2>/dev/null; true" % (
-            shlex.quote(results_file), SEPARATOR, shlex.quote(progress_path))
+    def _peek(self, results_file, progress_path, wait):
+        """The async job's status and the progress file, read with one command that first waits up
+        to ``wait`` seconds for the job to end (a status file without async_wrapper's running mark)."""
+        command = peek_command(results_file, progress_path, wait)
         answer = self._low_level_execute_command(command, sudoable=True)
         return parse_peek(answer.get("stdout", ""))
 
     def _follow(self, started, interval, task_vars):
         """Wait for the async job, printing its progress every ``interval`` seconds; return its result."""
         host = task_vars.get("inventory_hostname", "target")
-        progress_path = self._task.args.get("progress_path") or DEFAULT_PATH
-        ended, failures, delay = set(), 0, FIRST_POLL_SECONDS
+        progress_path = self._task.args.get("progress_path") or self.DEFAULT_PROGRESS_PATH
+        ended, failures = set(), 0
         next_report = time.monotonic() + min(FIRST_REPORT_SECONDS, interval)
         while True:
-            time.sleep(min(delay, interval))
-            delay = min(POLL_SECONDS, delay * 2)
             try:
-                job, progress = self._peek(started["results_file"], progress_path)
+                job, progress = self._peek(started["results_file"], progress_path, min(POLL_SECONDS, interval))
                 problem = None if job is not None else "its status file %s is missing or not JSON" % (
                     started["results_file"])
             except AnsibleError as exc:
@@ -159,10 +178,12 @@ class ActionModule(ActionBase):
             if problem:
                 failures += 1
                 if failures >= MAX_READ_FAILURES:
-                    raise AnsibleError("cannot read the status of the pull on %s (async job %s) %d times in a row: "
-                                       "%s; the pull may still run there: rerun the task, it waits for that pull"
-                                       % (host, started["ansible_job_id"], failures, problem))
-                display.vvvv("reading the pull's status on %s failed, trying again: %s" % (host, problem))
+                    raise AnsibleError("cannot read the status of the %s on %s (async job %s) %d times in a row: "
+                                       "%s; the %s may still run there: rerun the task, it waits for that %s"
+                                       % (self.WORK, host, started["ansible_job_id"], failures, problem, self.WORK,
+                                          self.WORK))
+                display.vvvv("reading the %s's status on %s failed, trying again: %s" % (self.WORK, host, problem))
+                time.sleep(POLL_SECONDS)
                 continue
             failures = 0
             if job_finished(job):
@@ -171,10 +192,16 @@ class ActionModule(ActionBase):
                 next_report = time.monotonic() + interval
                 if not self._task.no_log:
                     for line in progress_lines(host, progress, ended):
-                        display.display(line)
+                        # on stderr: a machine-readable stdout callback (json) stays whole, a terminal shows both
+                        display.display(line, stderr=True)
         # async_status reads the result as Ansible reads a module's (warnings and the like decoded)
         final = self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars, module_args=dict(
             jid=started["ansible_job_id"], mode="status", _async_dir=os.path.dirname(started["results_file"])))
-        self._low_level_execute_command("rm -f %s" % shlex.quote(started["results_file"]), sudoable=True)
-        self._remove_tmp_path(self._connection._shell.tmpdir)
+        # The job's file and the task's folder (async_wrapper removed its own copy) in one command.
+        cleanup = "rm -f %s" % shlex.quote(started["results_file"])
+        tmpdir = self._connection._shell.tmpdir
+        if tmpdir and self._should_remove_tmp_path(tmpdir):
+            cleanup += "; " + self._connection._shell.remove(tmpdir, recurse=True)
+            self._connection._shell.tmpdir = None
+        self._low_level_execute_command(cleanup, sudoable=True)
         return final

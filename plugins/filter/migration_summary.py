@@ -13,7 +13,10 @@ description:
   - Takes, for each target of the inventory, what the run left in its host variables (the migration
     context and the state's summary, C(ansible_facts.bluemind_migration)) and says, pair by pair, whether
     its run went to the end, which phases are done and left, and its downtime; then the totals.
-  - A target without the context was not in this run (C(--limit)) and is left out.
+  - A target without the context was not in this run (C(--limit)) and is left out. A target with the
+    context that is not among O(finished) failed (Ansible drops a failed or unreachable host from the
+    plays that follow, so the summary play's C(ansible_play_hosts) are the pairs whose run went on to
+    the end, a target that ended early because it was complete or live included).
 options:
   _input:
     description: Host variables of the targets (C(hostvars)), by name.
@@ -24,12 +27,17 @@ options:
     type: list
     elements: str
     required: true
+  finished:
+    description: The targets whose run went to the end (the summary play's C(ansible_play_hosts)).
+    type: list
+    elements: str
+    required: true
 """
 
 EXAMPLES = r"""
 - name: Summarise the pairs of this run
   ansible.builtin.set_fact:
-    summary: "{{ hostvars | bluemind.migration.migration_summary(groups['target']) }}"
+    summary: "{{ hostvars | bluemind.migration.migration_summary(groups['target'], ansible_play_hosts) }}"
 """
 
 RETURN = r"""
@@ -55,14 +63,13 @@ def _get(mapping, key, default=None):
     return default if value is None else value
 
 
-def _pair(name, hostvars):
+def _pair(name, hostvars, finished):
     host = _get(hostvars, name, {})
     facts = _get(host, "ansible_facts", {})
     state = _get(facts, "bluemind_migration")
     if state is None:
         return None
-    ran_to_the_end = bool(_get(host, "_bluemind_run_finished", False))
-    if not ran_to_the_end:
+    if name not in finished:
         result = FAILED
     elif state.get("complete"):
         result = COMPLETE
@@ -93,8 +100,9 @@ def _markdown(pairs, totals):
     return "\n".join(lines) + "\n"
 
 
-def migration_summary(hostvars, targets):
-    pairs = [pair for pair in (_pair(name, hostvars) for name in targets) if pair is not None]
+def migration_summary(hostvars, targets, finished):
+    finished = set(finished)
+    pairs = [pair for pair in (_pair(name, hostvars, finished) for name in targets) if pair is not None]
     downtimes = [pair["downtime_seconds"] for pair in pairs if pair["downtime_seconds"] is not None]
     totals = dict(pairs=len(pairs), complete=sum(pair["result"] == COMPLETE for pair in pairs),
                   live=sum(pair["result"] == LIVE for pair in pairs), failed=sum(pair["result"] == FAILED for pair in pairs),

@@ -132,9 +132,11 @@ def markdown_to_html(markdown):
 def _figures(report):
     timeline = migration_state.timeline(report)
     downtime = report.get("downtime_seconds") or (timeline["downtime"] or {}).get("seconds")
+    predicted = (report.get("cold_sync") or {}).get("predicted_seconds")
     rows = [("Target", report.get("target") or "?"), ("Origin", report.get("origin") or "?"),
             ("BlueMind version", report.get("version") or "?"),
             ("Downtime (origin stopped to target serving)", "%.1f s" % downtime if downtime else "not ended"),
+            ("Downtime predicted before the window", "%.1f s" % predicted if predicted is not None else "not predicted"),
             ("Complete", "yes" if report.get("complete") else "no"),
             ("Hot sync runs", str(len(timeline["hot_sync_runs"])))]
     rows += [("Window step: %s" % step["label"], "%.1f s" % step["seconds"]) for step in timeline["steps"]]

@@ -287,11 +287,12 @@ def _tail(handle):
     return handle.read().decode("utf-8", "replace").strip()
 
 
-def stream_pipeline(producer, producer_env, consumer, consumer_env, popen=subprocess.Popen):
+def stream_pipeline(producer, producer_env, consumer, consumer_env, popen=subprocess.Popen, on_bytes=None):
     """``producer | consumer`` without a shell, counting the bytes that flow, checking both exits.
 
     Returns ``(bytes, producer_rc, consumer_rc, producer_stderr_tail, consumer_stderr_tail)``.
     When the consumer stops early, the producer is terminated instead of blocking on the pipe.
+    ``on_bytes`` is called with the bytes passed so far after each block (a progress).
     """
     with tempfile.TemporaryFile() as producer_err, tempfile.TemporaryFile() as consumer_err:
         source = popen(producer, stdout=subprocess.PIPE, stderr=producer_err,
@@ -306,6 +307,8 @@ def stream_pipeline(producer, producer_env, consumer, consumer_env, popen=subpro
                     break
                 sink.stdin.write(block)
                 total += len(block)
+                if on_bytes is not None:
+                    on_bytes(total)
             sink.stdin.close()
         except (BrokenPipeError, ConnectionResetError):
             source.terminate()

@@ -35,6 +35,9 @@ USER_TABLES = (
     "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
     "AND d.objid = c.oid AND d.deptype = 'e')"
 )
+# What a whole copy's dump is measured against for its progress: the tables' data (heap and TOAST, not
+# the indexes, which a dump does not carry).
+TABLE_DATA_SIZE_SQL = "SELECT COALESCE(sum(pg_table_size(c.oid)), 0) FROM " + USER_TABLES
 # Which cluster, timeline and database: a restored or another server never matches.
 DATABASE_IDENT = (
     "(SELECT system_identifier FROM pg_control_system())::text || '/' || "

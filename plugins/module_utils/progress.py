@@ -127,9 +127,10 @@ class TreeProgress(object):
     current pass. The origin's size comes from :meth:`sized` when its measure ends.
     """
 
-    def __init__(self, path, clock=time.monotonic):
+    def __init__(self, path, clock=time.monotonic, counts_files=True):
         self.path = path
         self.clock = clock
+        self.counts_files = counts_files  # a database's copy moves bytes, not files
         self.lock = threading.Lock()
         self.state = "waiting"
         self.started = self.ended = None
@@ -183,7 +184,8 @@ class TreeProgress(object):
             else:
                 percent = None
             return dict(
-                path=self.path, state=self.state, bytes=moved_bytes, files=files, entries_checked=self.checked,
+                path=self.path, state=self.state, bytes=moved_bytes, files=files if self.counts_files else None,
+                entries_checked=self.checked,
                 size_bytes=self.size_bytes, size_entries=self.size_entries, percent=percent,
                 rate=int(moved_bytes / elapsed) if elapsed >= 1 else None,
                 eta=eta_seconds(percent, elapsed) if self.state == "running" else None,
@@ -195,7 +197,8 @@ def format_line(tree):
     path, state = tree["path"], tree["state"]
     if state == "waiting":
         return "%s: not started yet (waiting for the connection or a worker)" % path
-    parts = ["%s moved in %s files" % (human_bytes(tree["bytes"]), format(tree["files"], ","))]
+    parts = ["%s moved" % human_bytes(tree["bytes"]) + (
+        " in %s files" % format(tree["files"], ",") if tree.get("files") is not None else "")]
     if tree.get("entries_checked") is not None:
         parts.append("%s%s entries checked" % (
             format(tree["entries_checked"], ","),

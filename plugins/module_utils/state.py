@@ -186,6 +186,14 @@ def decide(state, phase, host="the target"):
     return dict(action="run", message="%s %s" % (phase, ("runs again: it " + RERUN[phase]) if rerun else "runs"))
 
 
+def _seconds_or_none(value):
+    """A number of seconds handed over by a template (a number, its text, or none of them)."""
+    try:
+        return round(float(value), 1)
+    except (TypeError, ValueError):
+        return None
+
+
 def _keep_pull_start(new, result):
     """The pull's start on the origin's clock: the next pull compares what changed since. A pull
     that did not run (check mode before the SSH trust) has none and leaves the previous one."""
@@ -271,6 +279,9 @@ def apply(state, phase, event, result=None, now=None):
     if event == "start":
         if phase == "cold_sync":
             new.setdefault("cold_sync", {}).setdefault("start", at)  # a rerun keeps the window's start
+            predicted = _seconds_or_none(result.get("predicted_seconds"))
+            if predicted is not None:  # what the operator was told, kept for the report
+                new["cold_sync"].setdefault("predicted_seconds", predicted)
         elif phase == "cutover":
             new.setdefault("cutover", {}).setdefault("live", at)  # a resumed cutover keeps the first
         elif phase == "db_migrate":
@@ -285,8 +296,14 @@ def apply(state, phase, event, result=None, now=None):
             raise Refused("only cold_sync records a stop, after its start. Nothing was changed.")
         new["cold_sync"].setdefault("stopped", at)  # the window's first stop, as its start
         return new
+    if event == "databases":
+        if phase != "hot_sync" or not state.get("hot_sync_runs"):
+            raise Refused("only a hot sync records a database pass, after its pull. Nothing was changed.")
+        if result.get("seconds") is not None:
+            new["hot_sync_runs"][-1]["databases_seconds"] = round(float(result["seconds"]), 1)
+        return new
     if event != "done":
-        raise Refused("unknown event %r (check, start, stopped, serving, admin, done)" % event)
+        raise Refused("unknown event %r (check, start, stopped, serving, databases, admin, done)" % event)
     if phase == "prereq":
         new.update(origin=result.get("origin"), addresses=result.get("addresses"), version=result.get("version"))
         new["prereq"] = dict(checked=at)
@@ -296,6 +313,9 @@ def apply(state, phase, event, result=None, now=None):
         if _span(result):
             run["start"] = result["started_at"]
         new.setdefault("hot_sync_runs", []).append(run)
+        stop = result.get("stop") or {}
+        if stop.get("bmctl_action") and stop.get("seconds") is not None:  # the target was running: a stop measured
+            new["target_stop_seconds"] = round(float(stop["seconds"]), 1)
     elif phase == "cold_sync":
         _keep_pull_start(new, result)
         entry = new.setdefault("cold_sync", {})
@@ -378,3 +398,48 @@ def timeline(state):
         end = cutover.get("serving")
         downtime = dict(start=cold["start"], end=end, seconds=_seconds_between(cold["start"], end) if end else None)
     return dict(hot_sync_runs=runs, steps=steps, missing=missing, downtime=downtime)
+
+
+def predict_window(state, fixed_seconds, beside=True):
+    """The cold window (origin stopped -> target serving) predicted from the hot phase's history.
+
+    The parts: the stop (the target's own stop at a hot sync: the same product and units as the
+    origin's), the final pull and the database catch-up (each as long as the last hot sync that was
+    not the first: the first copies everything, a later one what changed between two runs, as the
+    window will; side by side when ``beside``), and ``fixed_seconds`` for what no hot phase measures
+    (the configuration copy, BlueMind's start on the target, the steps around them). Returns
+    ``seconds`` (None while a part is unknown), ``parts`` (``step``, ``seconds``, ``basis`` each),
+    ``missing`` (why a part is unknown and what gives it) and ``text``, one line for the operator."""
+    runs = [run for run in state.get("hot_sync_runs") or [] if run.get("seconds") is not None]
+    later = runs[1:]
+    parts, missing = [], []
+    stop = state.get("target_stop_seconds")
+    if stop is None:
+        missing.append("the stop (no hot sync stopped a running target yet)")
+    else:
+        parts.append(dict(step="stop", seconds=float(stop), basis="the target's stop at a hot sync"))
+    if not later:
+        missing.append("the final pull and the database catch-up (run hot sync again: the first one copies "
+                       "everything, the next ones what changed between two runs, as the window will)")
+    else:
+        last = later[-1]
+        pull = float(last["seconds"])
+        databases = last.get("databases_seconds")
+        basis = "hot sync %d, %s" % (len(runs), last.get("end", "?"))
+        if databases is None:
+            parts.append(dict(step="pull", seconds=pull, basis=basis + " (no database pass measured)"))
+        elif beside:
+            parts.append(dict(step="pull and databases side by side", seconds=max(pull, float(databases)),
+                              basis="%s: pull %.1f s, databases %.1f s" % (basis, pull, float(databases))))
+        else:
+            parts.append(dict(step="pull, then databases", seconds=pull + float(databases),
+                              basis="%s: pull %.1f s, databases %.1f s" % (basis, pull, float(databases))))
+    parts.append(dict(step="configuration copy, start, checks", seconds=float(fixed_seconds),
+                      basis="bluemind_window_fixed_seconds (not measured before the window)"))
+    seconds = None if missing else round(sum(part["seconds"] for part in parts), 1)
+    if seconds is None:
+        text = "the downtime cannot be predicted yet: unknown %s" % "; ".join(missing)
+    else:
+        text = "predicted downtime about %.0f s: %s" % (seconds, ", ".join(
+            "%s %.1f s" % (part["step"], part["seconds"]) for part in parts))
+    return dict(seconds=seconds, parts=parts, missing=missing, text=text)

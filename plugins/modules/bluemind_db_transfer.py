@@ -147,6 +147,26 @@ options:
         sequences exactly.
     type: bool
     default: false
+  progress_interval:
+    description:
+      - Seconds between two progress reports of a pass that is still running, V(0) for none.
+      - As for M(bluemind.migration.bluemind_sync), the action plugin of this module starts the pass
+        asynchronously on the target and prints, every O(progress_interval) seconds, one line per
+        database being copied whole (bytes of the dump moved, percent of the origin's table data,
+        rate, estimated time left); the first report comes after 10 s (or O(progress_interval) when
+        shorter). A database brought up to date row by row gets one line when it ends.
+      - The module writes the same figures to O(progress_path) while it runs and returns the last
+        ones in RV(progress). With V(0), with C(async) on the task or in check mode, the task runs as
+        any other module.
+    type: int
+    default: 30
+  progress_path:
+    description:
+      - File on the target where the pass's progress is written as JSON while it runs (the same
+        layout as M(bluemind.migration.bluemind_sync)'s, C(job) V(databases), one entry a database
+        with C(files) null), replaced whole each time. Not written in check mode.
+    type: path
+    default: /run/bluemind-migration/db-progress.json
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.pg
@@ -323,6 +343,13 @@ seconds:
   description: Time of the whole task.
   returned: always
   type: float
+progress:
+  description:
+    - The last progress figures, as written to O(progress_path). C(job), C(finished), and C(trees), one
+      entry a database with C(path) its name, C(state), C(bytes), C(size_bytes), C(percent), C(rate),
+      C(eta) and C(seconds), as M(bluemind.migration.bluemind_sync) gives them for a tree.
+  returned: unless O(progress_interval=0)
+  type: dict
 started_at:
   description: When the task began, on the target's clock (UTC, as the migration state keeps times).
   returned: success
@@ -388,10 +415,15 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     stream_pipeline,
     trouble,
 )
+from ansible_collections.bluemind.migration.plugins.module_utils.progress import (
+    ProgressBoard,
+    TreeProgress,
+)
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     FACTS_SQL,
     IDENTITY_SQL,
     TABLE_COLUMNS_SQL,
+    TABLE_DATA_SIZE_SQL,
     RowSync,
     RowSyncError,
     balanced_groups,
@@ -439,6 +471,7 @@ class Transfer(object):
         self.marks = {}
         self.origin_serving = module.params.get("origin_serving", False)
         self.versions = {}
+        self.progress = {}  # name: TreeProgress, when the pass reports its progress
 
     def version(self, server):
         text, number = server.query(self.run, self.maintenance_db, "SELECT current_setting('server_version'), "
@@ -518,8 +551,13 @@ class Transfer(object):
                          "creating the origin's extensions in %s in their schemas" % name)
         dump, restore = self.origin.dump_args(name, snapshot), self.target.psql_args(partial) + ["-f", "-"]
         self.commands.append("%s | %s" % (" ".join(dump), " ".join(restore)))
+        progress = self.progress.get(name)
+        if progress is not None:
+            rows = self.origin.query(self.run, name, TABLE_DATA_SIZE_SQL, "measuring the tables of %s" % name)
+            progress.sized(None, int(rows[0][0]) if rows else None)
         size, dump_rc, restore_rc, dump_err, restore_err = stream_pipeline(
-            dump, self.origin.env, restore, self.target.env)
+            dump, self.origin.env, restore, self.target.env,
+            on_bytes=(lambda moved: progress.update(moved, None, None)) if progress is not None else None)
         if dump_rc != 0 or restore_rc != 0:
             # what the target's psql says first: when it stops, pg_dump is stopped too
             side, messages = (self.target, restore_err) if restore_rc != 0 and restore_err else (self.origin, dump_err)
@@ -626,7 +664,21 @@ class Transfer(object):
         return origin_since, target_since
 
     def sync(self, entry, mode, apply_changes):
-        """Bring one database on the target to the origin's content, as of one snapshot, and verify."""
+        """Bring one database on the target to the origin's content, as of one snapshot, and verify;
+        its progress (when followed) runs from the start to the end, failed when the pass fails."""
+        progress = self.progress.get(entry["name"])
+        if progress is None:
+            return self._sync(entry, mode, apply_changes)
+        progress.start()
+        try:
+            self._sync(entry, mode, apply_changes)
+        except BaseException:
+            progress.end(failed=True)
+            raise
+        progress.end(moved_bytes=entry.get("bytes"))
+        return None
+
+    def _sync(self, entry, mode, apply_changes):
         name = entry["name"]
         started = time.monotonic()
         # read before the snapshot is exported: a write the snapshot does not see is not counted in it
@@ -824,6 +876,15 @@ def save_state(path, state):
         raise
 
 
+def progress_board(params, check_mode):
+    """The databases' progress and its file (none in check mode; nothing with ``progress_interval: 0``)."""
+    if not params["progress_interval"]:
+        return ProgressBoard("databases", [])
+    entries = [TreeProgress(name, counts_files=False) for name in params["databases"]]
+    period = max(1.0, min(5.0, params["progress_interval"] / 2.0))
+    return ProgressBoard("databases", entries, None if check_mode else params["progress_path"], period)
+
+
 def main():
     argument_spec = ssh_argument_spec()
     argument_spec.update(lock_argument_spec())
@@ -841,6 +902,8 @@ def main():
         mode=dict(type="str", default="sync", choices=["sync", "full"]),
         state_file=dict(type="path"),
         origin_serving=dict(type="bool", default=False),
+        progress_interval=dict(type="int", default=30),
+        progress_path=dict(type="path", default="/run/bluemind-migration/db-progress.json"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -875,12 +938,19 @@ def main():
             transfer.check_target(result["databases"])
             result["changed"] = True
             failure = None
+            board = progress_board(params, module.check_mode)
+            transfer.progress = dict((tree.path, tree) for tree in board.trees)
             try:
                 # One snapshot, tunnel session and target database each: the databases move side by side.
-                in_parallel([functools.partial(transfer.sync, entry, params["mode"], not module.check_mode)
-                             for entry in result["databases"]])
+                with board:
+                    in_parallel([functools.partial(transfer.sync, entry, params["mode"], not module.check_mode)
+                                 for entry in result["databases"]])
             except (SshError, PgError, OSError) as exc:
                 failure = exc
+            if params["progress_interval"]:
+                result["progress"] = board.finish()
+                if board.write_error:
+                    module.warn(board.write_error)
             if params["state_file"] and not module.check_mode:
                 problems = transfer.record_state()
                 try:

@@ -38,24 +38,29 @@ options:
     description:
       - V(read) returns the state and changes nothing, whatever the state says.
       - V(check) fails when the state forbids O(phase) now, and changes nothing.
-      - V(start) records a start, the downtime's (V(cold_sync), kept on a rerun), the database pass
+      - V(start) records a start, the downtime's (V(cold_sync), kept on a rerun, with the downtime
+        predicted then when O(result) has C(predicted_seconds)), the database pass
         started beside the final pull (V(db_migrate), with C(job) in O(result)), the configuration copy's
         (V(config_copy)), the target going live (V(cutover), before its services start).
       - V(stopped) (V(cold_sync) only) records when BlueMind and postfix stopped on both hosts (the
         first time only, as the downtime's start).
       - V(serving) (V(cutover) only) records when the target first served again, the end of the window.
       - V(admin) (V(cutover) only) records when the admin actions begin.
+      - V(databases) (V(hot_sync) only) records the seconds of the database pass that followed the hot
+        sync's pull (O(result) is the result of M(bluemind.migration.bluemind_db_transfer)); the
+        downtime's prediction uses them.
       - V(done) records the end of O(phase) with O(result). V(rollback) forgets the window.
       - The report's timeline draws each step of the window between these records, and the final pull,
         the verification and the database pass from the spans their modules return.
     type: str
     default: read
-    choices: [read, check, start, stopped, serving, admin, done]
+    choices: [read, check, start, stopped, serving, databases, admin, done]
   result:
     description:
       - What the phase's work gave, of which only what the report needs is kept.
       - V(prereq) C(origin), C(addresses), C(version); V(hot_sync) the result of
-        M(bluemind.migration.bluemind_sync); V(cold_sync) that result with C(verify), the result of
+        M(bluemind.migration.bluemind_sync), with C(stop), the result of M(bluemind.migration.bmctl)
+        that stopped the target (its C(seconds) predict the window's stop); V(cold_sync) that result with C(verify), the result of
         the verification pass when there was one; V(db_migrate) the result of
         M(bluemind.migration.bluemind_db_transfer) with C(names), the databases' names in its order;
         V(db_migrate) start C(job), the background job's id; V(config_copy) C(files) and C(queue),
@@ -170,12 +175,12 @@ def main():
         argument_spec=dict(
             path=dict(type="path", default="/var/lib/bluemind-migration/state.json"),
             phase=dict(type="str", choices=sorted(migration_state.REQUIRES)),
-            event=dict(type="str", default="read", choices=["read", "check", "start", "stopped", "serving", "admin", "done"]),
+            event=dict(type="str", default="read", choices=["read", "check", "start", "stopped", "serving", "databases", "admin", "done"]),
             result=dict(type="dict", default={}),
             target_name=dict(type="str", default="the target"),
             check_mode_state=dict(type="dict"),
         ),
-        required_if=[("event", event, ["phase"]) for event in ("check", "start", "stopped", "serving", "admin", "done")],
+        required_if=[("event", event, ["phase"]) for event in ("check", "start", "stopped", "serving", "databases", "admin", "done")],
         supports_check_mode=True,
     )
     path, phase, event = module.params["path"], module.params["phase"], module.params["event"]

@@ -57,8 +57,10 @@ def run_playbook(collections_path, tmp_path, ssh_trust, interval):
     (tmp_path / "play.json").write_text(json.dumps(play(ssh_trust, interval)))
     env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=collections_path,
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_NOCOLOR="1")
+    # the progress lines go to stderr: merged as a terminal shows them, in order with the task's result
     return subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(LAB_INVENTORY), str(tmp_path / "play.json")],
-                          capture_output=True, text=True, env=env, cwd=str(TOP), timeout=120, check=False)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(TOP),
+                          timeout=120, check=False)
 
 
 def mib(text):
@@ -74,7 +76,7 @@ def test_a_pull_of_seconds_shows_progress_lines_with_an_eta_before_its_result(la
     proc = run_playbook(collections_path, tmp_path, ssh_trust, interval=2)
     seconds = time.monotonic() - started
     out = proc.stdout
-    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, out[-5000:]
     result_at = out.index("changed: [%s]" % lab.target.name)
     lines = [m for m in map(LINE.match, out[:result_at].splitlines()) if m]
     assert lines, "no progress line before the task's result in %.0f s:\n%s" % (seconds, out)
@@ -97,3 +99,71 @@ def test_a_pull_of_seconds_shows_progress_lines_with_an_eta_before_its_result(la
     assert tree["bytes"] >= BIG_MIB * 1024 ** 2 and tree["size_bytes"] == BIG_MIB * 1024 ** 2 + SMALL_FILES * 1000
     assert lab.target.run(jobs).stdout.split() == jobs_before  # the async job's file is removed
     assert seconds < 60, "the slowed pull took %.0f s" % seconds
+
+
+DB = "bmprogress"
+DB_PROGRESS_FILE = ROOT + "/db-progress.json"
+DB_LINE = re.compile(
+    r"^\[(?P<host>[\w.-]+)\] databases (?P<db>\S+): (?P<moved>[\d.]+ \w?i?B) moved, "
+    r"(?P<percent>[\d.]+)% of (?P<size>[\d.]+ \w?i?B), (?P<rate>[\d.]+ \w?i?B)/s, ETA (?P<eta>\w+), running \w+$")
+
+
+@pytest.fixture(scope="module")
+def slow_database(lab):
+    """A database of about 40 MiB of table data on the origin (not on the target), its link slowed as for
+    the tree; dropped on both sides afterwards."""
+    drop = 'DROP DATABASE IF EXISTS "%s"; DROP DATABASE IF EXISTS "%s.incomplete";' % (DB, DB)
+    lab.origin.run("su postgres -c 'psql -q -v ON_ERROR_STOP=1'", input=(
+        drop + "\nCREATE DATABASE %s OWNER bj ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE 'en_US.UTF-8' "
+        "LC_CTYPE 'en_US.UTF-8';\n\\connect %s\n"
+        "CREATE TABLE t_body AS SELECT g AS id, repeat(md5(g::text), 16) AS body FROM generate_series(1, 80000) g;\n"
+        "ALTER TABLE t_body OWNER TO bj;\n" % (DB, DB)))
+    lab.target.run("su postgres -c 'psql -q'", input=drop)
+    lab.target.run("mkdir -p %s" % ROOT)
+    lab.origin.run("tc qdisc replace dev eth0 root tbf rate 40mbit burst 64kb latency 400ms")
+    try:
+        yield DB
+    finally:
+        lab.origin.run("tc qdisc del dev eth0 root", check=False)
+        for host in (lab.origin, lab.target):
+            host.run("su postgres -c 'psql -q'", input=drop, check=False)
+        lab.target.run("rm -rf %s" % ROOT)
+
+
+def test_a_first_database_copy_of_seconds_shows_progress_lines(lab, ssh_trust, slow_database, collections_path,
+                                                               tmp_path):
+    """The database pass's action prints, per database copied whole, the dump's bytes against the
+    origin's table data, with a rate and a time left (issue 14); on stderr, so that a machine-readable
+    stdout callback (json here) still gives whole JSON."""
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    (tmp_path / "play.json").write_text(json.dumps([{"hosts": "target", "gather_facts": False, "tasks": [{
+        "name": "Copy the slow database",
+        "bluemind.migration.bluemind_db_transfer": dict(
+            ssh_trust, databases=[DB], origin_db_password="bj", target_db_password="bj",
+            pg_bin_dir="/usr/lib/postgresql/15/bin", progress_interval=2, progress_path=DB_PROGRESS_FILE),
+    }]}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=collections_path,
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(LAB_INVENTORY), str(tmp_path / "play.json")],
+                          capture_output=True, text=True, env=env, cwd=str(TOP), timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    [task] = json.loads(proc.stdout)["plays"][0]["tasks"]
+    result = task["hosts"][lab.target.name]
+    assert result["changed"] is True and result["progress"]["finished"] is True
+    lines = [m for m in map(DB_LINE.match, proc.stderr.splitlines()) if m]
+    assert lines, "no progress line on stderr:\n%s" % proc.stderr
+    table_data = int(lab.origin.run("su postgres -c \"psql -d %s -Atc \\\"SELECT pg_table_size('t_body')\\\"\"" % DB)
+                     .stdout.strip())
+    for line in lines:
+        assert (line["host"], line["db"]) == (lab.target.name, DB), line.group(0)
+        assert 0 <= float(line["percent"]) < 100, line.group(0)
+        assert abs(mib(line["size"]) - table_data / 1024.0 ** 2) < 0.1, line.group(0)
+    assert [float(m["percent"]) for m in lines] == sorted(float(m["percent"]) for m in lines)
+    assert any(m["eta"] != "unknown" for m in lines), [m.group(0) for m in lines]
+    last = json.loads(lab.target.run("cat %s" % DB_PROGRESS_FILE).stdout)
+    [entry] = last["trees"]
+    assert last["finished"] is True and last["job"] == "databases"
+    assert (entry["path"], entry["state"], entry["files"], entry["size_bytes"]) == (DB, "done", None, table_data)
+    # the copy is whole on the target
+    count = "su postgres -c \"psql -d %s -Atc 'SELECT count(*), md5(string_agg(id || body, NULL ORDER BY id)) FROM t_body'\"" % DB
+    assert lab.target.run(count).stdout == lab.origin.run(count).stdout

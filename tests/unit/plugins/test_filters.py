@@ -33,3 +33,14 @@ def test_the_state_filter_refuses_what_the_module_refuses():
     assert refused["message"].startswith("hot_sync needs prereq first")
     assert state_decision({"prereq": {"checked": "x"}}, "hot_sync") == {
         "allowed": True, "action": "run", "message": "hot_sync runs"}
+
+
+def test_window_prediction_reads_the_state_as_the_module_wrote_it():
+    from ansible_collections.bluemind.migration.plugins.filter.window_prediction import FilterModule
+    predict = FilterModule().filters()["window_prediction"]
+    state = {"target_stop_seconds": 2.0,
+             "hot_sync_runs": [{"seconds": 40.0, "databases_seconds": 30.0, "end": "a"},
+                               {"seconds": 3.0, "databases_seconds": 5.0, "end": "b"}]}
+    assert predict(state, "20")["seconds"] == 2.0 + 5.0 + 20.0  # Jinja may hand the number over as text
+    assert predict(state, 20, False)["seconds"] == 2.0 + 3.0 + 5.0 + 20.0
+    assert predict(None, 20)["seconds"] is None

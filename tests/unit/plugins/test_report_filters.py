@@ -142,6 +142,9 @@ def test_the_page_is_self_contained_and_holds_the_timeline_and_the_figures():
     assert "<th>Downtime (origin stopped to target serving)</th><td>160.0 s</td>" in page
     assert "<th>Window step: final pull</th><td>22.5 s</td>" in page
     assert "<th>Hot sync runs</th><td>6</td>" in page
+    assert "<th>Downtime predicted before the window</th><td>not predicted</td>" in page
+    data["cold_sync"]["predicted_seconds"] = 140.5
+    assert "<th>Downtime predicted before the window</th><td>140.5 s</td>" in report_html(data, svg, markdown)
     assert "<li>Downtime: <strong>160.0 s</strong> (from a to b)</li>" in page
     assert "<tr><td>1</td><td>600.0</td></tr>" in page and "bm-new.svg" not in page
     assert "<h3>Timeline</h3>\n<p><em>timeline: drawn at the top of this page</em></p>" in page

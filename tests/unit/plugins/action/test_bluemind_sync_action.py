@@ -3,6 +3,7 @@ runs, its own result returned. The connection and the module are fakes: ``_execu
 the launch, async_status and its cleanup; ``_low_level_execute_command`` answers the status reads."""
 
 import json
+import re
 from unittest import mock
 
 import pytest
@@ -16,6 +17,7 @@ _MODULE_SIDE = _internal.is_controller
 from ansible.errors import AnsibleError  # noqa: E402
 
 from ansible_collections.bluemind.migration.plugins.action import bluemind_sync as action  # noqa: E402
+from ansible_collections.bluemind.migration.plugins.action import bluemind_db_transfer as db_action  # noqa: E402
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import format_line  # noqa: E402
 
 _internal.is_controller = _MODULE_SIDE
@@ -59,7 +61,8 @@ class Clock(object):
 def run(monkeypatch):
     """Run the action with task ``args``; ``reads`` are the status reads' answers in order."""
 
-    def run(args, reads=(), check_mode=False, async_val=0, no_log=False, launched=None, final=None):
+    def run(args, reads=(), check_mode=False, async_val=0, no_log=False, launched=None, final=None,
+            action_class=action.ActionModule):
         launched = LAUNCHED if launched is None else launched
         final = MODULE_RESULT if final is None else final
         task = mock.MagicMock()
@@ -72,7 +75,7 @@ def run(monkeypatch):
         connection.has_native_async = False
         connection.always_pipeline_modules = False
         connection._shell.tmpdir = None
-        plugin = action.ActionModule(task, connection, mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
+        plugin = action_class(task, connection, mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
         calls, async_during_launch = [], []
 
         def execute_module(module_name=None, module_args=None, task_vars=None, wrap_async=False):
@@ -94,6 +97,9 @@ def run(monkeypatch):
             answer = answers.pop(0)
             if isinstance(answer, Exception):
                 raise answer
+            # the read waits on the target while the job runs, and returns at once when it ended
+            if action.parse_peek(answer["stdout"])[0] == RUNNING_JOB:
+                clock.now += int(re.search(r"-lt (\d+) ", command).group(1)) * action.POLL_STEP_SECONDS
             return answer
 
         clock, shown = Clock(), []
@@ -103,9 +109,12 @@ def run(monkeypatch):
                 mock.patch.object(plugin, "_remove_tmp_path"), \
                 mock.patch.object(action.time, "monotonic", clock.monotonic), \
                 mock.patch.object(action.time, "sleep", clock.sleep), \
-                mock.patch.object(action.display, "display", side_effect=shown.append):
+                mock.patch.object(action.display, "display",
+                                  side_effect=lambda line, **where: shown.append((line, where))):
             result = plugin.run(task_vars=dict(inventory_hostname="target"))
-        return dict(result=result, calls=calls, shown=shown, clock=clock, task=task,
+        # every line goes to stderr (stdout is the callback's: whole JSON for a machine-readable one)
+        assert all(where == dict(stderr=True) for _line, where in shown)
+        return dict(result=result, calls=calls, shown=[line for line, _where in shown], clock=clock, task=task,
                     async_during_launch=async_during_launch, reads_left=answers)
 
     return run
@@ -115,13 +124,15 @@ def test_progress_lines_every_interval_then_the_module_s_own_result(run):
     a, b = tree("/srv/a"), tree("/srv/b", state="waiting")
     later, b_done = tree("/srv/a", bytes=3 * 1024 ** 2, percent=75.0, eta=5, seconds=15.0), tree("/srv/b", state="done")
     last = tree("/srv/a", bytes=4 * 1024 ** 2 - 1, percent=99.9, eta=0, seconds=19.0)
-    reads = [peek(RUNNING_JOB, progress(a, b))] * 4 + [peek(RUNNING_JOB, progress(later, b_done))] * 2 + [
-        peek(RUNNING_JOB, progress(last, b_done)), peek(MODULE_RESULT)]
+    reads = [peek(RUNNING_JOB, progress(a, b))] + [peek(RUNNING_JOB, progress(later, b_done))] * 2 + [
+        peek(RUNNING_JOB, progress(last, b_done))] * 2 + [peek(MODULE_RESULT)]
     done = run(dict(trees=["/srv/a", "/srv/b"], progress_interval=4), reads)
-    # polled soon after the start, then every 2 s
-    assert done["clock"].sleeps == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
-    # reports once 4 s had passed (at 5.75 s), then 4 s later (9.75 s), with the figures read then: the
-    # running tree each time, a tree that ended once, a tree not started never
+    # no sleep on the controller: each read waits on the target up to 2 s for the job to end
+    assert done["clock"].sleeps == []
+    assert done["clock"].now == pytest.approx(1000.0 + 5 * 2.0)
+    # reads end at 2, 4, 6, 8, 10 s and the last one at once; reports once 4 s had passed (at 4 s), then
+    # 4 s later (8 s), with the figures read then: the running tree each time, a tree that ended once, a
+    # tree not started never
     assert done["shown"] == ["[target] pull " + format_line(later), "[target] pull " + format_line(b_done),
                              "[target] pull " + format_line(last)]
     assert done["shown"][0].startswith("[target] pull /srv/a: 3.0 MiB moved in 3 files, 40 of 100 entries checked, "
@@ -135,7 +146,7 @@ def test_progress_lines_every_interval_then_the_module_s_own_result(run):
     assert status["module_args"] == dict(jid="j42.1", _async_dir="/root/.ansible_async", mode="status")
     commands = [c["command"] for c in done["calls"] if "command" in c]
     assert all(RESULTS_FILE in c and action.DEFAULT_PATH in c for c in commands[:-1])
-    assert commands[-1] == "rm -f " + RESULTS_FILE  # the job's file, once its result is read
+    assert commands[-1] == "rm -f " + RESULTS_FILE  # the job's file, once its result is read (no tmpdir)
 
 
 def test_reads_the_progress_file_the_task_names(run):
@@ -225,5 +236,51 @@ def test_the_first_report_comes_after_ten_seconds_with_a_longer_interval(run):
     """A pull of half a minute shows a line with the default interval of 30 s."""
     reads = [peek(RUNNING_JOB, progress(tree("/a")))] * 9 + [peek(MODULE_RESULT)]
     done = run(dict(trees=["/a"]), reads)
-    # reads at 0.25, 0.75, 1.75, 3.75, ..., 9.75, 11.75 (the first after 10 s), 13.75, 15.75; next report at 41.75
+    # reads end at 2, 4, ..., 10 (the first report, 10 s after the start), ..., 18; next report at 40
     assert done["shown"] == ["[target] pull " + format_line(tree("/a"))]
+
+
+def test_a_pull_that_ends_at_once_costs_no_wait(run):
+    """The window's final pull with nothing to do: its result is read as soon as the job ended."""
+    done = run(dict(trees=["/a"]), [peek(MODULE_RESULT)])
+    assert done["clock"].now == 1000.0 and done["clock"].sleeps == [] and done["result"] == MODULE_RESULT
+
+
+def test_the_status_read_waits_on_the_target_for_the_job_s_end(tmp_path):
+    """The read's shell command, run for real: it returns as soon as the module's result replaced the
+    running mark, and after the wait when the job still runs."""
+    import subprocess
+    import time as real_time
+    job, prog = tmp_path / "j1", tmp_path / "progress.json"
+    job.write_text(json.dumps(RUNNING_JOB | {"started": True}))
+    prog.write_text(json.dumps(progress(tree("/a"))))
+    began = real_time.monotonic()
+    out = subprocess.run(["sh", "-c", action.peek_command(str(job), str(prog), 0.5)], capture_output=True,
+                         text=True, check=True).stdout
+    assert real_time.monotonic() - began >= 0.4
+    assert action.parse_peek(out) == ({"ansible_job_id": "j42.1", "started": True, "finished": 0},
+                                      progress(tree("/a")))
+    job.write_text(json.dumps(MODULE_RESULT))
+    began = real_time.monotonic()
+    out = subprocess.run(["sh", "-c", action.peek_command(str(job), str(prog), 30)], capture_output=True,
+                         text=True, check=True).stdout
+    assert real_time.monotonic() - began < 10
+    assert action.parse_peek(out)[0] == MODULE_RESULT
+
+
+def test_the_database_pass_shows_its_databases_from_its_own_progress_file(run):
+    copying = dict(tree("bj-data", bytes=3 * 1024 ** 2, size_bytes=6 * 1024 ** 2, percent=50.0, eta=12),
+                   files=None, entries_checked=None, size_entries=None)
+    reads = [peek(RUNNING_JOB, dict(progress(copying), job="databases"))] * 6 + [peek(MODULE_RESULT)]
+    done = run(dict(databases=["bj", "bj-data"], progress_interval=10), reads, action_class=db_action.ActionModule)
+    assert done["shown"] == ["[target] databases bj-data: 3.0 MiB moved, 50% of 6.0 MiB, 102.4 KiB/s, ETA 12s, "
+                             "running 10s"]
+    commands = [c["command"] for c in done["calls"] if "command" in c]
+    assert "/run/bluemind-migration/db-progress.json" in commands[0] and done["result"] == MODULE_RESULT
+
+
+def test_the_database_pass_s_status_failures_name_it(run):
+    with pytest.raises(AnsibleError) as err:
+        run(dict(databases=["bj"]), [AnsibleError("refused")] * action.MAX_READ_FAILURES,
+            action_class=db_action.ActionModule)
+    assert "the database pass may still run there: rerun the task, it waits for that database pass" in str(err.value)

@@ -259,3 +259,69 @@ def test_stop_and_admin_records_need_their_phase_under_way():
         st.apply(walk(*WINDOW), "cutover", "admin")
     done = walk(*TIMED)
     assert st.apply(done, "cutover", "admin", now=at(99)) == done
+
+
+STOPPED_TARGET = {"bmctl_action": "stop", "seconds": 3.04}
+ALREADY_STOPPED = {"bmctl_action": None, "seconds": 0.2}
+
+
+def hot(seconds, stop=None):
+    """A hot sync's record; ``stop`` is the result of the target's stop (by default: it was stopped already)."""
+    return ("hot_sync", "done", dict(PULL, seconds=seconds, stop=ALREADY_STOPPED if stop is None else stop))
+
+
+def test_a_hot_sync_keeps_the_target_s_stop_only_when_it_stopped_a_running_target():
+    state = walk(PREREQ, hot(30.0, STOPPED_TARGET), hot(2.0))
+    assert state["target_stop_seconds"] == 3.0  # the second found it stopped: its 0.2 s is no stop
+    assert walk(PREREQ, hot(30.0, {})).get("target_stop_seconds") is None  # check mode: no stop ran
+
+
+def test_the_hot_sync_s_database_pass_goes_to_its_run_and_only_after_a_pull():
+    state = walk(PREREQ, hot(30.0, STOPPED_TARGET), ("hot_sync", "databases", {"seconds": 8.26}),
+                 hot(2.0), ("hot_sync", "databases", {"seconds": 1.04}))
+    assert [run.get("databases_seconds") for run in state["hot_sync_runs"]] == [8.3, 1.0]
+    with pytest.raises(st.Refused, match="only a hot sync records a database pass, after its pull"):
+        walk(PREREQ, ("hot_sync", "databases", {"seconds": 1}))
+    with pytest.raises(st.Refused, match="only a hot sync records a database pass"):
+        walk(PREREQ, hot(1.0), ("cold_sync", "databases", {"seconds": 1}))
+
+
+def test_the_window_is_predicted_from_the_last_hot_sync_that_was_not_the_first():
+    state = walk(PREREQ, hot(30.0, STOPPED_TARGET), ("hot_sync", "databases", {"seconds": 20.0}),
+                 hot(4.0), ("hot_sync", "databases", {"seconds": 6.0}),
+                 hot(2.5), ("hot_sync", "databases", {"seconds": 1.5}))
+    beside = st.predict_window(state, 60)
+    # stop 3.0 + max(pull 2.5, databases 1.5) + 60 for what no hot phase measures
+    assert beside["seconds"] == 65.5 and beside["missing"] == []
+    assert [(p["step"], p["seconds"]) for p in beside["parts"]] == [
+        ("stop", 3.0), ("pull and databases side by side", 2.5), ("configuration copy, start, checks", 60.0)]
+    assert beside["parts"][1]["basis"].startswith("hot sync 3, ") and "pull 2.5 s, databases 1.5 s" in beside["parts"][1]["basis"]
+    assert beside["text"] == ("predicted downtime about 66 s: stop 3.0 s, pull and databases side by side 2.5 s, "
+                              "configuration copy, start, checks 60.0 s")
+    assert st.predict_window(state, 10, beside=False)["seconds"] == 3.0 + 2.5 + 1.5 + 10
+
+
+def test_no_prediction_before_a_second_hot_sync_nor_without_a_measured_stop():
+    first = st.predict_window(walk(PREREQ, hot(30.0, STOPPED_TARGET)), 60)
+    assert first["seconds"] is None
+    assert first["text"].startswith("the downtime cannot be predicted yet: unknown the final pull and the database "
+                                    "catch-up (run hot sync again")
+    no_stop = st.predict_window(walk(PREREQ, hot(30.0), hot(2.0)), 60)
+    assert no_stop["seconds"] is None and no_stop["missing"] == ["the stop (no hot sync stopped a running target yet)"]
+    assert st.predict_window({}, 60)["seconds"] is None
+    # a pull without a database pass (hot_sync_databases empty) predicts the pull alone
+    pull_only = st.predict_window(walk(PREREQ, hot(30.0, STOPPED_TARGET), hot(2.0)), 5)
+    assert pull_only["seconds"] == 3.0 + 2.0 + 5
+
+
+def test_the_window_s_start_keeps_the_prediction_it_was_opened_with():
+    state = walk(PREREQ, hot(1.0), ("cold_sync", "start", {"predicted_seconds": 65.5}),
+                 ("cold_sync", "start", {"predicted_seconds": 99.0}))
+    assert state["cold_sync"]["predicted_seconds"] == 65.5
+    assert "predicted_seconds" not in walk(PREREQ, hot(1.0), ("cold_sync", "start"))["cold_sync"]
+
+
+@pytest.mark.parametrize("handed", ["65.5", "None", "", None])
+def test_a_prediction_handed_over_as_text_is_a_number_or_nothing(handed):
+    state = walk(PREREQ, hot(1.0), ("cold_sync", "start", {"predicted_seconds": handed}))
+    assert state["cold_sync"].get("predicted_seconds") == (65.5 if handed == "65.5" else None)

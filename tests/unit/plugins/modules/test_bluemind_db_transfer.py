@@ -5,6 +5,7 @@ from unittest import mock
 import pytest
 
 from ansible_collections.bluemind.migration.plugins.module_utils import state as migration_state
+from ansible_collections.bluemind.migration.plugins.module_utils.progress import format_line
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import SshError
 from ansible_collections.bluemind.migration.plugins.modules import bluemind_db_transfer
 
@@ -137,6 +138,9 @@ class Servers(object):
                                       else self.target_large_objects.get(database, [0, NO_LARGE_OBJECT]))) + "\0", ""
         if sql.startswith("SELECT 1 FROM pg_database WHERE datname = "):  # a copy on the target?
             return 0, "1\0" if sql.split("'")[1] in self.target_locales else "", ""
+        if "pg_table_size" in sql:  # TABLE_DATA_SIZE_SQL: what a whole copy's progress measures against
+            assert side == "origin"
+            return 0, "8192\0", ""
         if "attgenerated" in sql:  # TABLE_COLUMNS_SQL: name, columns, key
             return 0, "public.t_a\x1fid,a\x1fid\0public.t_b\x1fid,b\x1fid\0", ""
         if "pg_control_system" in sql:
@@ -176,8 +180,13 @@ class Servers(object):
             return 0, "public.t_a\0public.t_b\0", ""
         raise AssertionError(sql)
 
-    def pipeline(self, producer, producer_env, consumer, consumer_env):
+    def pipeline(self, producer, producer_env, consumer, consumer_env, on_bytes=None):
         self.pipelines.append((producer, producer_env, consumer, consumer_env))
+        self.progress_seen = []
+        if on_bytes is not None:  # the dump's bytes as they flow: half of the tables' 8 KiB, then all of the dump
+            for moved in (2048, 4096):
+                on_bytes(moved)
+                self.progress_seen.append(moved)
         # the dump creates the extensions that are not there yet, in the origin's schemas
         created = self.target_extensions.setdefault(consumer[consumer.index("-d") + 1], {})
         for name, schema in self.origin_extensions:
@@ -318,7 +327,7 @@ def test_row_count_difference_fails(run_module, servers):
 
 def test_restore_error_fails_with_psql_message(run_module, servers):
     servers.pipeline = None
-    with mock.patch(MODULE + "stream_pipeline", lambda *a: (100, -15, 3, "", "ERROR:  relation exists")):
+    with mock.patch(MODULE + "stream_pipeline", lambda *a, **k: (100, -15, 3, "", "ERROR:  relation exists")):
         result = run_module(bluemind_db_transfer, servers.args)
     assert result["failed"] is True
     assert "copy of database bj failed (pg_dump exit -15, psql exit 3): ERROR:  relation exists" in result["msg"]
@@ -407,7 +416,7 @@ def test_missing_extension_or_locale_fails_before_any_change(run_module, servers
 def test_extension_in_another_schema_on_the_target_fails(run_module, servers):
     real = servers.pipeline
 
-    def dump_then_move(*args):
+    def dump_then_move(*args, **_options):
         answer = real(*args)
         servers.target_extensions["bj.incomplete"]["hstore"] = "public"  # the copy is named bj afterwards
         return answer
@@ -482,7 +491,7 @@ def test_a_copy_without_the_large_objects_fails(run_module, servers):
     """A pass that misses large objects (a dump that left them out) fails instead of reporting success."""
     real = servers.pipeline
 
-    def dump_without_large_objects(*args):
+    def dump_without_large_objects(*args, **_options):
         kept = dict(servers.target_large_objects)
         answer = real(*args)
         servers.target_large_objects = kept
@@ -557,7 +566,7 @@ def test_a_whole_copy_that_fills_the_disk_drops_its_incomplete_copy_and_says_wha
     space given back), the state forgets the database's ids, and the message says where and what to do."""
     bluemind_db_transfer.save_state(servers.args["state_file"], {
         "bj": {"origin": ["o/1/1", 1], "target": ["t/1/1", 1]}, "bj-data": {"origin": ["o/1/2", 1], "target": ["t/1/2", 1]}})
-    with mock.patch(MODULE + "stream_pipeline", lambda *a: (100, -15, 3, "", ENOSPC)):
+    with mock.patch(MODULE + "stream_pipeline", lambda *a, **k: (100, -15, 3, "", ENOSPC)):
         result = run_module(bluemind_db_transfer, dict(servers.args, databases=["bj"]))
     assert result["failed"] is True
     assert result["msg"] == (
@@ -575,7 +584,7 @@ def test_a_whole_copy_whose_server_went_away_leaves_the_incomplete_copy_to_the_n
     servers.script_answer = lambda script: (2, "", "psql: error: connection to server at \"127.0.0.1\", port 5432 "
                                                    "failed: Connection refused") if "incomplete\";" in script \
         and not script.startswith("DROP DATABASE IF EXISTS \"bj\"") else None
-    with mock.patch(MODULE + "stream_pipeline", lambda *a: (100, -15, 2, "", LOST)):
+    with mock.patch(MODULE + "stream_pipeline", lambda *a, **k: (100, -15, 2, "", LOST)):
         result = run_module(bluemind_db_transfer, dict(servers.args, databases=["bj"]))
     assert result["failed"] is True
     assert result["msg"].endswith(
@@ -594,7 +603,7 @@ def test_a_failed_pass_keeps_its_error_when_the_ids_cannot_be_read_either(run_mo
     servers.identity_error = "server closed the connection unexpectedly"
     real = servers.pipeline
 
-    def copy(producer, producer_env, consumer, consumer_env):
+    def copy(producer, producer_env, consumer, consumer_env, on_bytes=None):
         if "bj-data.incomplete" in consumer:
             return 100, -15, 2, "", LOST
         return real(producer, producer_env, consumer, consumer_env)
@@ -779,3 +788,32 @@ def test_statistics_that_cannot_be_read_skip_nothing_and_fail_nothing(run_module
     # and a pass whose record could not be read keeps no statistics: the next one lists every table too
     state = json.loads(open(servers.args["state_file"]).read())
     assert "signatures" not in state["bj"] and state["bj"]["origin"] == ["origin-cluster/1/16384", 700]
+
+
+def test_a_whole_copy_reports_its_progress_against_the_tables_data(run_module, servers, tmp_path):
+    """The dump's bytes as they flow, against the origin's table data (heap and TOAST): written to the
+    progress file while the pass runs and returned at the end, one entry a database, no file count."""
+    path = tmp_path / "run" / "db-progress.json"
+    result = run_module(bluemind_db_transfer, dict(servers.args, progress_path=str(path)))
+    assert result.get("failed") is not True, result
+    assert servers.progress_seen == [2048, 4096]
+    progress = result["progress"]
+    assert progress["job"] == "databases" and progress["finished"] is True
+    assert [(d["path"], d["state"], d["bytes"], d["files"], d["size_bytes"], d["percent"])
+            for d in progress["trees"]] == [("bj", "done", 4096, None, 8192, 100.0),
+                                            ("bj-data", "done", 4096, None, 8192, 100.0)]
+    assert json.loads(path.read_text()) == progress
+    assert format_line(progress["trees"][0]).startswith("bj: done: 4.0 KiB moved, 100% of 8.0 KiB, ")
+
+
+def test_a_failed_copy_is_failed_in_the_progress_and_no_progress_without_an_interval(run_module, servers, commands,
+                                                                                   tmp_path):
+    path = tmp_path / "db-progress.json"
+    with mock.patch(MODULE + "stream_pipeline", lambda *a, **k: (100, -15, 3, "", ENOSPC)):
+        failed = run_module(bluemind_db_transfer, dict(servers.args, databases=["bj"], progress_path=str(path)))
+    assert failed["failed"] is True and [d["state"] for d in failed["progress"]["trees"]] == ["failed"]
+    assert any("pg_table_size" in json.dumps(call["args"]) for call in commands.calls)
+    del commands.calls[:]
+    quiet = run_module(bluemind_db_transfer, dict(servers.args, progress_interval=0, progress_path=str(tmp_path / "q")))
+    assert "progress" not in quiet and not (tmp_path / "q").exists()
+    assert commands.calls and all("pg_table_size" not in json.dumps(call["args"]) for call in commands.calls)

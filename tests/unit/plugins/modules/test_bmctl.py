@@ -135,8 +135,9 @@ def test_a_unit_outside_the_target_other_than_nginx_is_not_judged(run_module, co
 
 
 def test_started_starts_and_waits_for_a_slow_core(run_module, commands, target, bmctl_bin, clock):
-    # 40 polls of 2 s while the core starts: 80 s, within the default wait_timeout.
-    status_sequence(commands, (1, STOPPED, ""), *([(1, CORE_STARTING, "")] * 40 + [(0, RUNNING, "")]))
+    # 160 polls, half a second apart, while the core starts: 80 s, within the default wait_timeout;
+    # the module sees it running half a second at most after it is.
+    status_sequence(commands, (1, STOPPED, ""), *([(1, CORE_STARTING, "")] * 160 + [(0, RUNNING, "")]))
     commands.add(lambda a: bmctl_args(dict(args=a)) == ["start"], (0, "Start BlueMind Services\n", ""))
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin))
     assert result.get("failed") is not True, result
@@ -278,3 +279,15 @@ def test_with_unit_failure_names_the_unit(run_module, commands, target, bmctl_bi
     systemctl(commands, set())
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin, with_units=["postfix"]))
     assert result["failed"] is True and "'systemctl start postfix' failed (exit 1): Unit postfix.service not found." in result["msg"]
+
+
+def test_seconds_measure_the_stop_with_its_waits_and_are_zero_in_check_mode(
+        run_module, commands, target, bmctl_bin, clock):
+    # a core still stopping when bmctl returns: the module waits for it, and counts that wait
+    status_sequence(commands, (0, RUNNING, ""), (0, RUNNING, ""), (1, STOPPED, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["stop"], (0, "Stop BlueMind Services\n", ""))
+    result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin))
+    assert result["bmctl_action"] == "stop" and clock[0] > 1000.0
+    assert result["seconds"] == pytest.approx(clock[0] - 1000.0)
+    status_sequence(commands, (0, RUNNING, ""))
+    assert run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin), check_mode=True)["seconds"] == 0.0

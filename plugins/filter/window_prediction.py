@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) bluemind.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The cold window's downtime predicted from the hot phase's history (the state's rules, on the controller)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: window_prediction
+short_description: The cold window's downtime predicted from the hot phase's history
+version_added: 1.2.0
+description:
+  - Predicts the cold window (the origin stopped until the target serves) from what the state
+    recorded of the hot phase, as M(bluemind.migration.bluemind_state) keeps it.
+  - The stop is the target's own stop at a hot sync; the final pull and the database catch-up are
+    each as long as the last hot sync that was not the first (the first copies everything, a later
+    one what changed between two runs, as the window will), side by side when O(beside); O(fixed_seconds)
+    stands for what no hot phase measures (the configuration copy, BlueMind's start on the target).
+  - Returns C(seconds) (null while a part is unknown), C(parts) (C(step), C(seconds), C(basis)),
+    C(missing) (why a part is unknown and what gives it) and C(text), one line for the operator.
+positional: fixed_seconds, beside
+options:
+  _input:
+    description: The state document (the fact C(bluemind_state)).
+    type: dict
+    required: true
+  fixed_seconds:
+    description: Seconds of the window no hot phase measures (the variable C(bluemind_window_fixed_seconds)).
+    type: float
+    required: true
+  beside:
+    description: Whether the database pass runs beside the final pull (C(cold_sync_db_beside)).
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Tell the operator what the window will cost
+  ansible.builtin.debug:
+    msg: "{{ (ansible_facts.bluemind_state | bluemind.migration.window_prediction(bluemind_window_fixed_seconds)).text }}"
+"""
+
+RETURN = r"""
+_value:
+  description: C(seconds), C(parts), C(missing) and C(text).
+  type: dict
+"""
+
+from ansible_collections.bluemind.migration.plugins.module_utils import state as migration_state
+
+
+def window_prediction(state, fixed_seconds, beside=True):
+    return migration_state.predict_window(state or {}, float(fixed_seconds), bool(beside))
+
+
+class FilterModule:
+    def filters(self):
+        return {"window_prediction": window_prediction}
