@@ -469,6 +469,7 @@ class Transfer(object):
         self.state = {}
         self.verified = {}
         self.marks = {}
+        self.origin_checks = {}  # name: the origin's check, read beside the pass's first reads
         self.origin_serving = module.params.get("origin_serving", False)
         self.versions = {}
         self.progress = {}  # name: TreeProgress, when the pass reports its progress
@@ -684,6 +685,7 @@ class Transfer(object):
         # read before the snapshot is exported: a write the snapshot does not see is not counted in it
         self.marks[name] = self.signatures(self.origin, name, False) if self.module.params.get("state_file") else None
         with Snapshot(self.origin, name) as snapshot:
+            self.start_origin_check(name, mode)
             origin = self.facts(self.origin, name, snapshot.id)
             reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id, origin)
             if reason is None:
@@ -749,6 +751,17 @@ class Transfer(object):
             sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
             entry["bytes"] = rows.apply(changed, sequences)
 
+    def start_origin_check(self, name, mode):
+        """Start reading the origin's check in the background, once the snapshot is exported, when the
+        pass may skip tables: before PostgreSQL 15 it waits some 0.6 s for a fresh statistics file,
+        hidden behind the schema dumps and the target's reads."""
+        self.origin_checks[name] = None
+        if mode == "full" or self.origin_serving or not (self.state.get(name) or {}).get("signatures"):
+            return
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.origin_checks[name] = pool.submit(self.signatures, self.origin, name, True)
+        pool.shutdown(wait=False)
+
     def unchanged(self, name, since):
         """``(tables, why)``: the tables that provably changed on neither side since the last pass (read
         after the pass's snapshot was exported), or none and why."""
@@ -759,7 +772,9 @@ class Transfer(object):
         kept = (self.state.get(name) or {}).get("signatures")
         if not kept:
             return set(), "the last pass left no statistics"
-        origin, target = in_parallel([lambda: self.signatures(self.origin, name, True),
+        checking = self.origin_checks.get(name)
+        origin, target = in_parallel([checking.result if checking is not None else
+                                      (lambda: self.signatures(self.origin, name, True)),
                                       lambda: self.signatures(self.target, name, True)])
         if origin is None or target is None:
             return set(), "the tables' statistics could not be read"
