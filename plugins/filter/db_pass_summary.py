@@ -11,7 +11,8 @@ short_description: What one database pass moved, in words
 version_added: 1.1.0
 description:
   - Says how a database moved (copied whole and why, or the rows copied and deleted and how they were
-    found), what was compared on both sides, the time taken and the settings carried over.
+    found), how many tables were listed and skipped as unchanged (and why none was), what was
+    compared on both sides, the time taken and the settings carried over.
 options:
   _input:
     description: One entry of the RV(bluemind.migration.bluemind_db_transfer#module:databases) result.
@@ -49,6 +50,10 @@ def db_pass_summary(entry):
         moved = "%s rows copied, %s deleted (found by %s)" % (
             entry.get("rows_copied", 0), entry.get("rows_deleted", 0), entry.get("compared_by", "?"))
     words = ["%s in %.1f s" % (moved, float(entry.get("seconds") or 0))]
+    if "tables_skipped" in entry:
+        words.append("%s tables listed, %s skipped as unchanged on both sides%s" % (
+            entry.get("tables_listed", 0), entry["tables_skipped"],
+            " (none skipped: %s)" % entry["skip_blocker"] if entry.get("skip_blocker") else ""))
     if "tables" in entry:
         words.append("%s tables, %s rows identical on both sides" % (entry["tables"], entry.get("rows", "?")))
     if entry.get("bytes"):

@@ -36,6 +36,17 @@ description:
     whose version was written (C(xmin), which freezing keeps) by a transaction at or after that
     point on either side moves, and the keys find inserts and deletes. That pass reads no TOAST
     data, which makes the cold window's pass a matter of seconds.
+  - Tables that provably changed on neither side are not listed at all. Each pass keeps, with its
+    ids in O(state_file), every table's signature on both sides (its oid, C(relfilenode) and the
+    C(n_tup_ins), C(n_tup_upd) and C(n_tup_del) of PostgreSQL's cumulative statistics), the origin's
+    read before its snapshot is exported and the target's once the pass's writes are counted. A
+    later pass, once no other session is connected to the database on either side (BlueMind
+    stopped, as in the cold window), reads them again after its own snapshot is exported and skips a
+    table whose signatures are the kept ones. Before PostgreSQL 15 it also waits for a statistics
+    file written after that moment and reads the statistics socket's lost datagrams
+    (C(/proc/net/udp), through C(pg_read_file)). A restart, a crash, a reset of the statistics,
+    lost datagrams, a socket that cannot be read or a database still in use make every table
+    listed, and RV(databases[].skip_blocker) says why.
   - When the schemas or the settings differ, when the target has no copy yet, or when O(mode=full),
     the database is copied whole as described next.
   - Before anything on the target changes, the module reads every origin database's locale
@@ -279,6 +290,27 @@ databases:
       description: Tables where rows moved.
       type: int
       returned: when RV(databases[].method=rows)
+    tables_skipped:
+      description: Tables not listed, their statistics on both sides being those the last pass kept.
+      type: int
+      returned: when RV(databases[].method=rows)
+    tables_listed:
+      description: Tables listed on both sides (not empty on both sides, not skipped).
+      type: int
+      returned: when RV(databases[].method=rows)
+    check_seconds:
+      description: Time to read both sides' table signatures and decide which tables to skip.
+      type: float
+      returned: when RV(databases[].method=rows)
+    listing_seconds:
+      description: Time to list the tables not skipped on both sides and merge the listings.
+      type: float
+      returned: when RV(databases[].method=rows)
+    skip_blocker:
+      description: Why no table could be skipped (every table was listed).
+      type: str
+      returned: when RV(databases[].method=rows) and no table could be skipped
+      sample: on the origin, the server was restarted since the last pass
     bytes:
       description: Size of the dump, or of the rows, streamed from the origin to the target.
       type: int
@@ -399,6 +431,13 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     Table,
     normalize_schema,
 )
+from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature import (
+    APP_NAME,
+    SHARED_MEMORY_STATS,
+    side_signatures,
+    signature_sql,
+    unchanged_tables,
+)
 from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
@@ -429,11 +468,28 @@ class Transfer(object):
         self.commands = []
         self.state = {}
         self.verified = {}
+        self.marks = {}
+        self.origin_checks = {}  # name: the origin's check, read beside the pass's first reads
         self.origin_serving = module.params.get("origin_serving", False)
+        self.versions = {}
         self.progress = {}  # name: TreeProgress, when the pass reports its progress
 
     def version(self, server):
-        return server.query(self.run, self.maintenance_db, "SHOW server_version", "reading the version")[0][0]
+        text, number = server.query(self.run, self.maintenance_db, "SELECT current_setting('server_version'), "
+                                    "current_setting('server_version_num')", "reading the version")[0]
+        self.versions[server.label] = int(number)
+        return text
+
+    def signatures(self, server, name, check):
+        """One database's table signatures on ``server`` (see pgsignature): a mark (``check`` False) or a
+        check, which waits for the database to be quiet. None when they cannot be read (the pass then
+        lists every table, as without them, and its own reads say what went wrong)."""
+        sql = signature_sql(check, server.label == "origin",
+                            self.versions.get(server.label, SHARED_MEMORY_STATS) < SHARED_MEMORY_STATS)
+        try:
+            return side_signatures(server.query(self.run, name, sql, "reading the tables' statistics")[0][0], check)
+        except (PgError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return None
 
     def inspect(self, name):
         """What the origin holds for one database: size, database-level settings, locale, extensions."""
@@ -576,15 +632,21 @@ class Transfer(object):
         """The ids of the databases verified in this pass. The target's are read once every database is
         done, so that no transaction of this pass still runs and holds the target's horizon back.
         Return the errors of those that could not be read (their entries are left as they were)."""
-        errors = []
-        for name, origin_ids in self.verified.items():
+        def read(name):
             try:
                 target_now = self.identity(self.target, name)
             except PgError as exc:  # the entry stays as the last pass left it, or absent after a whole copy
-                errors.append(exc)
-                continue
-            self.state[name] = dict(origin=origin_ids, target=[target_now[0], target_now[1]])
-        return errors
+                return exc
+            entry = dict(origin=self.verified[name], target=[target_now[0], target_now[1]])
+            # the target's signatures, once this pass's writes are counted there (no other session connected)
+            mark, record = self.marks.get(name), self.signatures(self.target, name, True)
+            if mark is not None and record is not None:
+                entry["signatures"] = dict(origin=mark, target=record)
+            self.state[name] = entry
+            return None
+
+        names = list(self.verified)
+        return [error for error in in_parallel([functools.partial(read, name) for name in names]) if error is not None]
 
     def identity(self, server, name, snapshot=None):
         """``(cluster/timeline/database ids, oldest running transaction, next transaction)``."""
@@ -620,7 +682,10 @@ class Transfer(object):
     def _sync(self, entry, mode, apply_changes):
         name = entry["name"]
         started = time.monotonic()
+        # read before the snapshot is exported: a write the snapshot does not see is not counted in it
+        self.marks[name] = self.signatures(self.origin, name, False) if self.module.params.get("state_file") else None
         with Snapshot(self.origin, name) as snapshot:
+            self.start_origin_check(name, mode)
             origin = self.facts(self.origin, name, snapshot.id)
             reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id, origin)
             if reason is None:
@@ -654,14 +719,24 @@ class Transfer(object):
         empty = set(table for table, rows in origin["counts"].items()
                     if int(rows) == 0 and int(target["counts"].get(table, -1)) == 0)
         tables = [table for table in tables if table.name not in empty]
+        begun = time.monotonic()
+        skipped, why = self.unchanged(name, since)
+        entry["check_seconds"] = round(time.monotonic() - begun, 3)
+        entry.update(tables_skipped=len([table for table in tables if table.name in skipped]),
+                     tables_listed=len([table for table in tables if table.name not in skipped]))
+        if why:
+            entry["skip_blocker"] = why
+        tables = [table for table in tables if table.name not in skipped]
         rows = RowSync(self.origin, self.target, name, snapshot)
         # a few sessions per side list every table, in groups of about the same size listed side by side
         rows_of = dict((table, int(origin["counts"].get(table, 0)) + int(target["counts"].get(table, 0)))
                        for table in origin["counts"])
         order = dict((table.name, i) for i, table in enumerate(tables))
+        begun = time.monotonic()
         plans = sorted((plan for group in in_parallel([functools.partial(rows.plan_tables, group, since) for group in
                                                        balanced_groups(tables, rows_of, PLAN_WORKERS)], PLAN_WORKERS)
                         for plan in group), key=lambda plan: order[plan["table"].name])
+        entry["listing_seconds"] = round(time.monotonic() - begun, 3)
         entry["compared_by"] = "content" if since is None else "transaction ids"
         changed = [p for p in plans if p["replace"] or p["fetch"] or p["delete"]]
         self.commands.append("row sync of %s: %s" % (name, ", ".join(
@@ -675,6 +750,35 @@ class Transfer(object):
         if apply_changes:
             sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
             entry["bytes"] = rows.apply(changed, sequences)
+
+    def start_origin_check(self, name, mode):
+        """Start reading the origin's check in the background, once the snapshot is exported, when the
+        pass may skip tables: before PostgreSQL 15 it waits some 0.6 s for a fresh statistics file,
+        hidden behind the schema dumps and the target's reads."""
+        self.origin_checks[name] = None
+        if mode == "full" or self.origin_serving or not (self.state.get(name) or {}).get("signatures"):
+            return
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.origin_checks[name] = pool.submit(self.signatures, self.origin, name, True)
+        pool.shutdown(wait=False)
+
+    def unchanged(self, name, since):
+        """``(tables, why)``: the tables that provably changed on neither side since the last pass (read
+        after the pass's snapshot was exported), or none and why."""
+        if since is None:
+            return set(), "no usable record of the last pass"
+        if self.origin_serving:
+            return set(), "the origin still serves"
+        kept = (self.state.get(name) or {}).get("signatures")
+        if not kept:
+            return set(), "the last pass left no statistics"
+        checking = self.origin_checks.get(name)
+        origin, target = in_parallel([checking.result if checking is not None else
+                                      (lambda: self.signatures(self.origin, name, True)),
+                                      lambda: self.signatures(self.target, name, True)])
+        if origin is None or target is None:
+            return set(), "the tables' statistics could not be read"
+        return unchanged_tables(kept, origin, target)
 
     def compare(self, name, origin, target):
         """Settings, locale, extensions, tables, row counts, sequences and large objects of the two copies (as
@@ -840,6 +944,7 @@ def main():
         with Tunnel(origin_ssh, params["tunnel_port"] or free_local_port(), params["origin_db_port"]) as tunnel:
             origin = PgServer("origin", bin_dir, "127.0.0.1", tunnel.port, params["db_user"],
                               params["origin_db_password"], params["pgpass_file"])
+            origin.env["PGAPPNAME"] = APP_NAME  # left out of the wait for a quiet database: they only read
             transfer = Transfer(module, origin, target)
             transfer.state = load_state(params["state_file"])
             result["executed_commands"] = transfer.commands

@@ -16,6 +16,17 @@ def test_a_row_sync_says_what_moved_and_how_it_was_found():
     assert line == "5 rows copied, 1 deleted (found by transaction ids) in 0.3 s; settings carried over: none"
 
 
+def test_a_row_sync_says_how_many_tables_it_skipped_or_why_none():
+    line = db_pass_summary({"method": "rows", "rows_copied": 2, "rows_deleted": 0, "compared_by": "transaction ids",
+                            "seconds": 0.5, "tables_listed": 3, "tables_skipped": 280})
+    assert line == ("2 rows copied, 0 deleted (found by transaction ids) in 0.5 s; 3 tables listed, 280 skipped as "
+                    "unchanged on both sides; settings carried over: none")
+    line = db_pass_summary({"method": "rows", "compared_by": "transaction ids", "tables_listed": 283,
+                            "tables_skipped": 0, "skip_blocker": "on the origin, the server was restarted since the last pass"})
+    assert "283 tables listed, 0 skipped as unchanged on both sides (none skipped: on the origin, the server was " \
+           "restarted since the last pass)" in line
+
+
 def test_the_state_filter_refuses_what_the_module_refuses():
     refused = state_decision({}, "hot_sync", "t1")
     assert refused["allowed"] is False and refused["action"] == "refuse"

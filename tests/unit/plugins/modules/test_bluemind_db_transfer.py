@@ -15,6 +15,9 @@ ORIGIN_PW, TARGET_PW = "0rigin-pw-123", "t4rget-pw-456"
 TUNNEL_PORT = 15432
 MODULE = "ansible_collections.bluemind.migration.plugins.modules.bluemind_db_transfer."
 NO_LARGE_OBJECT = "d41d8cd98f00b204e9800998ecf8427e"  # md5 of nothing
+UDP_LINES = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+             "13766: 0100007F:CBD9 0100007F:CBD9 01 00000000:00000000 00:00000000 00000000   106        0 9229346 2 "
+             "00000000782f117f 0\n")
 
 
 class FakeTunnel(object):
@@ -69,6 +72,13 @@ class Servers(object):
         self.script_answer = None  # script -> (rc, out, err) for a script that fails, or None
         self.identity_error = None  # psql's words when the target's ids cannot be read
         self.existing = {}  # on the target: database -> "t" when invalid (an interrupted DROP DATABASE)
+        # what signature_sql reads on each side: quiet, the statistics socket of 13 read, t_a and t_b
+        self.signatures = {
+            "origin": dict(quiet_at=100.0, stats_at=100.6, epoch=["start", None, "reset", "130016", "on"],
+                           udp=UDP_LINES, tables={"public.t_a": [1, 1, 10, 0, 0], "public.t_b": [2, 2, 5, 0, 0]}),
+            "target": dict(quiet_at=100.0, stats_at=None, epoch=["start", None, "reset", "150008", "on"],
+                           udp=None, tables={"public.t_a": [5, 5, 10, 0, 0], "public.t_b": [6, 6, 5, 0, 0]})}
+        self.signature_reads = []  # (side, database, whether it waited for a quiet database)
 
     def __call__(self, args, kwargs):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
@@ -110,6 +120,9 @@ class Servers(object):
         return self.answer(side, args[args.index("-c") + 1], database)
 
     def answer(self, side, sql, database):
+        if "pg_stat_get_tuples_inserted" in sql:  # the tables' signatures (pgsignature.signature_sql)
+            self.signature_reads.append((side, database, sql.startswith("DO $bm$ DECLARE quiet timestamptz; BEGIN FOR")))
+            return 0, json.dumps(self.signatures[side]) + "\0", ""
         if "json_build_object" in sql:  # FACTS_SQL
             counts = dict((t, int(n)) for t, n in (r.split("\x1f") for r in self.counts[side].split("\0") if r))
             sequences = [[s, int(v), True] for s, v in (r.split("\x1f") for r in self.sequences[side].split("\0") if r)]
@@ -143,6 +156,8 @@ class Servers(object):
                               if "'%s'" % name in sql), ""
         if sql == "SHOW server_version":
             return 0, {"origin": "13.16\0", "target": "15.8\0"}[side], ""
+        if "server_version_num" in sql:
+            return 0, {"origin": "13.16\x1f130016\0", "target": "15.8\x1f150008\0"}[side], ""
         if "pg_database_size" in sql:
             name = sql.split("'")[1]
             row = "\x1f".join((self.origin_databases.get(name, ""),) + self.origin_locale) + "\0"
@@ -266,7 +281,13 @@ def test_transfer_recreates_restores_and_verifies(run_module, servers, commands)
     assert ("origin", "bj-data") in servers.snapshot_queries
     # both sides' ids are kept for the next pass, which then compares transaction ids
     state = json.loads(open(servers.args["state_file"]).read())
+    kept = state["bj-data"].pop("signatures")
     assert state["bj-data"] == {"origin": ["origin-cluster/1/16384", 700], "target": ["target-cluster/1/16384", 700]}
+    # with the tables' signatures: the origin's read before its snapshot (no wait), the target's once quiet
+    assert kept["origin"]["tables"] == servers.signatures["origin"]["tables"]
+    assert kept["origin"]["drops"] == [["9229346", "0"]] and kept["target"]["proof"] is None
+    assert sorted(servers.signature_reads) == [("origin", "bj", False), ("origin", "bj-data", False),
+                                               ("target", "bj", True), ("target", "bj-data", True)]
 
 
 def test_state_decides_how_the_next_pass_compares(servers):
@@ -678,6 +699,95 @@ def test_a_state_file_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
     with pytest.raises(TypeError):
         bluemind_db_transfer.save_state(str(path), {"bj": object()})
     assert list(tmp_path.iterdir()) == []
+
+
+def second_pass(run_module, servers, events=None, between=None):
+    """A first pass (whole copies, the signatures kept), ``between()``, then a row sync pass: its result and
+    the tables it listed."""
+    assert not run_module(bluemind_db_transfer, servers.args).get("failed")
+    if between:
+        between()
+    servers.signature_reads[:] = []
+    listed = []
+
+    class Listing(FakeRowSync):
+        def plan_tables(self, tables, since=None):
+            listed.extend((self.database, table.name) for table in tables)
+            return FakeRowSync.plan_tables(self, tables, since)
+
+    class Snap(FakeSnapshot):
+        def __init__(self, server, database):
+            FakeSnapshot.__init__(self, server, database)
+            self.database = database
+
+        def __enter__(self):
+            if events is not None and self.database == "bj":
+                events.append("snapshot exported")
+            return self
+
+    def record(side, database, check):
+        if events is not None:
+            events.append("%s %s" % ("check" if check else "mark", side))
+
+    answer = servers.answer
+
+    def answer_and_log(side, sql, database):
+        if "pg_stat_get_tuples_inserted" in sql and database == "bj":
+            record(side, database, sql.startswith("DO $bm$ DECLARE quiet timestamptz; BEGIN FOR"))
+        return answer(side, sql, database)
+
+    with mock.patch(MODULE + "RowSync", lambda *a: Listing(servers.row_syncs, *a)), \
+            mock.patch(MODULE + "Snapshot", Snap), mock.patch.object(servers, "answer", answer_and_log):
+        result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync"))
+    assert not result.get("failed"), result.get("msg")
+    return result, sorted(listed)
+
+
+def test_a_second_pass_lists_only_the_tables_whose_statistics_moved(run_module, servers):
+    def write():  # on the origin, after the first pass's mark
+        servers.signatures["origin"]["tables"]["public.t_b"] = [2, 2, 5, 1, 0]
+
+    result, listed = second_pass(run_module, servers, between=write)
+    assert listed == [("bj", "public.t_b"), ("bj-data", "public.t_b")]
+    entry = result["databases"][1]
+    assert (entry["compared_by"], entry["tables_skipped"], entry["tables_listed"]) == ("transaction ids", 1, 1)
+    assert "skip_blocker" not in entry
+
+
+def test_the_origin_is_marked_before_its_snapshot_and_checked_after(run_module, servers):
+    events = []
+    second_pass(run_module, servers, events)
+    # the mark before the export (nothing the snapshot misses is counted in it); both checks after
+    assert events[:2] == ["mark origin", "snapshot exported"]
+    assert sorted(events[2:4]) == ["check origin", "check target"]
+    assert events[4:] == ["check target"]  # the target's record, once this pass's writes are counted
+
+
+def test_a_restarted_origin_makes_every_table_listed(run_module, servers):
+    def restart():
+        servers.signatures["origin"] = dict(servers.signatures["origin"], epoch=["restarted", None, "reset", "130016", "on"])
+
+    result, listed = second_pass(run_module, servers, between=restart)
+    assert listed == [("bj", "public.t_a"), ("bj", "public.t_b"), ("bj-data", "public.t_a"), ("bj-data", "public.t_b")]
+    assert result["databases"][0]["skip_blocker"] == "on the origin, the server was restarted since the last pass"
+    assert result["databases"][0]["tables_skipped"] == 0
+
+
+def test_a_serving_origin_skips_nothing(run_module, servers):
+    servers.args["origin_serving"] = True
+    result, listed = second_pass(run_module, servers)
+    assert len(listed) == 4 and result["databases"][0]["skip_blocker"] == "the origin still serves"
+
+
+def test_statistics_that_cannot_be_read_skip_nothing_and_fail_nothing(run_module, servers):
+    def garbage():
+        servers.signatures["target"] = dict(servers.signatures["target"], tables=None)
+
+    result, listed = second_pass(run_module, servers, between=garbage)
+    assert len(listed) == 4 and result["databases"][0]["skip_blocker"] == "the tables' statistics could not be read"
+    # and a pass whose record could not be read keeps no statistics: the next one lists every table too
+    state = json.loads(open(servers.args["state_file"]).read())
+    assert "signatures" not in state["bj"] and state["bj"]["origin"] == ["origin-cluster/1/16384", 700]
 
 
 def test_a_whole_copy_reports_its_progress_against_the_tables_data(run_module, servers, tmp_path):

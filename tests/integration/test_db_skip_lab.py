@@ -1,0 +1,178 @@
+"""The database pass skips the tables that changed on neither side (issue 13, "the window must not scan
+every row of every table"), on the lab (PostgreSQL 13 -> 15): a pass after a few changes lists exactly
+the changed tables and moves exactly their changes; a restart of the origin's PostgreSQL, or a session
+still connected to the database, makes the next pass list every table.
+
+The tables live in a database of this test (bmitest-skip, made as BlueMind makes its databases),
+removed from both hosts at the end, so the lab's bj and bj-data are left alone.
+"""
+
+import json
+import subprocess
+
+import pytest
+
+DATABASE = "bmitest-skip"
+STATE = "/tmp/bmitest-skip-sync.json"
+PGPASS = "/tmp/bmitest-skip.pgpass"  # the lab's password "bj" as an option would be masked in every word
+TABLES = 12  # t_00 .. t_11, 50 rows each, with a key
+ROWS = 50
+# t_nokey: a table without a key (listed by content); t_part: a partitioned table (two partitions)
+SETUP = "".join(
+    "CREATE TABLE t_%02d (id int PRIMARY KEY, body text); INSERT INTO t_%02d SELECT g, md5(g::text) "
+    "FROM generate_series(1, %d) g; ALTER TABLE t_%02d OWNER TO bj;\n" % (i, i, ROWS, i) for i in range(TABLES)) + (
+    "CREATE TABLE t_nokey (a int, b text); INSERT INTO t_nokey SELECT g % 7, 'x' FROM generate_series(1, 30) g;\n"
+    "CREATE TABLE t_part (id int, day date, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);\n"
+    "CREATE TABLE t_part_1 PARTITION OF t_part FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');\n"
+    "CREATE TABLE t_part_2 PARTITION OF t_part FOR VALUES FROM ('2026-07-01') TO ('2027-01-01');\n"
+    "INSERT INTO t_part SELECT g, date '2026-01-01' + g FROM generate_series(1, 300) g;\n"
+    "CREATE TABLE t_empty (id int PRIMARY KEY);\n")
+NON_EMPTY = TABLES + 3  # t_00..t_11, t_nokey, t_part_1, t_part_2 (t_empty is empty on both sides: never listed)
+
+
+def psql(host, sql, db=DATABASE):
+    return host.run("su postgres -c 'psql -X -At -v ON_ERROR_STOP=1 -d %s'" % db, input=sql).stdout.strip()
+
+
+def non_empty(host):
+    """The tables a pass lists or skips (those empty on both sides are neither, a partitioned parent moves
+    through its partitions): the non-empty ordinary tables."""
+    tables = psql(host, "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace").split()
+    return sum(1 for table in tables if psql(host, "SELECT count(*) FROM %s" % table) != "0")
+
+
+def row_hashes(host):
+    tables = psql(host, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").split()
+    return dict((table, psql(host, "SELECT count(*), md5(string_agg(h, '' ORDER BY h)) FROM "
+                                   "(SELECT md5(t::text) AS h FROM %s t) s" % table)) for table in tables)
+
+
+@pytest.fixture(scope="module")
+def database(lab):
+    drop = 'DROP DATABASE IF EXISTS "%s";\n' % DATABASE
+    psql(lab.origin, drop + (
+        "CREATE DATABASE \"%s\" OWNER bj ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE 'en_US.UTF-8' "
+        "LC_CTYPE 'en_US.UTF-8';\n" % DATABASE), db="postgres")
+    psql(lab.origin, SETUP)
+    lab.target.run("rm -f {s} && install -m 600 /dev/null {p} && echo '127.0.0.1:*:*:bj:bj' > {p}".format(s=STATE, p=PGPASS))
+    yield
+    for host in (lab.origin, lab.target):
+        psql(host, drop, db="postgres")
+    lab.target.run("rm -f %s %s" % (STATE, PGPASS))
+
+
+def transfer(run_task, ssh_trust, **extra):
+    args = dict(ssh_trust, databases=[DATABASE], pgpass_file=PGPASS, pg_bin_dir="/usr/lib/postgresql/15/bin",
+                state_file=STATE)
+    args.update(extra)
+    result = run_task("target", "bluemind_db_transfer", args)
+    assert not result.get("failed"), result.get("msg")
+    return result["databases"][0]
+
+
+def kept(lab):
+    return json.loads(lab.target.run("cat %s" % STATE).stdout)[DATABASE].get("signatures")
+
+
+def test_a_pass_lists_only_the_tables_that_changed_on_either_side(lab, run_task, ssh_trust, database):
+    whole = transfer(run_task, ssh_trust)
+    assert whole["method"] == "full"
+    signatures = kept(lab)
+    assert signatures and signatures["origin"]["proof"] is None and signatures["target"]["proof"] is None
+    # PostgreSQL 13 on the origin: its statistics socket was read (lost datagrams are known)
+    assert signatures["origin"]["drops"] is not None and signatures["target"]["drops"] is None
+
+    # nothing written since: nothing listed at all (the whole copy's record is good)
+    quiet = transfer(run_task, ssh_trust)
+    assert (quiet["method"], quiet["compared_by"]) == ("rows", "transaction ids")
+    assert (quiet["tables_listed"], quiet["tables_skipped"], quiet.get("skip_blocker")) == (0, NON_EMPTY, None)
+    assert quiet["rows_copied"] == quiet["rows_deleted"] == 0
+
+    # an insert, an update, a delete, a TRUNCATE (no counter moves: a new relfilenode), a row in one
+    # partition, a change of a table without a key, and a row changed on the target behind our back
+    psql(lab.origin, "INSERT INTO t_01 VALUES (1000, 'new');\n"
+                     "UPDATE t_02 SET body = 'changed' WHERE id = 7;\n"
+                     "DELETE FROM t_03 WHERE id IN (1, 2);\n"
+                     "TRUNCATE t_04;\n"
+                     "INSERT INTO t_part VALUES (1000, '2026-12-24');\n"
+                     "UPDATE t_nokey SET b = 'y' WHERE a = 3;\n")
+    psql(lab.target, "UPDATE t_05 SET body = 'target only' WHERE id = 9;\n")
+    moved = transfer(run_task, ssh_trust)
+    assert moved.get("skip_blocker") is None, moved["skip_blocker"]
+    # t_01, t_02, t_03, t_04, t_05, t_part_2, t_nokey: listed; the other eight skipped
+    assert (moved["tables_listed"], moved["tables_skipped"]) == (7, NON_EMPTY - 7)
+    # rows: 1 new + 1 changed + 1 new partition row + t_05's row (copied back) + t_nokey's rows with a=3
+    # (4 rows of one content, counted once); t_04: replaced whole (50 gone); 2 deleted in t_03
+    assert moved["tables_changed"] == 7
+    assert row_hashes(lab.target) == row_hashes(lab.origin)
+
+    # and the pass after that skips everything again
+    again = transfer(run_task, ssh_trust)
+    assert (again["tables_listed"], again["tables_skipped"], again["rows_copied"]) == (0, NON_EMPTY - 1, 0)  # t_04 empty
+
+
+def test_a_new_table_copies_the_database_whole_and_the_next_pass_skips_again(lab, run_task, ssh_trust, database):
+    transfer(run_task, ssh_trust)
+    psql(lab.origin, "CREATE TABLE t_new (id int PRIMARY KEY); INSERT INTO t_new VALUES (1); ALTER TABLE t_new OWNER TO bj;\n")
+    whole = transfer(run_task, ssh_trust)
+    assert whole["method"] == "full" and whole["reason"].startswith("the schemas differ")
+    after = transfer(run_task, ssh_trust)
+    assert (after["tables_listed"], after["tables_skipped"]) == (0, non_empty(lab.origin))
+    assert row_hashes(lab.target) == row_hashes(lab.origin)
+
+
+def test_a_session_still_connected_makes_the_pass_list_every_table(lab, run_task, ssh_trust, database):
+    transfer(run_task, ssh_trust)
+    # a session of someone else on the origin's database (BlueMind not quite stopped)
+    sleeper = subprocess.Popen(["docker", "exec", lab.origin.name, "su", "postgres", "-c",
+                                "psql -X -d %s -c 'SELECT pg_sleep(20)'" % DATABASE],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lab.origin.run("for i in $(seq 50); do su postgres -c \"psql -X -At -d postgres -c \\\"SELECT count(*) FROM "
+                       "pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)'\\\"\" | grep -qx 1 && exit 0; "
+                       "sleep 0.1; done; exit 1")
+        busy = transfer(run_task, ssh_trust)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        lab.origin.run("su postgres -c \"psql -X -At -d postgres -c \\\"SELECT pg_terminate_backend(pid) FROM "
+                       "pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)'\\\"\"", check=False)
+    assert busy["tables_skipped"] == 0 and busy["tables_listed"] == non_empty(lab.origin)
+    assert busy["skip_blocker"] == ("the origin's statistics prove nothing now (other sessions were connected "
+                                    "to the database)")
+
+
+def test_a_restart_of_the_origins_postgresql_makes_the_next_pass_list_every_table(lab, run_task, ssh_trust, database):
+    transfer(run_task, ssh_trust)
+    lab.origin.run("systemctl restart postgresql && for i in $(seq 60); do pg_isready -q -h 127.0.0.1 && exit 0; "
+                   "sleep 0.5; done; exit 1")
+    restarted = transfer(run_task, ssh_trust)
+    assert restarted["method"] == "rows"
+    assert (restarted["tables_listed"], restarted["tables_skipped"]) == (non_empty(lab.origin), 0)
+    assert restarted["skip_blocker"] == "on the origin, the server was restarted since the last pass"
+    assert row_hashes(lab.target) == row_hashes(lab.origin)
+    # the restart's pass kept new signatures: the next pass skips again
+    after = transfer(run_task, ssh_trust)
+    assert (after["tables_listed"], after["tables_skipped"]) == (0, non_empty(lab.origin))
+
+
+def test_a_crash_of_the_origins_postgresql_makes_the_next_pass_list_every_table(lab, run_task, ssh_trust, database):
+    transfer(run_task, ssh_trust)
+    # a backend killed: the postmaster (not restarted itself) restarts every process and throws the
+    # statistics away, so the counters start again from zero and could come back to the kept values
+    sleeper = subprocess.Popen(["docker", "exec", lab.origin.name, "su", "postgres", "-c",
+                                "psql -X -d postgres -c 'SELECT pg_sleep(30)'"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lab.origin.run("for i in $(seq 50); do pid=$(su postgres -c \"psql -X -At -d postgres -c \\\"SELECT pid FROM "
+                       "pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'\\\"\"); [ -n \"$pid\" ] && kill -9 $pid "
+                       "&& exit 0; sleep 0.1; done; exit 1")
+    finally:
+        sleeper.wait()
+    lab.origin.run("sleep 1; for i in $(seq 60); do su postgres -c \"psql -X -At -d postgres -c 'SELECT 1'\" "
+                   ">/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
+    crashed = transfer(run_task, ssh_trust)
+    assert (crashed["tables_listed"], crashed["tables_skipped"]) == (non_empty(lab.origin), 0)
+    assert crashed["skip_blocker"].startswith("on the origin, the "), crashed["skip_blocker"]
+    assert "restarted" not in crashed["skip_blocker"]  # the postmaster kept running: the reset shows it
+    assert row_hashes(lab.target) == row_hashes(lab.origin)
