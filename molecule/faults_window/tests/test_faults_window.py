@@ -71,7 +71,7 @@ def domain_vhosts():
     external = ORIGIN.check_output("sed -n 's/^ *external-url *= *//p' /etc/bm/bm.ini").strip()
     vhosts = {}
     for line in ORIGIN.check_output("cat /etc/bm/domains-settings").splitlines():
-        uid, _, url = line.partition(":")
+        uid, url = line.partition(":")[::2]
         if uid and url and url != external:
             vhosts["/etc/nginx/bluemind/%s/bluemind-vhosts.conf" % uid] = "server_name %s;" % url
     return vhosts
