@@ -146,10 +146,31 @@ def kill_controller_when(proc, sign, what, timeout=180):
     kill_controller(proc)
 
 
+def quick(name, cmd):
+    """One shell command in the container `name`, straight through docker: a look every 0.2 s must be
+    cheap (testinfra's ansible backend takes about a second a command). Returns its standard output."""
+    return subprocess.run(["docker", "exec", name, "sh", "-c", cmd], capture_output=True, text=True,
+                          timeout=30, check=False).stdout
+
+
 def writing(h, folder, name):
     """rsync is writing `name` in `folder` on `h` (its temporary file .name.XXXXXX is there)."""
-    partial = h.run("ls -a %s | grep -c '^\\.%s\\.' || true", folder, name).stdout.strip()
+    partial = quick(h.backend.get_hostname(), "ls -a %s | grep -c '^\\.%s\\.' || true" % (folder, name)).strip()
     return partial not in ("", "0")
+
+
+def watcher(log, *signs, then):
+    """A shell script for a host: follows `log` from its end and runs `then` as soon as it has seen each
+    of `signs` (substrings of a line) in that order. The command runs inside the reading loop, at once:
+    a `tail | grep -q` pipeline would only end at the next line the log gets, which may come too late."""
+    steps = "\n".join('    %d) case "$line" in *%s*) n=%d;; esac;;' % (i, _sh_quote(sign), i + 1)
+                       for i, sign in enumerate(signs))
+    return ("n=0\ntail -n0 -F %s 2>/dev/null | while IFS= read -r line; do\n  case $n in\n%s\n  esac\n"
+            "  if [ $n -eq %d ]; then\n    %s\n    exit 0\n  fi\ndone\n" % (log, steps, len(signs), then))
+
+
+def _sh_quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def kill_controller_mid_pull(proc, target, folder, name, also=lambda: True):

@@ -143,8 +143,12 @@ def test_an_interrupted_config_copy_is_known_to_the_next_run():
     again = st.apply(started, "config_copy", "start", now=at(11))
     assert st.summary(again)["config_copy_unfinished"] is True
     done = st.apply(again, "config_copy", "done", {"files": [], "queue": []}, now=at(12))
-    assert done["config_copy"] == {"end": st.stamp(at(12)), "files": [], "queued_mail": 0}
+    # its start (the last run's, for the timeline) stays beside its end
+    assert done["config_copy"] == {"start": st.stamp(at(11)), "end": st.stamp(at(12)), "files": [], "queued_mail": 0}
     assert st.summary(done)["config_copy_unfinished"] is False and st.decide(done, "cutover")["action"] == "run"
+    # a copy run again after a finished one is unfinished until its own end: the old end does not count
+    redo = st.apply(done, "config_copy", "start", now=at(13))
+    assert redo["config_copy"] == {"start": st.stamp(at(13))} and st.summary(redo)["config_copy_unfinished"] is True
     assert "config_copy" not in st.apply(started, "rollback", "done")
 
 
