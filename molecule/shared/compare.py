@@ -142,8 +142,13 @@ def kill_controller(proc):
 
 
 def kill_controller_when(proc, sign, what, timeout=180):
-    wait_for(proc, sign, what, timeout)
-    kill_controller(proc)
+    """SIGKILL the controller once `sign()` holds; killed too when it never does (a run left going on
+    would carry the migration past the point the next steps expect)."""
+    try:
+        wait_for(proc, sign, what, timeout)
+    finally:
+        if proc.poll() is None:
+            kill_controller(proc)
 
 
 def quick(name, cmd):
@@ -198,7 +203,7 @@ def snapshot(h):
             "cd / && find " + " ".join(t.lstrip("/") for t in TREES)
             + " -printf '%p %s %T@ %u %g %m\\n' | sort | md5sum",
             "runuser -u postgres -- psql -X -At -c 'SELECT datname, xact_commit > 0 FROM pg_stat_database ORDER BY 1'"]
-    return {c: h.run(c).stdout for c in cmds}
+    return {c: quick(h.backend.get_hostname(), c) for c in cmds}
 
 
 def assert_failed_with(proc, *texts):

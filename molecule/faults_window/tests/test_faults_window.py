@@ -122,8 +122,28 @@ def test_the_window_right_after_the_rollback_stops_nothing_and_says_to_run_prere
     proc = window_fails_with("has no SSH trust towards mol-origin", "This run stopped nothing", "--tags prereq,hot_sync")
     assert origin_serves(), proc.stdout[-2000:]
     assert "cold_sync" not in state()
+
+
+def test_the_hot_sync_after_it_with_its_ssh_cut_mid_pull_then_rerun_converges():
+    """As the refused window says: prereq and a hot sync. SSH to the origin is cut in the middle of the
+    hot pull; the run says so and what to do, the origin keeps serving, and the same command converges."""
+    big_file(ORIGIN, SPOOL + "/fault-hot.bin", 40)
+    slow_link(ORIGIN)
+    try:
+        proc = start_playbook("migrate.yml", "--tags", "prereq,hot_sync")
+        wait_for(proc, lambda: writing(TARGET, SPOOL, "fault-hot.bin"), "the hot pull writing fault-hot.bin")
+        ORIGIN.run("pkill -f 'sshd: roo[t]'")  # every SSH session from the target
+        proc.wait(timeout=300)
+    finally:
+        full_speed(ORIGIN)
+    out = said(proc)
+    assert proc.returncode != 0, out[-3000:]
+    for text in ("Pull the trees", "the connection to the origin broke", "the same command pulls only what is missing"):
+        assert text in out, (text, out[-3000:])
+    assert origin_serves()  # a hot sync never stops the origin
     again = ansible_playbook("migrate.yml", "--tags", "prereq,hot_sync")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert TARGET.file(SPOOL + "/fault-hot.bin").md5sum == ORIGIN.file(SPOOL + "/fault-hot.bin").md5sum
 
 
 def test_a_window_whose_ssh_to_the_origin_is_cut_in_the_final_pull_says_what_to_do():
@@ -148,14 +168,14 @@ def test_a_window_whose_ssh_to_the_origin_is_cut_in_the_final_pull_says_what_to_
 def test_the_rerun_killed_during_the_database_pass():
     # The target's database is slow: a table held locked makes the pass wait, visibly, in pg_stat_activity.
     TARGET.check_output("nohup setsid runuser -u postgres -- psql -X -d bj-data -c "
-                        "'BEGIN; LOCK TABLE t_mailbox_record IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120) /* fault-lock */'"
+                        "'BEGIN; LOCK TABLE t_mailbox_record IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(900) /* fault-lock */'"
                         " >/dev/null 2>&1 </dev/null &")
     waiting = ("runuser -u postgres -- psql -X -At -c \"SELECT count(*) FROM pg_stat_activity "
                "WHERE datname = 'bj-data' AND wait_event_type = 'Lock' AND query NOT LIKE '%%fault-lock%%'\"")
     try:
         proc = start_playbook("migrate.yml", *WINDOW)
         kill_controller_when(proc, lambda: "end" in state().get("cold_sync", {}) and quick("mol-target", waiting).strip() not in ("", "0"),
-                             "the final pull done and the database pass waiting")
+                             "the final pull done and the database pass waiting", timeout=400)
     finally:
         TARGET.run("runuser -u postgres -- psql -X -At -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                    "WHERE query LIKE '%%fault-lock%%' AND pid <> pg_backend_pid()\"")
