@@ -3,7 +3,8 @@
 The steps run in this file's order, each on what the previous one left, as an operator would live
 them after a hot sync: prereq refused while the origin's admin API is down; the window's controller
 killed while the origin's BlueMind stops, then rolled back; the window refused (the rollback removed
-the SSH trust), prereq and hot sync again; the window again, its SSH to the origin cut in the final
+the SSH trust); prereq and hot sync again, SSH to the origin cut in the middle of the hot pull,
+then the same command again; the window again, its SSH to the origin cut in the final
 pull; the rerun killed during the database pass; the next rerun killed during the config copy; the
 next one with the target's core down once started (serve); then the admin password refused at the
 mail maintenance, the core stopped before the mail maintenance and before the smoke check; the last
