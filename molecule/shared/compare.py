@@ -169,7 +169,7 @@ def watcher(log, *signs, then):
     of `signs` (substrings of a line) in that order. The command runs inside the reading loop, at once:
     a `tail | grep -q` pipeline would only end at the next line the log gets, which may come too late."""
     steps = "\n".join('    %d) case "$line" in *%s*) n=%d;; esac;;' % (i, _sh_quote(sign), i + 1)
-                       for i, sign in enumerate(signs))
+                      for i, sign in enumerate(signs))
     return ("n=0\ntail -n0 -F %s 2>/dev/null | while IFS= read -r line; do\n  case $n in\n%s\n  esac\n"
             "  if [ $n -eq %d ]; then\n    %s\n    exit 0\n  fi\ndone\n" % (log, steps, len(signs), then))
 
