@@ -77,14 +77,16 @@ def table_rows(h, db):
 
     Two round trips a database, whatever its number of tables (BlueMind's partitions are hundreds)."""
     import collections
-    psql = "runuser -u postgres -- psql -X -At -d %s -c %s"
+    # The time zone from the environment (PGTZ), not a SET before the query: psql 15 and later print
+    # the result of every statement of a -c string ("SET" too), older ones only the last one's.
+    psql = "runuser -u postgres -- env PGTZ=UTC psql -X -At -d %s -c %s"
     tables = h.check_output(psql, db, "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM " + USER_TABLES)
     out = {table: collections.Counter() for table in tables.split()}
     if not out:
         return out
     query = " UNION ALL ".join("SELECT %s, md5(t::text) FROM %s t" % ("'" + table.replace("'", "''") + "'", table)
                                for table in sorted(out))
-    for line in h.check_output(psql, db, "SET TimeZone = 'UTC'; " + query).splitlines():
+    for line in h.check_output(psql, db, query).splitlines():
         table, digest = line.rsplit("|", 1)
         out[table][digest] += 1
     return out
