@@ -1,6 +1,11 @@
-"""Comparisons of origin and target for the scenarios' testinfra verifiers."""
+"""Comparisons of origin and target for the scenarios' testinfra verifiers, and the fault helpers
+(a playbook in the background, the controller killed at an observable sign, a slowed link)."""
 import os
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import testinfra
@@ -68,28 +73,129 @@ def table_counts(h, db):
 
 
 def table_rows(h, db):
-    """Every table of `db`: the md5 of each row's text (rendered in UTC on both servers), as a multiset."""
+    """Every table of `db`: the md5 of each row's text (rendered in UTC on both servers), as a multiset.
+
+    Two round trips a database, whatever its number of tables (BlueMind's partitions are hundreds)."""
     import collections
-    tables = h.check_output("runuser -u postgres -- psql -X -At -d %s -c %s", db,
-                            "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM " + USER_TABLES)
-    out = {}
-    for table in tables.split():
-        rows = h.check_output("runuser -u postgres -- psql -X -At -d %s -c %s", db,
-                              "SET TimeZone = 'UTC'; SELECT md5(t::text) FROM %s t" % table)
-        out[table] = collections.Counter(rows.split())
+    # The time zone from the environment (PGTZ), not a SET before the query: psql 15 and later print
+    # the result of every statement of a -c string ("SET" too), older ones only the last one's.
+    psql = "runuser -u postgres -- env PGTZ=UTC psql -X -At -d %s -c %s"
+    tables = h.check_output(psql, db, "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM " + USER_TABLES)
+    out = {table: collections.Counter() for table in tables.split()}
+    if not out:
+        return out
+    query = " UNION ALL ".join("SELECT %s, md5(t::text) FROM %s t" % ("'" + table.replace("'", "''") + "'", table)
+                               for table in sorted(out))
+    for line in h.check_output(psql, db, query).splitlines():
+        table, digest = line.rsplit("|", 1)
+        out[table][digest] += 1
     return out
+
+
+TOP = Path(__file__).resolve().parents[2]
+
+
+def _playbook_command(playbook, *args):
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(TOP / ".venv/collections"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
+    argv = [str(TOP / ".venv/bin/ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+            str(TOP / "playbooks" / playbook), *args]
+    return argv, env
 
 
 def ansible_playbook(playbook, *args):
     """Run one of the collection's playbooks against the scenario's hosts; returns the CompletedProcess."""
-    import subprocess
-    top = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(top / ".venv/collections"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"}
-    return subprocess.run(
-        [str(top / ".venv/bin/ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-         str(top / "playbooks" / playbook), *args],
-        capture_output=True, text=True, env=env, timeout=900, check=False)
+    argv, env = _playbook_command(playbook, *args)
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900, check=False)
+
+
+def start_playbook(playbook, *args):
+    """The same in the background, in its own process group (to be killed whole, as a controller dies).
+    Its output goes to a file (a pipe nobody reads would stall it): `said(proc)` reads it."""
+    argv, env = _playbook_command(playbook, *args)
+    out = tempfile.NamedTemporaryFile(prefix="playbook-", suffix=".log", delete=False)
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    out.close()
+    proc.output = out.name
+    return proc
+
+
+def said(proc):
+    """What a playbook started by start_playbook printed so far."""
+    with open(proc.output, encoding="utf-8", errors="replace") as fh:
+        return fh.read()
+
+
+def wait_for(proc, sign, what, timeout=180):
+    """Poll `sign()` until true while `proc` runs; fail saying `what` never happened."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sign():
+            return
+        assert proc.poll() is None, "the run ended (exit %s) before %s:\n%s" % (proc.returncode, what, said(proc)[-3000:])
+        time.sleep(0.2)
+    raise AssertionError("%s did not happen within %d s:\n%s" % (what, timeout, said(proc)[-3000:]))
+
+
+def kill_controller(proc):
+    """SIGKILL ansible-playbook's whole process group: the controller dies without a word."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def kill_controller_when(proc, sign, what, timeout=180):
+    """SIGKILL the controller once `sign()` holds; killed too when it never does (a run left going on
+    would carry the migration past the point the next steps expect)."""
+    try:
+        wait_for(proc, sign, what, timeout)
+    finally:
+        if proc.poll() is None:
+            kill_controller(proc)
+
+
+def quick(name, cmd):
+    """One shell command in the container `name`, straight through docker: a look every 0.2 s must be
+    cheap (testinfra's ansible backend takes about a second a command). Returns its standard output."""
+    return subprocess.run(["docker", "exec", name, "sh", "-c", cmd], capture_output=True, text=True,
+                          timeout=30, check=False).stdout
+
+
+def writing(h, folder, name):
+    """rsync is writing `name` in `folder` on `h` (its temporary file .name.XXXXXX is there)."""
+    partial = quick(h.backend.get_hostname(), "ls -a %s | grep -c '^\\.%s\\.' || true" % (folder, name)).strip()
+    return partial not in ("", "0")
+
+
+def watcher(log, *signs, then):
+    """A shell script for a host: follows `log` from its end and runs `then` as soon as it has seen each
+    of `signs` (substrings of a line) in that order. The command runs inside the reading loop, at once:
+    a `tail | grep -q` pipeline would only end at the next line the log gets, which may come too late."""
+    steps = "\n".join('    %d) case "$line" in *%s*) n=%d;; esac;;' % (i, _sh_quote(sign), i + 1)
+                      for i, sign in enumerate(signs))
+    return ("n=0\ntail -n0 -F %s 2>/dev/null | while IFS= read -r line; do\n  case $n in\n%s\n  esac\n"
+            "  if [ $n -eq %d ]; then\n    %s\n    exit 0\n  fi\ndone\n" % (log, steps, len(signs), then))
+
+
+def _sh_quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def kill_controller_mid_pull(proc, target, folder, name, also=lambda: True):
+    """SIGKILL the controller once the pull is writing `name` in `folder` on the target."""
+    kill_controller_when(proc, lambda: writing(target, folder, name) and also(), "the pull writing %s" % name)
+
+
+def big_file(h, path, megabytes):
+    h.check_output("dd if=/dev/urandom of=%s bs=1M count=%s status=none", path, str(megabytes))
+
+
+def slow_link(h, rate="80mbit"):
+    """The host's link slowed (tbf): a big file takes seconds to move."""
+    h.check_output("tc qdisc replace dev eth0 root tbf rate %s burst 64kb latency 400ms", rate)
+
+
+def full_speed(h):
+    h.run("tc qdisc del dev eth0 root")
 
 
 def snapshot(h):
@@ -99,7 +205,7 @@ def snapshot(h):
             "cd / && find " + " ".join(t.lstrip("/") for t in TREES)
             + " -printf '%p %s %T@ %u %g %m\\n' | sort | md5sum",
             "runuser -u postgres -- psql -X -At -c 'SELECT datname, xact_commit > 0 FROM pg_stat_database ORDER BY 1'"]
-    return {c: h.run(c).stdout for c in cmds}
+    return {c: quick(h.backend.get_hostname(), c) for c in cmds}
 
 
 def assert_failed_with(proc, *texts):

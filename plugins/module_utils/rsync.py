@@ -44,6 +44,12 @@ EXIT_MEANINGS = {
     255: "ssh failed",
 }
 
+# Exit codes of an rsync whose connection to the origin broke (ssh or the network, either side).
+CONNECTION_LOST = (10, 12, 30, 35, 255)
+CONNECTION_LOST_HINT = (" (the connection to the origin broke during the transfer: check the network and sshd on the "
+                        "origin; what was received stays on the target, so once the origin answers, the same "
+                        "command pulls only what is missing)")
+
 STATS_KEYS = {
     "Number of files": "files_total",
     "Number of created files": "files_created",
@@ -460,6 +466,8 @@ def run_rsync(args, diff_max_lines, allow_vanished, popen=subprocess.Popen, cloc
         full = no_space_hint(tail, args[-1])  # the destination: the last argument (build_command)
         if full:
             hint = full
+        elif rc in CONNECTION_LOST:
+            hint = CONNECTION_LOST_HINT
         elif any("Operation not supported" in line and ("acl" in line.lower() or "xattr" in line.lower())
                  for line in tail):
             hint = (" (the target's filesystem does not support the ACLs or extended attributes that the origin's "

@@ -151,6 +151,7 @@ def summary(state):
         done=[p for p in PHASES if is_done(state, p)],
         left=[p for p in PHASES[2:] if not is_done(state, p)],
         db_pass_job=(state.get("db_pass") or {}).get("job"),
+        config_copy_unfinished="start" in (state.get("config_copy") or {}) and not is_done(state, "config_copy"),
     )
 
 
@@ -287,7 +288,10 @@ def apply(state, phase, event, result=None, now=None):
         elif phase == "db_migrate":
             new["db_pass"] = dict(job=result.get("job"), start=at)
         elif phase == "config_copy":
-            new.setdefault("config_copy", {})["start"] = at  # each run copies again: its own start
+            # Each run copies again: its own start, and the copy is not done until its end is recorded
+            # (a previous run's end is dropped). A run that finds a start without an end knows the previous
+            # copy was interrupted after its files may have landed (summary's config_copy_unfinished).
+            new["config_copy"] = dict(start=at)
         else:
             raise Refused("%s has no start event (only cold_sync, db_migrate, config_copy and cutover)" % phase)
         return new

@@ -39,9 +39,10 @@ options:
       - V(read) returns the state and changes nothing, whatever the state says.
       - V(check) fails when the state forbids O(phase) now, and changes nothing.
       - V(start) records a start, the downtime's (V(cold_sync), kept on a rerun, with the downtime
-        predicted then when O(result) has C(predicted_seconds)), the database pass
-        started beside the final pull (V(db_migrate), with C(job) in O(result)), the configuration copy's
-        (V(config_copy)), the target going live (V(cutover), before its services start).
+        predicted then when O(result) has C(predicted_seconds)), the database pass started beside the
+        final pull (V(db_migrate), with C(job) in O(result)), a configuration copy under way
+        (V(config_copy), not done until its end is recorded), the target going live (V(cutover),
+        before its services start).
       - V(stopped) (V(cold_sync) only) records when BlueMind and postfix stopped on both hosts (the
         first time only, as the downtime's start).
       - V(serving) (V(cutover) only) records when the target first served again, the end of the window.
@@ -157,6 +158,12 @@ ansible_facts:
         db_pass_job:
           description: The job id of the database pass started beside the final pull, V(null) when none.
           type: str
+        config_copy_unfinished:
+          description:
+            - A configuration copy started and its end was not recorded (its run died or failed after its
+              files may have landed). The next copy then rebuilds what the copied files feed even when it
+              finds nothing more to copy.
+          type: bool
 decision:
   description: What the state allows the phase now (V(run), V(resume), V(complete)) and why.
   returned: when O(phase) is given

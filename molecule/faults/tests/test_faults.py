@@ -8,9 +8,6 @@ every file and every row of the origin is on the target, and the rollback gave t
 everything it had.
 """
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,7 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from compare import TREES, ansible_playbook, rows_lost, host, table_counts, table_rows, tree_listing  # noqa: E402
+from compare import (TREES, ansible_playbook, big_file, full_speed, host, kill_controller, kill_controller_mid_pull,  # noqa: E402
+                     rows_lost, slow_link, start_playbook, table_counts, table_rows, tree_listing)
 
 ORIGIN, TARGET = host("mol-origin"), host("mol-target")
 # The window as the README gives it, less prereq and hot_sync (their pulls would move the slow file first).
@@ -42,48 +40,22 @@ def origin_serves():
 
 def slow_origin_with(name, megabytes):
     """A file the next pull takes seconds to move: the origin's link slowed to 80 Mbit/s."""
-    ORIGIN.check_output("dd if=/dev/urandom of=%s/%s bs=1M count=%s status=none", SPOOL, name, str(megabytes))
-    ORIGIN.check_output("tc qdisc replace dev eth0 root tbf rate 80mbit burst 64kb latency 400ms")
-
-
-def full_speed():
-    ORIGIN.run("tc qdisc del dev eth0 root")
-
-
-def start_playbook(playbook, *args):
-    """An ansible-playbook in the background, as compare.ansible_playbook runs it."""
-    top = Path(__file__).resolve().parents[3]
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(top / ".venv/collections"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.Popen([str(top / ".venv/bin/ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-                             str(top / "playbooks" / playbook), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def kill_controller_mid_pull(proc, name, also=lambda: True):
-    """SIGKILL the controller (its whole process group) once the pull is writing `name` on the target."""
-    for _attempt in range(600):
-        partial = TARGET.run("ls -a %s | grep -c '^\\.%s\\.' || true", SPOOL, name).stdout.strip()
-        if partial not in ("", "0") and also():
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return
-        assert proc.poll() is None, "the run ended before the pull reached %s" % name
-        time.sleep(0.2)
-    raise AssertionError("the pull never started writing %s" % name)
+    big_file(ORIGIN, "%s/%s" % (SPOOL, name), megabytes)
+    slow_link(ORIGIN)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def full_speed_after():
     yield
-    full_speed()
+    full_speed(ORIGIN)
 
 
 def test_a_hot_sync_killed_mid_pull_then_rerun_converges():
     runs_before = len(state()["hot_sync_runs"])
     ORIGIN.check_output("bm-sim activity --flags 50 --delete 10 --seed 11")
     slow_origin_with("fault-hot.bin", 60)
-    kill_controller_mid_pull(start_playbook("migrate.yml", "--tags", "hot_sync"), "fault-hot.bin")
-    full_speed()
+    kill_controller_mid_pull(start_playbook("migrate.yml", "--tags", "hot_sync"), TARGET, SPOOL, "fault-hot.bin")
+    full_speed(ORIGIN)
     rerun = ansible_playbook("migrate.yml", "--tags", "hot_sync")
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-2000:]
     # only the rerun is recorded; the killed run's pull (if it went on alone) ended before it began
@@ -109,9 +81,9 @@ def test_a_window_killed_in_the_final_pull_then_rolled_back_gives_the_origin_bac
     slow_origin_with("fault-cold.bin", 60)
     SEEN["origin_rows"] = {db: table_counts(ORIGIN, db) for db in ("bj", "bj-data")}
     SEEN["origin_trees"] = {tree: tree_listing(ORIGIN, tree) for tree in TREES}
-    kill_controller_mid_pull(start_playbook("migrate.yml", *WINDOW), "fault-cold.bin",
+    kill_controller_mid_pull(start_playbook("migrate.yml", *WINDOW), TARGET, SPOOL, "fault-cold.bin",
                              also=lambda: "start" in state().get("cold_sync", {}))
-    full_speed()
+    full_speed(ORIGIN)
     assert not origin_serves()  # the window was open: BlueMind stopped on the origin
     rollback = ansible_playbook("rollback.yml")
     assert rollback.returncode == 0, rollback.stdout[-3000:] + rollback.stderr[-2000:]
@@ -137,8 +109,7 @@ def test_a_window_killed_while_the_target_starts_then_rerun_finishes_and_moves_e
             assert proc.poll() is None, "the run ended before the cutover made the target live"
             time.sleep(0.2)
         assert "serving" not in state()["cutover"]
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_controller(proc)
         downtime_start = state()["cold_sync"]["start"]
     finally:
         TARGET.check_output("rm -f /etc/bm/bmsim-core-start-delay")

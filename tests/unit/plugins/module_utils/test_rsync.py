@@ -138,6 +138,27 @@ def test_run_rsync_error_names_code_and_last_messages(tmp_path):
     assert "change_dir" in str(err.value)
 
 
+@pytest.mark.parametrize("rc, stderr", [
+    (255, "Connection to origin closed by remote host.\nrsync: connection unexpectedly closed (5120 bytes received so far) [receiver]\n"),
+    (12, "rsync error: error in rsync protocol data stream (code 12) at io.c(232) [receiver=3.2.7]\n"),
+    (10, "rsync error: error in socket IO (code 10)\n"),
+])
+def test_run_rsync_says_when_the_connection_to_the_origin_broke(tmp_path, rc, stderr):
+    cmd = fake_rsync(tmp_path, ">f+++++++++ a\n", rc=rc, stderr=stderr)
+    with pytest.raises(rsync.RsyncError) as err:
+        rsync.run_rsync(cmd, 10, allow_vanished=True)
+    message = str(err.value)
+    assert "exited %d" % rc in message and "the connection to the origin broke" in message
+    assert "the same command pulls only what is missing" in message and stderr.splitlines()[-1] in message
+
+
+def test_run_rsync_does_not_blame_the_connection_for_other_errors(tmp_path):
+    cmd = fake_rsync(tmp_path, "", rc=23, stderr="rsync: open \"/x\" failed: Permission denied (13)\n")
+    with pytest.raises(rsync.RsyncError) as err:
+        rsync.run_rsync(cmd, 10, allow_vanished=False)
+    assert "connection" not in str(err.value)
+
+
 def test_run_rsync_runs_with_c_locale(tmp_path):
     script = tmp_path / "env-rsync"
     script.write_text("#!/bin/sh\necho \">f+++++++++ $LC_ALL\"\n")

@@ -131,6 +131,27 @@ def test_the_background_pass_keeps_its_job_until_the_database_phase_ends():
     assert st.summary(state)["db_pass_job"] is None
 
 
+def test_an_interrupted_config_copy_is_known_to_the_next_run():
+    state = walk(*WINDOW)
+    assert st.summary(state)["config_copy_unfinished"] is False
+    started = st.apply(state, "config_copy", "start", now=at(10))
+    # a copy under way is not done: the cutover waits for its end, and the next run knows it was cut
+    assert started["config_copy"] == {"start": st.stamp(at(10))}
+    assert st.summary(started)["config_copy_unfinished"] is True
+    with pytest.raises(st.Refused, match="cutover needs config_copy first"):
+        st.apply(started, "cutover", "start")
+    again = st.apply(started, "config_copy", "start", now=at(11))
+    assert st.summary(again)["config_copy_unfinished"] is True
+    done = st.apply(again, "config_copy", "done", {"files": [], "queue": []}, now=at(12))
+    # its start (the last run's, for the timeline) stays beside its end
+    assert done["config_copy"] == {"start": st.stamp(at(11)), "end": st.stamp(at(12)), "files": [], "queued_mail": 0}
+    assert st.summary(done)["config_copy_unfinished"] is False and st.decide(done, "cutover")["action"] == "run"
+    # a copy run again after a finished one is unfinished until its own end: the old end does not count
+    redo = st.apply(done, "config_copy", "start", now=at(13))
+    assert redo["config_copy"] == {"start": st.stamp(at(13))} and st.summary(redo)["config_copy_unfinished"] is True
+    assert "config_copy" not in st.apply(started, "rollback", "done")
+
+
 def test_unknown_phase_and_event_are_refused():
     with pytest.raises(st.Refused, match="unknown phase"):
         st.decide({}, "upgrade")
