@@ -60,7 +60,20 @@ def test_every_row_of_the_origin_is_on_the_target(db):
     origin_counts, target_counts = table_counts(ORIGIN, db), table_counts(TARGET, db)
     assert origin_counts.keys() == target_counts.keys()
     assert counts_unexplained(origin_counts, target_counts, messages=1) == {}
-    assert rows_lost(db, table_rows(ORIGIN, db), table_rows(TARGET, db), messages=1) == {}
+    lost = rows_lost(db, table_rows(ORIGIN, db), table_rows(TARGET, db), messages=1)
+    if db == "bj":
+        # The domain.keycloak repair rebuilds a realm whose client does not match bj and writes the new
+        # client's secret into the domain's properties (KeycloakRealmRepairSupport, KeycloakHelper
+        # initForDomain): t_domain differs by that property alone, checked below.
+        lost.pop("public.t_domain", None)
+    assert lost == {}
+
+
+def test_domains_differ_by_their_keycloak_client_secret_alone():
+    sql = "SELECT name, properties - 'OPENID_CLIENT_SECRET'::text FROM t_domain ORDER BY name"
+    assert psql(TARGET, "bj", sql) == psql(ORIGIN, "bj", sql)
+    assert psql(TARGET, "bj", "SELECT count(*) FROM t_domain WHERE properties ? 'OPENID_CLIENT_SECRET'") \
+        == psql(ORIGIN, "bj", "SELECT count(*) FROM t_domain")
 
 
 def test_users_log_in_through_keycloak_on_the_target():
