@@ -346,6 +346,8 @@ def test_the_window_s_start_keeps_the_prediction_it_was_opened_with():
 def test_a_prediction_handed_over_as_text_is_a_number_or_nothing(handed):
     state = walk(PREREQ, hot(1.0), ("cold_sync", "start", {"predicted_seconds": handed}))
     assert state["cold_sync"].get("predicted_seconds") == (65.5 if handed == "65.5" else None)
+
+
 def test_prereq_keeps_the_major_it_planned_for():
     assert "major" not in walk(PREREQ)  # recorded by an older run: none
     five = ("prereq", "done", dict(PREREQ[2], version="5.7.3268", major="5"))

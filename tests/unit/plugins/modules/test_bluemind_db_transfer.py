@@ -806,8 +806,8 @@ def test_a_whole_copy_reports_its_progress_against_the_tables_data(run_module, s
     assert format_line(progress["trees"][0]).startswith("bj: done: 4.0 KiB moved, 100% of 8.0 KiB, ")
 
 
-def test_a_failed_copy_is_failed_in_the_progress_and_no_progress_without_an_interval(run_module, servers, commands,
-                                                                                   tmp_path):
+def test_a_failed_copy_is_failed_in_the_progress_and_no_progress_without_an_interval(
+        run_module, servers, commands, tmp_path):
     path = tmp_path / "db-progress.json"
     with mock.patch(MODULE + "stream_pipeline", lambda *a, **k: (100, -15, 3, "", ENOSPC)):
         failed = run_module(bluemind_db_transfer, dict(servers.args, databases=["bj"], progress_path=str(path)))
