@@ -163,7 +163,10 @@ def test_a_first_database_copy_of_seconds_shows_progress_lines(lab, ssh_trust, s
     last = json.loads(lab.target.run("cat %s" % DB_PROGRESS_FILE).stdout)
     [entry] = last["trees"]
     assert last["finished"] is True and last["job"] == "databases"
-    assert (entry["path"], entry["state"], entry["files"], entry["size_bytes"]) == (DB, "done", None, table_data)
+    assert (entry["path"], entry["state"], entry["files"]) == (DB, "done", None)
+    # read when the copy began; pg_table_size counts the free space and visibility maps too, which
+    # autovacuum may have grown since
+    assert abs(entry["size_bytes"] - table_data) < table_data / 100.0, (entry["size_bytes"], table_data)
     # the copy is whole on the target
     count = "su postgres -c \"psql -d %s -Atc 'SELECT count(*), md5(string_agg(id || body, NULL ORDER BY id)) FROM t_body'\"" % DB
     assert lab.target.run(count).stdout == lab.origin.run(count).stdout
