@@ -17,22 +17,13 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.bluemind.migration.plugins.module_utils.bmini import global_settings
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import quote_literal
 
 
 def bm_ini_password(text):
     """The ``password`` of ``[global]`` in bm.ini's ``text`` (quotes stripped, as BlueMind does), or None."""
-    section = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-            continue
-        if section == "global" and "=" in line and not line.startswith(("#", ";")):
-            key, value = line.split("=", 1)
-            if key.strip() == "password":
-                return value.strip().strip('"')
-    return None
+    return global_settings(text).get("password")
 
 
 def delivery_sql(subject):

@@ -163,7 +163,6 @@ trees:
       sample: {"mount": "/var", "free_bytes": 107374182400, "size_bytes": 214748364800}
 """
 
-import configparser
 import grp
 import os
 import pwd
@@ -181,19 +180,8 @@ from ansible_collections.bluemind.migration.plugins.module_utils.api import (
     BlueMindClient,
     bluemind_api_argument_spec,
 )
+from ansible_collections.bluemind.migration.plugins.module_utils.bmini import read_global_settings
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import PgError, PgServer
-
-
-def read_bm_ini(path):
-    """The ``[global]`` section of bm.ini, quotes stripped as BlueMind does; {} when absent."""
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read(path)
-    except configparser.Error:
-        return {}
-    if not parser.has_section("global"):
-        return {}
-    return dict((key, value.strip().strip('"')) for key, value in parser.items("global"))
 
 
 def package_version(module):
@@ -304,7 +292,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=API_AUTH_MUTUALLY_EXCLUSIVE,
                            supports_check_mode=True)
-    ini = read_bm_ini(module.params["bm_ini"])
+    ini = read_global_settings(module.params["bm_ini"])
     api, api_error = api_version(module.params)
     package = package_version(module)
     module.exit_json(
