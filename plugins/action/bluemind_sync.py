@@ -30,7 +30,7 @@ import time
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible_collections.bluemind.migration.plugins.module_utils.progress import format_line
+from ansible_collections.bluemind.migration.plugins.module_utils.progress import FIRST_REPORT_SECONDS, format_line
 
 display = Display()
 
@@ -38,9 +38,8 @@ DEFAULT_INTERVAL = 30
 DEFAULT_PATH = "/run/bluemind-migration/pull-progress.json"
 # The async job's limit: a pull that long is stopped by async_wrapper. Far above any pull.
 ASYNC_LIMIT = 30 * 24 * 3600
-# The first report comes after this many seconds (or progress_interval when shorter), the next ones
+# The first report comes after FIRST_REPORT_SECONDS (or progress_interval when shorter), the next ones
 # every progress_interval: a pull of half a minute shows one, a pull of hours one every interval.
-FIRST_REPORT_SECONDS = 10
 # A status read waits on the target up to this long for the job to end (it returns as soon as it
 # does), checking every tenth of a second; after a failed read the controller waits as long.
 POLL_SECONDS = 2.0

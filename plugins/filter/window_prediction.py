@@ -17,7 +17,9 @@ description:
     one what changed between two runs, as the window will), side by side when O(beside); O(fixed_seconds)
     stands for what no hot phase measures (the configuration copy, BlueMind's start on the target).
   - Returns C(seconds) (null while a part is unknown), C(parts) (C(step), C(seconds), C(basis)),
-    C(missing) (why a part is unknown and what gives it) and C(text), one line for the operator.
+    C(missing) (why a part is unknown and what gives it), C(text), one line for the operator, and
+    C(quick_pull), true when the final pull is predicted to end well before its first progress
+    report (the window then runs it without the progress path).
 positional: fixed_seconds, beside
 options:
   _input:
@@ -42,7 +44,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(seconds), C(parts), C(missing) and C(text).
+  description: C(seconds), C(parts), C(missing), C(text) and C(quick_pull).
   type: dict
 """
 

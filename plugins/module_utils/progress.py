@@ -23,6 +23,11 @@ import tempfile
 import threading
 import time
 
+# The first progress report comes after this many seconds (or the progress interval when shorter):
+# a shorter job shows none, so the window runs a pull predicted well under it without the progress
+# path (the async launch and status reads cost round trips, nearly a second in the lab).
+FIRST_REPORT_SECONDS = 10
+
 # "  1,234,567  12%  10.50MB/s    0:00:07 (xfr#3, ir-chk=1000/1048)" (the part in brackets comes
 # with the updates that end a file or a file-list chunk).
 _PROGRESS2 = re.compile(r"^\s*([0-9][0-9,]*)\s+\d+%\s+\S+\s+\S+(?:\s+\(xfr#(\d+), (?:ir|to)-chk=(\d+)/(\d+)\))?\s*$")

@@ -17,6 +17,8 @@ import json
 import os
 import tempfile
 
+from ansible_collections.bluemind.migration.plugins.module_utils.progress import FIRST_REPORT_SECONDS
+
 PHASES = ("prereq", "hot_sync", "cold_sync", "db_migrate", "config_copy", "cutover")
 # What a rollback forgets: the window closed, a later cold sync opens a new one; and the target may
 # have written into its trees since the last pull, so the next pull compares every file.
@@ -415,10 +417,12 @@ def predict_window(state, fixed_seconds, beside=True):
     window will; side by side when ``beside``), and ``fixed_seconds`` for what no hot phase measures
     (the configuration copy, BlueMind's start on the target, the steps around them). Returns
     ``seconds`` (None while a part is unknown), ``parts`` (``step``, ``seconds``, ``basis`` each),
-    ``missing`` (why a part is unknown and what gives it) and ``text``, one line for the operator."""
+    ``missing`` (why a part is unknown and what gives it), ``text``, one line for the operator, and
+    ``quick_pull``: whether the final pull is predicted to end well before its first progress report
+    would show (under half of it), so that it may run without the progress path."""
     runs = [run for run in state.get("hot_sync_runs") or [] if run.get("seconds") is not None]
     later = runs[1:]
-    parts, missing = [], []
+    parts, missing, pull = [], [], None
     stop = state.get("target_stop_seconds")
     if stop is None:
         missing.append("the stop (no hot sync stopped a running target yet)")
@@ -429,7 +433,7 @@ def predict_window(state, fixed_seconds, beside=True):
                        "everything, the next ones what changed between two runs, as the window will)")
     else:
         last = later[-1]
-        pull = float(last["seconds"])
+        pull = float(last["seconds"])  # the final pull's prediction
         databases = last.get("databases_seconds")
         basis = "hot sync %d, %s" % (len(runs), last.get("end", "?"))
         if databases is None:
@@ -448,4 +452,5 @@ def predict_window(state, fixed_seconds, beside=True):
     else:
         text = "predicted downtime about %.0f s: %s" % (seconds, ", ".join(
             "%s %.1f s" % (part["step"], part["seconds"]) for part in parts))
-    return dict(seconds=seconds, parts=parts, missing=missing, text=text)
+    quick_pull = pull is not None and pull < FIRST_REPORT_SECONDS / 2.0
+    return dict(seconds=seconds, parts=parts, missing=missing, text=text, quick_pull=quick_pull)

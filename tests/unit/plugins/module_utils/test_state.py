@@ -320,6 +320,17 @@ def test_the_window_is_predicted_from_the_last_hot_sync_that_was_not_the_first()
     assert beside["text"] == ("predicted downtime about 66 s: stop 3.0 s, pull and databases side by side 2.5 s, "
                               "configuration copy, start, checks 60.0 s")
     assert st.predict_window(state, 10, beside=False)["seconds"] == 3.0 + 2.5 + 1.5 + 10
+    assert beside["quick_pull"] is True  # 2.5 s: no progress report would show
+
+
+def test_only_a_pull_predicted_well_under_the_first_progress_report_is_quick():
+    def quick_pull(*pulls):
+        return st.predict_window(walk(PREREQ, *[hot(seconds, STOPPED_TARGET) for seconds in pulls]), 60)["quick_pull"]
+    assert quick_pull(30.0, 4.9) is True
+    assert quick_pull(30.0, 5.0) is False  # half of the first report's 10 s: a slower window would show one
+    assert quick_pull(30.0, 2.0, 40.0) is False  # the last one counts: the delta grows with the time between syncs
+    assert quick_pull(2.0) is False  # a first hot sync says nothing of the window's pull
+    assert st.predict_window({}, 60)["quick_pull"] is False
 
 
 def test_no_prediction_before_a_second_hot_sync_nor_without_a_measured_stop():
