@@ -177,6 +177,12 @@ class BlueMindClient(object):
                 "%s: cannot reach the BlueMind API (%s); check api_url, that bm-core runs, "
                 "and ca_path/validate_certs for TLS" % (where, to_text(getattr(exc, "reason", exc)))
             )
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
+            # a core that stops (or starts) while the request is sent drops it: not a timeout
+            raise BlueMindApiError(
+                "%s: cannot reach the BlueMind API (the connection was closed: %s); check that bm-core runs "
+                "(it may be stopping or starting) and api_url" % (where, exc)
+            )
         except (IOError, OSError) as exc:
             raise BlueMindApiError("%s: connection failed (%s); check api_url and api_timeout" % (where, exc))
         if not raw.strip():

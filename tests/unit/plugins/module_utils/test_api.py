@@ -87,6 +87,24 @@ def test_unreachable_server(api):
         bmapi.BlueMindClient(params()).public_infos()
 
 
+def test_a_connection_dropped_by_a_stopping_core_says_to_check_the_core(api):
+    def reset(_request):
+        raise ConnectionResetError(104, "Connection reset by peer")
+    api.routes[("POST", "/auth/login")] = reset
+    with pytest.raises(bmapi.BlueMindApiError) as err:
+        bmapi.BlueMindClient(params()).authenticate()
+    assert str(err.value).startswith("POST https://") and "/api/auth/login: cannot reach the BlueMind API (the connection was " \
+        "closed: [Errno 104] Connection reset by peer); check that bm-core runs (it may be stopping or starting)" in str(err.value)
+
+
+def test_a_timeout_still_says_to_check_the_timeout(api):
+    def slow(_request):
+        raise TimeoutError("timed out")
+    api.routes[("GET", "/system/installation/_infos")] = slow
+    with pytest.raises(bmapi.BlueMindApiError, match="connection failed .timed out.; check api_url and api_timeout"):
+        bmapi.BlueMindClient(params()).public_infos()
+
+
 def test_public_infos_needs_no_login(api):
     api.routes[("GET", "/system/installation/_infos")] = (200, {"softwareVersion": "5.7.3268"})
     assert bmapi.BlueMindClient(params()).public_infos()["softwareVersion"] == "5.7.3268"
