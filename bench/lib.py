@@ -133,19 +133,38 @@ def serving(ip=TARGET_IP):
         return False
 
 
-class ServingWatch(threading.Thread):
-    """Polls the target from the controller every 0.2 s; .at = monotonic time it first served."""
+class Watch(threading.Thread):
+    """Polls ``sign()`` from the controller every ``interval`` seconds (50 ms: the issue's independent
+    clock); ``.at`` is the monotonic time it first held in ``confirm`` polls in a row (one slow answer
+    of a serving host is not its stop)."""
 
-    def __init__(self, ip=TARGET_IP):
+    def __init__(self, sign, interval=0.05, confirm=1):
         super().__init__(daemon=True)
-        self.ip, self.at, self.stop = ip, None, threading.Event()
+        self.sign, self.interval, self.confirm = sign, interval, confirm
+        self.at, self.stop = None, threading.Event()
 
     def run(self):
+        first, hits = None, 0
         while not self.stop.is_set():
-            if serving(self.ip):
-                self.at = time.monotonic()
-                return
-            time.sleep(0.2)
+            now = time.monotonic()
+            if self.sign():
+                first, hits = (first if hits else now), hits + 1
+                if hits >= self.confirm:
+                    self.at = first
+                    return
+            else:
+                hits = 0
+            time.sleep(self.interval)
+
+
+def ServingWatch(ip=TARGET_IP):
+    """The target serving again (core running and SMTP answering)."""
+    return Watch(lambda: serving(ip))
+
+
+def DownWatch(ip=ORIGIN_IP):
+    """The origin no longer serving (its core or its SMTP gone): the window's start, both arms alike."""
+    return Watch(lambda: not serving(ip), confirm=3)
 
 
 # --- resetting the lab to the same starting point ---------------------------------------------
