@@ -21,7 +21,7 @@ HEADER = "X-Failed-Cutover: received-live"
 STATE = "/var/lib/bluemind-migration/state.json"
 # Tasks that stop the target, trust the origin again, pull from it or restore its databases.
 MOVES_DATA = ("Pull the trees from the origin", "Transfer and verify the databases",
-              "Stop BlueMind, then postfix, on the target", "Stop BlueMind, then postfix, on the origin and the target",
+              "Stop BlueMind, then postfix, on the target", "Stop BlueMind, then postfix, on the origin",
               "Authorize the migration key on the origin, from the target's address only")
 
 
