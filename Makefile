@@ -7,10 +7,7 @@ BLUEMIND ?= $(or $(BMLAB_BLUEMIND),4)
 export BMLAB_BLUEMIND := $(BLUEMIND)
 VENV := .venv
 PY := $(VENV)/bin/python
-# faults_window is left out of `make test` until it has passed twice in a row and fits CI's 75 minutes
-# (it takes 10 to 17 minutes on two cores): run it with `make test-molecule SCENARIOS=faults_window`.
-SCENARIOS_ON_THEIR_OWN := faults_window
-SCENARIOS ?= $(filter-out $(SCENARIOS_ON_THEIR_OWN),$(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
