@@ -17,13 +17,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.bluemind.migration.plugins.module_utils.bmini import global_settings
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import quote_literal
-
-
-def bm_ini_password(text):
-    """The ``password`` of ``[global]`` in bm.ini's ``text`` (quotes stripped, as BlueMind does), or None."""
-    return global_settings(text).get("password")
 
 
 def delivery_sql(subject):

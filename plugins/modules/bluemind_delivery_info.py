@@ -81,8 +81,8 @@ seconds:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.bluemind.migration.plugins.module_utils.bmini import global_settings
 from ansible_collections.bluemind.migration.plugins.module_utils.delivery import (
-    bm_ini_password,
     delivery_sql,
     parse_counts,
     wait_for_delivery,
@@ -110,7 +110,7 @@ def main():
     if not password:
         try:
             with open(params["bm_ini"], encoding="utf-8") as handle:
-                password = bm_ini_password(handle.read())
+                password = global_settings(handle.read()).get("password")
         except (IOError, OSError) as exc:
             module.fail_json(msg="cannot read the database password from %s (%s): give db_password, or run the "
                                  "task as root on the BlueMind host" % (params["bm_ini"], exc))

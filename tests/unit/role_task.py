@@ -20,8 +20,8 @@ def run_role_task(tmp_path, task_file, task_name, variables):
     path.write_text(json.dumps(play))
     config = tmp_path / "ansible.cfg"  # not the checkout's: its profiling callback would print
     # the collection as the unit tests import it (conftest's symlink), for the roles' own filters
-    roots = [entry for entry in sys.path if (Path(entry) / "ansible_collections" / "bluemind" / "migration").is_dir()]
-    config.write_text("[defaults]\ncollections_path = %s\n" % ":".join(roots[:1]))
+    root = next(entry for entry in sys.path if (Path(entry) / "ansible_collections" / "bluemind" / "migration").is_dir())
+    config.write_text("[defaults]\ncollections_path = %s\n" % root)
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(config))
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                            str(path)], capture_output=True, text=True, env=env, timeout=120, check=False)

@@ -1,7 +1,7 @@
 """module_utils/keycloak.py and module_utils/delivery.py."""
 import pytest
 
-from ansible_collections.bluemind.migration.plugins.module_utils import delivery, keycloak
+from ansible_collections.bluemind.migration.plugins.module_utils import bmini, delivery, keycloak
 
 
 def test_every_domain_and_global_virt_once():
@@ -69,5 +69,5 @@ def test_delivery_gives_up_at_the_timeout():
 
 def test_bm_ini_password():
     text = '[global]\nexternal-url = mail.bm.lan\npassword = "s3cret"\n[other]\npassword = no\n'
-    assert delivery.bm_ini_password(text) == "s3cret"
-    assert delivery.bm_ini_password("[other]\npassword = x\n") is None
+    assert bmini.global_settings(text).get("password") == "s3cret"
+    assert bmini.global_settings("[other]\npassword = x\n").get("password") is None
