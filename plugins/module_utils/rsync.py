@@ -16,6 +16,8 @@ import functools
 import os
 import re
 import shlex
+import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -266,10 +268,138 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen):
     return counts["d"], counts["o"], counts["root"], rc, tail
 
 
-def read_records(args, keep, popen=subprocess.Popen):
-    """Run ``args`` and call ``keep(record)`` for each NUL-terminated record it prints, as they
-    come (memory stays bounded); return ``(rc, stderr_tail)``."""
-    proc = popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+# What a directory's entries are compared by, on the origin (``find -printf``) and on the target (``lstat``):
+# type as ``find -printf %y``, size (files and links) and modification time to the nanosecond.
+ENTRY_TYPES = {stat.S_IFDIR: "d", stat.S_IFREG: "f", stat.S_IFLNK: "l", stat.S_IFIFO: "p", stat.S_IFSOCK: "s",
+               stat.S_IFCHR: "c", stat.S_IFBLK: "b"}
+
+
+def entries_command(tree):
+    """Shell command, run on the origin, reading NUL-terminated ``./dir`` names (relative to ``tree``)
+    on stdin and printing each one's entries, a directory after the other, as ``<type> <size>
+    <mtime> ./dir/name`` (NUL-terminated; type as ``find -printf %y``, mtime in seconds with its
+    fraction). Nothing is read but the directories and their entries' status."""
+    listing = 'exec find "$@" -mindepth 1 -maxdepth 1 -printf "%y %s %T@ %p\\0"'
+    return "cd %s && xargs -0 -r sh -c %s sh" % (shlex.quote(tree), shlex.quote(listing))
+
+
+def _nanoseconds(text):
+    """``1718000000.1234567890`` (``find -printf %T@``) as integer nanoseconds."""
+    seconds, _dot, fraction = text.partition(".")
+    return int(seconds) * 1000000000 + int((fraction + "000000000")[:9])
+
+
+def origin_entries(args, directories, each, popen=subprocess.Popen):
+    """Run ``args`` (ssh running :func:`entries_command`) over ``directories`` (names relative to
+    the tree, without ``./``) and call ``each(directory, {name: (type, size, mtime_ns)})`` once for
+    every directory, as its entries come (one directory in memory at a time), an empty one or one gone
+    included. Return ``(rc, stderr_tail)``."""
+    names = tempfile.TemporaryFile(prefix="bluemind-sync-")
+    for directory in directories:
+        names.write(b"./" + directory + b"\0")
+    names.flush()
+    names.seek(0)
+    current, entries, seen = [None], {}, set()
+
+    def flush():
+        if current[0] is not None:
+            each(current[0], dict(entries))
+            seen.add(current[0])
+        entries.clear()
+
+    def keep(record):
+        kind, size, mtime, path = record.split(b" ", 3)
+        directory, _slash, name = path[2:].rpartition(b"/")
+        if directory != current[0]:
+            if directory in seen:
+                raise ValueError("the origin listed %r twice" % directory)
+            flush()
+            current[0] = directory
+        entries[name] = (kind.decode("ascii"), int(size), _nanoseconds(mtime.decode("ascii")))
+
+    with names:
+        rc, tail = read_records(args, keep, popen, stdin=names)
+    flush()
+    for directory in directories:
+        if directory not in seen:
+            each(directory, {})
+    return rc, tail
+
+
+def target_entries(path):
+    """``{name: (type, size, mtime_ns)}`` of the directory ``path`` on this host ({} when it is gone)."""
+    found = {}
+    try:
+        with os.scandir(path) as listing:
+            for entry in listing:
+                status = entry.stat(follow_symlinks=False)
+                found[os.fsencode(entry.name)] = (
+                    ENTRY_TYPES.get(stat.S_IFMT(status.st_mode), "?"), status.st_size, status.st_mtime_ns)
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def excluded_entry(excluded, path, is_dir):
+    """Whether an :class:`ExcludeFilter` leaves ``path`` (text, relative to the tree) out."""
+    if excluded is None:
+        return False
+    if is_dir:
+        return excluded.matches(path, True) or excluded(path + "/x")
+    return excluded(path)
+
+
+def compare_directory(directory, origin, target, changed_dirs, excluded=None):
+    """What the final pass does in one directory that changed on the origin and that the target has
+    (``directory`` relative to the tree; ``origin`` and ``target`` as :func:`target_entries`).
+
+    Return ``(remove, whole)``: the target's entries to remove (``(path, is_dir)``: gone from the
+    origin, or of another type there), and the entries to pull whole (missing on the target, of
+    another type, a file or link of another size or time, a directory of another time that did not
+    change itself: one moved in keeps its entries' times). An entry the excludes leave out is neither
+    removed nor pulled, as rsync leaves it. Paths are bytes, relative to the tree."""
+    prefix = directory + b"/" if directory else b""
+    remove, whole = [], []
+    for name, (kind, size, mtime) in sorted(target.items()):
+        path = prefix + name
+        if name not in origin and not excluded_entry(excluded, os.fsdecode(path), kind == "d"):
+            remove.append((path, kind == "d"))
+    for name, (kind, size, mtime) in sorted(origin.items()):
+        path = prefix + name
+        if excluded_entry(excluded, os.fsdecode(path), kind == "d"):
+            continue
+        theirs = target.get(name)
+        if theirs is None:
+            whole.append(path)
+        elif theirs[0] != kind:
+            remove.append((path, theirs[0] == "d"))
+            whole.append(path)
+        elif kind == "d":
+            if path not in changed_dirs and theirs[2] != mtime:
+                whole.append(path)
+        elif theirs[2] != mtime or (kind in "fl" and theirs[1] != size):
+            whole.append(path)
+    return remove, whole
+
+
+def remove_entries(root, entries):
+    """Remove ``entries`` (``(path, is_dir)``, paths relative to ``root``) on this host; a directory
+    with what it holds. Links are removed, never followed."""
+    for path, is_dir in entries:
+        full = os.path.join(os.fsencode(root), path)
+        try:
+            if is_dir and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.unlink(full)
+        except FileNotFoundError:
+            pass
+
+
+def read_records(args, keep, popen=subprocess.Popen, stdin=None):
+    """Run ``args`` (reading ``stdin``, a file, when given) and call ``keep(record)`` for each
+    NUL-terminated record it prints, as they come (memory stays bounded); return ``(rc, stderr_tail)``."""
+    proc = popen(args, stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                  env=dict(os.environ, LC_ALL="C"))
     tail = collections.deque(maxlen=STDERR_TAIL_LINES)
     reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail, {"vanished": 0}))

@@ -232,7 +232,8 @@ def verified_by(pull, verify=None):
     if not trees:
         return "no"
     if "incremental" in trees[0]:
-        return ("the %d directories changed since the last pull pulled whole, the %d other entries by checksum"
+        return ("the entries of the %d directories changed since the last pull compared on both sides, the %d other "
+                "entries by checksum"
                 % (sum(t.get("changed_dirs", 0) for t in trees), sum(t.get("recent", 0) for t in trees)))
     if "recent" in trees[0]:
         return "the %d files modified since the last pull, by checksum" % sum(t.get("recent", 0) for t in trees)

@@ -64,10 +64,17 @@ options:
         minus a margin; it implies O(checksum_since) with the same time.
       - The origin lists the entries of each tree whose status changed at or after this time
         (C(find -newerct)). The C(ctime) is set by every change of content, owner, mode or links and
-        by a rename, and no program can set it back. The directories listed (entries added, removed
-        or renamed in them, or moved themselves) are pulled whole (C(rsync -r --delete
-        --files-from)), the other entries by content (C(--checksum --files-from)). Every other
-        entry is as the previous pull left it, and is not walked again on either side.
+        by a rename, and no program can set it back. In each directory listed (entries added,
+        removed or renamed in it, or moved itself) the module compares the entries of both sides by
+        type, size and modification time (the origin lists them with C(find -printf), the target's
+        are read in place). What the origin no longer has is removed from the target by the module
+        (not by rsync, which would read every file of the directory), and what the target lacks or
+        holds otherwise is pulled whole (C(rsync -r --delete --files-from)), as is a listed
+        directory the target does not have. The other entries listed, and the directories
+        themselves, are pulled by content (C(--checksum --files-from)). Every other entry is as
+        the previous pull left it, and is not walked again on either side.
+      - Excluded entries are neither pulled nor removed, as rsync leaves them. In check mode
+        nothing is removed; the removals are counted and itemized as rsync itemizes deletions.
       - A tree whose own directory changed (an entry added or removed at its top) gets the usual
         whole pull, and so do all trees when the origin's clock is before this time (a clock set
         back would hide changes; RV(whole_trees) says so).
@@ -296,7 +303,7 @@ trees:
       type: bool
       returned: when O(changed_since) applied to the tree
     changed_dirs:
-      description: Directories changed since O(changed_since), pulled whole.
+      description: Directories changed since O(changed_since), their entries compared on both sides.
       type: int
       returned: when O(changed_since) applied to the tree
       sample: 12
@@ -440,7 +447,12 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     RsyncError,
     build_command,
     changed_entries_command,
+    compare_directory,
+    entries_command,
     list_changed,
+    origin_entries,
+    remove_entries,
+    target_entries,
     without,
     list_files,
     quick_check_misses,
@@ -504,36 +516,87 @@ def checksum_recent(params, rsync_bin, origin, path, excludes, dry_run, progress
 
 
 def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=None):
-    """The final pass of a tree from what changed since ``changed_since``: the directories whose
-    status changed are pulled whole (new, moved or with entries added or removed: ``-r --delete``),
-    then the other changed entries by content (``--checksum``). Entries with an older status are as
-    the previous pull left them. Return ``(directories, others, results)``, or None when the tree's
-    own directory changed (the caller then pulls the whole tree)."""
+    """The final pass of a tree from what changed since ``changed_since``. In each directory whose
+    status changed (entries added, removed or renamed), the entries of both sides are compared by
+    type, size and time: what the origin no longer has is removed on the target (by this module:
+    rsync would read the whole directory for it), what the target lacks or holds otherwise is
+    pulled whole (``-r --delete``), and so is a changed directory the target does not have. Then the
+    other changed entries, and the changed directories themselves, by content (``--checksum``).
+    Entries with an older status are as the previous pull left them. Return ``(directories, others,
+    results, removed)``, or None when the tree's own directory changed (the caller then pulls the
+    whole tree)."""
     root = path.rstrip("/") + "/"
     source = "%s:%s" % (origin.destination, root)
+    excluded = ExcludeFilter(excludes)
     with tempfile.TemporaryFile(prefix="bluemind-sync-") as dirs, \
             tempfile.TemporaryFile(prefix="bluemind-sync-") as others:
         ndirs, nothers, root_changed, rc, tail = list_changed(
             origin.remote(changed_entries_command(path, params["changed_since"])), dirs, others,
-            excluded=ExcludeFilter(excludes))
+            excluded=excluded)
         if rc != 0:
             raise SshError(explain_ssh_failure(
                 "listing the entries of %s changed since %s on the origin" % (path, params["changed_since"]),
                 rc, "\n".join(tail)))
         if root_changed:
             return None
-        results, received = [], set()
-        if ndirs:
-            results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, dirs,
-                                     dict(recursive=True, delete=params["delete"]), received, progress))
-        if nothers:
-            # What the directories' pass received is the origin's already: not read again.
-            others, left = without(others, received) if received else (others, nothers)
+        results, received, removed = [], set(), []
+        with tempfile.TemporaryFile(prefix="bluemind-sync-") as whole:
+            nwhole = 0
+            if ndirs:
+                removed, nwhole = changed_directories(params, origin, path, excluded, dirs, others, whole)
+            if removed and not dry_run:
+                remove_entries(root, removed)
+            if nwhole:
+                results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, whole,
+                                         dict(recursive=True, delete=params["delete"]), received, progress))
+        others.seek(0, os.SEEK_END)
+        if others.tell():
+            # What the first pass received is the origin's already: not read again.
+            others, left = without(others, received) if received else (others, 1)
             with others:
                 if left:
                     results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, others,
                                              dict(checksum=True, delete=False), progress=progress))
-        return ndirs, nothers, results
+        return ndirs, nothers, results, removed
+
+
+def changed_directories(params, origin, path, excluded, dirs, others, whole):
+    """Compare the changed directories listed in ``dirs`` on both sides (see :func:`incremental`):
+    write to ``whole`` what to pull whole and to ``others`` the directories the target has (their
+    own status comes with the second pass); return ``(entries to remove, count written to whole)``.
+    Raise :class:`SshError` when the origin's listing fails."""
+    root = path.rstrip("/") + "/"
+    dirs.seek(0)
+    names = dirs.read().split(b"\0")[:-1]
+    changed = set(names)
+    present = [name for name in names if os.path.isdir(os.path.join(os.fsencode(root), name))
+               and not os.path.islink(os.path.join(os.fsencode(root), name))]
+    removed, count = [], [0]
+
+    def pull_whole(name):
+        whole.write(name + b"\0")
+        count[0] += 1
+
+    for name in changed.difference(present):
+        pull_whole(name)
+    others.seek(0, os.SEEK_END)
+    for name in present:
+        others.write(name + b"\0")
+
+    def each(directory, entries):
+        remove, pull = compare_directory(directory, entries, target_entries(os.path.join(os.fsencode(root), directory)),
+                                         changed, excluded)
+        if params["delete"]:
+            removed.extend(remove)
+        for name in pull:
+            pull_whole(name)
+
+    rc, tail = origin_entries(origin.remote(entries_command(path)), present, each)
+    if rc != 0:
+        raise SshError(explain_ssh_failure(
+            "listing the entries of the %d directories of %s changed since %s on the origin" % (
+                len(present), path, params["changed_since"]), rc, "\n".join(tail)))
+    return removed, count[0]
 
 
 def pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, spool, options, received=None,
@@ -555,6 +618,14 @@ def rsync_pass(progress, args, *more, **options):
     finally:
         if progress is not None:
             progress.next_pass()
+
+
+def removal_result(removed):
+    """The entries removed by the module (see :func:`incremental`) as rsync itemizes deletions."""
+    result = empty_result()
+    result.update(changes=len(removed), deleted=len(removed), diff=[
+        "*deleting   %s%s" % (os.fsdecode(path), "/" if is_dir else "") for path, is_dir in removed])
+    return result
 
 
 def empty_result():
@@ -601,8 +672,10 @@ def pull_tree(params, rsync_bin, origin, tree, dry_run, progress):
         except RsyncError as exc:
             return failed_tree(path, started, "changed entries: %s" % exc, exc.result)
         if done is not None:
-            ndirs, nothers, results = done
+            ndirs, nothers, results, removed = done
             raw = empty_result()
+            if removed:
+                merge(raw, removal_result(removed), params["diff_max_lines"])
             for one in results:
                 merge(raw, one, params["diff_max_lines"])
             summary = tree_summary(path, started, raw, [r["stats"] for r in results], {}, incremental=True,

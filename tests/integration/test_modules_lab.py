@@ -4,6 +4,7 @@ Data lives under /srv/bmitest and in databases bmitest*, made here and removed a
 BlueMind trees and databases of the lab are left alone; the API tests restore what they change.
 """
 
+import difflib
 import json
 import shlex
 
@@ -103,6 +104,41 @@ def test_sync_checksum_since_catches_a_rewrite_that_keeps_the_time(lab, run_task
     assert everything.get("failed") is not True, everything.get("msg")
     assert everything["changed"] is False
     assert (by_path(everything)[SPOOL]["recent"], by_path(everything)[LIB]["recent"]) == (4, 1)
+
+
+def listing(host, tree):
+    """Every entry of ``tree``: path, type, size (files and links), mode, owner and content's md5."""
+    return host.run("cd %s && find . -printf '%%P %%y %%m %%u ' \\( -type f -printf '%%s ' -exec md5sum {} \\; "
+                    "-o -printf '\\n' \\) | sort" % shlex.quote(tree)).stdout
+
+
+def test_sync_final_pass_from_changed_entries_matches_the_origin(lab, run_task, ssh_trust, trees):
+    """The window's pull (changed_since): the module compares the changed directories' entries, removes
+    what the origin no longer has and pulls what differs; the result is the origin's tree."""
+    lab.origin.run("cd {s}/user && mkdir -p b c e g f && printf b > b/x && printf old-c > c/y && printf e > e/z "
+                   "&& printf g > g/w && printf f > f/v && printf d > d && chown -R cyrus:mail {s}/user "
+                   "&& sleep 2".format(s=SPOOL))  # the tree's top older than the margin below: not pulled whole
+    first = sync(run_task, ssh_trust)
+    assert not first.get("failed"), first.get("msg")
+    since = first["origin_clock_start"]
+    lab.origin.run(
+        "sleep 0.1 && cd {s}/user && rm a/2. && printf new > a/3. "  # a file gone, a file new
+        "&& rm -r b "                                                 # a directory gone
+        "&& mv c c.old && mv e c "                                    # a directory moved in where another was
+        "&& rm d && mkdir d && printf in-d > d/f "                    # a file become a directory
+        "&& rm -r f && printf file-f > f "                            # a directory become a file
+        "&& mv g a/g".format(s=SPOOL))                               # a directory moved into another
+    final = sync(run_task, ssh_trust, diff=True, changed_since=since - 2)
+    assert not final.get("failed"), final.get("msg")
+    spool = by_path(final)[SPOOL]
+    assert spool.get("incremental") is True and spool["changed_dirs"] >= 3, (spool, final.get("whole_trees"))
+    assert "*deleting   user/a/2." in final["diff"]["prepared"].splitlines()
+    # everything but the excluded search index, which stays on the origin
+    ours = [line for line in listing(lab.origin, SPOOL).splitlines() if "cyrus.squat" not in line]
+    theirs = listing(lab.target, SPOOL).splitlines()
+    assert theirs == ours, "\n".join(difflib.unified_diff(ours, theirs, "origin", "target", lineterm=""))
+    assert sync(run_task, ssh_trust, verify=True).get("failed") is not True
+    lab.origin.run("cd {s}/user && rm -rf c c.old d f a/g a/3. && ln a/1. a/2.".format(s=SPOOL))
 
 
 def test_sync_verify(lab, run_task, ssh_trust, trees):

@@ -43,7 +43,7 @@ def test_a_whole_migration_records_what_the_report_needs():
     assert state["hot_sync_runs"] == [{"end": st.stamp(at(1)), "bytes": 10, "files": 3, "seconds": 1.25}]
     assert state["cold_sync"]["trees"] == [{"path": "/var/spool/cyrus", "bytes": 10, "files": 3, "seconds": 1.2,
                                             "changes": 2, "deleted": 1}]
-    assert state["cold_sync"]["verified"].startswith("the 5 directories changed since the last pull")
+    assert state["cold_sync"]["verified"].startswith("the entries of the 5 directories changed since the last pull compared")
     assert [d["name"] for d in state["db_migrate"]["databases"]] == ["bj", "bj-data"]
     assert state["config_copy"] == {"end": st.stamp(at(5)), "files": ["etc/bm/bm.ini"], "queued_mail": 1}
     assert state["complete"] is True and state["cutover"]["smoke"] == {"smtp": "ok"}

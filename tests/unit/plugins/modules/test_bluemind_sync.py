@@ -38,7 +38,11 @@ with open(here + "/ssh.jsonl", "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
 scenario = json.load(open(here + "/scenario.json"))
 words = shlex.split(sys.argv[-1])
-key = ("changed:" if "-newerct" in words else "size:" if "awk" in words else "find:") + words[1]
+key = ("changed:" if "-newerct" in words else "size:" if "awk" in words else "entries:" if "xargs" in words
+       else "find:") + words[1]
+if "xargs" in words:  # the directories whose entries are listed, read on stdin
+    with open(here + "/entries.jsonl", "a") as log:
+        log.write(json.dumps([words[1], sys.stdin.buffer.read().decode()]) + "\\n")
 answer = scenario.get(key, {}) if words[0] == "cd" else {"rc": 99, "err": "unexpected\\n"}
 sys.stdout.write(answer.get("out", ""))
 sys.stderr.write(answer.get("err", ""))
@@ -76,6 +80,12 @@ def fake(tmp_path, commands, monkeypatch):
             path = tmp_path / "ssh.jsonl"
             calls = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
             return [c for c in calls if ("awk" in shlex.split(c[-1])) == size]
+
+        def entries_listed(self):
+            """{tree: directories} whose entries the origin listed."""
+            path = tmp_path / "entries.jsonl"
+            lines = path.read_text().splitlines() if path.exists() else []
+            return dict((tree, text.split("\0")[:-1]) for tree, text in map(json.loads, lines))
 
         def files_read(self):
             """{dest: names} read on stdin by the second passes."""
@@ -376,32 +386,76 @@ def test_empty_ssh_cipher_keeps_ssh_default(run_module, fake, commands):
     assert "-c" not in shell and "-c" not in commands.calls[0]["args"] and "Compression=no" in shell
 
 
-def test_final_pass_pulls_changed_directories_whole_and_changed_files_by_content(run_module, fake):
+def make_entry(path, content=None, mtime_ns=1700000000123456789):
+    if content is None:
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def test_final_pass_compares_the_changed_directories_and_pulls_changed_files_by_content(run_module, fake, tmp_path):
+    a, b = tmp_path / "srv" / "a", tmp_path / "srv" / "b"
+    b.mkdir(parents=True)
+    inbox = a / "user" / "inbox"
+    make_entry(inbox / "1.", b"0123456789")              # as on the origin
+    make_entry(inbox / "2.", b"gone")                    # gone from the origin: removed here
+    make_entry(inbox / "3.", b"x" * 21)                  # another size there
+    make_entry(inbox / "moved")                          # a directory moved in there: another time
+    make_entry(inbox / "cyrus.squat", b"index")          # excluded: kept, as rsync keeps it
+    make_entry(inbox / "gone-dir" / "x", b"x")           # a directory gone from the origin
+    make_entry(inbox / "gone-dir")
+    make_entry(inbox / "sub")                            # changed itself: compared on its own
+    make_entry(inbox)
     fake.scenario(**{
-        "changed:/srv/a": dict(out="d ./user/inbox\0f ./user/inbox/1.\0d ./proc\0f ./user/cyrus.squat\0"
-                                   "l ./link\0d ./proc/sub\0"),
-        "dirs:/srv/a/": dict(out="*deleting   user/inbox/2.\n>f+++++++++ user/inbox/1.\n" + STATS % (1, 7)),
-        "recent:/srv/a/": dict(out=">fc........ link\n" + STATS % (1, 3)),
-        "changed:/srv/b": dict(out=""),
+        "changed:%s" % a: dict(out="d ./user/inbox\0f ./user/inbox/4.\0d ./proc\0f ./user/cyrus.squat\0"
+                                   "l ./link\0d ./proc/sub\0d ./user/new\0d ./user/inbox/sub\0"),
+        "entries:%s" % a: dict(out="f 10 1700000000.1234567890 ./user/inbox/1.\0f 21 1700000000.2 ./user/inbox/3.\0"
+                                   "f 5 1700000000.5 ./user/inbox/4.\0d 4096 1700000099.0 ./user/inbox/moved\0"
+                                   "d 4096 1700000099.0 ./user/inbox/sub\0"),
+        "dirs:%s/" % a: dict(out=">f+++++++++ user/inbox/4.\n" + STATS % (1, 7)),
+        "recent:%s/" % a: dict(out=">fc........ link\n" + STATS % (1, 3)),
+        "changed:%s" % b: dict(out=""),
     })
-    result = run_module(bluemind_sync, fake.args(changed_since=SINCE, excludes=["cyrus.squat", "/srv/a/proc/"]))
+    result = run_module(bluemind_sync, fake.args(trees=[str(a), str(b)], changed_since=SINCE,
+                                                 excludes=["cyrus.squat", "%s/proc/" % a]), diff=True)
     assert not result.get("failed"), result
     calls = fake.calls()
     assert all("--files-from=-" in call for call in calls)  # no walk of the whole trees
-    dirs, files = [c for c in calls if c[-1] == "/srv/a/"]
-    assert {"-r", "--delete"} <= set(dirs) and "--checksum" not in dirs
+    whole, files = [c for c in calls if c[-1] == "%s/" % a]
+    assert {"-r", "--delete"} <= set(whole) and "--checksum" not in whole
     assert "--checksum" in files and not {"-r", "--delete"} & set(files)
-    # excluded names and what is under an excluded directory are left out of both lists, and what
-    # the directories' pass received (user/inbox/1.) is not compared again
-    assert fake.files_read() == {"dirs:/srv/a/": ["user/inbox"], "/srv/a/": ["link"]}
-    a, b = tree(result, "/srv/a"), tree(result, "/srv/b")
-    assert (a["incremental"], a["changed_dirs"], a["recent"], a["changes"], a["deleted"], a["files"], a["bytes"]) == (
-        True, 1, 2, 3, 1, 2, 10)
-    assert (b["incremental"], b["changed"], b["changed_dirs"], b["recent"]) == (True, False, 0, 0)
-    assert len([c for c in calls if c[-1] == "/srv/b/"]) == 0  # nothing changed: no rsync at all
-    [listing] = [shlex.split(c[-1]) for c in fake.ssh_calls() if "/srv/a" in c[-1]]
-    assert listing == ["cd", "/srv/a", "&&", "find", ".", "-ignore_readdir_race", "-newerct", "@1717999990.499999999",
+    # the directories the target has are compared entry by entry (the origin lists theirs); what
+    # differs is pulled whole, with the changed directory the target lacks; excluded names and what
+    # is under an excluded directory are left out; what the first pass received (4.) is not compared again
+    assert fake.entries_listed() == {str(a): ["./user/inbox", "./user/inbox/sub"]}
+    assert fake.files_read() == {"dirs:%s/" % a: ["user/new", "user/inbox/3.", "user/inbox/4.", "user/inbox/moved"],
+                                 "%s/" % a: ["link", "user/inbox", "user/inbox/sub"]}
+    # the module removed what the origin no longer has, and kept the excluded index
+    assert sorted(os.listdir(inbox)) == ["1.", "3.", "cyrus.squat", "moved", "sub"]
+    t = tree(result, str(a))
+    assert (t["incremental"], t["changed_dirs"], t["recent"], t["changes"], t["deleted"], t["files"], t["bytes"]) == (
+        True, 3, 2, 4, 2, 2, 10)
+    assert {"*deleting   user/inbox/2.", "*deleting   user/inbox/gone-dir/"} <= set(result["diff"]["prepared"].splitlines())
+    assert (tree(result, str(b))["incremental"], tree(result, str(b))["changed"]) == (True, False)
+    assert len([c for c in calls if c[-1] == "%s/" % b]) == 0  # nothing changed: no rsync at all
+    [listing] = [shlex.split(c[-1]) for c in fake.ssh_calls() if "-newerct" in c[-1] and str(a) in c[-1]]
+    assert listing == ["cd", str(a), "&&", "find", ".", "-ignore_readdir_race", "-newerct", "@1717999990.499999999",
                        "-printf", "%y %p\\0"]
+
+
+def test_a_dry_run_of_the_final_pass_removes_nothing_and_says_what_it_would(run_module, fake, tmp_path):
+    a = tmp_path / "a"
+    make_entry(a / "d" / "old", b"x")
+    make_entry(a / "d")
+    fake.scenario(**{"changed:%s" % a: dict(out="d ./d\0"), "entries:%s" % a: dict(out=""),
+                     "recent:%s/" % a: dict(out=STATS % (0, 0))})
+    result = run_module(bluemind_sync, fake.args(trees=[str(a)], changed_since=SINCE), check_mode=True, diff=True)
+    assert not result.get("failed"), result
+    assert (a / "d" / "old").exists()
+    assert tree(result, str(a))["deleted"] == 1 and result["changed"] is True
+    assert "*deleting   d/old" in result["diff"]["prepared"]
 
 
 def test_a_changed_tree_top_or_a_clock_gone_back_pulls_the_whole_tree(run_module, fake):
