@@ -209,6 +209,14 @@ def _pull_summary(result):
                 seconds=round(float(result.get("seconds", 0)), 3))
 
 
+def _is_stamp(value):
+    try:
+        parse_stamp(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _span(result):
     """What a work module measured of its own run (``started_at``/``ended_at``, the target's clock)
     as the state keeps a step; None when it did not run (check mode) or did not say."""
@@ -329,6 +337,10 @@ def apply(state, phase, event, result=None, now=None):
         _keep_pull_start(new, result)
         entry = new.setdefault("cold_sync", {})
         entry.setdefault("start", at)
+        if _is_stamp(result.get("stopped_at")):
+            # the end of the origin's stop (a rerun keeps the first), on the origin's clock: never before
+            # the start, on the target's (the stamps' fixed format sorts as the times do)
+            entry.setdefault("stopped", max(result["stopped_at"], entry["start"]))
         entry.update(end=at, verified=verified_by(result, result.get("verify")),
                      trees=[{k: t[k] for k in TREE_KEYS if k in t} for t in result.get("trees") or []])
         for key in ("pull", "verify"):  # a rerun's own spans, not a previous run's

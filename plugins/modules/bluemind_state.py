@@ -44,7 +44,8 @@ options:
         (V(config_copy), not done until its end is recorded), the target going live (V(cutover),
         before its services start).
       - V(stopped) (V(cold_sync) only) records when BlueMind and postfix stopped on both hosts (the
-        first time only, as the downtime's start).
+        first time only). The window's roles give it with the final pull instead (C(stopped_at) in
+        O(result)), one state write less in the window.
       - V(serving) (V(cutover) only) records when the target first served again, the end of the window.
       - V(admin) (V(cutover) only) records when the admin actions begin.
       - V(databases) (V(hot_sync) only) records the seconds of the database pass that followed the hot
@@ -62,7 +63,8 @@ options:
       - V(prereq) C(origin), C(addresses), C(version); V(hot_sync) the result of
         M(bluemind.migration.bluemind_sync), with C(stop), the result of M(bluemind.migration.bmctl)
         that stopped the target (its C(seconds) predict the window's stop); V(cold_sync) that result with C(verify), the result of
-        the verification pass when there was one; V(db_migrate) the result of
+        the verification pass when there was one, and C(stopped_at), the end of the origin's stop (the
+        C(ended_at) of M(bluemind.migration.bmctl); kept as V(stopped) records it, the first time only); V(db_migrate) the result of
         M(bluemind.migration.bluemind_db_transfer) with C(names), the databases' names in its order;
         V(db_migrate) start C(job), the background job's id; V(config_copy) C(files) and C(queue),
         the itemized lines of the configuration and queue copies; V(cutover) done C(ip_mode),

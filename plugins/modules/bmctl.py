@@ -121,6 +121,12 @@ seconds:
   returned: always
   type: float
   sample: 12.4
+ended_at:
+  description: When the task ended, on the clock of the host it ran on (UTC, as the migration state keeps
+    times); the window records the origin's stop with it.
+  returned: when not in check mode
+  type: str
+  sample: "2026-11-30T05:32:18.862745Z"
 outside_target:
   description:
     - Units that C(bmctl status) lists but that are not part of C(bluemind.target), with their
@@ -135,6 +141,7 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 STATUS_PATTERNS = (
@@ -363,6 +370,7 @@ def main():
         result["changed"] = result["changed"] or bool(result["units_changed"])
     if not module.check_mode:
         result["seconds"] = round(time.monotonic() - began, 3)
+        result["ended_at"] = stamp()
     module.exit_json(**result)
 
 

@@ -1,6 +1,8 @@
 """bluemind_state: the module that owns the state file, driven through main()."""
+import datetime
 import json
 
+from ansible_collections.bluemind.migration.plugins.module_utils import state
 from ansible_collections.bluemind.migration.plugins.modules import bluemind_state
 
 PREREQ = {"origin": "o", "addresses": {"origin": ["10.0.0.1"], "target": "10.0.0.2"}, "version": "4.9.3884"}
@@ -69,6 +71,31 @@ def test_the_stop_of_the_window_is_recorded_once(run_module, tmp_path):
     assert first["changed"] is True and again["changed"] is False
     cold = json.loads(path.read_text())["cold_sync"]
     assert cold["start"] <= cold["stopped"]
+
+
+def test_the_final_pull_records_the_end_of_the_origins_stop_once(run_module, tmp_path):
+    path = tmp_path / "state.json"
+    run_module(bluemind_state, dict(path=str(path), phase="prereq", event="done", result=PREREQ))
+    run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="start"))
+    start = json.loads(path.read_text())["cold_sync"]["start"]
+    stopped = state.stamp(state.parse_stamp(start) + datetime.timedelta(seconds=0.7))
+    run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="done",
+                                    result=dict(trees=[], stopped_at=stopped)))
+    assert json.loads(path.read_text())["cold_sync"]["stopped"] == stopped
+    # a rerun of the window keeps the first stop
+    run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="done",
+                                    result=dict(trees=[], stopped_at=state.stamp())))
+    assert json.loads(path.read_text())["cold_sync"]["stopped"] == stopped
+    # the origin's clock behind the target's: never before the start; a value that is no time is not kept
+    for given, kept in (("2020-01-01T00:00:00.000000Z", "start"), ("not a time", None)):
+        other = tmp_path / "other.json"
+        other.unlink(missing_ok=True)
+        run_module(bluemind_state, dict(path=str(other), phase="prereq", event="done", result=PREREQ))
+        run_module(bluemind_state, dict(path=str(other), phase="cold_sync", event="start"))
+        run_module(bluemind_state, dict(path=str(other), phase="cold_sync", event="done",
+                                        result=dict(trees=[], stopped_at=given)))
+        cold = json.loads(other.read_text())["cold_sync"]
+        assert cold.get("stopped") == (cold["start"] if kept else None)
 
 
 def test_an_event_that_records_needs_a_phase(run_module, tmp_path):

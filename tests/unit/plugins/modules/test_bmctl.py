@@ -1,7 +1,9 @@
+import datetime
 import json
 
 import pytest
 
+from ansible_collections.bluemind.migration.plugins.module_utils import state
 from ansible_collections.bluemind.migration.plugins.modules import bmctl
 
 # The texts of BlueMind's own bmctl (mdhender/bluemindfork packaging/bm-conf/ROOT/usr/bin/bmctl):
@@ -289,5 +291,8 @@ def test_seconds_measure_the_stop_with_its_waits_and_are_zero_in_check_mode(
     result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin))
     assert result["bmctl_action"] == "stop" and clock[0] > 1000.0
     assert result["seconds"] == pytest.approx(clock[0] - 1000.0)
+    # and when it ended, as the migration state keeps times (the window records the origin's stop with it)
+    assert state.parse_stamp(result["ended_at"]) <= datetime.datetime.now(datetime.timezone.utc)
     status_sequence(commands, (0, RUNNING, ""))
-    assert run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin), check_mode=True)["seconds"] == 0.0
+    checked = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin), check_mode=True)
+    assert checked["seconds"] == 0.0 and "ended_at" not in checked
