@@ -44,8 +44,9 @@ DATABASE_IDENT = (
     "(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' || "
     "(SELECT oid FROM pg_database WHERE datname = current_database())::text"
 )
-# Tables with their copied columns (generated ones left out) and primary key columns, in order.
-# Run on the target (the newer server: attgenerated exists from PostgreSQL 12 on).
+# Tables with their copied columns (generated ones left out), primary key columns, in order, and whether
+# that key is one integer column. Run on the target (the newer server: attgenerated exists from
+# PostgreSQL 12 on).
 TABLE_COLUMNS_SQL = (
     "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
     "(SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum) FROM pg_attribute a "
@@ -53,7 +54,10 @@ TABLE_COLUMNS_SQL = (
     "COALESCE((SELECT string_agg(quote_ident(a.attname), ',' ORDER BY k.ord) FROM pg_index i "
     " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
     " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-    " WHERE i.indrelid = c.oid AND i.indisprimary), '') "
+    " WHERE i.indrelid = c.oid AND i.indisprimary), ''), "
+    "COALESCE((SELECT i.indnkeyatts = 1 AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
+    " FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+    " WHERE i.indrelid = c.oid AND i.indisprimary), false) "
     "FROM " + USER_TABLES + " ORDER BY 1"
 )
 # Extension comments come from the installed version of the extension, not from the database.
@@ -113,16 +117,29 @@ REPLACE_RATIO = 0.5
 
 
 class Table(object):
-    """One table: quoted name, copied columns and primary key columns (SQL lists)."""
+    """One table: quoted name, copied columns and primary key columns (SQL lists), and whether that key
+    is one integer column (``t``, as psql prints a boolean, or True)."""
 
-    def __init__(self, name, columns, key):
+    def __init__(self, name, columns, key, int_key=False):
         self.name = name
         self.columns = columns
         self.key = key
+        # An integer key is its own identity: listed in its index's order as it is (no hash to
+        # compute for every row, nor to sort), rows found by it through the index.
+        self.int_key = bool(key) and int_key in (True, "t")
 
     def key_hash(self):
-        """What a row is found by: the hash of its key, or of all of it in a table without a key."""
+        """What a row is found by: its integer key, else the hash of its key, or of all of it in a
+        table without a key."""
+        if self.int_key:
+            return self.key
         return "md5(ROW(%s)::text)" % (self.key or self.columns)
+
+    def _order(self):
+        return self.key if self.int_key else "%s COLLATE \"C\"" % self.key_hash()
+
+    def _keys(self, keys):
+        return "(SELECT unnest(%s::%s[]))" % (text_array(keys), "bigint" if self.int_key else "text")
 
     def listing_sql(self, since=None):
         """Sorted ``key hash, row`` of every row.
@@ -139,26 +156,24 @@ class Table(object):
         else:
             row = "CASE WHEN %s >= %d THEN '1' ELSE '0' END" % (XID64, since)
         source = "%s t CROSS JOIN (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS c) x" % self.name
-        return "COPY (SELECT %s, %s FROM %s ORDER BY %s COLLATE \"C\") TO STDOUT" % (
-            self.key_hash(), row, source, self.key_hash())
+        return "COPY (SELECT %s, %s FROM %s ORDER BY %s) TO STDOUT" % (self.key_hash(), row, source, self._order())
 
     def select_sql(self, keys=None):
         """The origin's rows to copy: all of them (``keys`` None) or those whose key hash is listed."""
         sql = "SELECT %s FROM %s" % (self.columns, self.name)
         if keys is not None:
-            sql += " WHERE %s IN (SELECT unnest(%s::text[]))" % (self.key_hash(), text_array(keys))
+            sql += " WHERE %s IN %s" % (self.key_hash(), self._keys(keys))
         return "COPY (%s) TO STDOUT" % sql
 
     def delete_sql(self, keys=None):
         if keys is None:
             return "DELETE FROM %s;" % self.name
-        return "DELETE FROM %s WHERE %s IN (SELECT unnest(%s::text[]));" % (
-            self.name, self.key_hash(), text_array(keys))
+        return "DELETE FROM %s WHERE %s IN %s;" % (self.name, self.key_hash(), self._keys(keys))
 
 
 def text_array(items):
-    """A ``text[]`` literal of hex strings (no quoting needed inside)."""
-    return quote_literal("{%s}" % ",".join(items))
+    """An array literal of hex strings or integers (no quoting needed inside)."""
+    return quote_literal("{%s}" % ",".join(str(item) for item in items))
 
 
 def normalize_schema(text):
@@ -174,11 +189,12 @@ def normalize_schema(text):
     return keep
 
 
-def merge_listings(origin_lines, target_lines, by_flags=False):
+def merge_listings(origin_lines, target_lines, by_flags=False, numeric=False):
     """Compare two sorted ``key\\trow`` listings; return ``(fetch, delete, counts)``.
 
     A row present on both sides differs when its hashes differ or, ``by_flags``, when either side
-    flags it (``1``: written since the last pass).
+    flags it (``1``: written since the last pass). ``numeric`` keys (integers, sorted as numbers)
+    are returned as integers.
     ``fetch``: keys to copy from the origin (new or changed); ``delete``: keys to remove from the
     target first (gone or changed). Raises ValueError when a listing is not sorted.
     """
@@ -189,6 +205,8 @@ def merge_listings(origin_lines, target_lines, by_flags=False):
         previous = None
         for line in lines:
             key, _tab, row = line.rstrip("\n").partition("\t")
+            if numeric:
+                key = int(key)
             if previous is not None and key <= previous:
                 raise ValueError("the %s's listing is not sorted by key at %s" % (side, key))
             previous = key
@@ -401,7 +419,8 @@ class RowSync(object):
             for table in tables:
                 # a table without a key is listed by content (counts of each distinct row), never by flags
                 fetch, delete, counts = merge_listings(
-                    _lines(origin_segments()), _lines(target_segments()), by_flags=since is not None and bool(table.key))
+                    _lines(origin_segments()), _lines(target_segments()), by_flags=since is not None and bool(table.key),
+                    numeric=table.int_key)
                 # an empty table on both sides has nothing to move
                 replace = bool(fetch) and (counts["target"] == 0 or len(fetch) > REPLACE_RATIO * max(counts["origin"], 1))
                 if replace:

@@ -67,6 +67,30 @@ def test_table_sql_by_content_and_by_transaction_ids():
     assert table.delete_sql() == "DELETE FROM public.t_mailbox_record;"
 
 
+def test_an_integer_key_is_listed_in_its_order_and_finds_rows_by_itself():
+    table = Table("public.t_changeset", "id,uid,version", "id", "t")
+    assert table.listing_sql(since=4294967396).startswith("COPY (SELECT id, CASE WHEN ")
+    assert table.listing_sql(since=4294967396).endswith(" ORDER BY id) TO STDOUT")  # the index's order: no hash, no sort
+    content = table.listing_sql()
+    assert content.startswith("COPY (SELECT id, md5(ROW(id,uid,version)::text) FROM public.t_changeset t ")
+    assert content.endswith(" ORDER BY id) TO STDOUT")
+    assert table.select_sql([7, 12]) == (
+        "COPY (SELECT id,uid,version FROM public.t_changeset WHERE id IN (SELECT unnest('{7,12}'::bigint[]))) TO STDOUT")
+    assert table.delete_sql([7]) == "DELETE FROM public.t_changeset WHERE id IN (SELECT unnest('{7}'::bigint[]));"
+    # psql prints a boolean as t or f; a composite or text key keeps its hash
+    assert not Table("public.t", "a,b", "a,b", "f").int_key and not Table("public.t", "a", "", "t").int_key
+
+
+def test_numeric_keys_merge_as_numbers():
+    # 9 < 10 < 100 as numbers (as strings 10 < 100 < 9: the listing would look unsorted)
+    origin = lines(("9", "0"), ("10", "1"), ("100", "0"))
+    target = lines(("9", "0"), ("10", "0"), ("11", "0"), ("100", "0"))
+    fetch, delete, counts = merge_listings(origin, target, by_flags=True, numeric=True)
+    assert (fetch, delete) == ([10], [10, 11]) and counts["same"] == 2
+    with pytest.raises(ValueError, match="not sorted"):
+        merge_listings(lines(("10", "0"), ("9", "0")), [], numeric=True)
+
+
 def test_table_without_key_is_listed_by_content_as_a_multiset():
     table = Table("public.t_container_acl", "container_id,subject", "")
     listing = table.listing_sql()
