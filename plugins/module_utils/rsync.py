@@ -256,11 +256,8 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen):
         if not name or name == b".":
             counts["root"] = counts["root"] or is_dir
             return
-        text = os.fsdecode(name)
-        if excluded is not None and (excluded.matches(text, True) if is_dir else excluded(text)):
+        if excluded_entry(excluded, os.fsdecode(name), is_dir):
             return
-        if is_dir and excluded is not None and excluded(text + "/x"):
-            return  # a directory under an excluded one
         (dirs if is_dir else others).write(name + b"\0")
         counts["d" if is_dir else "o"] += 1
 
@@ -341,7 +338,8 @@ def target_entries(path):
 
 
 def excluded_entry(excluded, path, is_dir):
-    """Whether an :class:`ExcludeFilter` leaves ``path`` (text, relative to the tree) out."""
+    """Whether an :class:`ExcludeFilter` leaves ``path`` (text, relative to the tree) out: a directory
+    matched itself or under an excluded one."""
     if excluded is None:
         return False
     if is_dir:

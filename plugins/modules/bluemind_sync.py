@@ -552,7 +552,7 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
         others.seek(0, os.SEEK_END)
         if others.tell():
             # What the first pass received is the origin's already: not read again.
-            others, left = without(others, received) if received else (others, 1)
+            others, left = without(others, received) if received else (others, True)
             with others:
                 if left:
                     results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, others,
@@ -569,23 +569,26 @@ def changed_directories(params, origin, path, excluded, dirs, others, whole):
     dirs.seek(0)
     names = dirs.read().split(b"\0")[:-1]
     changed = set(names)
-    present = [name for name in names if os.path.isdir(os.path.join(os.fsencode(root), name))
-               and not os.path.islink(os.path.join(os.fsencode(root), name))]
+    base = os.fsencode(root)
+    present = [name for name in names if not os.path.islink(os.path.join(base, name))
+               and os.path.isdir(os.path.join(base, name))]
     removed, count = [], [0]
 
     def pull_whole(name):
         whole.write(name + b"\0")
         count[0] += 1
 
-    for name in changed.difference(present):
-        pull_whole(name)
+    on_target = set(present)
+    for name in names:
+        if name not in on_target:
+            pull_whole(name)
     others.seek(0, os.SEEK_END)
     for name in present:
         others.write(name + b"\0")
 
     def each(directory, entries):
-        remove, pull = compare_directory(directory, entries, target_entries(os.path.join(os.fsencode(root), directory)),
-                                         changed, excluded)
+        remove, pull = compare_directory(directory, entries, target_entries(os.path.join(base, directory)), changed,
+                                         excluded)
         if params["delete"]:
             removed.extend(remove)
         for name in pull:
