@@ -1,11 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) bluemind.migration contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What names a BlueMind server's address besides bm.ini, t_server and t_systemconf.
+"""Where a BlueMind server's records name its address.
 
 From the vendor's "Changing a BlueMind Server's IP Address" (bluemind-doc) and an integrator's
 ``bm-change-url.sh`` (corpusops/setups.bluemind):
 
+- ``host`` and ``hz-member-address`` in ``/etc/bm/bm.ini``;
+- ``t_server.ip`` and the same two keys of ``t_systemconf.configuration`` (an hstore that overrides
+  bm.ini for the API) in database ``bj``;
 - ``rc_users.mail_host`` in database ``bj``: the webmail's (Roundcube's) IMAP host per user;
 - ``core_sync_host:`` in ``/etc/cyrus-replication`` (4.x);
 - the backup spool ``/var/backups/bluemind/dp_spool/rsync/<address>`` (dataprotect's ``BackupPath``).
@@ -19,6 +22,25 @@ import re
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import quote_literal
 
 CORE_SYNC_HOST = re.compile(r"^(?P<key>\s*core_sync_host\s*:\s*)(?P<value>\S+)(?P<rest>\s*)$", re.MULTILINE)
+# bm.ini's own address (the value may be quoted, as BlueMind's installer writes some values).
+BM_INI_ADDRESS = re.compile(
+    r'^(?P<key>[ \t]*(?:host|hz-member-address)[ \t]*=[ \t]*)(?P<quote>"?)(?P<value>[^"\s]+)(?P=quote)(?P<rest>[ \t]*)$',
+    re.MULTILINE)
+SERVER_KEYS = ("host", "hz-member-address")
+
+
+def _swap_values(pattern, text, old_addresses, new_address):
+    old = set(old_addresses)
+    replaced = []
+
+    def swap(match):
+        if match.group("value") not in old:
+            return match.group(0)
+        replaced.append(match.group("value"))
+        quote = match.groupdict().get("quote") or ""
+        return match.group("key") + quote + new_address + quote + match.group("rest")
+
+    return pattern.sub(swap, text), replaced
 
 
 def rewrite_core_sync_host(text, old_addresses, new_address):
@@ -27,16 +49,14 @@ def rewrite_core_sync_host(text, old_addresses, new_address):
     Returns ``(new_text, [old values replaced])``; a value that is not one of ``old_addresses``
     (another server) is left alone.
     """
-    old = set(old_addresses)
-    replaced = []
+    return _swap_values(CORE_SYNC_HOST, text, old_addresses, new_address)
 
-    def swap(match):
-        if match.group("value") not in old:
-            return match.group(0)
-        replaced.append(match.group("value"))
-        return match.group("key") + new_address + match.group("rest")
 
-    return CORE_SYNC_HOST.sub(swap, text), replaced
+def rewrite_bm_ini(text, old_addresses, new_address):
+    """``text`` (bm.ini) with ``host`` and ``hz-member-address`` set to ``new_address`` where they
+    name an old address (quoted or not, the quotes kept). Returns ``(new_text, [old values
+    replaced])``; other keys and other addresses are left alone."""
+    return _swap_values(BM_INI_ADDRESS, text, old_addresses, new_address)
 
 
 def _in_list(addresses):
@@ -58,6 +78,28 @@ def webmail_count_sql(old_addresses, new_address):
             "AND n.mail_host = %(new)s)), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM rc_users n "
             "WHERE n.username = u.username AND n.mail_host = %(new)s)) FROM rc_users u WHERE u.mail_host IN (%(old)s)"
             % dict(new=quote_literal(new_address), old=_in_list(old_addresses)))
+
+
+def server_count_sql(old_addresses):
+    """``t_server rows, t_systemconf keys`` naming an old address (check mode, and what changes)."""
+    old = _in_list(old_addresses)
+    return ("SELECT (SELECT count(*) FROM t_server WHERE ip IN (%(old)s)), (SELECT count(*) FROM t_systemconf, "
+            "unnest(ARRAY[%(keys)s]) AS k WHERE configuration -> k IN (%(old)s))"
+            % dict(old=old, keys=", ".join(quote_literal(k) for k in SERVER_KEYS)))
+
+
+def server_update_sql(old_addresses, new_address):
+    """Set ``new_address`` in ``t_server.ip`` and in t_systemconf's ``host`` and ``hz-member-address``
+    where they name an old address, in one statement (a row of t_systemconf is updated once, both
+    keys together). Returns ``t_server rows, t_systemconf rows`` updated."""
+    old, new = _in_list(old_addresses), quote_literal(new_address)
+    keys = [quote_literal(k) for k in SERVER_KEYS]
+    swaps = " || ".join("CASE WHEN configuration -> %s IN (%s) THEN hstore(%s, %s) ELSE ''::hstore END" % (
+        key, old, key, new) for key in keys)
+    matches = " OR ".join("configuration -> %s IN (%s)" % (key, old) for key in keys)
+    return ("WITH s AS (UPDATE t_server SET ip = %s WHERE ip IN (%s) RETURNING 1), "
+            "c AS (UPDATE t_systemconf SET configuration = configuration || %s WHERE %s RETURNING 1) "
+            "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM c)" % (new, old, swaps, matches))
 
 
 WEBMAIL_TABLE_SQL = "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'rc_users'"

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: bluemind_readdress
-short_description: Make a BlueMind server's webmail profiles, Cyrus replication and backup spool name its new address
+short_description: Make a BlueMind server's records name its new address (bm.ini, t_server, t_systemconf, webmail, Cyrus replication, backup spool)
 version_added: 1.0.0
 description:
   - After a server moved to a new address (a copy of another server, or an address change), sets
-    the new address where BlueMind's own records still name an old one, beyond C(bm.ini),
-    C(t_server) and C(t_systemconf). From the vendor's procedure "Changing a BlueMind Server's IP
-    Address" (BM4 documentation).
+    the new address where BlueMind's own records still name an old one, in one run. From the
+    vendor's procedure "Changing a BlueMind Server's IP Address" (BM4 documentation).
+  - C(host) and C(hz-member-address) in O(bm_ini_path) (quoted or not), when they name an old
+    address; a missing file is skipped.
+  - C(t_server.ip), and the same two keys in C(t_systemconf.configuration) in database C(bj) (the
+    API's configuration is bm.ini overridden by that table, so left as they are the API names the old
+    address), in one statement.
   - The webmail's profiles, C(rc_users.mail_host) in database C(bj). Roundcube finds a user's
     profile by login and IMAP host, so with the old host every user gets a new, empty profile. A user
     who already has a profile on the new host keeps it; the old one is left and counted in
@@ -38,9 +42,14 @@ options:
     required: true
   db_name:
     description:
-      - Database holding C(rc_users) (BlueMind's C(bj)).
+      - Database holding C(t_server), C(t_systemconf) and C(rc_users) (BlueMind's C(bj)).
     type: str
     default: bj
+  bm_ini_path:
+    description:
+      - BlueMind's main settings.
+    type: path
+    default: /etc/bm/bm.ini
   cyrus_replication_path:
     description:
       - BlueMind 4.x's Cyrus replication settings.
@@ -61,7 +70,9 @@ attributes:
     details: Counts the webmail profiles to move and reads the files; changes nothing.
   diff_mode:
     support: full
-    details: The diff shows the Cyrus replication file, the webmail profile count per host and the spool folder.
+    details: >-
+      The diff shows bm.ini, the Cyrus replication file, the rows of C(t_server) and C(t_systemconf), the
+      webmail profile count per host and the spool folder.
   platform:
     platforms: posix
 seealso:
@@ -81,6 +92,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+bm_ini:
+  description: The old values of C(host) and C(hz-member-address) replaced in O(bm_ini_path) (empty when none, or when the file does not exist).
+  returned: always
+  type: list
+  elements: str
+  sample: [192.0.2.10, 192.0.2.10]
+server:
+  description: What named an old address in BlueMind's server directory and system configuration (in check mode, that would be changed).
+  returned: always
+  type: dict
+  contains:
+    t_server:
+      description: Rows of C(t_server) whose C(ip) was an old address.
+      type: int
+    t_systemconf:
+      description: Keys (C(host), C(hz-member-address)) of C(t_systemconf) that named an old address.
+      type: int
+  sample: {"t_server": 1, "t_systemconf": 2}
 webmail:
   description: Webmail profiles (C(rc_users)) on an old IMAP host.
   returned: always
@@ -143,6 +172,35 @@ def write_like(path, text):
         raise
 
 
+def server_records(module, server, old, new):
+    params = module.params
+    rows, keys = (int(v) for v in server.query(module.run_command, params["db_name"], readdress.server_count_sql(old),
+                                               "looking for %s in t_server and t_systemconf" % ", ".join(old))[0])
+    if (rows or keys) and not module.check_mode:
+        server.query(module.run_command, params["db_name"], readdress.server_update_sql(old, new),
+                     "setting %s in t_server and t_systemconf" % new)
+    return dict(t_server=rows, t_systemconf=keys)
+
+
+def rewrite_file(module, result, diff, path, rewrite, old, new):
+    """Apply ``rewrite`` (text, old, new -> new text, replaced) to the file at ``path`` (skipped when
+    missing); return the old values replaced."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        text = handle.read()
+    new_text, replaced = rewrite(text, old, new)
+    if replaced:
+        result["changed"] = True
+        diff["before"][path], diff["after"][path] = text, new_text
+        if not module.check_mode:
+            try:
+                write_like(path, new_text)
+            except OSError as exc:
+                module.fail_json(msg="cannot rewrite %s: %s" % (path, exc), **result)
+    return replaced
+
+
 def webmail(module, server, old, new):
     params = module.params
     if int(server.query(module.run_command, params["db_name"], readdress.WEBMAIL_TABLE_SQL,
@@ -164,6 +222,7 @@ def main():
         old_addresses=dict(type="list", elements="str", required=True),
         new_address=dict(type="str", required=True),
         db_name=dict(type="str", default="bj"),
+        bm_ini_path=dict(type="path", default="/etc/bm/bm.ini"),
         cyrus_replication_path=dict(type="path", default="/etc/cyrus-replication"),
         backup_spool=dict(type="path", default="/var/backups/bluemind/dp_spool/rsync"),
     )
@@ -171,8 +230,8 @@ def main():
     params = module.params
     new = params["new_address"]
     old = sorted(set(a for a in params["old_addresses"] if a and a != new))
-    result = dict(changed=False, webmail=dict(moved=0, blocked=0, table=False), cyrus_replication=[],
-                  backup_spool={}, left_as_is=[])
+    result = dict(changed=False, bm_ini=[], server=dict(t_server=0, t_systemconf=0),
+                  webmail=dict(moved=0, blocked=0, table=False), cyrus_replication=[], backup_spool={}, left_as_is=[])
     diff = dict(before={}, after={})
     if not old:
         module.exit_json(**result)
@@ -180,6 +239,16 @@ def main():
     psql = os.path.join(params["pg_bin_dir"], "psql") if params["pg_bin_dir"] else module.get_bin_path("psql", required=True)
     server = PgServer("local", os.path.dirname(psql), params["db_host"], params["db_port"], params["db_user"],
                       password=params["db_password"])
+    result["bm_ini"] = rewrite_file(module, result, diff, params["bm_ini_path"], readdress.rewrite_bm_ini, old, new)
+    try:
+        result["server"] = server_records(module, server, old, new)
+    except PgError as exc:
+        module.fail_json(msg="server directory and system configuration: %s" % exc, **result)
+    for table, count in sorted(result["server"].items()):
+        if count:
+            result["changed"] = True
+            diff["before"][table] = "%d naming %s" % (count, ", ".join(old))
+            diff["after"][table] = "%d naming %s" % (count, new)
     try:
         result["webmail"] = webmail(module, server, old, new)
     except PgError as exc:
@@ -193,20 +262,8 @@ def main():
             "%d webmail profiles stay on %s: their users already have one on %s (rc_users); delete the one "
             "to drop" % (result["webmail"]["blocked"], ", ".join(old), new))
 
-    path = params["cyrus_replication_path"]
-    if os.path.exists(path):
-        with open(path) as handle:
-            text = handle.read()
-        new_text, replaced = readdress.rewrite_core_sync_host(text, old, new)
-        if replaced:
-            result["changed"] = True
-            result["cyrus_replication"] = replaced
-            diff["before"][path], diff["after"][path] = text, new_text
-            if not module.check_mode:
-                try:
-                    write_like(path, new_text)
-                except OSError as exc:
-                    module.fail_json(msg="cannot rewrite %s: %s" % (path, exc), **result)
+    result["cyrus_replication"] = rewrite_file(module, result, diff, params["cyrus_replication_path"],
+                                               readdress.rewrite_core_sync_host, old, new)
 
     rename, reason = readdress.spool_rename(params["backup_spool"], old, new)
     if reason:

@@ -359,37 +359,66 @@ def test_sysconf_swaps_an_old_server_address_and_a_second_run_changes_nothing(la
         run_task("target", "bluemind_sysconf", dict(API, values=dict(mynetworks=before)))
 
 
-def test_readdress_moves_webmail_replication_and_spool_then_changes_nothing(lab, run_task):
+def test_readdress_moves_every_record_of_the_address_then_changes_nothing(lab, run_task):
     target, old = lab.target, "192.0.2.10"
     db = "PGPASSWORD=bj psql -X -h 127.0.0.1 -U bj -d bj -At -v ON_ERROR_STOP=1 -c "
     users = int(target.run(db + shlex.quote("SELECT count(*) FROM rc_users")).stdout)
     saved = target.run("cat /etc/cyrus-replication").stdout
+    saved_ini = target.run("cat /etc/bm/bm.ini").stdout
+    saved_servers = target.run(db + shlex.quote("SELECT id, ip FROM t_server ORDER BY id")).stdout
+    saved_conf = target.run(db + shlex.quote("SELECT configuration -> 'host', configuration -> 'hz-member-address' "
+                                             "FROM t_systemconf")).stdout
     spool = "/var/backups/bluemind/dp_spool/rsync"
-    # the origin's copy: every profile, the replication and the spool name the old address, and one
-    # user already has a profile on the target's address (kept, the old one reported)
+    conf = ("SELECT configuration -> 'host', configuration -> 'hz-member-address', configuration -> 'external_url' "
+            "FROM t_systemconf")
+    external = target.run(db + shlex.quote(conf)).stdout.strip().split("|")[2]
+    # the origin's copy: bm.ini (one value quoted), the server directory, the system configuration,
+    # every profile, the replication and the spool name the old address, and one user already has a
+    # profile on the target's address (kept, the old one reported)
     target.run(db + shlex.quote(
         "UPDATE rc_users SET mail_host = '%s'; INSERT INTO rc_users (username, mail_host) "
-        "SELECT username, '%s' FROM rc_users ORDER BY username LIMIT 1" % (old, target.ip)))
+        "SELECT username, '%s' FROM rc_users ORDER BY username LIMIT 1; UPDATE t_server SET ip = '%s'; "
+        "UPDATE t_systemconf SET configuration = configuration || hstore(ARRAY['host', '%s', 'hz-member-address', '%s'])"
+        % (old, target.ip, old, old, old)))
     target.run("sed -i 's/^core_sync_host: .*/core_sync_host: %s/' /etc/cyrus-replication && "
-               "rm -rf %s && mkdir -p %s/%s/bm/core" % (old, spool, spool, old))
+               "sed -i -e 's/^host *=.*/host = %s/' -e 's/^hz-member-address *=.*/hz-member-address = \"%s\"/' /etc/bm/bm.ini && "
+               "rm -rf %s && mkdir -p %s/%s/bm/core" % (old, old, old, spool, spool, old))
+    servers = int(target.run(db + shlex.quote("SELECT count(*) FROM t_server")).stdout)
     args = dict(old_addresses=[old], new_address=target.ip, db_password="bj")
     try:
         check = run_task("target", "bluemind_readdress", args, check=True)
         assert check["changed"] is True and check["webmail"]["moved"] == users - 1
+        assert check["server"] == dict(t_server=servers, t_systemconf=2) and check["bm_ini"] == [old, old]
         assert target.run(db + shlex.quote("SELECT count(*) FROM rc_users WHERE mail_host = '%s'" % old)).stdout.strip() == str(users)
+        assert target.run(db + shlex.quote("SELECT DISTINCT ip FROM t_server")).stdout.split() == [old]
+        assert "host = %s\n" % old in target.run("cat /etc/bm/bm.ini").stdout
         first = run_task("target", "bluemind_readdress", args, diff=True)
         assert not first.get("failed"), first.get("msg")
         assert first["webmail"] == dict(moved=users - 1, blocked=1, table=True)
+        assert first["server"] == dict(t_server=servers, t_systemconf=2)
         assert target.run(db + shlex.quote("SELECT mail_host, count(*) FROM rc_users GROUP BY 1 ORDER BY 1")).stdout.split() == \
             sorted(["%s|1" % old, "%s|%d" % (target.ip, users)])
+        assert target.run(db + shlex.quote("SELECT DISTINCT ip FROM t_server")).stdout.split() == [target.ip]
+        # both keys set, the rest of the configuration kept
+        assert target.run(db + shlex.quote(conf)).stdout.strip() == "%s|%s|%s" % (target.ip, target.ip, external)
+        ini = target.run("cat /etc/bm/bm.ini").stdout
+        assert "host = %s\n" % target.ip in ini and 'hz-member-address = "%s"\n' % target.ip in ini
         assert "core_sync_host: %s\n" % target.ip in target.run("cat /etc/cyrus-replication").stdout
         assert target.run("ls %s" % spool).stdout.split() == [target.ip]
         assert target.run("test -d %s/%s/bm/core" % (spool, target.ip), check=False).returncode == 0
         second = run_task("target", "bluemind_readdress", args)
         assert second["changed"] is False and second["webmail"] == dict(moved=0, blocked=1, table=True)
+        assert second["server"] == dict(t_server=0, t_systemconf=0) and second["bm_ini"] == []
     finally:
         target.run(db + shlex.quote("DELETE FROM rc_users WHERE mail_host = '%s'" % old))
+        for line in saved_servers.split():
+            ident, ip = line.split("|")
+            target.run(db + shlex.quote("UPDATE t_server SET ip = '%s' WHERE id = %s" % (ip, ident)))
+        host, member = saved_conf.strip().split("|")
+        target.run(db + shlex.quote("UPDATE t_systemconf SET configuration = configuration || "
+                                    "hstore(ARRAY['host', '%s', 'hz-member-address', '%s'])" % (host, member)))
         target.run("cat > /etc/cyrus-replication", input=saved)
+        target.run("cat > /etc/bm/bm.ini", input=saved_ini)
         target.run("rm -rf %s && mkdir -p %s/%s" % (spool, spool, target.ip))
 
 

@@ -1,6 +1,7 @@
 """The collection's filters: the state's rules on the controller and a database pass in words."""
 from ansible_collections.bluemind.migration.plugins.filter.db_pass_summary import db_pass_summary
 from ansible_collections.bluemind.migration.plugins.filter.state_decision import state_decision
+from ansible_collections.bluemind.migration.plugins.filter.pull_summary import pull_summary
 
 
 def test_a_whole_copy_says_why():
@@ -44,3 +45,14 @@ def test_window_prediction_reads_the_state_as_the_module_wrote_it():
     assert predict(state, "20")["seconds"] == 2.0 + 5.0 + 20.0  # Jinja may hand the number over as text
     assert predict(state, 20, False)["seconds"] == 2.0 + 3.0 + 5.0 + 20.0
     assert predict(None, 20)["seconds"] is None
+
+
+def test_pull_summary_says_a_line_a_tree_in_the_pulls_order():
+    trees = [dict(path="/var/spool/cyrus", files=200, bytes=101459, seconds=5.44, changes=431, deleted=100,
+                  incremental=True, changed_dirs=349, recent=3),
+             dict(path="/var/lib/cyrus", files=0, bytes=0, seconds=0.06, changes=0, deleted=0, vanished=2)]
+    assert pull_summary(trees) == [
+        "/var/spool/cyrus: 200 files, 99.08 KB in 5.4 s (431 changes, 100 deleted, the entries of 349 directories "
+        "changed since the last pull compared, 3 modified since the last pull compared by content)",
+        "/var/lib/cyrus: 0 files, 0.00 Bytes in 0.1 s (0 changes, 0 deleted, 2 vanished)"]
+    assert pull_summary(None) == []

@@ -1,4 +1,4 @@
-"""readdress: core_sync_host, the webmail SQL and the backup spool rename."""
+"""readdress: bm.ini, core_sync_host, the server and webmail SQL and the backup spool rename."""
 
 from ansible_collections.bluemind.migration.plugins.module_utils import readdress
 
@@ -18,6 +18,25 @@ def test_core_sync_host_of_another_server_is_left():
     assert readdress.rewrite_core_sync_host(text, OLD, NEW) == (text, [])
     # a prefix of an old address is not that address
     assert readdress.rewrite_core_sync_host("core_sync_host: 192.0.2.100\n", OLD, NEW)[1] == []
+
+
+def test_bm_ini_host_and_member_address_of_an_old_address_are_rewritten_quotes_kept():
+    text = ('[global]\nhost = 192.0.2.10\nhz-member-address="198.51.100.7"\nexternal-url = 192.0.2.10\n'
+            'host = 192.0.2.99\nhostname = 192.0.2.10\n')
+    new_text, replaced = readdress.rewrite_bm_ini(text, OLD, NEW)
+    # external-url, another server's address and a key that only starts like host= are left
+    assert new_text == ('[global]\nhost = 192.0.2.20\nhz-member-address="192.0.2.20"\nexternal-url = 192.0.2.10\n'
+                        'host = 192.0.2.99\nhostname = 192.0.2.10\n')
+    assert replaced == ["192.0.2.10", "198.51.100.7"]
+    assert readdress.rewrite_bm_ini(new_text, OLD, NEW) == (new_text, [])
+
+
+def test_server_sql_updates_each_systemconf_row_once_and_quotes():
+    sql = readdress.server_update_sql(["192.0.2.10", "x'y"], NEW)
+    assert sql.count("UPDATE t_systemconf") == 1 and sql.count("UPDATE t_server SET ip = '192.0.2.20'") == 1
+    assert "IN ('192.0.2.10', 'x''y')" in sql and "hstore('hz-member-address', '192.0.2.20')" in sql
+    count = readdress.server_count_sql(["192.0.2.10"])
+    assert "FROM t_server WHERE ip IN ('192.0.2.10')" in count and "'hz-member-address'" in count
 
 
 def test_webmail_sql_moves_only_profiles_without_one_on_the_new_host_and_quotes():

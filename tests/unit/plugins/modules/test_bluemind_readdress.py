@@ -1,4 +1,6 @@
-"""bluemind_readdress driven through main(): psql answered by a fake rc_users, real files in tmp_path."""
+"""bluemind_readdress driven through main(): psql answered by a fake bj (t_server, t_systemconf,
+rc_users), real files in tmp_path. The SQL itself runs on the lab's PostgreSQL in
+tests/integration/test_modules_lab.py::test_readdress_moves_every_record_of_the_address_then_changes_nothing."""
 
 import pytest
 
@@ -17,6 +19,8 @@ class Webmail(object):
         self.rows = list(rows)
         self.table = table
         self.statements = []
+        self.servers = [OLD, "192.0.2.99"]
+        self.conf = {"host": OLD, "hz-member-address": OLD, "external_url": "mail.lab.test"}
 
     def __call__(self, args, kwargs):
         assert kwargs["environ_update"]["PGPASSWORD"] == PASSWORD and PASSWORD not in " ".join(args)
@@ -26,6 +30,14 @@ class Webmail(object):
         if "pg_tables" in sql:
             return 0, "%d\0" % int(self.table), ""
         old = [o for o in (OLD, "198.51.100.7") if "'%s'" % o in sql]
+        if sql.startswith("SELECT (SELECT count(*) FROM t_server"):
+            return 0, "%d\x1f%d\0" % (sum(ip in old for ip in self.servers), sum(v in old for v in self.conf.values())), ""
+        if sql.startswith("WITH s AS (UPDATE t_server"):
+            rows = sum(ip in old for ip in self.servers)
+            self.servers = [NEW if ip in old else ip for ip in self.servers]
+            keys = [k for k in ("host", "hz-member-address") if self.conf[k] in old]
+            self.conf.update((k, NEW) for k in keys)
+            return 0, "%d\x1f%d\0" % (rows, int(bool(keys))), ""
         if sql.startswith("SELECT count(*) FILTER"):
             on_old = [u for u, h in self.rows if h in old]
             blocked = sum(1 for u in on_old if (u, NEW) in taken)
@@ -46,13 +58,15 @@ def host(tmp_path, commands, monkeypatch):
     replication = tmp_path / "cyrus-replication"
     replication.write_text("core_sync_host: %s\nother: 1\n" % OLD)
     replication.chmod(0o640)
+    ini = tmp_path / "bm.ini"
+    ini.write_text('[global]\nhost = %s\nhz-member-address = "%s"\nexternal-url = mail.lab.test\n' % (OLD, OLD))
     spool = tmp_path / "rsync"
     (spool / OLD / "bm" / "core").mkdir(parents=True)
     webmail = Webmail([("a@lab.test", OLD), ("b@lab.test", OLD), ("c@lab.test", "192.0.2.99")])
     commands.add(lambda a: a[0] == "/usr/bin/psql", webmail)
     args = dict(old_addresses=[OLD, "198.51.100.7", NEW], new_address=NEW, db_password=PASSWORD,
-                cyrus_replication_path=str(replication), backup_spool=str(spool))
-    return dict(args=args, replication=replication, spool=spool, webmail=webmail, commands=commands)
+                cyrus_replication_path=str(replication), backup_spool=str(spool), bm_ini_path=str(ini))
+    return dict(args=args, replication=replication, spool=spool, webmail=webmail, commands=commands, ini=ini)
 
 
 def test_moves_everything_then_changes_nothing(run_module, host):
@@ -63,16 +77,24 @@ def test_moves_everything_then_changes_nothing(run_module, host):
     assert host["replication"].stat().st_mode & 0o777 == 0o640
     assert (host["spool"] / NEW / "bm" / "core").is_dir() and not (host["spool"] / OLD).exists()
     assert first["cyrus_replication"] == [OLD] and first["backup_spool"]["to"].endswith(NEW)
+    assert host["ini"].read_text() == '[global]\nhost = %s\nhz-member-address = "%s"\nexternal-url = mail.lab.test\n' % (NEW, NEW)
+    assert first["bm_ini"] == [OLD, OLD] and first["server"] == dict(t_server=1, t_systemconf=2)
+    assert host["webmail"].servers == [NEW, "192.0.2.99"]
+    assert host["webmail"].conf == {"host": NEW, "hz-member-address": NEW, "external_url": "mail.lab.test"}
+    assert first["diff"]["after"][str(host["ini"])].startswith("[global]\nhost = %s\n" % NEW)
     assert_no_secret(first, PASSWORD)
     second = run_module(bluemind_readdress, host["args"])
     assert second["changed"] is False and second["webmail"]["moved"] == 0
+    assert second["bm_ini"] == [] and second["server"] == dict(t_server=0, t_systemconf=0)
     assert not [s for s in host["webmail"].statements[-2:] if s.startswith("UPDATE")]
 
 
 def test_check_mode_counts_and_changes_nothing(run_module, host):
     result = run_module(bluemind_readdress, host["args"], check_mode=True, diff=True)
     assert result["changed"] is True and result["webmail"]["moved"] == 2
-    assert not [s for s in host["webmail"].statements if s.startswith("UPDATE")]
+    assert not [s for s in host["webmail"].statements if s.startswith(("UPDATE", "WITH"))]
+    assert result["server"] == dict(t_server=1, t_systemconf=2) and result["bm_ini"] == [OLD, OLD]
+    assert host["ini"].read_text().startswith("[global]\nhost = %s\n" % OLD)
     assert host["replication"].read_text().startswith("core_sync_host: %s\n" % OLD)
     assert (host["spool"] / OLD).is_dir() and not (host["spool"] / NEW).exists()
     assert result["diff"]["after"][str(host["replication"])].startswith("core_sync_host: %s\n" % NEW)
