@@ -12,7 +12,9 @@ version_added: 1.1.0
 description:
   - Says how a database moved (copied whole and why, or the rows copied and deleted and how they were
     found), how many tables were listed and skipped as unchanged (and why none was), what was
-    compared on both sides, the time taken and the settings carried over.
+    compared on both sides, the time taken and the settings carried over; how many of the tables
+    listed were listed by their rows written since the last pass alone, and listed whole again
+    after their count differed.
 options:
   _input:
     description: One entry of the RV(bluemind.migration.bluemind_db_transfer#module:databases) result.
@@ -51,8 +53,12 @@ def db_pass_summary(entry):
             entry.get("rows_copied", 0), entry.get("rows_deleted", 0), entry.get("compared_by", "?"))
     words = ["%s in %.1f s" % (moved, float(entry.get("seconds") or 0))]
     if "tables_skipped" in entry:
-        words.append("%s tables listed, %s skipped as unchanged on both sides%s" % (
-            entry.get("tables_listed", 0), entry["tables_skipped"],
+        words.append("%s tables listed%s, %s skipped as unchanged on both sides%s" % (
+            entry.get("tables_listed", 0),
+            " (%d by their rows written since the last pass alone%s)" % (
+                entry["tables_by_changes"], ", %d of them listed whole again after a count differed" % entry["tables_recounted"]
+                if entry.get("tables_recounted") else "") if entry.get("tables_by_changes") else "",
+            entry["tables_skipped"],
             " (none skipped: %s)" % entry["skip_blocker"] if entry.get("skip_blocker") else ""))
     if "tables" in entry:
         words.append("%s tables, %s rows identical on both sides" % (entry["tables"], entry.get("rows", "?")))

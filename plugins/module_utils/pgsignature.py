@@ -203,12 +203,25 @@ def side_problem(side, kept, now):
 def unchanged_tables(kept, origin_now, target_now):
     """``(names, why)``: the tables whose signatures on both sides are the ones the last pass kept
     (``kept``: ``dict(origin=mark, target=record)``), or an empty set and why no table can be skipped."""
+    unchanged, _undeleted, why = table_changes(kept, origin_now, target_now)
+    return unchanged, why
+
+
+def table_changes(kept, origin_now, target_now):
+    """``(unchanged, undeleted, why)``: the tables whose signatures on both sides are the ones the last
+    pass kept; the tables that deleted no row on the origin since (the same table and file, the same
+    ``n_tup_del``; rows inserted or updated there, which their transaction ids find) and did not change
+    on the target; or two empty sets and why no table is proven either."""
     kept = kept or {}
     for side, now in (("origin", origin_now), ("target", target_now)):
         problem = side_problem(side, kept.get(side), now)
         if problem:
-            return set(), problem
+            return set(), set(), problem
     origin_kept, target_kept = kept["origin"]["tables"], kept["target"]["tables"]
-    return set(name for name, sig in origin_now["tables"].items()
-               if origin_kept.get(name) == sig and target_kept.get(name) == target_now["tables"].get(name)
-               and name in target_now["tables"]), None
+    target_same = set(name for name, sig in target_now["tables"].items() if target_kept.get(name) == sig)
+    unchanged = set(name for name, sig in origin_now["tables"].items()
+                    if origin_kept.get(name) == sig and name in target_same)
+    undeleted = set(name for name, sig in origin_now["tables"].items()
+                    if name in target_same and origin_kept.get(name) is not None
+                    and list(origin_kept[name][:2]) == list(sig[:2]) and origin_kept[name][4] == sig[4])
+    return unchanged, undeleted, None

@@ -19,6 +19,7 @@ trigger or foreign key check fires for rows that are already consistent on the o
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 
@@ -114,6 +115,10 @@ FACTS_SQL = (
 )
 # Above this share of a table's rows, the whole table is copied again rather than row by row.
 REPLACE_RATIO = 0.5
+# The target's transaction fails with this word, then the numbers of the plans whose table does not
+# end with the origin's row count: a table planned from its changed rows alone lost a row on the
+# origin that no transaction id shows (see RowSync.plan_tables). Nothing is committed then.
+RECOUNT_MARK = "bm-rowsync-recount"
 
 
 class Table(object):
@@ -157,6 +162,13 @@ class Table(object):
             row = "CASE WHEN %s >= %d THEN '1' ELSE '0' END" % (XID64, since)
         source = "%s t CROSS JOIN (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS c) x" % self.name
         return "COPY (SELECT %s, %s FROM %s ORDER BY %s) TO STDOUT" % (self.key_hash(), row, source, self._order())
+
+    def changed_keys_sql(self, since):
+        """The sorted keys (as :meth:`listing_sql` gives them) of the rows whose version was written by a
+        transaction at or after ``since`` (a 64-bit transaction id): a table with a key only."""
+        source = "%s t CROSS JOIN (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS c) x" % self.name
+        return "COPY (SELECT %s FROM %s WHERE %s >= %d ORDER BY %s) TO STDOUT" % (
+            self.key_hash(), source, XID64, since, self._order())
 
     def select_sql(self, keys=None):
         """The origin's rows to copy: all of them (``keys`` None) or those whose key hash is listed."""
@@ -233,6 +245,38 @@ def merge_listings(origin_lines, target_lines, by_flags=False, numeric=False):
                 counts["changed"] += 1
             o, t = next(origin, None), next(target, None)
     return fetch, delete, counts
+
+
+def changed_keys(origin_lines, target_lines, numeric=False):
+    """The keys of two sorted listings of changed rows (:meth:`Table.changed_keys_sql`), both sides'
+    together, sorted. Raises ValueError when a listing is not sorted."""
+    keys = set()
+    for lines, side in ((origin_lines, "origin"), (target_lines, "target")):
+        previous = None
+        for line in lines:
+            key = line.rstrip("\n")
+            key = int(key) if numeric else key
+            if previous is not None and key <= previous:
+                raise ValueError("the %s's listing is not sorted by key at %s" % (side, key))
+            previous = key
+            keys.add(key)
+    return sorted(keys)
+
+
+def recount_sql(checks):
+    """A statement that fails the transaction, naming the plans (``checks``: ``[(number, table name,
+    rows expected)]``) whose table does not hold the rows expected, with RECOUNT_MARK."""
+    values = ", ".join("(%d, (SELECT count(*) FROM %s), %d::bigint)" % (number, name, int(rows))
+                       for number, name, rows in checks)
+    return ("DO $bm$ DECLARE bad text; BEGIN SELECT string_agg(i::text, ',' ORDER BY i) INTO bad FROM (VALUES %s) "
+            "v(i, n, e) WHERE n <> e; IF bad IS NOT NULL THEN RAISE EXCEPTION '%s %%', bad; END IF; END $bm$;" % (
+                values, RECOUNT_MARK))
+
+
+def recounted(message):
+    """The plan numbers that a failed transaction's ``message`` names after RECOUNT_MARK, or None."""
+    found = re.search(re.escape(RECOUNT_MARK) + r" ([0-9][0-9,]*)", message or "")
+    return [int(number) for number in found.group(1).split(",") if number] if found else None
 
 
 class Snapshot(object):
@@ -323,14 +367,26 @@ class Segments(object):
             yield line
 
 
-def balanced_groups(tables, counts, groups):
-    """``tables`` dealt into at most ``groups`` lists of about the same number of rows (``counts``:
-    table name -> rows on both sides), the biggest first; each list keeps the tables' order."""
+# What listing a row costs when only the rows written since the last pass are listed (the table is
+# still scanned on both sides, but nothing is hashed, sent or merged for the others), against a row
+# listed whole.
+CHANGES_ONLY_WEIGHT = 0.1
+
+
+def balanced_groups(tables, counts, groups, by_changes=()):
+    """``tables`` dealt into at most ``groups`` lists of about the same listing cost (``counts``: table
+    name -> rows on both sides; a table in ``by_changes``, listed by its changed rows, weighs
+    CHANGES_ONLY_WEIGHT of its rows), the costliest first; each list keeps the tables' order."""
     order = dict((table.name, i) for i, table in enumerate(tables))
     loads = [[0, []] for _group in range(max(1, min(groups, len(tables))))]
-    for table in sorted(tables, key=lambda table: -counts.get(table.name, 0)):
+
+    def cost(table):
+        rows = counts.get(table.name, 0)
+        return rows * CHANGES_ONLY_WEIGHT if table.name in by_changes else rows
+
+    for table in sorted(tables, key=lambda table: -cost(table)):
         lightest = min(loads, key=lambda load: load[0])
-        lightest[0] += counts.get(table.name, 0) + 1
+        lightest[0] += cost(table) + 1
         lightest[1].append(table)
     return [sorted(members, key=lambda table: order[table.name]) for _load, members in loads if members]
 
@@ -399,24 +455,42 @@ class RowSync(object):
                 first = first if first[0] else (side, message)
         return ("; ".join(reasons) or str(exc),) + first
 
-    def plan_tables(self, tables, since=None):
+    def plan_tables(self, tables, since=None, by_changes=(), rows=None):
         """What must move for each table: ``dict(table, fetch, delete, replace, counts)`` each.
 
         Without ``since`` the rows' contents are compared; with ``since`` (the origin's and the
         target's oldest running transaction at the end of the last pass) only the rows' keys and
-        whether either side wrote them since."""
+        whether either side wrote them since.
+
+        ``by_changes``: names of tables with a key that deleted no row on the origin since the last
+        pass and did not change on the target (pgsignature's proof): with ``since``, only the keys
+        of the rows written since on either side are listed, and those rows are replaced on the
+        target (deleted there, copied from the origin). Every other row is one the last pass left
+        equal on both sides, so the table then holds the origin's rows exactly when it holds as many:
+        the plan's ``expect`` is the origin's row count (``rows``: table name -> ``(origin's,
+        target's)`` in the pass's snapshot), which :meth:`apply` checks before it commits."""
         if not tables:
             return []
         origin_since, target_since = since or (None, None)
+        by_changes = set(by_changes) if since is not None else set()
+        changes_only = [bool(table.key) and table.name in by_changes for table in tables]
+
+        def listing(table, only, side_since):
+            return table.changed_keys_sql(side_since) if only else table.listing_sql(side_since)
+
         what = "listing %d table(s) from %s" % (len(tables), tables[0].name)
         origin, origin_err = self._start(self.origin, batch_script(
-            [table.listing_sql(origin_since) for table in tables]), snapshot=self.snapshot)
+            [listing(table, only, origin_since) for table, only in zip(tables, changes_only)]), snapshot=self.snapshot)
         target, target_err = self._start(self.target, batch_script(
-            [table.listing_sql(target_since) for table in tables]))
+            [listing(table, only, target_since) for table, only in zip(tables, changes_only)]))
         plans = []
         try:
             origin_segments, target_segments = Segments(origin.stdout), Segments(target.stdout)
-            for table in tables:
+            for table, only in zip(tables, changes_only):
+                if only:
+                    plans.append(self._plan_by_changes(table, changed_keys(
+                        _lines(origin_segments()), _lines(target_segments()), numeric=table.int_key), rows[table.name]))
+                    continue
                 # a table without a key is listed by content (counts of each distinct row), never by flags
                 fetch, delete, counts = merge_listings(
                     _lines(origin_segments()), _lines(target_segments()), by_flags=since is not None and bool(table.key),
@@ -434,6 +508,15 @@ class RowSync(object):
         self._finish(target, target_err, "target", what)
         return plans
 
+    @staticmethod
+    def _plan_by_changes(table, keys, rows):
+        """The plan of a table listed by its changed rows (``keys``), ``rows``: ``(origin's, target's)``."""
+        origin_rows, target_rows = (int(count) for count in rows)
+        counts = dict(origin=origin_rows, target=target_rows, same=0, changed=len(keys), new=0, gone=0, by_changes=True)
+        if keys and (target_rows == 0 or len(keys) > REPLACE_RATIO * max(origin_rows, 1)):
+            return dict(table=table, fetch=None, delete=None, replace=True, counts=counts)
+        return dict(table=table, fetch=keys, delete=list(keys), replace=False, counts=counts, expect=origin_rows)
+
     def plan_table(self, table, since=None):
         """The plan of one table (see :meth:`plan_tables`)."""
         return self.plan_tables([table], since)[0]
@@ -441,8 +524,14 @@ class RowSync(object):
     def apply(self, plans, sequences):
         """Apply the plans and the sequences' values on the target in one transaction; bytes moved.
 
+        A plan with ``expect`` (see :meth:`plan_tables`) has its table's rows counted before the commit:
+        when one differs, nothing is committed and :class:`Recount` names the plans (their numbers in
+        ``plans``).
+
         The origin's rows of every table to fill come from one psql session in the pass's snapshot,
         in the plans' order, and stream into the target's session as COPY data."""
+        checks = [(number, plan["table"].name, plan["expect"]) for number, plan in enumerate(plans)
+                  if plan.get("expect") is not None]
         plans = [plan for plan in plans if plan["replace"] or plan["fetch"] or plan["delete"]]
         filled = [plan for plan in plans if plan["replace"] or plan["fetch"]]
         target, target_err = self._start(self.target, None, stdin=True, stdout=False)
@@ -467,6 +556,8 @@ class RowSync(object):
             if origin is not None:
                 reader, origin = origin, None
                 self._finish(reader, origin_err, "origin", "reading the rows to copy")
+            if checks:
+                target.stdin.write((recount_sql(checks) + "\n").encode("utf-8"))
             for name, value, called in sequences:
                 target.stdin.write(("SELECT pg_catalog.setval(%s, %s, %s);\n" % (
                     quote_literal(name), int(value), "true" if called == "t" else "false")).encode("utf-8"))
@@ -488,6 +579,11 @@ class RowSync(object):
         message = _tail(target_err)
         target_err.close()
         if rc != 0:
+            numbers = recounted(message)
+            if numbers is not None:
+                raise Recount(numbers, "applying the changes to %s on the target: %d table(s) planned from their "
+                              "changed rows do not end with the origin's row count; nothing was changed there" % (
+                                  self.database, len(numbers)), "target", message)
             raise RowSyncError("applying the changes to %s on the target failed (psql exit %s), "
                                "nothing was changed there: %s" % (self.database, rc, message), "target", message)
         return moved
@@ -501,3 +597,14 @@ class RowSyncError(Exception):
         super(RowSyncError, self).__init__(message)
         self.side = side
         self.messages = messages
+
+
+class Recount(RowSyncError):
+    """A table planned from its changed rows alone did not end with the origin's row count (a row the
+    origin lost without a deletion counted: a key changed by an update, or statistics that missed a
+    delete); ``numbers``: those plans' numbers in the list given to :meth:`RowSync.apply`. The target
+    is unchanged: list those tables whole and apply again."""
+
+    def __init__(self, numbers, message, side=None, messages=""):
+        super(Recount, self).__init__(message, side, messages)
+        self.numbers = numbers

@@ -47,6 +47,15 @@ description:
     (C(/proc/net/udp), through C(pg_read_file)). A restart, a crash, a reset of the statistics,
     lost datagrams, a socket that cannot be read or a database still in use make every table
     listed, and RV(databases[].skip_blocker) says why.
+  - Tables listed by their changes alone. With the same proof, a table with a key whose origin
+    deleted no row since the last pass (the same oid, C(relfilenode) and C(n_tup_del)) and whose
+    target did not change is not listed whole. Only the keys of the rows written since on either
+    side are listed, and those rows are deleted and copied again on the target. Its other rows are
+    the ones the last pass left equal, so the table holds the origin's rows exactly when it holds
+    as many. Before the target's transaction commits, every such table is counted against the
+    origin's count in the pass's snapshot. When one differs (an update that changed a key removes
+    the old one without a deletion counted), nothing is committed, that table is listed whole and
+    the changes applied again (RV(databases[].tables_recounted)). A dry run lists every table whole.
   - When the schemas or the settings differ, when the target has no copy yet, or when O(mode=full),
     the database is copied whole as described next.
   - Before anything on the target changes, the module reads every origin database's locale
@@ -298,6 +307,22 @@ databases:
       description: Tables listed on both sides (not empty on both sides, not skipped).
       type: int
       returned: when RV(databases[].method=rows)
+    tables_by_changes:
+      description:
+        - Of RV(databases[].tables_listed), the tables with a key that deleted no row on the origin
+          since the last pass and did not change on the target (their statistics say so), so only the
+          keys of their rows written since the last pass were listed, and those rows replaced on the
+          target. Each such table's row count is checked against the origin's before the target's
+          transaction commits. Always 0 in check mode, which lists every table whole.
+      type: int
+      returned: when RV(databases[].method=rows)
+    tables_recounted:
+      description:
+        - Tables listed by their changes whose count differed at the apply (a key changed by an
+          update, which no deletion counter sees); the target's transaction was rolled back, those
+          tables listed whole and the changes applied again.
+      type: int
+      returned: when a count differed
     check_seconds:
       description: Time to read both sides' table signatures and decide which tables to skip.
       type: float
@@ -424,6 +449,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     IDENTITY_SQL,
     TABLE_COLUMNS_SQL,
     TABLE_DATA_SIZE_SQL,
+    Recount,
     RowSync,
     RowSyncError,
     balanced_groups,
@@ -436,7 +462,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature imp
     SHARED_MEMORY_STATS,
     side_signatures,
     signature_sql,
-    unchanged_tables,
+    table_changes,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
@@ -720,36 +746,50 @@ class Transfer(object):
                     if int(rows) == 0 and int(target["counts"].get(table, -1)) == 0)
         tables = [table for table in tables if table.name not in empty]
         begun = time.monotonic()
-        skipped, why = self.unchanged(name, since)
+        skipped, undeleted, why = self.unchanged(name, since)
         entry["check_seconds"] = round(time.monotonic() - begun, 3)
         entry.update(tables_skipped=len([table for table in tables if table.name in skipped]),
                      tables_listed=len([table for table in tables if table.name not in skipped]))
         if why:
             entry["skip_blocker"] = why
         tables = [table for table in tables if table.name not in skipped]
+        # Listed by their changed rows alone: only when the changes are applied, whose row counts prove
+        # the plan (a dry run lists them whole, to say what would move).
+        by_changes = set(t.name for t in tables if t.key and t.name in undeleted and t.name in target["counts"]) \
+            if apply_changes else set()
+        entry["tables_by_changes"] = len(by_changes)
         rows = RowSync(self.origin, self.target, name, snapshot)
+        sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in origin["counts"].items())
         # a few sessions per side list every table, in groups of about the same size listed side by side
         rows_of = dict((table, int(origin["counts"].get(table, 0)) + int(target["counts"].get(table, 0)))
                        for table in origin["counts"])
         order = dict((table.name, i) for i, table in enumerate(tables))
         begun = time.monotonic()
-        plans = sorted((plan for group in in_parallel([functools.partial(rows.plan_tables, group, since) for group in
-                                                       balanced_groups(tables, rows_of, PLAN_WORKERS)], PLAN_WORKERS)
-                        for plan in group), key=lambda plan: order[plan["table"].name])
+        plans = sorted((plan for group in in_parallel([
+            functools.partial(rows.plan_tables, group, since, by_changes, sizes)
+            for group in balanced_groups(tables, rows_of, PLAN_WORKERS, by_changes)], PLAN_WORKERS)
+            for plan in group), key=lambda plan: order[plan["table"].name])
         entry["listing_seconds"] = round(time.monotonic() - begun, 3)
         entry["compared_by"] = "content" if since is None else "transaction ids"
+        sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
+        entry["bytes"] = 0
+        if apply_changes:
+            try:
+                entry["bytes"] = rows.apply(plans, sequences)
+            except Recount as exc:
+                # a row gone from the origin that no deletion counted: those tables listed whole, then again
+                again = [plans[number]["table"] for number in exc.numbers]
+                entry["tables_recounted"] = len(again)
+                whole = dict((plan["table"].name, plan) for plan in rows.plan_tables(again, since))
+                plans = [whole.get(plan["table"].name, plan) for plan in plans]
+                entry["bytes"] = rows.apply(plans, sequences)
         changed = [p for p in plans if p["replace"] or p["fetch"] or p["delete"]]
         self.commands.append("row sync of %s: %s" % (name, ", ".join(
             "%s (%s)" % (p["table"].name, "replaced" if p["replace"] else "%d in, %d out" % (
                 len(p["fetch"]), len(p["delete"]))) for p in changed) or "no row differs"))
-        entry.update(
-            method="rows", tables_changed=len(changed),
-            rows_copied=sum(p["counts"]["origin"] if p["replace"] else len(p["fetch"]) for p in changed),
-            rows_deleted=sum(p["counts"]["target"] if p["replace"] else len(p["delete"]) for p in changed),
-            bytes=0)
-        if apply_changes:
-            sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
-            entry["bytes"] = rows.apply(changed, sequences)
+        moved = [rows_moved(p) for p in changed]
+        entry.update(method="rows", tables_changed=len(changed), rows_copied=sum(copied for copied, _gone in moved),
+                     rows_deleted=sum(gone for _copied, gone in moved))
 
     def start_origin_check(self, name, mode):
         """Start reading the origin's check in the background, once the snapshot is exported, when the
@@ -763,22 +803,23 @@ class Transfer(object):
         pool.shutdown(wait=False)
 
     def unchanged(self, name, since):
-        """``(tables, why)``: the tables that provably changed on neither side since the last pass (read
-        after the pass's snapshot was exported), or none and why."""
+        """``(unchanged, undeleted, why)``: the tables that provably changed on neither side since the last
+        pass, and those that deleted no row on the origin and did not change on the target (read after
+        the pass's snapshot was exported); or none and why."""
         if since is None:
-            return set(), "no usable record of the last pass"
+            return set(), set(), "no usable record of the last pass"
         if self.origin_serving:
-            return set(), "the origin still serves"
+            return set(), set(), "the origin still serves"
         kept = (self.state.get(name) or {}).get("signatures")
         if not kept:
-            return set(), "the last pass left no statistics"
+            return set(), set(), "the last pass left no statistics"
         checking = self.origin_checks.get(name)
         origin, target = in_parallel([checking.result if checking is not None else
                                       (lambda: self.signatures(self.origin, name, True)),
                                       lambda: self.signatures(self.target, name, True)])
         if origin is None or target is None:
-            return set(), "the tables' statistics could not be read"
-        return unchanged_tables(kept, origin, target)
+            return set(), set(), "the tables' statistics could not be read"
+        return table_changes(kept, origin, target)
 
     def compare(self, name, origin, target):
         """Settings, locale, extensions, tables, row counts, sequences and large objects of the two copies (as
@@ -821,6 +862,17 @@ class Transfer(object):
                     " ..." if len(problems) > MAX_LISTED_DIFFERENCES else ""))
         return dict(tables=len(counts), rows=sum(int(c) for c in counts.values()), sequences=len(sequences),
                     large_objects=int(origin["large_objects"][0]))
+
+
+def rows_moved(plan):
+    """``(rows copied, rows deleted)`` of one table's plan. A table listed by its changes replaces the
+    keys written since the last pass; of them, those that were on the target (its count, plus the keys,
+    less the origin's count, which the apply checked) were deleted first."""
+    if plan["replace"]:
+        return plan["counts"]["origin"], plan["counts"]["target"]
+    if plan.get("expect") is not None:
+        return len(plan["fetch"]), max(0, plan["counts"]["target"] + len(plan["fetch"]) - plan["expect"])
+    return len(plan["fetch"]), len(plan["delete"])
 
 
 def incomplete_name(name):

@@ -104,11 +104,26 @@ def test_a_pass_lists_only_the_tables_that_changed_on_either_side(lab, run_task,
     # rows: 1 new + 1 changed + 1 new partition row + t_05's row (copied back) + t_nokey's rows with a=3
     # (4 rows of one content, counted once); t_04: replaced whole (50 gone); 2 deleted in t_03
     assert moved["tables_changed"] == 7
+    # t_01, t_02, t_part_2 deleted nothing on the origin: only their rows written since were listed
+    # (t_03 deleted, t_04 was truncated, t_05 changed on the target, t_nokey has no key)
+    assert (moved["tables_by_changes"], moved.get("tables_recounted")) == (3, None)
     assert row_hashes(lab.target) == row_hashes(lab.origin)
 
     # and the pass after that skips everything again
     again = transfer(run_task, ssh_trust)
     assert (again["tables_listed"], again["tables_skipped"], again["rows_copied"]) == (0, NON_EMPTY - 1, 0)  # t_04 empty
+
+
+def test_a_key_changed_by_an_update_is_found_by_the_count_and_the_table_listed_whole(lab, run_task, ssh_trust, database):
+    """An UPDATE that changes a primary key removes the old key without a deletion counted: the table is
+    planned from its changed rows, the target's transaction finds one row too many and is rolled back,
+    and the table is listed whole: the target ends equal to the origin."""
+    transfer(run_task, ssh_trust)
+    psql(lab.origin, "UPDATE t_06 SET id = 5000 WHERE id = 1;\nINSERT INTO t_07 VALUES (2000, 'new');\n")
+    moved = transfer(run_task, ssh_trust)
+    assert (moved["tables_listed"], moved["tables_by_changes"], moved["tables_recounted"]) == (2, 2, 1)
+    assert (moved["rows_copied"], moved["rows_deleted"]) == (2, 1)  # t_06: 5000 in, 1 out; t_07: 2000 in
+    assert row_hashes(lab.target) == row_hashes(lab.origin)
 
 
 def test_a_new_table_copies_the_database_whole_and_the_next_pass_skips_again(lab, run_task, ssh_trust, database):

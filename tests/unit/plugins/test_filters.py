@@ -26,6 +26,10 @@ def test_a_row_sync_says_how_many_tables_it_skipped_or_why_none():
                             "tables_skipped": 0, "skip_blocker": "on the origin, the server was restarted since the last pass"})
     assert "283 tables listed, 0 skipped as unchanged on both sides (none skipped: on the origin, the server was " \
            "restarted since the last pass)" in line
+    line = db_pass_summary({"method": "rows", "tables_listed": 9, "tables_skipped": 80, "tables_by_changes": 4,
+                            "tables_recounted": 1})
+    assert "9 tables listed (4 by their rows written since the last pass alone, 1 of them listed whole again after a " \
+           "count differed), 80 skipped" in line
 
 
 def test_the_state_filter_refuses_what_the_module_refuses():

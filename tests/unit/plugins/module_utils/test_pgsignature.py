@@ -4,6 +4,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature imp
     APP_NAME,
     side_signatures,
     signature_sql,
+    table_changes,
     udp_drops,
     unchanged_tables,
 )
@@ -44,6 +45,25 @@ def test_tables_unchanged_on_both_sides_are_skipped_the_others_listed():
     target_now["tables"]["public.c"][4] = 8  # a delete on the target
     skipped, why = unchanged_tables(last, side_signatures(origin_now, True), side_signatures(target_now, True))
     assert (skipped, why) == ({"public.b"}, None)
+
+
+def test_tables_that_deleted_nothing_on_the_origin_and_are_untouched_on_the_target_are_undeleted():
+    origin_now, target_now = legacy(), reading()
+    origin_now["tables"]["public.a"][2:4] = [9, 4]  # inserts and updates on the origin: still undeleted
+    origin_now["tables"]["public.c"][4] = 8  # a delete on the origin
+    origin_now["tables"]["public.d"] = [13, 13, 1, 0, 0]  # no signature kept
+    unchanged, undeleted, why = table_changes(kept(), side_signatures(origin_now, True), side_signatures(target_now, True))
+    assert (unchanged, undeleted, why) == ({"public.b"}, {"public.a", "public.b"}, None)
+    # a write on the target, a truncate (new file) or a table created again: not undeleted
+    for side, table, at, value in (("target", "public.a", 2, 6), ("origin", "public.a", 1, 99), ("origin", "public.a", 0, 77)):
+        origin_changed, target_changed = copy.deepcopy(origin_now), copy.deepcopy(target_now)
+        (origin_changed if side == "origin" else target_changed)["tables"][table][at] = value
+        _unchanged, undeleted, _why = table_changes(kept(), side_signatures(origin_changed, True),
+                                                    side_signatures(target_changed, True))
+        assert undeleted == {"public.b"}, (side, at)
+    # no proof on a side: nothing either way
+    busy = reading(quiet_at=None)
+    assert table_changes(kept(), side_signatures(origin_now, True), side_signatures(busy, True))[:2] == (set(), set())
 
 
 def test_a_truncate_or_a_rewrite_is_seen_through_the_relfilenode():

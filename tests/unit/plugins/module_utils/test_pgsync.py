@@ -6,11 +6,14 @@ import pytest
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     FACTS_SQL,
     LARGE_OBJECTS_SQL,
+    Recount,
     RowSync,
     RowSyncError,
     Segments,
     balanced_groups,
     batch_script,
+    changed_keys,
+    recounted,
     Table,
     merge_listings,
     normalize_schema,
@@ -221,6 +224,9 @@ def test_tables_are_dealt_in_groups_of_about_the_same_size_in_their_order():
     assert [[table.name for table in group] for group in groups] == [
         ["public.t0"], ["public.t2"], ["public.t1", "public.t3", "public.t4", "public.t5"]]
     assert balanced_groups(tables[:1], rows, 3) == [tables[:1]]
+    # a table listed by its changed rows weighs a tenth of its rows: t0 now shares a group
+    light = balanced_groups(tables, rows, 3, by_changes={"public.t0"})
+    assert [[table.name for table in group] for group in light] == [["public.t2"], ["public.t0", "public.t1"], ["public.t3", "public.t4", "public.t5"]]
     assert balanced_groups([], rows, 3) == []
 
 
@@ -245,6 +251,72 @@ def test_every_table_of_a_group_is_listed_by_one_session_per_side():
     assert started[0]["script"].count("COPY (SELECT") == 2 and "SNAPSHOT" not in started[1]["script"]
     assert [(p["table"].name, p["fetch"], p["delete"], p["replace"]) for p in plans] == [
         ("public.a", ["k2"], ["k2"], False), ("public.b", None, None, True)]
+
+
+def test_a_table_by_its_changes_lists_only_the_rows_written_since_on_each_side():
+    popen, started = sessions([batch("3\n7\n", "k1\th1\n"), batch("7\n9\n", "k1\th1\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "00000003-1", popen=popen)
+    ids, other = Table("public.a", "id,v", "id", int_key=True), Table("public.b", "k,v", "k")
+    plans = rows.plan_tables([ids, other], since=(100, 200), by_changes={"public.a"},
+                             rows={"public.a": (40, 39), "public.b": (1, 1)})
+    origin_script, target_script = started[0]["script"], started[1]["script"]
+    assert ids.changed_keys_sql(100) in origin_script and ids.changed_keys_sql(200) in target_script
+    assert "WHERE" in ids.changed_keys_sql(100) and ">= 100 ORDER BY id" in ids.changed_keys_sql(100)
+    assert other.listing_sql(100) in origin_script  # not proven undeleted: listed whole, as before
+    a, b = plans
+    # the rows written since on either side are replaced; the origin's count is checked at the apply
+    assert (a["fetch"], a["delete"], a["replace"], a["expect"]) == ([3, 7, 9], [3, 7, 9], False, 40)
+    assert a["counts"]["by_changes"] is True and "expect" not in b
+    # without transaction ids there is no "since": every table is listed whole
+    popen, started = sessions([batch("1\th\n"), batch("1\th\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plan = rows.plan_tables([ids], by_changes={"public.a"}, rows={"public.a": (1, 1)})[0]
+    assert "expect" not in plan and "WHERE" not in started[0]["script"]
+
+
+def test_a_table_by_its_changes_with_most_rows_written_is_copied_whole():
+    popen, _started = sessions([batch("1\n2\n3\n"), batch("")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plan = rows.plan_tables([Table("public.a", "id", "id", int_key=True)], since=(1, 1), by_changes={"public.a"},
+                            rows={"public.a": (4, 1)})[0]
+    assert (plan["replace"], plan["fetch"], "expect" in plan) == (True, None, False)
+
+
+def test_changed_keys_are_both_sides_sorted_once_and_refused_out_of_order():
+    assert changed_keys(["b\n", "d\n"], ["a\n", "b\n"]) == ["a", "b", "d"]
+    assert changed_keys(["2\n", "10\n"], [], numeric=True) == [2, 10]
+    with pytest.raises(ValueError, match="the target's listing is not sorted"):
+        changed_keys([], ["b\n", "a\n"])
+
+
+def test_apply_counts_the_tables_planned_by_their_changes_before_it_commits():
+    popen, started = sessions(["", batch("3\tx\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    a, b = Table("public.a", "id,v", "id", int_key=True), Table("public.b", "id", "id", int_key=True)
+    plans = [dict(table=a, fetch=[3], delete=[3], replace=False, expect=40),
+             dict(table=Table("public.c", "k", "k"), fetch=[], delete=[], replace=False),
+             dict(table=b, fetch=[], delete=[], replace=False, expect=7)]  # nothing written: still counted
+    rows.apply(plans, [])
+    script = started[0]["proc"].stdin.getvalue().decode()
+    check = script[script.index("DO $bm$"):script.index("COMMIT;")]
+    assert "(0, (SELECT count(*) FROM public.a), 40::bigint), (2, (SELECT count(*) FROM public.b), 7::bigint)" in check
+    assert "RAISE EXCEPTION 'bm-rowsync-recount %'" in check and script.index("COPY public.a") < script.index("DO $bm$")
+
+
+def test_a_count_that_differs_fails_the_apply_naming_the_plans():
+    popen, started = sessions([""], rcs={0: 3})
+    real_start = RowSync._start
+
+    def start(self, server, script, snapshot=None, stdin=False, stdout=True):
+        proc, err = real_start(self, server, script, snapshot, stdin, stdout)
+        err.write(b"psql:<stdin>:9: ERROR:  bm-rowsync-recount 0,2\nCONTEXT:  PL/pgSQL function inline_code_block\n")
+        return proc, err
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plans = [dict(table=Table("public.a", "id", "id", int_key=True), fetch=[], delete=[], replace=False, expect=4)]
+    with mock.patch.object(RowSync, "_start", start), pytest.raises(Recount) as failed:
+        rows.apply(plans, [])
+    assert failed.value.numbers == [0, 2] and "nothing was changed there" in str(failed.value)
+    assert recounted("ERROR:  something else") is None and recounted("ERROR:  bm-rowsync-recount 5\n") == [5]
 
 
 def test_a_session_that_fails_midway_names_its_error():

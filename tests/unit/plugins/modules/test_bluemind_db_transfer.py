@@ -225,7 +225,8 @@ class FakeRowSync(object):
         self.log = log
         self.database = database
 
-    def plan_tables(self, tables, since=None):
+    def plan_tables(self, tables, since=None, by_changes=(), rows=None):
+        self.by_changes = set(by_changes)
         return [dict(table=table, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for table in tables]
 
     def apply(self, plans, sequences):
@@ -541,7 +542,7 @@ def test_row_sync_lists_no_table_that_is_empty_on_both_sides():
     target = dict(counts={"public.t_a": 0, "public.t_b": 3, "public.t_c": 1})
     listed = []
 
-    def plan(tables, since=None):
+    def plan(tables, since=None, by_changes=(), rows=None):
         listed.extend(table.name for table in tables)
         return [dict(table=table, fetch=[], delete=["k"] if table.name == "public.t_c" else [], replace=False,
                      counts=dict(origin=origin["counts"][table.name], target=target["counts"][table.name]))
@@ -553,6 +554,48 @@ def test_row_sync_lists_no_table_that_is_empty_on_both_sides():
         transfer.sync_rows(entry, "snap", False, None, origin, target)
     assert sorted(listed) == ["public.t_b", "public.t_c"]  # t_a: empty on both sides, t_c: a row to delete
     assert entry["tables_changed"] == 1 and entry["rows_deleted"] == 1
+
+
+def test_undeleted_tables_are_listed_by_their_changes_and_listed_whole_when_a_count_differs():
+    """A table that deleted nothing on the origin (statistics) is planned from its changed rows; when its
+    count differs at the apply (a key changed by an update), the transaction is rolled back, that
+    table is listed whole and the changes applied again. A dry run lists every table whole."""
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
+    transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
+    transfer.target.query.return_value = [("public.t_a", "id,x", "id", "t"), ("public.t_b", "k", "k"), ("public.t_c", "x", "")]
+    origin = dict(counts={"public.t_a": 5, "public.t_b": 3, "public.t_c": 2}, sequences=[])
+    target = dict(counts={"public.t_a": 4, "public.t_b": 3, "public.t_c": 2})
+    calls, applied = [], []
+
+    def plan(tables, since=None, by_changes=(), rows=None):
+        calls.append(([t.name for t in tables], sorted(by_changes), rows))
+        return [dict(table=t, fetch=[9], delete=[9], replace=False, counts=dict(origin=1, target=1),
+                     **(dict(expect=rows[t.name][0]) if t.name in by_changes else {})) for t in tables]
+
+    def apply(plans, sequences):
+        applied.append([p["table"].name for p in plans if "expect" in p])
+        if len(applied) == 1:
+            raise bluemind_db_transfer.Recount([0], "a count differs", "target", "bm-rowsync-recount 0")
+        return 10
+
+    undeleted = {"public.t_a", "public.t_b", "public.t_c"}  # t_c has no key: listed whole anyway
+    with mock.patch.object(transfer, "unchanged", return_value=(set(), undeleted, None)), \
+            mock.patch(MODULE + "RowSync") as row_sync:
+        row_sync.return_value.plan_tables.side_effect = plan
+        row_sync.return_value.apply.side_effect = apply
+        entry = dict(name="bj-data")
+        transfer.sync_rows(entry, "snap", True, (100, 200), origin, target)
+    assert all(c[1] == ["public.t_a", "public.t_b"] for c in calls[:-1]) and calls[0][2]["public.t_a"] == (5, 4)
+    # the retry lists the table the count named, whole (no by_changes), and applies everything again
+    assert calls[-1][:2] == (["public.t_a"], []) and applied == [["public.t_a", "public.t_b"], ["public.t_b"]]
+    assert (entry["tables_by_changes"], entry["tables_recounted"], entry["bytes"]) == (2, 1, 10)
+    calls[:] = []
+    with mock.patch.object(transfer, "unchanged", return_value=(set(), undeleted, None)), \
+            mock.patch(MODULE + "RowSync") as row_sync:
+        row_sync.return_value.plan_tables.side_effect = plan
+        entry = dict(name="bj-data")
+        transfer.sync_rows(entry, "snap", False, (100, 200), origin, target)
+    assert all(c[1] == [] for c in calls) and entry["tables_by_changes"] == 0 and not row_sync.return_value.apply.called
 
 
 ENOSPC = ('psql:<stdin>:150103: ERROR:  could not extend file "base/24580/24590": No space left on device\n'
@@ -708,12 +751,13 @@ def second_pass(run_module, servers, events=None, between=None):
     if between:
         between()
     servers.signature_reads[:] = []
-    listed = []
+    listed, by_changes_seen = [], []
 
     class Listing(FakeRowSync):
-        def plan_tables(self, tables, since=None):
+        def plan_tables(self, tables, since=None, by_changes=(), rows=None):
             listed.extend((self.database, table.name) for table in tables)
-            return FakeRowSync.plan_tables(self, tables, since)
+            by_changes_seen.extend((self.database, name) for name in by_changes)
+            return FakeRowSync.plan_tables(self, tables, since, by_changes, rows)
 
     class Snap(FakeSnapshot):
         def __init__(self, server, database):
@@ -817,3 +861,11 @@ def test_a_failed_copy_is_failed_in_the_progress_and_no_progress_without_an_inte
     quiet = run_module(bluemind_db_transfer, dict(servers.args, progress_interval=0, progress_path=str(tmp_path / "q")))
     assert "progress" not in quiet and not (tmp_path / "q").exists()
     assert commands.calls and all("pg_table_size" not in json.dumps(call["args"]) for call in commands.calls)
+
+
+def test_rows_moved_by_a_plan_count_only_the_rows_that_were_there_as_deleted():
+    rows_moved = bluemind_db_transfer.rows_moved
+    # by its changes: 3 keys written since, 2 of them new (the origin has 2 more rows than the target)
+    assert rows_moved(dict(replace=False, fetch=[1, 2, 3], delete=[1, 2, 3], expect=12, counts=dict(origin=12, target=10))) == (3, 1)
+    assert rows_moved(dict(replace=False, fetch=["a"], delete=["a", "b"], counts=dict(origin=5, target=6))) == (1, 2)
+    assert rows_moved(dict(replace=True, fetch=None, delete=None, counts=dict(origin=5, target=6))) == (5, 6)
