@@ -230,18 +230,21 @@ def _just_before(since):
 
 
 def changed_entries_command(tree, since):
-    """Shell command, run on the origin, printing ``<type> ./name`` (NUL-terminated; type as
-    ``find -printf %y``: ``d`` for a directory) for every entry of ``tree`` whose status changed
-    at or after ``since`` (``ctime``: content, owner, mode, links and renames all set it, and no
-    program can set it back)."""
-    return "cd %s && find . -ignore_readdir_race -newerct %s -printf '%%y %%p\\0'" % (
+    """Shell command, run on the origin, printing ``<type> <inode> <links> ./name`` (NUL-terminated;
+    type as ``find -printf %y``: ``d`` for a directory) for every entry of ``tree`` whose status
+    changed at or after ``since`` (``ctime``: content, owner, mode, links and renames all set it,
+    and no program can set it back). A file's ctime is its inode's: when a name is linked to it, every
+    name of that file in the tree is listed."""
+    return "cd %s && find . -ignore_readdir_race -newerct %s -printf '%%y %%i %%n %%p\\0'" % (
         shlex.quote(tree), shlex.quote(_just_before(since)))
 
 
-def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen):
+def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, links=None):
     """Run ``args`` (ssh running :func:`changed_entries_command`); write the directories' names to
     ``dirs`` and the other entries' to ``others`` (NUL-terminated, without ``./``), leaving out
-    what ``excluded`` (an :class:`ExcludeFilter`) does. Read as it comes: memory stays bounded.
+    what ``excluded`` (an :class:`ExcludeFilter`) does. Read as it comes: memory stays bounded, but
+    for ``links`` (a dict, when given), which gets the names of each file with several links on the
+    origin, by inode: ``{inode: [name, ...]}``.
 
     Return ``(directories, others, root_changed, rc, stderr_tail)``; ``root_changed`` is True when
     the tree's own directory is listed (an entry was added, removed or renamed at its top).
@@ -249,7 +252,9 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen):
     counts = {"d": 0, "o": 0, "root": False}
 
     def keep(record):
-        kind, _sep, name = record.partition(b" ")
+        kind, inode, nlink, name = (record.split(b" ", 3) + [b"", b"", b""])[:4]
+        if links is not None and kind == b"f" and nlink not in (b"", b"0", b"1"):
+            links.setdefault(inode, []).append(name[2:] if name.startswith(b"./") else name)
         if name.startswith(b"./"):
             name = name[2:]
         is_dir = kind == b"d"
@@ -392,6 +397,41 @@ def remove_entries(root, entries):
                 os.unlink(full)
         except FileNotFoundError:
             pass
+
+
+def relink(root, links, excluded=None):
+    """Make the names of each origin file of several links (``links``: ``{inode: [name, ...]}``, names
+    relative to ``root`` as :func:`list_changed` gives them) one file on this host too, as they are on
+    the origin: each name that is another file here is replaced by a link to the first name (same
+    content: both were pulled from that one origin file). A pull made of several rsync runs (the
+    final pull's two passes) would otherwise leave a name linked since the last pull as a copy.
+    Return the ``(name, first name)`` relinked."""
+    done = []
+    base = os.fsencode(root)
+    for names in links.values():
+        names = [name for name in names if not excluded_entry(excluded, os.fsdecode(name), False)]
+        if len(names) < 2:
+            continue
+        first = os.path.join(base, names[0])
+        try:
+            leader = os.lstat(first)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(leader.st_mode):
+            continue
+        for name in names[1:]:
+            path = os.path.join(base, name)
+            try:
+                here = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(here.st_mode) or (here.st_dev, here.st_ino) == (leader.st_dev, leader.st_ino):
+                continue
+            spare = os.path.join(os.path.dirname(path), b".bluemind-link." + os.path.basename(path))
+            os.link(first, spare)
+            os.replace(spare, path)
+            done.append((name, names[0]))
+    return done
 
 
 def read_records(args, keep, popen=subprocess.Popen, stdin=None):

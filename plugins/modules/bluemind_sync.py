@@ -73,8 +73,14 @@ options:
         directory the target does not have. The other entries listed, and the directories
         themselves, are pulled by content (C(--checksum --files-from)). Every other entry is as
         the previous pull left it, and is not walked again on either side.
+      - Hard links. A file's C(ctime) is its inode's, so every name of a file linked or unlinked
+        since is listed, with its inode and link count. Two names of one origin file can then
+        arrive in the two rsync runs above (a message delivered to a second mailbox, Cyrus'
+        single-instance store), which C(rsync -H) cannot link together. After both runs the module
+        makes them one file again, as on the origin, and itemizes each as rsync itemizes a hard link.
       - Excluded entries are neither pulled nor removed, as rsync leaves them. In check mode
-        nothing is removed; the removals are counted and itemized as rsync itemizes deletions.
+        nothing is removed or linked; the removals are counted and itemized as rsync itemizes
+        deletions.
       - A tree whose own directory changed (an entry added or removed at its top) gets the usual
         whole pull, and so do all trees when the origin's clock is before this time (a clock set
         back would hide changes; RV(whole_trees) says so).
@@ -450,6 +456,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     compare_directory,
     entries_command,
     list_changed,
+    relink,
     origin_entries,
     remove_entries,
     target_entries,
@@ -522,6 +529,7 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
     rsync would read the whole directory for it), what the target lacks or holds otherwise is
     pulled whole (``-r --delete``), and so is a changed directory the target does not have. Then the
     other changed entries, and the changed directories themselves, by content (``--checksum``).
+    Last, the names of each file of several links on the origin are made one file here again.
     Entries with an older status are as the previous pull left them. Return ``(directories, others,
     results, removed)``, or None when the tree's own directory changed (the caller then pulls the
     whole tree)."""
@@ -530,9 +538,10 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
     excluded = ExcludeFilter(excludes)
     with tempfile.TemporaryFile(prefix="bluemind-sync-") as dirs, \
             tempfile.TemporaryFile(prefix="bluemind-sync-") as others:
+        links = {}
         ndirs, nothers, root_changed, rc, tail = list_changed(
             origin.remote(changed_entries_command(path, params["changed_since"])), dirs, others,
-            excluded=excluded)
+            excluded=excluded, links=links)
         if rc != 0:
             raise SshError(explain_ssh_failure(
                 "listing the entries of %s changed since %s on the origin" % (path, params["changed_since"]),
@@ -557,6 +566,10 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
                 if left:
                     results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, others,
                                              dict(checksum=True, delete=False), progress=progress))
+        # A name linked since the last pull to a file of another directory came in another rsync run
+        # than that file (rsync -H links only what one run transfers): made one file again, as on the origin.
+        if links and not dry_run:
+            results.append(relink_result(relink(root, links, excluded)))
         return ndirs, nothers, results, removed
 
 
@@ -628,6 +641,14 @@ def removal_result(removed):
     result = empty_result()
     result.update(changes=len(removed), deleted=len(removed), diff=[
         "*deleting   %s%s" % (os.fsdecode(path), "/" if is_dir else "") for path, is_dir in removed])
+    return result
+
+
+def relink_result(relinked):
+    """The names the module linked again (see :func:`incremental`) as rsync itemizes a hard link."""
+    result = empty_result()
+    result.update(changes=len(relinked), diff=[
+        "hf          %s => %s" % (os.fsdecode(name), os.fsdecode(first)) for name, first in relinked])
     return result
 
 

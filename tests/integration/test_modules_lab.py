@@ -141,6 +141,29 @@ def test_sync_final_pass_from_changed_entries_matches_the_origin(lab, run_task, 
     lab.origin.run("cd {s}/user && rm -rf c c.old d f a/g a/3. && ln a/1. a/2.".format(s=SPOOL))
 
 
+def test_sync_final_pass_keeps_a_hard_link_made_since_the_last_pull(lab, run_task, ssh_trust, trees):
+    """A message delivered to a second mailbox after the last pull: a new name, in another directory,
+    of a file the target already has (Cyrus' single-instance store). The final pull's two rsync runs
+    each see one name; the target must still hold one file with both names, as the origin does."""
+    lab.origin.run("cd {s}/user && mkdir -p h1 h2 && printf shared > h1/7. && chown -R cyrus:mail h1 h2 "
+                   "&& sleep 2".format(s=SPOOL))
+    try:
+        first = sync(run_task, ssh_trust)
+        assert not first.get("failed"), first.get("msg")
+        lab.origin.run("sleep 0.1 && cd {s}/user && ln h1/7. h2/7.".format(s=SPOOL))
+        final = sync(run_task, ssh_trust, diff=True, changed_since=first["origin_clock_start"] - 2)
+        assert not final.get("failed"), final.get("msg")
+        assert by_path(final)[SPOOL].get("incremental") is True
+        stat = "stat -c '%i %h' {s}/user/h1/7. {s}/user/h2/7.".format(s=SPOOL)
+        (inode1, links1), (inode2, links2) = (line.split() for line in lab.target.run(stat).stdout.splitlines())
+        assert (inode1 == inode2, links1, links2) == (True, "2", "2")
+        # the name that came as a copy is linked to the other, as rsync itemizes a hard link
+        relinked = [line for line in final["diff"]["prepared"].splitlines() if line.startswith("hf ")]
+        assert relinked in (["hf          user/h2/7. => user/h1/7."], ["hf          user/h1/7. => user/h2/7."]), relinked
+    finally:
+        lab.origin.run("rm -rf {s}/user/h1 {s}/user/h2".format(s=SPOOL))
+
+
 def test_sync_verify(lab, run_task, ssh_trust, trees):
     sync(run_task, ssh_trust)
     assert sync(run_task, ssh_trust, verify=True).get("failed") is not True

@@ -357,3 +357,36 @@ def test_run_rsync_gives_updates_before_the_next_newline(tmp_path):
         marker.write_text("")
     rsync.run_rsync(["rsync"], 10, False, popen=python_popen(code), progress=update)
     assert seen == [(1000, None, None, None)]
+
+
+def test_list_changed_keeps_the_names_of_each_file_of_several_links(tmp_path):
+    code = ("import sys\nsys.stdout.buffer.write(b'f 12 2 ./a/x\\0d 5 3 ./b\\0f 12 2 ./b/y z\\0f 13 1 ./c\\0"
+            "f 14 2 ./x/cyrus.squat\\0f 14 2 ./d\\0')\n")
+    links = {}
+    with open(str(tmp_path / "dirs"), "w+b") as dirs, open(str(tmp_path / "others"), "w+b") as others:
+        counts = rsync.list_changed(["ssh"], dirs, others, rsync.ExcludeFilter(["cyrus.squat"]),
+                                    popen=python_popen(code), links=links)
+        others.seek(0)
+        assert others.read().split(b"\0")[:-1] == [b"a/x", b"b/y z", b"c", b"d"]
+    assert counts == (1, 4, False, 0, [])
+    # by inode, excluded names too (relink leaves them out): directories and single links are not kept
+    assert links == {b"12": [b"a/x", b"b/y z"], b"14": [b"x/cyrus.squat", b"d"]}
+
+
+def test_relink_makes_the_names_of_one_origin_file_one_file_here(tmp_path):
+    for name in ("a/x", "b/y", "c/z", "e/one", "e/two", "f/w"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"same")
+    os.link(str(tmp_path / "e/one"), str(tmp_path / "e/linked"))
+    (tmp_path / "b/y").chmod(0o640)
+    links = {b"1": [b"a/x", b"b/y", b"c/z", b"gone/q"],   # b/y and c/z came as copies, gone/q is not here
+             b"2": [b"e/one", b"e/linked"],               # already one file
+             b"3": [b"missing", b"f/w"],                  # the first name is not here: left as it is
+             b"4": [b"x/cyrus.squat", b"f/w"]}            # excluded name: the other alone, nothing to do
+    done = rsync.relink(str(tmp_path) + "/", links, rsync.ExcludeFilter(["cyrus.squat"]))
+    assert done == [(b"b/y", b"a/x"), (b"c/z", b"a/x")]
+    inode = os.stat(str(tmp_path / "a/x")).st_ino
+    assert [os.stat(str(tmp_path / n)).st_ino == inode for n in ("b/y", "c/z", "f/w")] == [True, True, False]
+    assert os.stat(str(tmp_path / "a/x")).st_nlink == 3 and (tmp_path / "c/z").read_bytes() == b"same"
+    assert not [p for p in tmp_path.rglob(".bluemind-link.*")]
+    assert rsync.relink(str(tmp_path) + "/", links) == []  # done once: nothing the second time

@@ -409,8 +409,8 @@ def test_final_pass_compares_the_changed_directories_and_pulls_changed_files_by_
     make_entry(inbox / "sub")                            # changed itself: compared on its own
     make_entry(inbox)
     fake.scenario(**{
-        "changed:%s" % a: dict(out="d ./user/inbox\0f ./user/inbox/4.\0d ./proc\0f ./user/cyrus.squat\0"
-                                   "l ./link\0d ./proc/sub\0d ./user/new\0d ./user/inbox/sub\0"),
+        "changed:%s" % a: dict(out="d 7 1 ./user/inbox\0f 7 1 ./user/inbox/4.\0d 7 1 ./proc\0f 7 1 ./user/cyrus.squat\0"
+                                   "l 7 1 ./link\0d 7 1 ./proc/sub\0d 7 1 ./user/new\0d 7 1 ./user/inbox/sub\0"),
         "entries:%s" % a: dict(out="f 10 1700000000.1234567890 ./user/inbox/1.\0f 21 1700000000.2 ./user/inbox/3.\0"
                                    "f 5 1700000000.5 ./user/inbox/4.\0d 4096 1700000099.0 ./user/inbox/moved\0"
                                    "d 4096 1700000099.0 ./user/inbox/sub\0"),
@@ -442,14 +442,14 @@ def test_final_pass_compares_the_changed_directories_and_pulls_changed_files_by_
     assert len([c for c in calls if c[-1] == "%s/" % b]) == 0  # nothing changed: no rsync at all
     [listing] = [shlex.split(c[-1]) for c in fake.ssh_calls() if "-newerct" in c[-1] and str(a) in c[-1]]
     assert listing == ["cd", str(a), "&&", "find", ".", "-ignore_readdir_race", "-newerct", "@1717999990.499999999",
-                       "-printf", "%y %p\\0"]
+                       "-printf", "%y %i %n %p\\0"]
 
 
 def test_a_dry_run_of_the_final_pass_removes_nothing_and_says_what_it_would(run_module, fake, tmp_path):
     a = tmp_path / "a"
     make_entry(a / "d" / "old", b"x")
     make_entry(a / "d")
-    fake.scenario(**{"changed:%s" % a: dict(out="d ./d\0"), "entries:%s" % a: dict(out=""),
+    fake.scenario(**{"changed:%s" % a: dict(out="d 7 1 ./d\0"), "entries:%s" % a: dict(out=""),
                      "recent:%s/" % a: dict(out=STATS % (0, 0))})
     result = run_module(bluemind_sync, fake.args(trees=[str(a)], changed_since=SINCE), check_mode=True, diff=True)
     assert not result.get("failed"), result
@@ -460,10 +460,10 @@ def test_a_dry_run_of_the_final_pass_removes_nothing_and_says_what_it_would(run_
 
 def test_a_changed_tree_top_or_a_clock_gone_back_pulls_the_whole_tree(run_module, fake):
     fake.scenario(**{
-        "changed:/srv/a": dict(out="d .\0f ./x\0"),
+        "changed:/srv/a": dict(out="d 7 1 .\0f 7 1 ./x\0"),
         "/srv/a/": dict(out=""), "find:/srv/a": dict(out="./x\0"),
         "recent:/srv/a/": dict(out=""),
-        "changed:/srv/b": dict(out="f ./y\0"), "recent:/srv/b/": dict(out=""),
+        "changed:/srv/b": dict(out="f 7 1 ./y\0"), "recent:/srv/b/": dict(out=""),
     })
     result = run_module(bluemind_sync, fake.args(changed_since=SINCE))
     whole = [c for c in fake.calls() if c[-1] == "/srv/a/" and "--files-from=-" not in c]
