@@ -388,5 +388,5 @@ def test_relink_makes_the_names_of_one_origin_file_one_file_here(tmp_path):
     inode = os.stat(str(tmp_path / "a/x")).st_ino
     assert [os.stat(str(tmp_path / n)).st_ino == inode for n in ("b/y", "c/z", "f/w")] == [True, True, False]
     assert os.stat(str(tmp_path / "a/x")).st_nlink == 3 and (tmp_path / "c/z").read_bytes() == b"same"
-    assert not [p for p in tmp_path.rglob(".bluemind-link.*")]
+    assert not list(tmp_path.rglob(".bluemind-link.*"))
     assert rsync.relink(str(tmp_path) + "/", links) == []  # done once: nothing the second time
