@@ -201,6 +201,20 @@ def normalize_schema(text):
     return keep
 
 
+def sorted_listing(lines, side, numeric=False):
+    """``(key, row)`` of each ``key\trow`` line (``row`` empty when the line is a key alone), keys as
+    integers when ``numeric``; raises ValueError when the ``side``'s listing is not sorted by key."""
+    previous = None
+    for line in lines:
+        key, _tab, row = line.rstrip("\n").partition("\t")
+        if numeric:
+            key = int(key)
+        if previous is not None and key <= previous:
+            raise ValueError("the %s's listing is not sorted by key at %s" % (side, key))
+        previous = key
+        yield key, row
+
+
 def merge_listings(origin_lines, target_lines, by_flags=False, numeric=False):
     """Compare two sorted ``key\\trow`` listings; return ``(fetch, delete, counts)``.
 
@@ -214,14 +228,7 @@ def merge_listings(origin_lines, target_lines, by_flags=False, numeric=False):
     counts = dict(origin=0, target=0, same=0, changed=0, new=0, gone=0)
 
     def reader(lines, side):
-        previous = None
-        for line in lines:
-            key, _tab, row = line.rstrip("\n").partition("\t")
-            if numeric:
-                key = int(key)
-            if previous is not None and key <= previous:
-                raise ValueError("the %s's listing is not sorted by key at %s" % (side, key))
-            previous = key
+        for key, row in sorted_listing(lines, side, numeric):
             counts[side] += 1
             yield key, row
 
@@ -250,16 +257,8 @@ def merge_listings(origin_lines, target_lines, by_flags=False, numeric=False):
 def changed_keys(origin_lines, target_lines, numeric=False):
     """The keys of two sorted listings of changed rows (:meth:`Table.changed_keys_sql`), both sides'
     together, sorted. Raises ValueError when a listing is not sorted."""
-    keys = set()
-    for lines, side in ((origin_lines, "origin"), (target_lines, "target")):
-        previous = None
-        for line in lines:
-            key = line.rstrip("\n")
-            key = int(key) if numeric else key
-            if previous is not None and key <= previous:
-                raise ValueError("the %s's listing is not sorted by key at %s" % (side, key))
-            previous = key
-            keys.add(key)
+    keys = set(key for key, _row in sorted_listing(origin_lines, "origin", numeric))
+    keys.update(key for key, _row in sorted_listing(target_lines, "target", numeric))
     return sorted(keys)
 
 

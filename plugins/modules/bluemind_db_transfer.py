@@ -761,8 +761,7 @@ class Transfer(object):
         rows = RowSync(self.origin, self.target, name, snapshot)
         sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in origin["counts"].items())
         # a few sessions per side list every table, in groups of about the same size listed side by side
-        rows_of = dict((table, int(origin["counts"].get(table, 0)) + int(target["counts"].get(table, 0)))
-                       for table in origin["counts"])
+        rows_of = dict((table, ours + theirs) for table, (ours, theirs) in sizes.items())
         order = dict((table.name, i) for i, table in enumerate(tables))
         begun = time.monotonic()
         plans = sorted((plan for group in in_parallel([
