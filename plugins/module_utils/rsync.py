@@ -428,6 +428,10 @@ def relink(root, links, excluded=None):
             if not stat.S_ISREG(here.st_mode) or (here.st_dev, here.st_ino) == (leader.st_dev, leader.st_ino):
                 continue
             spare = os.path.join(os.path.dirname(path), b".bluemind-link." + os.path.basename(path))
+            try:
+                os.unlink(spare)  # left by a run killed between the link and the rename
+            except FileNotFoundError:
+                pass
             os.link(first, spare)
             os.replace(spare, path)
             done.append((name, names[0]))

@@ -390,3 +390,14 @@ def test_relink_makes_the_names_of_one_origin_file_one_file_here(tmp_path):
     assert os.stat(str(tmp_path / "a/x")).st_nlink == 3 and (tmp_path / "c/z").read_bytes() == b"same"
     assert not list(tmp_path.rglob(".bluemind-link.*"))
     assert rsync.relink(str(tmp_path) + "/", links) == []  # done once: nothing the second time
+
+
+def test_relink_replaces_a_spare_name_left_by_a_killed_run(tmp_path):
+    for name in ("a/x", "b/y"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"same")
+    (tmp_path / "b/.bluemind-link.y").write_bytes(b"left over")  # killed between the link and the rename
+    done = rsync.relink(str(tmp_path) + "/", {b"1": [b"a/x", b"b/y"]})
+    assert done == [(b"b/y", b"a/x")]
+    assert os.stat(str(tmp_path / "b/y")).st_ino == os.stat(str(tmp_path / "a/x")).st_ino
+    assert not list(tmp_path.rglob(".bluemind-link.*"))
