@@ -189,11 +189,13 @@ def test_the_rerun_killed_during_the_config_copy():
     proc = start_playbook("migrate.yml", *WINDOW)
     try:
         kill_controller_when(proc, lambda: writing(TARGET, "/etc/bm", "fault-config.bin"), "the config copy writing fault-config.bin")
+        # The module would go on alone on the target (the controller is gone, not the target's processes)
+        # and rebuild what the files feed; here it dies too, as with the target's session cut.
+        TARGET.run("pkill -KILL -f AnsiballZ_bluemind_config_cop[y]")
     finally:
         full_speed(ORIGIN)
     assert "end" in state()["db_migrate"]  # the rerun finished the database pass the previous run left
-    # The copy goes on alone on the target (the controller is gone, not the target's rsync): once it
-    # ended, the next run finds nothing more to copy.
+    # The copy's rsync goes on alone on the target: once it ended, the next run finds nothing more to copy.
     for _attempt in range(300):
         if not quick("mol-target", "pgrep -x rsync"):
             break

@@ -2,6 +2,7 @@
 from ansible_collections.bluemind.migration.plugins.filter.db_pass_summary import db_pass_summary
 from ansible_collections.bluemind.migration.plugins.filter.state_decision import state_decision
 from ansible_collections.bluemind.migration.plugins.filter.pull_summary import pull_summary
+from ansible_collections.bluemind.migration.plugins.filter.tag_steps import tag_steps
 
 
 def test_a_whole_copy_says_why():
@@ -60,3 +61,16 @@ def test_pull_summary_says_a_line_a_tree_in_the_pulls_order():
         "changed since the last pull compared, 3 modified since the last pull compared by content)",
         "/var/lib/cyrus: 0 files, 0.00 Bytes in 0.1 s (0 changes, 0 deleted, 2 vanished)"]
     assert pull_summary(None) == []
+
+
+def test_tag_steps_selects_what_the_run_tags_select():
+    steps = {"files": "config_copy_files", "queue": "config_copy_queue"}
+    parents = ["config_copy"]
+    assert tag_steps(steps, ["all"], [], parents) == ["files", "queue"]
+    assert tag_steps(steps, [], [], parents) == ["files", "queue"]
+    assert tag_steps(steps, ["cold_sync", "db_migrate", "config_copy", "cutover"], [], parents) == ["files", "queue"]
+    assert tag_steps(steps, ["config_copy_queue"], [], parents) == ["queue"]
+    assert tag_steps(steps, ["all"], ["config_copy_files"], parents) == ["queue"]
+    assert tag_steps(steps, ["all"], ["config_copy"], parents) == []
+    assert tag_steps(steps, ["cutover"], [], parents) == []
+    assert tag_steps(steps, ["tagged"], [], parents) == ["files", "queue"]
