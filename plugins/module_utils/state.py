@@ -347,6 +347,8 @@ def apply(state, phase, event, result=None, now=None):
             entry.pop(key, None)
         _keep_span(entry, "pull", result)
         _keep_span(entry, "verify", result.get("verify"))
+        if result.get("db_pass_job"):  # the database pass started beside this pull: db_migrate waits for it
+            new["db_pass"] = dict(job=result["db_pass_job"], start=at)
     elif phase == "db_migrate":
         names = result.get("names") or []
         databases = [dict(d, name=n) for d, n in zip(result.get("databases") or [], names)]

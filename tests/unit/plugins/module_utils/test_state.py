@@ -131,6 +131,15 @@ def test_the_background_pass_keeps_its_job_until_the_database_phase_ends():
     assert st.summary(state)["db_pass_job"] is None
 
 
+def test_the_final_pulls_record_keeps_the_job_of_the_pass_started_beside_it():
+    state = walk(PREREQ, ("cold_sync", "start"), ("cold_sync", "done", {"db_pass_job": "j2"}))
+    assert st.summary(state)["db_pass_job"] == "j2"
+    state = st.apply(state, "db_migrate", "done", {"seconds": 1, "databases": [], "names": []})
+    assert st.summary(state)["db_pass_job"] is None
+    # a pull without a pass beside it (cold_sync_db_beside off) leaves no job to wait for
+    assert st.summary(walk(PREREQ, ("cold_sync", "start"), ("cold_sync", "done", {"db_pass_job": None})))["db_pass_job"] is None
+
+
 def test_an_interrupted_config_copy_is_known_to_the_next_run():
     state = walk(*WINDOW)
     assert st.summary(state)["config_copy_unfinished"] is False
