@@ -485,3 +485,33 @@ def test_sync_keeps_acls_xattrs_and_holes(lab, run_task, ssh_trust, trees):
     assert sync(run_task, ssh_trust)["changed"] is False
     for host in (lab.origin, lab.target):
         host.run("rm -rf %s/attrs" % SPOOL)
+
+
+def test_config_copy_copies_backs_up_and_rebuilds_the_maps_then_changes_nothing(lab, run_task, ssh_trust):
+    """Real rsync over SSH and real postmap: a file of the list, a pattern resolved on the origin, the
+    target's older copy kept in the backup folder, the map postfix reads rebuilt from its -flat source."""
+    etc = ROOT + "/etc"
+    lab.origin.run("rm -rf {r} && mkdir -p {e}/postfix && printf 'origin, longer\\n' > {e}/conf.ini && printf 'x@lab.test relay:\\n' "
+                   "> {e}/postfix/transport-flat && printf 'junk' > {e}/postfix/transport.db".format(r=ROOT, e=etc))
+    lab.target.run("rm -rf {r} && mkdir -p {e}/postfix && printf 'target\\n' > {e}/conf.ini".format(r=ROOT, e=etc))
+    args = dict(ssh_trust, steps=["files"], paths=[etc.lstrip("/") + "/conf.ini"], patterns=[etc + "/postfix/*-flat", etc + "/none*"],
+                backup_dir=ROOT + "/backups", postfix_maps=["transport"], postfix_dir=etc + "/postfix")
+    try:
+        check = run_task("target", "bluemind_config_copy", args, check=True, diff=True)
+        assert check["changed"] is True and check["maps"] == []
+        assert "conf.ini" in check["diff"]["prepared"], check["diff"]
+        assert lab.target.run("cat %s/conf.ini" % etc).stdout == "target\n"
+
+        first = run_task("target", "bluemind_config_copy", args)
+        assert first["changed"] is True and any(line.endswith("postfix/transport-flat") for line in first["files"])
+        assert lab.target.run("cat %s/conf.ini" % etc).stdout == "origin, longer\n"
+        assert lab.target.run("cat %s%s/conf.ini" % (first["backup"], etc)).stdout == "target\n"
+        assert first["maps"] == [etc + "/postfix/transport.db"]
+        answer = lab.target.run("postmap -q x@lab.test hash:%s/postfix/transport" % etc).stdout.strip()
+        assert answer == "relay:" and lab.target.run("ls %s/postfix" % etc).stdout.split() == ["transport-flat", "transport.db"]
+
+        second = run_task("target", "bluemind_config_copy", args)
+        assert second["changed"] is False and second["files"] == [] and second["maps"] == []
+    finally:
+        for host in (lab.origin, lab.target):
+            host.run("rm -rf %s" % ROOT)
