@@ -60,6 +60,16 @@ options:
       - Folder of the backup spools, one per server address.
     type: path
     default: /var/backups/bluemind/dp_spool/rsync
+  parts:
+    description:
+      - What to readdress. V(files) is C(bm.ini), Cyrus replication and the backup spool folder;
+        V(database) is C(t_server), C(t_systemconf) and the webmail profiles (O(db_password) is needed
+        only for it). The migration sets the database part at the end of its database phase (a pass that
+        runs again would put the origin's rows back) and the files part after the configuration copy.
+    type: list
+    elements: str
+    choices: [files, database]
+    default: [files, database]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.pg
@@ -215,31 +225,33 @@ def webmail(module, server, old, new):
     return dict(moved=movable, blocked=blocked, table=True)
 
 
-def main():
-    argument_spec = pg_argument_spec()
-    argument_spec.update(pg_server_argument_spec())
-    argument_spec.update(
-        old_addresses=dict(type="list", elements="str", required=True),
-        new_address=dict(type="str", required=True),
-        db_name=dict(type="str", default="bj"),
-        bm_ini_path=dict(type="path", default="/etc/bm/bm.ini"),
-        cyrus_replication_path=dict(type="path", default="/etc/cyrus-replication"),
-        backup_spool=dict(type="path", default="/var/backups/bluemind/dp_spool/rsync"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+def files(module, result, diff, old, new):
+    """bm.ini, Cyrus replication and the backup spool folder."""
     params = module.params
-    new = params["new_address"]
-    old = sorted(set(a for a in params["old_addresses"] if a and a != new))
-    result = dict(changed=False, bm_ini=[], server=dict(t_server=0, t_systemconf=0),
-                  webmail=dict(moved=0, blocked=0, table=False), cyrus_replication=[], backup_spool={}, left_as_is=[])
-    diff = dict(before={}, after={})
-    if not old:
-        module.exit_json(**result)
+    result["bm_ini"] = rewrite_file(module, result, diff, params["bm_ini_path"], readdress.rewrite_bm_ini, old, new)
+    result["cyrus_replication"] = rewrite_file(module, result, diff, params["cyrus_replication_path"],
+                                               readdress.rewrite_core_sync_host, old, new)
 
+    rename, reason = readdress.spool_rename(params["backup_spool"], old, new)
+    if reason:
+        result["left_as_is"].append(reason)
+    if rename:
+        result["changed"] = True
+        result["backup_spool"] = {"from": rename[0], "to": rename[1]}
+        diff["before"]["backup spool"], diff["after"]["backup spool"] = rename
+        if not module.check_mode:
+            try:
+                os.rename(rename[0], rename[1])
+            except OSError as exc:
+                module.fail_json(msg="cannot rename the backup spool %s to %s: %s" % (rename + (exc,)), **result)
+
+
+def database(module, result, diff, old, new):
+    """The server directory, the system configuration and the webmail profiles (database C(bj))."""
+    params = module.params
     psql = os.path.join(params["pg_bin_dir"], "psql") if params["pg_bin_dir"] else module.get_bin_path("psql", required=True)
     server = PgServer("local", os.path.dirname(psql), params["db_host"], params["db_port"], params["db_user"],
                       password=params["db_password"])
-    result["bm_ini"] = rewrite_file(module, result, diff, params["bm_ini_path"], readdress.rewrite_bm_ini, old, new)
     try:
         result["server"] = server_records(module, server, old, new)
     except PgError as exc:
@@ -262,22 +274,33 @@ def main():
             "%d webmail profiles stay on %s: their users already have one on %s (rc_users); delete the one "
             "to drop" % (result["webmail"]["blocked"], ", ".join(old), new))
 
-    result["cyrus_replication"] = rewrite_file(module, result, diff, params["cyrus_replication_path"],
-                                               readdress.rewrite_core_sync_host, old, new)
 
-    rename, reason = readdress.spool_rename(params["backup_spool"], old, new)
-    if reason:
-        result["left_as_is"].append(reason)
-    if rename:
-        result["changed"] = True
-        result["backup_spool"] = {"from": rename[0], "to": rename[1]}
-        diff["before"]["backup spool"], diff["after"]["backup spool"] = rename
-        if not module.check_mode:
-            try:
-                os.rename(rename[0], rename[1])
-            except OSError as exc:
-                module.fail_json(msg="cannot rename the backup spool %s to %s: %s" % (rename + (exc,)), **result)
+def main():
+    argument_spec = pg_argument_spec()
+    argument_spec.update(pg_server_argument_spec())
+    argument_spec.update(
+        old_addresses=dict(type="list", elements="str", required=True),
+        new_address=dict(type="str", required=True),
+        db_name=dict(type="str", default="bj"),
+        bm_ini_path=dict(type="path", default="/etc/bm/bm.ini"),
+        cyrus_replication_path=dict(type="path", default="/etc/cyrus-replication"),
+        backup_spool=dict(type="path", default="/var/backups/bluemind/dp_spool/rsync"),
+        parts=dict(type="list", elements="str", choices=["files", "database"], default=["files", "database"]),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    new = params["new_address"]
+    old = sorted(set(a for a in params["old_addresses"] if a and a != new))
+    result = dict(changed=False, bm_ini=[], server=dict(t_server=0, t_systemconf=0),
+                  webmail=dict(moved=0, blocked=0, table=False), cyrus_replication=[], backup_spool={}, left_as_is=[])
+    diff = dict(before={}, after={})
+    if not old:
+        module.exit_json(**result)
 
+    if "files" in params["parts"]:
+        files(module, result, diff, old, new)
+    if "database" in params["parts"]:
+        database(module, result, diff, old, new)
     for warning in result["left_as_is"]:
         module.warn(warning)
     if module._diff:

@@ -6,8 +6,9 @@ killed while the origin's BlueMind stops, then rolled back; the window refused (
 the SSH trust); prereq and hot sync again, SSH to the origin cut in the middle of the hot pull,
 then the same command again; the window again, its SSH to the origin cut in the final
 pull; the rerun killed during the database pass; the next rerun killed during the config copy; the
-next one with the target's core down once started (serve); then the admin password refused at the
-mail maintenance, the core stopped before the mail maintenance and before the smoke check; the last
+database phase run alone after it (the target keeps its own address); the next rerun with the
+target's core down once started (serve); then the admin password refused at the mail maintenance,
+the core stopped before the mail maintenance and before the smoke check; the last
 rerun finishes. Every failed run says what happened and what to do; at the end every file and every
 row of the origin is on the target, and the origin is as it was before the window.
 """
@@ -204,6 +205,20 @@ def test_the_rerun_killed_during_the_config_copy():
     # what the copied files feed was not rebuilt: no vhost yet for the origin's domains
     SEEN["vhosts"] = domain_vhosts()
     assert SEEN["vhosts"] and not any(TARGET.file(path).exists for path in SEEN["vhosts"]), SEEN["vhosts"]
+
+
+def test_the_database_phase_run_alone_after_the_config_copy_keeps_the_targets_address():
+    """The pass copies the origin's rows again where the target's differ, its own address among them:
+    the phase sets it again before its record (it was config_copy's, which had already run)."""
+    target_ip = TARGET.interface.default().addresses[0]
+    psql = "runuser -u postgres -- psql -X -At -d bj -c %s"
+    assert TARGET.check_output(psql, "SELECT ip FROM t_server").split() == [target_ip]
+    proc = ansible_playbook("migrate.yml", "--tags", "db_migrate", "-e", "bluemind_confirm_downtime=true")
+    assert proc.returncode == 0, said(proc)[-3000:]
+    assert TARGET.check_output(psql, "SELECT ip FROM t_server").split() == [target_ip]
+    conf = TARGET.check_output(psql, "SELECT configuration -> 'host' FROM t_systemconf")
+    assert conf.split() == [target_ip]
+    assert TARGET.check_output(psql, "SELECT DISTINCT mail_host FROM rc_users").split() == [target_ip]
 
 
 def test_the_rerun_with_the_targets_core_down_once_started_says_what_to_do():

@@ -123,3 +123,19 @@ def test_no_webmail_table_no_replication_file(run_module, host):
 def test_address_unchanged_does_nothing(run_module, host):
     result = run_module(bluemind_readdress, dict(host["args"], old_addresses=[NEW]))
     assert result["changed"] is False and host["commands"].calls == []
+
+
+def test_the_files_part_alone_leaves_the_database_and_needs_no_password(run_module, host):
+    args = dict(host["args"], parts=["files"])
+    del args["db_password"]
+    result = run_module(bluemind_readdress, args)
+    assert result["changed"] is True and result["bm_ini"] == [OLD, OLD] and result["cyrus_replication"] == [OLD]
+    assert host["webmail"].statements == [] and result["server"] == dict(t_server=0, t_systemconf=0)
+    assert host["webmail"].servers == [OLD, "192.0.2.99"]
+
+
+def test_the_database_part_alone_leaves_the_files(run_module, host):
+    result = run_module(bluemind_readdress, dict(host["args"], parts=["database"]))
+    assert result["server"] == dict(t_server=1, t_systemconf=2) and result["webmail"]["moved"] == 2
+    assert result["bm_ini"] == [] and result["cyrus_replication"] == [] and result["backup_spool"] == {}
+    assert host["ini"].read_text().startswith("[global]\nhost = %s\n" % OLD) and (host["spool"] / OLD).is_dir()
