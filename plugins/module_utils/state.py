@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 
+from ansible_collections.bluemind.migration.plugins.module_utils.confcopy import copied, moved_mail
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import FIRST_REPORT_SECONDS
 
 PHASES = ("prereq", "hot_sync", "cold_sync", "db_migrate", "config_copy", "cutover")
@@ -29,8 +30,6 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 SINCE_MARGIN = 2
 # What the report keeps of each tree of the final pull.
 TREE_KEYS = ("path", "bytes", "files", "seconds", "changes", "deleted")
-# An rsync itemized line for a directory whose time alone changed: not a copied entry.
-DIR_TIME_ONLY = ".d..t......"
 
 # The phases whose end a phase requires (cold_sync's start for db_migrate: the downtime started).
 REQUIRES = {
@@ -250,12 +249,7 @@ def verified_by(pull, verify=None):
 
 def copied_entries(itemized_lines):
     """Paths an rsync ``--itemize-changes`` run copied or deleted (not directories whose time alone changed)."""
-    entries = []
-    for line in itemized_lines:
-        if not line.strip() or line.startswith(DIR_TIME_ONLY):
-            continue
-        entries.append(line.split(" ", 1)[1] if " " in line else line)
-    return entries
+    return [line.split(" ", 1)[1] if " " in line else line for line in copied(itemized_lines)]
 
 
 def apply(state, phase, event, result=None, now=None):
@@ -357,7 +351,7 @@ def apply(state, phase, event, result=None, now=None):
         new.pop("db_pass", None)
     elif phase == "config_copy":
         new["config_copy"] = dict(end=at, files=copied_entries(result.get("files") or []),
-                                  queued_mail=sum(1 for line in result.get("queue") or [] if line.startswith(">f")))
+                                  queued_mail=len(moved_mail(result.get("queue") or [])))
         if "start" in (state.get("config_copy") or {}):
             new["config_copy"]["start"] = state["config_copy"]["start"]
     elif phase == "rollback":
