@@ -5,11 +5,11 @@ them after a hot sync: prereq refused while the origin's admin API is down; the 
 killed while the origin's BlueMind stops, then rolled back; the window refused (the rollback removed
 the SSH trust); prereq and hot sync again, SSH to the origin cut in the middle of the hot pull,
 then the same command again; the window again, its SSH to the origin cut in the final
-pull; the rerun killed during the database pass; the next rerun killed during the config copy; the
-database phase run alone after it (the target keeps its own address); the next rerun with the
-target's core down once started (serve); then the admin password refused at the mail maintenance,
-the core stopped before the mail maintenance and before the smoke check; the last
-rerun finishes. Every failed run says what happened and what to do; at the end every file and every
+pull; the rerun killed during the config copy (beside the database pass); the next rerun killed
+while it waits for the database pass; the database phase run alone after it (the target gets its
+own address); the next rerun with the target's core down once started (serve); then the admin
+password refused at the mail maintenance, the core stopped before the mail maintenance and before
+the smoke check; the last rerun finishes. Every failed run says what happened and what to do; at the end every file and every
 row of the origin is on the target, and the origin is as it was before the window.
 """
 import json
@@ -168,23 +168,6 @@ def test_a_window_whose_ssh_to_the_origin_is_cut_in_the_final_pull_says_what_to_
     assert "end" not in state()["cold_sync"]
 
 
-def test_the_rerun_killed_during_the_database_pass():
-    # The target's database is slow: a table held locked makes the pass wait, visibly, in pg_stat_activity.
-    TARGET.check_output("nohup setsid runuser -u postgres -- psql -X -d bj-data -c "
-                        "'BEGIN; LOCK TABLE t_mailbox_record IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(900) /* fault-lock */'"
-                        " >/dev/null 2>&1 </dev/null &")
-    waiting = ("runuser -u postgres -- psql -X -At -c \"SELECT count(*) FROM pg_stat_activity "
-               "WHERE datname = 'bj-data' AND wait_event_type = 'Lock' AND query NOT LIKE '%%fault-lock%%'\"")
-    try:
-        proc = start_playbook("migrate.yml", *WINDOW)
-        kill_controller_when(proc, lambda: "end" in state().get("cold_sync", {}) and quick("mol-target", waiting).strip() not in ("", "0"),
-                             "the final pull done and the database pass waiting", timeout=400)
-    finally:
-        TARGET.run("runuser -u postgres -- psql -X -At -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                   "WHERE query LIKE '%%fault-lock%%' AND pid <> pg_backend_pid()\"")
-    assert "db_migrate" not in state()
-
-
 def test_the_rerun_killed_during_the_config_copy():
     slow_link(ORIGIN)
     proc = start_playbook("migrate.yml", *WINDOW)
@@ -195,7 +178,9 @@ def test_the_rerun_killed_during_the_config_copy():
         TARGET.run("pkill -KILL -f AnsiballZ_bluemind_config_cop[y]")
     finally:
         full_speed(ORIGIN)
-    assert "end" in state()["db_migrate"]  # the rerun finished the database pass the previous run left
+    assert "end" in state()["cold_sync"]
+    # The copy runs beside the database pass, before db_migrate waits for it: the phase did not end.
+    assert "end" not in state().get("db_migrate", {})
     # The copy's rsync goes on alone on the target: once it ended, the next run finds nothing more to copy.
     for _attempt in range(300):
         if not quick("mol-target", "pgrep -x rsync"):
@@ -207,14 +192,35 @@ def test_the_rerun_killed_during_the_config_copy():
     assert SEEN["vhosts"] and not any(TARGET.file(path).exists for path in SEEN["vhosts"]), SEEN["vhosts"]
 
 
-def test_the_database_phase_run_alone_after_the_config_copy_keeps_the_targets_address():
-    """The pass copies the origin's rows again where the target's differ, its own address among them:
-    the phase sets it again before its record (it was config_copy's, which had already run)."""
+def test_the_rerun_killed_while_it_waits_for_the_database_pass():
+    # The target's database is slow: a table held locked makes the pass wait, visibly, in pg_stat_activity.
+    TARGET.check_output("nohup setsid runuser -u postgres -- psql -X -d bj-data -c "
+                        "'BEGIN; LOCK TABLE t_mailbox_record IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(900) /* fault-lock */'"
+                        " >/dev/null 2>&1 </dev/null &")
+    waiting = ("runuser -u postgres -- psql -X -At -c \"SELECT count(*) FROM pg_stat_activity "
+               "WHERE datname = 'bj-data' AND wait_event_type = 'Lock' AND query NOT LIKE '%%fault-lock%%'\"")
+    try:
+        proc = start_playbook("migrate.yml", *WINDOW)
+        # The copy that the previous run left unfinished is done again beside the pass; then the run waits.
+        kill_controller_when(proc, lambda: "end" in state().get("config_copy", {}) and quick("mol-target", waiting).strip() not in ("", "0"),
+                             "the config copy done and the database pass waiting", timeout=400)
+    finally:
+        TARGET.run("runuser -u postgres -- psql -X -At -c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE query LIKE '%%fault-lock%%' AND pid <> pg_backend_pid()\"")
+    assert "db_migrate" not in state()
+    # the rerun rebuilt what the interrupted copy's files feed
+    for path, server_name in SEEN["vhosts"].items():
+        assert server_name in TARGET.file(path).content_string, path
+
+
+def test_the_database_phase_run_alone_after_the_config_copy_gives_the_target_its_own_address():
+    """The pass copies the origin's rows where the target's differ, the origin's address among them (the
+    configuration copy ran before it): the phase sets the target's before its record."""
     target_ip = TARGET.interface.default().addresses[0]
     psql = "runuser -u postgres -- psql -X -At -d bj -c %s"
-    assert TARGET.check_output(psql, "SELECT ip FROM t_server").split() == [target_ip]
     proc = ansible_playbook("migrate.yml", "--tags", "db_migrate", "-e", "bluemind_confirm_downtime=true")
     assert proc.returncode == 0, said(proc)[-3000:]
+    assert "end" in state()["db_migrate"]
     assert TARGET.check_output(psql, "SELECT ip FROM t_server").split() == [target_ip]
     conf = TARGET.check_output(psql, "SELECT configuration -> 'host' FROM t_systemconf")
     assert conf.split() == [target_ip]
@@ -230,9 +236,6 @@ def test_the_rerun_with_the_targets_core_down_once_started_says_what_to_do():
                       "run the same command again", extra=("-e", "{\"cutover_wait_timeout\": 10}"))
     done = state()
     assert "live" in done["cutover"] and "serving" not in done["cutover"]
-    # the rerun after the copy killed once its files had landed still rebuilt what they feed
-    for path, server_name in SEEN["vhosts"].items():
-        assert server_name in TARGET.file(path).content_string, path
 
 
 def test_the_admin_password_refused_at_the_mail_maintenance_says_what_to_do():
