@@ -331,6 +331,20 @@ databases:
       description: Time to list the tables not skipped on both sides and merge the listings.
       type: float
       returned: when RV(databases[].method=rows)
+    prepare_seconds:
+      description:
+        - Time from the start of the database's pass to its first listing query (the statistics mark,
+          the snapshot, the origin's state in it, both schemas and the target's state).
+      type: float
+      returned: when RV(databases[].method=rows)
+    apply_seconds:
+      description: Time to apply the listed changes on the target (one transaction, counts checked before the commit).
+      type: float
+      returned: when RV(databases[].method=rows) and not in check mode
+    verify_seconds:
+      description: Time to read the target's state once the changes or the copy are in and compare it with the origin's.
+      type: float
+      returned: when not in check mode
     skip_blocker:
       description: Why no table could be skipped (every table was listed).
       type: str
@@ -715,6 +729,7 @@ class Transfer(object):
             origin = self.facts(self.origin, name, snapshot.id)
             reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id, origin)
             if reason is None:
+                entry["prepare_seconds"] = round(time.monotonic() - started, 3)
                 try:
                     self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin, target), origin, target)
                 except RowSyncError as exc:
@@ -733,7 +748,9 @@ class Transfer(object):
             if apply_changes:
                 if self.origin_serving:  # sequences moved on since the pass began: read them again
                     origin = dict(origin, sequences=self.facts(self.origin, name, snapshot.id)["sequences"])
+                begun = time.monotonic()
                 entry.update(self.compare(name, origin, self.facts(self.target, name)))
+                entry["verify_seconds"] = round(time.monotonic() - begun, 3)
                 self.verified[name] = [origin["ident"], origin["xmin"]]
         entry["seconds"] = round(time.monotonic() - started, 3)
 
@@ -773,6 +790,7 @@ class Transfer(object):
         sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
         entry["bytes"] = 0
         if apply_changes:
+            begun = time.monotonic()
             try:
                 entry["bytes"] = rows.apply(plans, sequences)
             except Recount as exc:
@@ -782,6 +800,7 @@ class Transfer(object):
                 whole = dict((plan["table"].name, plan) for plan in rows.plan_tables(again, since))
                 plans = [whole.get(plan["table"].name, plan) for plan in plans]
                 entry["bytes"] = rows.apply(plans, sequences)
+            entry["apply_seconds"] = round(time.monotonic() - begun, 3)
         changed = [p for p in plans if p["replace"] or p["fetch"] or p["delete"]]
         self.commands.append("row sync of %s: %s" % (name, ", ".join(
             "%s (%s)" % (p["table"].name, "replaced" if p["replace"] else "%d in, %d out" % (

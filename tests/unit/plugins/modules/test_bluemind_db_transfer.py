@@ -244,6 +244,9 @@ def test_transfer_recreates_restores_and_verifies(run_module, servers, commands)
     assert [d["name"] for d in result["databases"]] == ["bj", "bj-data"]
     assert result["databases"][1]["settings"] == ["TimeZone=GMT"]
     assert (result["bytes"], result["tables"], result["rows"]) == (8192, 4, 30)
+    # a whole copy: its verification timed, no row sync step
+    assert all(entry["verify_seconds"] >= 0 and "apply_seconds" not in entry and "prepare_seconds" not in entry
+               for entry in result["databases"])
     recreate = servers.scripts[0]
     assert recreate[:2] == ("target", "postgres")
     # the copy is made under a name of its own, and named bj once restored
@@ -796,6 +799,10 @@ def test_a_second_pass_lists_only_the_tables_whose_statistics_moved(run_module, 
     entry = result["databases"][1]
     assert (entry["compared_by"], entry["tables_skipped"], entry["tables_listed"]) == ("transaction ids", 1, 1)
     assert "skip_blocker" not in entry
+    # where the pass's time went, each step measured on its own (the report and the bench read them)
+    steps = [entry[key] for key in ("prepare_seconds", "check_seconds", "listing_seconds", "apply_seconds", "verify_seconds")]
+    assert all(isinstance(step, float) and step >= 0 for step in steps)
+    assert sum(steps) <= entry["seconds"] + 0.005  # each rounded to the millisecond
 
 
 def test_the_origin_is_marked_before_its_snapshot_and_checked_after(run_module, servers):
