@@ -729,7 +729,7 @@ class Transfer(object):
             origin = self.facts(self.origin, name, snapshot.id)
             reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id, origin)
             if reason is None:
-                entry["prepare_seconds"] = round(time.monotonic() - started, 3)
+                entry["prepare_seconds"] = seconds_since(started)
                 try:
                     self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin, target), origin, target)
                 except RowSyncError as exc:
@@ -750,9 +750,9 @@ class Transfer(object):
                     origin = dict(origin, sequences=self.facts(self.origin, name, snapshot.id)["sequences"])
                 begun = time.monotonic()
                 entry.update(self.compare(name, origin, self.facts(self.target, name)))
-                entry["verify_seconds"] = round(time.monotonic() - begun, 3)
+                entry["verify_seconds"] = seconds_since(begun)
                 self.verified[name] = [origin["ident"], origin["xmin"]]
-        entry["seconds"] = round(time.monotonic() - started, 3)
+        entry["seconds"] = seconds_since(started)
 
     def sync_rows(self, entry, snapshot, apply_changes, since, origin, target):
         name = entry["name"]
@@ -764,7 +764,7 @@ class Transfer(object):
         tables = [table for table in tables if table.name not in empty]
         begun = time.monotonic()
         skipped, undeleted, why = self.unchanged(name, since)
-        entry["check_seconds"] = round(time.monotonic() - begun, 3)
+        entry["check_seconds"] = seconds_since(begun)
         entry.update(tables_skipped=len([table for table in tables if table.name in skipped]),
                      tables_listed=len([table for table in tables if table.name not in skipped]))
         if why:
@@ -785,7 +785,7 @@ class Transfer(object):
             functools.partial(rows.plan_tables, group, since, by_changes, sizes)
             for group in balanced_groups(tables, rows_of, PLAN_WORKERS, by_changes)], PLAN_WORKERS)
             for plan in group), key=lambda plan: order[plan["table"].name])
-        entry["listing_seconds"] = round(time.monotonic() - begun, 3)
+        entry["listing_seconds"] = seconds_since(begun)
         entry["compared_by"] = "content" if since is None else "transaction ids"
         sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
         entry["bytes"] = 0
@@ -800,7 +800,7 @@ class Transfer(object):
                 whole = dict((plan["table"].name, plan) for plan in rows.plan_tables(again, since))
                 plans = [whole.get(plan["table"].name, plan) for plan in plans]
                 entry["bytes"] = rows.apply(plans, sequences)
-            entry["apply_seconds"] = round(time.monotonic() - begun, 3)
+            entry["apply_seconds"] = seconds_since(begun)
         changed = [p for p in plans if p["replace"] or p["fetch"] or p["delete"]]
         self.commands.append("row sync of %s: %s" % (name, ", ".join(
             "%s (%s)" % (p["table"].name, "replaced" if p["replace"] else "%d in, %d out" % (
@@ -880,6 +880,11 @@ class Transfer(object):
                     " ..." if len(problems) > MAX_LISTED_DIFFERENCES else ""))
         return dict(tables=len(counts), rows=sum(int(c) for c in counts.values()), sequences=len(sequences),
                     large_objects=int(origin["large_objects"][0]))
+
+
+def seconds_since(begun):
+    """Seconds from ``begun`` (a ``time.monotonic()`` reading) to now, to the millisecond."""
+    return round(time.monotonic() - begun, 3)
 
 
 def rows_moved(plan):
@@ -1052,11 +1057,11 @@ def main():
             result["changed"] = any(entry["method"] == "full" or entry.get("rows_copied") or entry.get("rows_deleted")
                                     for entry in result["databases"])
     except (SshError, PgError, OSError) as exc:
-        result.update(seconds=round(time.monotonic() - started, 3), ended_at=stamp())
+        result.update(seconds=seconds_since(started), ended_at=stamp())
         module.fail_json(msg=str(exc), **result)
     for key in ("bytes", "tables", "rows"):
         result[key] = sum(entry.get(key, 0) for entry in result["databases"])
-    result.update(seconds=round(time.monotonic() - started, 3), ended_at=stamp())
+    result.update(seconds=seconds_since(started), ended_at=stamp())
     module.exit_json(**result)
 
 

@@ -9,8 +9,9 @@ pull; the rerun killed during the config copy (beside the database pass); the ne
 while it waits for the database pass; the database phase run alone after it (the target gets its
 own address); the next rerun with the target's core down once started (serve); then the admin
 password refused at the mail maintenance, the core stopped before the mail maintenance and before
-the smoke check; the last rerun finishes. Every failed run says what happened and what to do; at the end every file and every
-row of the origin is on the target, and the origin is as it was before the window.
+the smoke check; the last rerun finishes. Every failed run says what happened and what to do; at
+the end every file and every row of the origin is on the target, and the origin is as it was before
+the window.
 """
 import json
 import sys
