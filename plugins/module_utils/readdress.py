@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 
-from ansible_collections.bluemind.migration.plugins.module_utils.pg import quote_literal
+from ansible_collections.bluemind.migration.plugins.module_utils.pg import PgError, quote_literal
 
 CORE_SYNC_HOST = re.compile(r"^(?P<key>\s*core_sync_host\s*:\s*)(?P<value>\S+)(?P<rest>\s*)$", re.MULTILINE)
 # bm.ini's own address (the value may be quoted, as BlueMind's installer writes some values).
@@ -27,6 +28,10 @@ BM_INI_ADDRESS = re.compile(
     r'^(?P<key>[ \t]*(?:host|hz-member-address)[ \t]*=[ \t]*)(?P<quote>"?)(?P<value>[^"\s]+)(?P=quote)(?P<rest>[ \t]*)$',
     re.MULTILINE)
 SERVER_KEYS = ("host", "hz-member-address")
+# Where BlueMind keeps them (the vendor's address change, BLUEMIND.md).
+BM_INI_PATH = "/etc/bm/bm.ini"
+CYRUS_REPLICATION_PATH = "/etc/cyrus-replication"
+BACKUP_SPOOL = "/var/backups/bluemind/dp_spool/rsync"
 
 
 def _swap_values(pattern, text, old_addresses, new_address):
@@ -105,6 +110,48 @@ def server_update_sql(old_addresses, new_address):
 WEBMAIL_TABLE_SQL = "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'rc_users'"
 
 
+def database_records(server, run, db_name, old_addresses, new_address, check_mode=False):
+    """Set ``new_address`` where database ``db_name`` on ``server`` (a PgServer) names an old address: the
+    server directory and the system configuration, then the webmail profiles. With ``check_mode`` only
+    count. Returns ``dict(server=dict(t_server, t_systemconf), webmail=dict(moved, blocked, table))``;
+    raises PgError saying which records could not be read or set."""
+    old = ", ".join(old_addresses)
+    try:
+        rows, keys = (int(v) for v in server.query(run, db_name, server_count_sql(old_addresses),
+                                                   "looking for %s in t_server and t_systemconf" % old)[0])
+        if (rows or keys) and not check_mode:
+            server.query(run, db_name, server_update_sql(old_addresses, new_address),
+                         "setting %s in t_server and t_systemconf" % new_address)
+    except PgError as exc:
+        raise PgError("server directory and system configuration: %s" % exc)
+    records = dict(server=dict(t_server=rows, t_systemconf=keys), webmail=dict(moved=0, blocked=0, table=False))
+    try:
+        if int(server.query(run, db_name, WEBMAIL_TABLE_SQL, "looking for the webmail's rc_users")[0][0]) == 0:
+            return records
+        movable, blocked = (int(v) for v in server.query(
+            run, db_name, webmail_count_sql(old_addresses, new_address), "counting the webmail profiles on %s" % old)[0])
+        if movable and not check_mode:
+            movable = len(server.query(run, db_name, webmail_update_sql(old_addresses, new_address),
+                                       "moving the webmail profiles to %s" % new_address))
+    except PgError as exc:
+        raise PgError("webmail profiles: %s" % exc)
+    records["webmail"] = dict(moved=movable, blocked=blocked, table=True)
+    return records
+
+
+def webmail_left_as_is(webmail, old_addresses, new_address):
+    """What the operator must do about the webmail profiles that could not move, or None."""
+    if not webmail["blocked"]:
+        return None
+    return ("%d webmail profiles stay on %s: their users already have one on %s (rc_users); delete the one "
+            "to drop" % (webmail["blocked"], ", ".join(old_addresses), new_address))
+
+
+def usable_old_addresses(old_addresses, new_address):
+    """The old addresses to replace: set, without empty names and without the new address itself."""
+    return sorted(set(a for a in old_addresses if a and a != new_address))
+
+
 def spool_rename(root, old_addresses, new_address, exists=os.path.isdir):
     """The backup spool folder to rename: ``(old path, new path)``, or ``None`` with the reason.
 
@@ -122,3 +169,69 @@ def spool_rename(root, old_addresses, new_address, exists=os.path.isdir):
     if exists(new_path):
         return None, "both %s and %s exist: merge them by hand (BlueMind reads %s)" % (olds[0], new_path, new_path)
     return (olds[0], new_path), None
+
+
+class FilesError(Exception):
+    """A file of the server's address could not be rewritten or renamed; what was done is in ``done``."""
+
+    def __init__(self, message, done):
+        super(FilesError, self).__init__(message)
+        self.done = done
+
+
+def write_like(path, text):
+    """Replace ``path`` with ``text`` in one step, with the file's owner and mode."""
+    st = os.stat(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s." % os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chown(tmp, st.st_uid, st.st_gid)
+        os.chmod(tmp, st.st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def files(old_addresses, new_address, check_mode=False, bm_ini_path=None, cyrus_replication_path=None,
+          backup_spool=None):
+    """Set ``new_address`` where bm.ini and Cyrus replication name an old address, and rename the backup
+    spool folder after it (``check_mode``: only say so); the paths default to BlueMind's. Returns
+    ``dict(changed, bm_ini, cyrus_replication, backup_spool, left_as_is, diff=dict(before, after))``, the
+    old values replaced in each file (a missing file is skipped); raises FilesError."""
+    bm_ini_path = bm_ini_path or BM_INI_PATH
+    cyrus_replication_path = cyrus_replication_path or CYRUS_REPLICATION_PATH
+    backup_spool = backup_spool or BACKUP_SPOOL
+    done = dict(changed=False, bm_ini=[], cyrus_replication=[], backup_spool={}, left_as_is=[],
+                diff=dict(before={}, after={}))
+    for key, path, rewrite in (("bm_ini", bm_ini_path, rewrite_bm_ini),
+                               ("cyrus_replication", cyrus_replication_path, rewrite_core_sync_host)):
+        if not os.path.exists(path):
+            continue
+        with open(path) as handle:
+            text = handle.read()
+        new_text, done[key] = rewrite(text, old_addresses, new_address)
+        if not done[key]:
+            continue
+        done["changed"] = True
+        done["diff"]["before"][path], done["diff"]["after"][path] = text, new_text
+        if not check_mode:
+            try:
+                write_like(path, new_text)
+            except OSError as exc:
+                raise FilesError("cannot rewrite %s: %s" % (path, exc), done)
+    rename, reason = spool_rename(backup_spool, old_addresses, new_address)
+    if reason:
+        done["left_as_is"].append(reason)
+    if rename:
+        done["changed"] = True
+        done["backup_spool"] = {"from": rename[0], "to": rename[1]}
+        done["diff"]["before"]["backup spool"], done["diff"]["after"]["backup spool"] = rename
+        if not check_mode:
+            try:
+                os.rename(rename[0], rename[1])
+            except OSError as exc:
+                raise FilesError("cannot rename the backup spool %s to %s: %s" % (rename + (exc,)), done)
+    return done

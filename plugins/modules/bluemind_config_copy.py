@@ -73,6 +73,19 @@ options:
         vhosts and the requeue are done whatever this copy moves.
     type: bool
     default: false
+  readdress_to:
+    description:
+      - The target's own address, for a DNS switch. After the C(files) step, where the copied C(bm.ini)
+        (C(host), C(hz-member-address)) and Cyrus replication (C(core_sync_host), 4.x) name one of
+        O(readdress_from), they name this address, and the backup spool folder named after the origin's
+        address is renamed after it, as M(bluemind.migration.bluemind_readdress) does with C(parts=[files]).
+        Done on every run (a run that died between the copy and this step leaves it to the next). Not in check mode.
+    type: str
+  readdress_from:
+    description: The origin's addresses, replaced by O(readdress_to). Empty names and O(readdress_to) itself are ignored.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.ssh
@@ -135,13 +148,21 @@ requeued:
   description: Whether the moved queue files were renamed after the target's inodes (C(postsuper -s)).
   returned: always
   type: bool
+readdress:
+  description:
+    - What O(readdress_to) set, as M(bluemind.migration.bluemind_readdress) returns it. C(bm_ini) and
+      C(cyrus_replication) (the old values replaced), C(backup_spool) (C(from) and C(to), empty when
+      not renamed) and C(left_as_is) (also shown as warnings).
+  returned: when O(readdress_to) is set and the files step ran, not in check mode
+  type: dict
+  sample: {"bm_ini": ["192.0.2.10", "192.0.2.10"], "cyrus_replication": ["192.0.2.10"], "backup_spool": {}, "left_as_is": []}
 """
 
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.bluemind.migration.plugins.module_utils import confcopy
+from ansible_collections.bluemind.migration.plugins.module_utils import confcopy, readdress
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
     SshError,
@@ -193,6 +214,25 @@ def copy_files(module, step, ssh, rsync_bin, result, diff):
         result["nginx"] = True
 
 
+def give_own_address(module, result):
+    """The target's own address where the copied files name the origin's (O(readdress_to))."""
+    new = module.params["readdress_to"]
+    old = readdress.usable_old_addresses(module.params["readdress_from"], new)
+    if not old:  # the target has the origin's address (moved before the copy): nothing names another
+        result["readdress"] = dict(bm_ini=[], cyrus_replication=[], backup_spool={}, left_as_is=[])
+        return False
+    try:
+        done = readdress.files(old, new)
+    except readdress.FilesError as exc:
+        result["readdress"] = dict((key, exc.done[key]) for key in ("bm_ini", "cyrus_replication", "backup_spool", "left_as_is"))
+        module.fail_json(msg="the configuration was copied, but giving the target its own address failed: %s. "
+                             "Run the task again" % exc, **result)
+    result["readdress"] = dict((key, done[key]) for key in ("bm_ini", "cyrus_replication", "backup_spool", "left_as_is"))
+    for warning in done["left_as_is"]:
+        module.warn(warning)
+    return done["changed"]
+
+
 def move_queue(module, step, ssh, rsync_bin, result, diff):
     argv = confcopy.queue_command(rsync_bin, ssh.shell(), ssh.destination, dry_run=module.check_mode)
     result["queue"] = confcopy.copied(step.run(argv, "moving the queued mail from %s" % module.params["origin_host"]))
@@ -215,6 +255,8 @@ def main():
         postfix_dir=dict(type="path", default="/etc/postfix"),
         nginx_configure=dict(type="str", default=""),
         resumed=dict(type="bool", default=False),
+        readdress_to=dict(type="str"),
+        readdress_from=dict(type="list", elements="str", default=[]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     result = dict(changed=False, files=[], maps=[], nginx=False, queue=[], queued_mail=0, requeued=False)
@@ -226,11 +268,15 @@ def main():
         module.fail_json(msg=str(exc), **result)
     rsync_bin = module.get_bin_path("rsync", required=True)
     step = Step(module, result)
+    readdressed = False
     if "files" in module.params["steps"]:
         copy_files(module, step, ssh, rsync_bin, result, diff)
+        if module.params["readdress_to"] and not module.check_mode:
+            readdressed = give_own_address(module, result)
     if "queue" in module.params["steps"]:
         move_queue(module, step, ssh, rsync_bin, result, diff)
-    result["changed"] = bool(result["files"] or result["maps"] or result["nginx"] or result["queued_mail"] or result["requeued"])
+    result["changed"] = bool(result["files"] or result["maps"] or result["nginx"] or result["queued_mail"] or result["requeued"]
+                             or readdressed)
     if module._diff and diff["prepared"]:
         result["diff"] = diff
     module.exit_json(**result)

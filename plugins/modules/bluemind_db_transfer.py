@@ -176,6 +176,24 @@ options:
         with C(files) null), replaced whole each time. Not written in check mode.
     type: path
     default: /run/bluemind-migration/db-progress.json
+  readdress_to:
+    description:
+      - The target's own address, for a DNS switch. Once every database is verified (and before the
+        pass records its ids), the copied rows of database O(readdress_database) that name one of
+        O(readdress_from) are given this address, as M(bluemind.migration.bluemind_readdress) does with
+        C(parts=[database]) (C(t_server), C(t_systemconf), the webmail's C(rc_users)). The pass then
+        ends with the target's records in place, and the window has no step of its own for them.
+      - Not with O(origin_serving) (the hot phase's copy is not the one that serves); not in check mode.
+    type: str
+  readdress_from:
+    description: The origin's addresses, replaced by O(readdress_to). Empty names and O(readdress_to) itself are ignored.
+    type: list
+    elements: str
+    default: []
+  readdress_database:
+    description: The database that holds the server directory, the system configuration and the webmail profiles.
+    type: str
+    default: bj
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.pg
@@ -417,6 +435,14 @@ target_version:
   returned: always
   type: str
   sample: "15.8"
+readdress:
+  description:
+    - What O(readdress_to) set, as M(bluemind.migration.bluemind_readdress) returns it. C(server) (rows of
+      C(t_server) and C(t_systemconf) that named an old address) and C(webmail) (C(moved), C(blocked),
+      C(table)).
+  returned: when O(readdress_to) is set and every database was verified
+  type: dict
+  sample: {"server": {"t_server": 1, "t_systemconf": 1}, "webmail": {"moved": 12, "blocked": 0, "table": true}}
 executed_commands:
   description: Commands and SQL scripts run on the target (no password appears in them).
   returned: always
@@ -479,6 +505,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature imp
     table_changes,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
+from ansible_collections.bluemind.migration.plugins.module_utils import readdress
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
     SshError,
@@ -882,6 +909,26 @@ class Transfer(object):
                     large_objects=int(origin["large_objects"][0]))
 
 
+def give_own_address(transfer, params):
+    """The target's own address in the copied records (O(readdress_to)), once every database is verified:
+    ``(what was set or None, a warning or None)``. Raise PgError when the records cannot be set."""
+    new = params["readdress_to"]
+    if not new or params["readdress_database"] not in transfer.verified:
+        return None, None
+    old = readdress.usable_old_addresses(params["readdress_from"], new)
+    if not old:  # the target has the origin's address (moved before the pass): nothing names another
+        return dict(server=dict(t_server=0, t_systemconf=0), webmail=dict(moved=0, blocked=0, table=False)), None
+    records = readdress.database_records(transfer.target, transfer.run, params["readdress_database"], old, new)
+    transfer.commands.append("psql -d %s: %s in t_server, t_systemconf and rc_users where %s" % (
+        params["readdress_database"], new, ", ".join(old)))
+    return records, readdress.webmail_left_as_is(records["webmail"], old, new)
+
+
+def readdressed_any(records):
+    """Whether O(readdress_to) changed a record."""
+    return bool(records) and bool(sum(records["server"].values()) + records["webmail"]["moved"])
+
+
 def seconds_since(begun):
     """Seconds from ``begun`` (a ``time.monotonic()`` reading) to now, to the millisecond."""
     return round(time.monotonic() - begun, 3)
@@ -994,9 +1041,15 @@ def main():
         origin_serving=dict(type="bool", default=False),
         progress_interval=dict(type="int", default=30),
         progress_path=dict(type="path", default="/run/bluemind-migration/db-progress.json"),
+        readdress_to=dict(type="str"),
+        readdress_from=dict(type="list", elements="str", default=[]),
+        readdress_database=dict(type="str", default="bj"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    if params["readdress_to"] and params["origin_serving"]:
+        module.fail_json(msg="readdress_to is for the pass of the window: the copy made while the origin still serves "
+                             "(origin_serving) is not the one that serves. Nothing was changed")
     started, started_at = time.monotonic(), stamp()
     waited_for_lock = 0.0
     if not module.check_mode:
@@ -1037,6 +1090,17 @@ def main():
                                  for entry in result["databases"]])
             except (SshError, PgError, OSError) as exc:
                 failure = exc
+            if failure is None and not module.check_mode:
+                try:
+                    readdressed, warning = give_own_address(transfer, params)
+                except PgError as exc:  # the pass's ids are still recorded below: a rerun moves nothing again
+                    failure = PgError("the databases were moved and verified, but giving the target its own address "
+                                      "failed: %s. Run the task again" % exc)
+                else:
+                    if readdressed is not None:
+                        result["readdress"] = readdressed
+                    if warning:
+                        module.warn(warning)
             if params["progress_interval"]:
                 result["progress"] = board.finish()
                 if board.write_error:
@@ -1055,7 +1119,7 @@ def main():
             if failure is not None:
                 raise failure
             result["changed"] = any(entry["method"] == "full" or entry.get("rows_copied") or entry.get("rows_deleted")
-                                    for entry in result["databases"])
+                                    for entry in result["databases"]) or readdressed_any(result.get("readdress"))
     except (SshError, PgError, OSError) as exc:
         result.update(seconds=seconds_since(started), ended_at=stamp())
         module.fail_json(msg=str(exc), **result)

@@ -64,8 +64,9 @@ options:
     description:
       - What to readdress. V(files) is C(bm.ini), Cyrus replication and the backup spool folder;
         V(database) is C(t_server), C(t_systemconf) and the webmail profiles (O(db_password) is needed
-        only for it). The migration sets the database part at the end of its database phase (a pass that
-        runs again would put the origin's rows back) and the files part after the configuration copy.
+        only for it). The migration's window does both in its work modules (the O(bluemind.migration.bluemind_db_transfer#module:readdress_to)
+        of the database pass, the O(bluemind.migration.bluemind_config_copy#module:readdress_to) of the configuration
+        copy), with the same code; its database phase runs this module for a pass that did not.
     type: list
     elements: str
     choices: [files, database]
@@ -154,7 +155,6 @@ left_as_is:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
@@ -166,84 +166,25 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
 from ansible_collections.bluemind.migration.plugins.module_utils import readdress
 
 
-def write_like(path, text):
-    """Replace ``path`` with ``text`` in one step, with the file's owner and mode."""
-    st = os.stat(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chown(tmp, st.st_uid, st.st_gid)
-        os.chmod(tmp, st.st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def server_records(module, server, old, new):
-    params = module.params
-    rows, keys = (int(v) for v in server.query(module.run_command, params["db_name"], readdress.server_count_sql(old),
-                                               "looking for %s in t_server and t_systemconf" % ", ".join(old))[0])
-    if (rows or keys) and not module.check_mode:
-        server.query(module.run_command, params["db_name"], readdress.server_update_sql(old, new),
-                     "setting %s in t_server and t_systemconf" % new)
-    return dict(t_server=rows, t_systemconf=keys)
-
-
-def rewrite_file(module, result, diff, path, rewrite, old, new):
-    """Apply ``rewrite`` (text, old, new -> new text, replaced) to the file at ``path`` (skipped when
-    missing); return the old values replaced."""
-    if not os.path.exists(path):
-        return []
-    with open(path) as handle:
-        text = handle.read()
-    new_text, replaced = rewrite(text, old, new)
-    if replaced:
-        result["changed"] = True
-        diff["before"][path], diff["after"][path] = text, new_text
-        if not module.check_mode:
-            try:
-                write_like(path, new_text)
-            except OSError as exc:
-                module.fail_json(msg="cannot rewrite %s: %s" % (path, exc), **result)
-    return replaced
-
-
-def webmail(module, server, old, new):
-    params = module.params
-    if int(server.query(module.run_command, params["db_name"], readdress.WEBMAIL_TABLE_SQL,
-                        "looking for the webmail's rc_users")[0][0]) == 0:
-        return dict(moved=0, blocked=0, table=False)
-    movable, blocked = (int(v) for v in server.query(
-        module.run_command, params["db_name"], readdress.webmail_count_sql(old, new),
-        "counting the webmail profiles on %s" % ", ".join(old))[0])
-    if movable and not module.check_mode:
-        movable = len(server.query(module.run_command, params["db_name"], readdress.webmail_update_sql(old, new),
-                                   "moving the webmail profiles to %s" % new))
-    return dict(moved=movable, blocked=blocked, table=True)
-
-
 def files(module, result, diff, old, new):
     """bm.ini, Cyrus replication and the backup spool folder."""
     params = module.params
-    result["bm_ini"] = rewrite_file(module, result, diff, params["bm_ini_path"], readdress.rewrite_bm_ini, old, new)
-    result["cyrus_replication"] = rewrite_file(module, result, diff, params["cyrus_replication_path"],
-                                               readdress.rewrite_core_sync_host, old, new)
-
-    rename, reason = readdress.spool_rename(params["backup_spool"], old, new)
-    if reason:
-        result["left_as_is"].append(reason)
-    if rename:
-        result["changed"] = True
-        result["backup_spool"] = {"from": rename[0], "to": rename[1]}
-        diff["before"]["backup spool"], diff["after"]["backup spool"] = rename
-        if not module.check_mode:
-            try:
-                os.rename(rename[0], rename[1])
-            except OSError as exc:
-                module.fail_json(msg="cannot rename the backup spool %s to %s: %s" % (rename + (exc,)), **result)
+    try:
+        done = readdress.files(old, new, module.check_mode, params["bm_ini_path"], params["cyrus_replication_path"],
+                               params["backup_spool"])
+    except readdress.FilesError as exc:
+        done = exc.done
+        failure = str(exc)
+    else:
+        failure = None
+    for key in ("bm_ini", "cyrus_replication", "backup_spool"):
+        result[key] = done[key]
+    result["left_as_is"].extend(done["left_as_is"])
+    result["changed"] = result["changed"] or done["changed"]
+    for side in ("before", "after"):
+        diff[side].update(done["diff"][side])
+    if failure:
+        module.fail_json(msg=failure, **result)
 
 
 def database(module, result, diff, old, new):
@@ -253,26 +194,22 @@ def database(module, result, diff, old, new):
     server = PgServer("local", os.path.dirname(psql), params["db_host"], params["db_port"], params["db_user"],
                       password=params["db_password"])
     try:
-        result["server"] = server_records(module, server, old, new)
+        records = readdress.database_records(server, module.run_command, params["db_name"], old, new, module.check_mode)
     except PgError as exc:
-        module.fail_json(msg="server directory and system configuration: %s" % exc, **result)
+        module.fail_json(msg=str(exc), **result)
+    result.update(records)
     for table, count in sorted(result["server"].items()):
         if count:
             result["changed"] = True
             diff["before"][table] = "%d naming %s" % (count, ", ".join(old))
             diff["after"][table] = "%d naming %s" % (count, new)
-    try:
-        result["webmail"] = webmail(module, server, old, new)
-    except PgError as exc:
-        module.fail_json(msg="webmail profiles: %s" % exc, **result)
     if result["webmail"]["moved"]:
         result["changed"] = True
         diff["before"]["rc_users on %s" % new] = "-"
         diff["after"]["rc_users on %s" % new] = "+%d profiles from %s" % (result["webmail"]["moved"], ", ".join(old))
-    if result["webmail"]["blocked"]:
-        result["left_as_is"].append(
-            "%d webmail profiles stay on %s: their users already have one on %s (rc_users); delete the one "
-            "to drop" % (result["webmail"]["blocked"], ", ".join(old), new))
+    blocked = readdress.webmail_left_as_is(result["webmail"], old, new)
+    if blocked:
+        result["left_as_is"].append(blocked)
 
 
 def main():
@@ -282,15 +219,15 @@ def main():
         old_addresses=dict(type="list", elements="str", required=True),
         new_address=dict(type="str", required=True),
         db_name=dict(type="str", default="bj"),
-        bm_ini_path=dict(type="path", default="/etc/bm/bm.ini"),
-        cyrus_replication_path=dict(type="path", default="/etc/cyrus-replication"),
-        backup_spool=dict(type="path", default="/var/backups/bluemind/dp_spool/rsync"),
+        bm_ini_path=dict(type="path", default=readdress.BM_INI_PATH),
+        cyrus_replication_path=dict(type="path", default=readdress.CYRUS_REPLICATION_PATH),
+        backup_spool=dict(type="path", default=readdress.BACKUP_SPOOL),
         parts=dict(type="list", elements="str", choices=["files", "database"], default=["files", "database"]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     new = params["new_address"]
-    old = sorted(set(a for a in params["old_addresses"] if a and a != new))
+    old = readdress.usable_old_addresses(params["old_addresses"], new)
     result = dict(changed=False, bm_ini=[], server=dict(t_server=0, t_systemconf=0),
                   webmail=dict(moved=0, blocked=0, table=False), cyrus_replication=[], backup_spool={}, left_as_is=[])
     diff = dict(before={}, after={})

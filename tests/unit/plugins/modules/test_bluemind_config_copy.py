@@ -92,3 +92,53 @@ def test_a_failed_copy_says_what_failed_and_rebuilds_nothing(run_module, target)
 def test_a_pattern_the_shell_would_act_on_is_refused_before_anything_runs(run_module, target):
     result = run_module(bluemind_config_copy, dict(target["args"], patterns=["/etc/$(id)"]))
     assert result["failed"] and "patterns:" in result["msg"] and target["commands"].calls == []
+
+
+@pytest.fixture
+def copied_files(tmp_path, monkeypatch):
+    """bm.ini, Cyrus replication and the backup spool as the copy left them: the origin's address."""
+    from ansible_collections.bluemind.migration.plugins.module_utils import readdress
+    bm_ini, replication, spool = tmp_path / "bm.ini", tmp_path / "cyrus-replication", tmp_path / "spool"
+    bm_ini.write_text("[global]\nhost = 192.0.2.10\nhz-member-address = 192.0.2.10\nexternal-url = mail.lab.test\n")
+    replication.write_text("core_sync_host: 192.0.2.10\n")
+    (spool / "192.0.2.10").mkdir(parents=True)
+    for name, path in (("BM_INI_PATH", bm_ini), ("CYRUS_REPLICATION_PATH", replication), ("BACKUP_SPOOL", spool)):
+        monkeypatch.setattr(readdress, name, str(path))
+    return dict(bm_ini=bm_ini, replication=replication, spool=spool)
+
+
+def test_the_copied_files_get_the_targets_own_address_in_the_same_run(run_module, target, copied_files):
+    args = dict(target["args"], readdress_to="192.0.2.20", readdress_from=["192.0.2.10", "", "192.0.2.20"])
+    result = run_module(bluemind_config_copy, args)
+    assert not result.get("failed") and result["changed"] is True
+    assert "host = 192.0.2.20\nhz-member-address = 192.0.2.20\n" in copied_files["bm_ini"].read_text()
+    assert copied_files["replication"].read_text() == "core_sync_host: 192.0.2.20\n"
+    assert sorted(p.name for p in copied_files["spool"].iterdir()) == ["192.0.2.20"]
+    assert result["readdress"] == {
+        "bm_ini": ["192.0.2.10", "192.0.2.10"], "cyrus_replication": ["192.0.2.10"], "left_as_is": [],
+        "backup_spool": {"from": str(copied_files["spool"] / "192.0.2.10"), "to": str(copied_files["spool"] / "192.0.2.20")}}
+    # a rerun that copies nothing finds them done
+    target["answers"].update(copy="", queue="")
+    again = run_module(bluemind_config_copy, args)
+    assert again["changed"] is False and again["readdress"]["bm_ini"] == [] and again["readdress"]["backup_spool"] == {}
+
+
+def test_the_files_keep_the_origins_address_in_check_mode_and_without_the_files_step(run_module, target, copied_files):
+    args = dict(target["args"], readdress_to="192.0.2.20", readdress_from=["192.0.2.10"])
+    before = copied_files["bm_ini"].read_text()
+    assert "readdress" not in run_module(bluemind_config_copy, args, check_mode=True)
+    assert "readdress" not in run_module(bluemind_config_copy, dict(args, steps=["queue"]))
+    assert copied_files["bm_ini"].read_text() == before
+
+
+def test_a_readdress_that_cannot_write_fails_and_says_to_run_again(run_module, target, copied_files, monkeypatch):
+    from ansible_collections.bluemind.migration.plugins.module_utils import readdress
+
+    def full(path, text):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(readdress, "write_like", full)
+    result = run_module(bluemind_config_copy, dict(target["args"], readdress_to="192.0.2.20", readdress_from=["192.0.2.10"]))
+    assert result["failed"] is True
+    assert result["msg"] == ("the configuration was copied, but giving the target its own address failed: cannot rewrite "
+                             "%s: [Errno 28] No space left on device. Run the task again" % copied_files["bm_ini"])
+    assert result["files"] and result["maps"]  # the copy and what it feeds were done

@@ -79,6 +79,9 @@ class Servers(object):
             "target": dict(quiet_at=100.0, stats_at=None, epoch=["start", None, "reset", "150008", "on"],
                            udp=None, tables={"public.t_a": [5, 5, 10, 0, 0], "public.t_b": [6, 6, 5, 0, 0]})}
         self.signature_reads = []  # (side, database, whether it waited for a quiet database)
+        # the readdress's statements (side, database, first words, target ids recorded by then); its failure
+        self.readdress = []
+        self.readdress_error = None
 
     def __call__(self, args, kwargs):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
@@ -120,6 +123,16 @@ class Servers(object):
         return self.answer(side, args[args.index("-c") + 1], database)
 
     def answer(self, side, sql, database):
+        if "t_server" in sql or "rc_users" in sql:  # module_utils/readdress's statements
+            self.readdress.append((side, database, " ".join(sql.split()[:3]),
+                                   len([read for read in self.signature_reads if read[0] == "target" and read[2]])))
+            if self.readdress_error:
+                return 2, "", self.readdress_error
+            for marker, rows in (("UPDATE t_server", "1\x1f1\0"), ("FROM t_server", "1\x1f2\0"),
+                                 ("UPDATE rc_users", "u1\0u2\0"), ("count(*) FILTER", "2\x1f1\0"),
+                                 ("tablename = 'rc_users'", "1\0")):
+                if marker in sql:
+                    return 0, rows, ""
         if "pg_stat_get_tuples_inserted" in sql:  # the tables' signatures (pgsignature.signature_sql)
             self.signature_reads.append((side, database, sql.startswith("DO $bm$ DECLARE quiet timestamptz; BEGIN FOR")))
             return 0, json.dumps(self.signatures[side]) + "\0", ""
@@ -667,6 +680,47 @@ def test_ids_that_cannot_be_recorded_after_a_good_pass_fail_the_task(run_module,
     assert result["failed"] is True
     assert result["msg"].startswith("the databases were moved and verified, but recording their ids in %s failed: "
                                     "reading transaction ids on the target server" % servers.args["state_file"])
+
+
+def test_the_pass_of_the_window_gives_the_target_its_own_address_before_it_records_its_ids(run_module, servers):
+    args = dict(servers.args, readdress_to="192.0.2.20", readdress_from=["192.0.2.10", "", "192.0.2.20"])
+    result = run_module(bluemind_db_transfer, args)
+    assert not result.get("failed") and result["changed"] is True
+    assert result["readdress"] == {"server": {"t_server": 1, "t_systemconf": 2},
+                                   "webmail": {"moved": 2, "blocked": 1, "table": True}}
+    # in bj on the target, once both databases were copied and verified, before the target's ids were read
+    assert sorted(servers.renamed) == [("bj-data.incomplete", "bj-data"), ("bj.incomplete", "bj")]
+    assert [(side, db, ids) for side, db, _sql, ids in servers.readdress] == [("target", "bj", 0)] * 5
+    assert [sql for _side, _db, sql, _ids in servers.readdress] == [
+        "SELECT (SELECT count(*)", "WITH s AS", "SELECT count(*) FROM", "SELECT count(*) FILTER", "UPDATE rc_users AS"]
+    assert any("where 192.0.2.10" in command for command in result["executed_commands"])
+    # the profile that could not move is said, with what to do
+    assert any("1 webmail profiles stay on 192.0.2.10" in json.dumps(warning) for warning in result["warnings"])
+    assert set(json.loads(open(servers.args["state_file"]).read())) == {"bj", "bj-data"}
+
+
+def test_a_readdress_that_fails_fails_the_pass_and_keeps_its_ids(run_module, servers):
+    servers.readdress_error = "ERROR:  relation \"t_server\" does not exist"
+    result = run_module(bluemind_db_transfer, dict(servers.args, readdress_to="192.0.2.20", readdress_from=["192.0.2.10"]))
+    assert result["failed"] is True
+    assert result["msg"].startswith("the databases were moved and verified, but giving the target its own address "
+                                    "failed: server directory and system configuration: ")
+    assert "Run the task again" in result["msg"]
+    # the pass's ids are kept: the rerun moves no row again
+    assert set(bluemind_db_transfer.load_state(servers.args["state_file"])) == {"bj", "bj-data"}
+
+
+def test_no_readdress_while_the_origin_serves_nor_without_old_addresses(run_module, servers):
+    result = run_module(bluemind_db_transfer, dict(servers.args, readdress_to="192.0.2.20", origin_serving=True))
+    assert result["failed"] is True and "origin_serving" in result["msg"] and servers.pipelines == []
+    result = run_module(bluemind_db_transfer, dict(servers.args, readdress_to="192.0.2.20", readdress_from=["192.0.2.20"]))
+    assert not result.get("failed") and servers.readdress == []
+    assert result["readdress"] == {"server": {"t_server": 0, "t_systemconf": 0},
+                                   "webmail": {"moved": 0, "blocked": 0, "table": False}}
+    # check mode sets nothing
+    result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync", readdress_to="192.0.2.20",
+                                                   readdress_from=["192.0.2.10"]), check_mode=True)
+    assert not result.get("failed") and "readdress" not in result and servers.readdress == []
 
 
 def transfer_with(copy_side_effect=None):
