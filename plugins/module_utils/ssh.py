@@ -133,14 +133,26 @@ class OriginSsh(object):
 
     def clock(self, run_command):
         """The origin's clock (seconds since the epoch, as a float), read over the connection."""
-        rc, out, err = run_command(self.remote("date +%s.%N"))
+        return self.clock_and_directories(run_command, ())[0]
+
+    def clock_and_directories(self, run_command, candidates):
+        """``(the origin's clock, those of ``candidates`` that are directories there)``, in one remote
+        command: the clock as :meth:`clock` reads it, the directories in the order given."""
+        script = "date +%s.%N"
+        if candidates:
+            script += "; for d in %s; do [ -d \"$d\" ] && printf '%%s\\n' \"$d\"; done; true" % " ".join(
+                shlex.quote(path) for path in candidates)
+        rc, out, err = run_command(self.remote(script))
         if rc != 0:
             raise SshError(explain_ssh_failure("reading the clock of %s" % self.destination, rc, err))
-        seconds, _sep, fraction = out.strip().partition(".")
+        lines = out.splitlines() or [""]
+        seconds, _sep, fraction = lines[0].strip().partition(".")
         if not seconds.lstrip("-").isdigit():
-            raise SshError("reading the clock of %s: unexpected answer %r from date" % (self.destination, out.strip()))
+            raise SshError("reading the clock of %s: unexpected answer %r from date" % (self.destination, lines[0].strip()))
+        wanted = set(candidates)
+        present = [line for line in lines[1:] if line in wanted]
         # a date without %N prints it as is: keep the whole seconds
-        return float(seconds + "." + fraction) if fraction.isdigit() else float(seconds)
+        return float(seconds + "." + fraction) if fraction.isdigit() else float(seconds), present
 
     def close_master(self, run_command):
         if self.control_path:

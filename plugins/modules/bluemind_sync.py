@@ -32,6 +32,16 @@ options:
     type: list
     elements: path
     required: true
+  trees_if_present:
+    description:
+      - Directories pulled as O(trees) are, when they are directories on the origin at the start of the
+        pull (looked for with the origin's clock, in the same remote command). A plan of the trees made
+        before the origin's services stopped names here those it did not find then (BlueMind creates
+        C(/var/spool/bm-hsm) with the first archived message), so that a tree that appeared since is
+        pulled too. Those found are returned in RV(trees_found).
+    type: list
+    elements: path
+    default: []
   workers:
     description:
       - How many trees are pulled at the same time.
@@ -73,6 +83,7 @@ options:
         directory the target does not have. The other entries listed, and the directories
         themselves, are pulled by content (C(--checksum --files-from)). Every other entry is as
         the previous pull left it, and is not walked again on either side.
+      - A tree that the target does not have is pulled whole, as without this option.
       - Hard links. A file's C(ctime) is its inode's, so every name of a file linked or unlinked
         since is listed, with its inode and link count. Two names of one origin file can then
         arrive in the two rsync runs above (a message delivered to a second mailbox, Cyrus'
@@ -347,6 +358,12 @@ whole_trees:
   description: Why O(changed_since) was not used for any tree.
   returned: when the origin's clock is before O(changed_since)
   type: str
+trees_found:
+  description: The trees of O(trees_if_present) found on the origin, and pulled.
+  returned: when the connection to the origin opened
+  type: list
+  elements: str
+  sample: [/var/spool/bm-hsm]
 origin_clock_start:
   description:
     - The origin's clock (seconds since the epoch) read before any tree was pulled. Minus a margin,
@@ -477,6 +494,14 @@ from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
 
 MAX_AUTO_WORKERS = 4
 DEFAULT_PROGRESS_INTERVAL = 30
+
+
+def make_parents(trees):
+    """The trees' parent folders on the target (mode 0755): rsync creates each tree itself, with the
+    origin's owner and mode, not its parents."""
+    for directory in [os.path.dirname(t.rstrip("/")) for t in trees]:
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
 
 
 def available_cpus():
@@ -688,7 +713,9 @@ def pull_tree(params, rsync_bin, origin, tree, dry_run, progress):
     path = tree.rstrip("/") or "/"
     root = path.rstrip("/") + "/"
     excludes = tree_excludes(path, params["excludes"])
-    if params["changed_since"] is not None and not (params["checksum"] or params["verify"]):
+    # A tree the target does not have yet (its plan found it after the last pull) is pulled whole: what
+    # changed since that pull is not all it holds.
+    if params["changed_since"] is not None and not (params["checksum"] or params["verify"]) and os.path.isdir(path):
         try:
             done = incremental(params, rsync_bin, origin, path, excludes, dry_run, progress)
         except SshError as exc:
@@ -792,6 +819,7 @@ def main():
     argument_spec.update(lock_argument_spec())
     argument_spec.update(
         trees=dict(type="list", elements="path", required=True),
+        trees_if_present=dict(type="list", elements="path", default=[]),
         workers=dict(type="int", default=0),
         checksum_since=dict(type="float"),
         changed_since=dict(type="float"),
@@ -828,21 +856,25 @@ def main():
                        control_path=params["ssh_control_path"])
     started, started_at = time.monotonic(), stamp()
     dry_run = module.check_mode or params["verify"]
-    # rsync creates each tree itself (with the origin's owner and mode), not the parents.
-    parents = [] if dry_run else [os.path.dirname(t.rstrip("/")) for t in params["trees"]]
     try:
         origin.check_files()
-        for directory, mode in [(os.path.dirname(params["ssh_control_path"]), 0o700)] + [(p, 0o755) for p in parents]:
-            if directory and not os.path.isdir(directory):
-                os.makedirs(directory, mode)
+        control_dir = os.path.dirname(params["ssh_control_path"])
+        if control_dir and not os.path.isdir(control_dir):
+            os.makedirs(control_dir, 0o700)
+        if not dry_run:
+            make_parents(params["trees"])
         origin.open_master(module.run_command)
     except (SshError, OSError) as exc:
         module.fail_json(msg="cannot pull from the origin: %s" % exc, trees=[], workers=workers)
     try:
         try:
-            clock_start = origin.clock(module.run_command)
-        except SshError as exc:
+            clock_start, found = origin.clock_and_directories(
+                module.run_command, [t for t in params["trees_if_present"] if t not in params["trees"]])
+            if found and not dry_run:
+                make_parents(found)
+        except (SshError, OSError) as exc:
             module.fail_json(msg="cannot pull from the origin: %s" % exc, trees=[], workers=workers)
+        params["trees"] = params["trees"] + found
         whole_trees = None
         if params["changed_since"] is not None:
             # A tree whose top changed, or a clock that went back, gets the whole pull, still
@@ -872,6 +904,7 @@ def main():
         ended_at=stamp(),
         workers=workers,
         waited_for_lock=waited_for_lock,
+        trees_found=found,
     )
     if board.trees:
         result["progress"] = board.finish()

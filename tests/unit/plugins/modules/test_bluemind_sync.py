@@ -458,31 +458,57 @@ def test_a_dry_run_of_the_final_pass_removes_nothing_and_says_what_it_would(run_
     assert "*deleting   d/old" in result["diff"]["prepared"]
 
 
-def test_a_changed_tree_top_or_a_clock_gone_back_pulls_the_whole_tree(run_module, fake):
+def test_a_changed_tree_top_or_a_clock_gone_back_pulls_the_whole_tree(run_module, fake, tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    os.makedirs(a)
+    os.makedirs(b)
     fake.scenario(**{
-        "changed:/srv/a": dict(out="d 7 1 .\0f 7 1 ./x\0"),
-        "/srv/a/": dict(out=""), "find:/srv/a": dict(out="./x\0"),
-        "recent:/srv/a/": dict(out=""),
-        "changed:/srv/b": dict(out="f 7 1 ./y\0"), "recent:/srv/b/": dict(out=""),
+        "changed:%s" % a: dict(out="d 7 1 .\0f 7 1 ./x\0"),
+        a + "/": dict(out=""), "find:%s" % a: dict(out="./x\0"),
+        "recent:%s/" % a: dict(out=""),
+        "changed:%s" % b: dict(out="f 7 1 ./y\0"), "recent:%s/" % b: dict(out=""),
     })
-    result = run_module(bluemind_sync, fake.args(changed_since=SINCE))
-    whole = [c for c in fake.calls() if c[-1] == "/srv/a/" and "--files-from=-" not in c]
+    result = run_module(bluemind_sync, fake.args(trees=[a, b], changed_since=SINCE))
+    whole = [c for c in fake.calls() if c[-1] == a + "/" and "--files-from=-" not in c]
     assert len(whole) == 1 and "--delete" in whole[0]
     # the whole pull still compares by content what was modified since
-    assert fake.files_read()["/srv/a/"] == ["x"]
-    assert "incremental" not in tree(result, "/srv/a") and tree(result, "/srv/b")["incremental"] is True
+    assert fake.files_read()[a + "/"] == ["x"]
+    assert "incremental" not in tree(result, a) and tree(result, b)["incremental"] is True
     assert "whole_trees" not in result
 
-    gone_back = run_module(bluemind_sync, fake.args(changed_since=float(ORIGIN_CLOCK) + 60))
+    gone_back = run_module(bluemind_sync, fake.args(trees=[a, b], changed_since=float(ORIGIN_CLOCK) + 60))
     assert "is before changed_since" in gone_back["whole_trees"]
     assert not any(t.get("incremental") for t in gone_back["trees"])
 
 
-def test_changed_listing_failure_names_the_tree(run_module, fake):
-    fake.scenario(**{"changed:/srv/a": dict(rc=1, err="find: permission denied\n"), "changed:/srv/b": dict(out="")})
-    result = run_module(bluemind_sync, fake.args(changed_since=SINCE))
+def test_a_tree_the_target_lacks_is_pulled_whole_and_one_found_late_is_pulled_too(run_module, fake, tmp_path, commands):
+    """The plan ran before the origin's stop: a tree it did not find (trees_if_present) that the origin
+    has now is pulled, and whole (the target has nothing of it: what changed since the last pull is
+    not all it holds); one still absent is not."""
+    a, late, absent = str(tmp_path / "a"), str(tmp_path / "new" / "hsm"), str(tmp_path / "never")
+    os.makedirs(a)
+    answer = (0, ORIGIN_CLOCK + "\n" + late + "\n", "")
+    commands.rules.insert(0, (lambda argv: argv[-1].startswith("date +%s.%N; for d in "), answer))
+    fake.scenario(**{"changed:%s" % a: dict(out=""), "recent:%s/" % a: dict(out=""),
+                     late + "/": dict(out=">f+++++++++ old-file\n" + STATS % (1, 5)), "recent:%s/" % late: dict(out="")})
+    result = run_module(bluemind_sync, fake.args(trees=[a], trees_if_present=[late, absent, a], changed_since=SINCE))
+    assert not result.get("failed"), result
+    assert result["trees_found"] == [late] and [t["path"] for t in result["trees"]] == [a, late]
+    listing = [c["args"][-1] for c in commands.calls if c["args"][-1].startswith("date +%s.%N; for d in ")]
+    assert len(listing) == 1 and shlex.split(listing[0].split("; ")[1])[3:5] == [late, absent]
+    assert os.path.isdir(os.path.dirname(late))  # its parent made, as for the other trees
+    assert "incremental" not in tree(result, late) and tree(result, late)["files"] == 1
+    assert tree(result, a)["incremental"] is True
+
+
+def test_changed_listing_failure_names_the_tree(run_module, fake, tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    os.makedirs(a)
+    os.makedirs(b)
+    fake.scenario(**{"changed:%s" % a: dict(rc=1, err="find: permission denied\n"), "changed:%s" % b: dict(out="")})
+    result = run_module(bluemind_sync, fake.args(trees=[a, b], changed_since=SINCE))
     assert result["failed"] is True
-    assert "/srv/a: listing the entries of /srv/a changed since" in result["msg"]
+    assert "%s: listing the entries of %s changed since" % (a, a) in result["msg"]
 
 
 def test_a_pull_left_running_by_a_dead_controller_holds_the_rerun_back(run_module, fake, tmp_path):
