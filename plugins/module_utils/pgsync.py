@@ -95,6 +95,20 @@ LARGE_OBJECTS_SQL = (
 # Everything a pass compares, of one database, in one query (one psql instead of ten): the ids of
 # IDENTITY_SQL, the database's settings, locale (LC_COLLATE, LC_CTYPE), extensions (name, schema),
 # every table's exact row count, every sequence and the large objects (LARGE_OBJECTS_SQL).
+# The database's catalogs as one digest: for each catalog of pg_catalog, its number of rows and the md5 of
+# their xmin (the transaction that wrote each row version), so any DDL (which writes catalog rows in a
+# transaction of its own) changes it. Left out: what changes without DDL (statistics, large objects,
+# compared apart) and the shared catalogs, but for the roles and tablespaces, whose names a schema
+# dump prints. VACUUM and ANALYZE update pg_class in place, keeping its xmin. NULL when the roles
+# cannot be read (not a superuser): then it proves nothing.
+CATALOGS_SQL = (
+    "(SELECT CASE WHEN has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN md5(string_agg(c.relname || '=' || "
+    "(xpath('/row/f/text()', query_to_xml(format('SELECT count(*) || '':'' || md5(COALESCE(string_agg(xmin::text, '','' "
+    "ORDER BY xmin::text::bigint), '''')) AS f FROM pg_catalog.%I', c.relname), false, true, '')))[1]::text, ';' "
+    "ORDER BY c.relname)) END FROM pg_catalog.pg_class c WHERE c.relnamespace = 'pg_catalog'::regnamespace "
+    "AND c.relkind = 'r' AND c.relname NOT IN ('pg_statistic', 'pg_statistic_ext_data', 'pg_largeobject', "
+    "'pg_largeobject_metadata') AND (NOT c.relisshared OR c.relname IN ('pg_authid', 'pg_auth_members', 'pg_tablespace')))"
+)
 FACTS_SQL = (
     "SELECT json_build_object("
     "'ident', " + DATABASE_IDENT + ", "
@@ -111,7 +125,8 @@ FACTS_SQL = (
     "'sequences', (SELECT COALESCE(json_agg(json_build_array(quote_ident(schemaname) || '.' || "
     "quote_ident(sequencename), COALESCE(last_value, start_value), last_value IS NOT NULL) ORDER BY schemaname, sequencename), '[]') "
     "FROM pg_sequences), "
-    "'large_objects', " + LARGE_OBJECTS_SQL + ")"
+    "'large_objects', " + LARGE_OBJECTS_SQL + ", "
+    "'catalogs', " + CATALOGS_SQL + ")"
 )
 # Above this share of a table's rows, the whole table is copied again rather than row by row.
 REPLACE_RATIO = 0.5

@@ -56,6 +56,13 @@ description:
     origin's count in the pass's snapshot. When one differs (an update that changed a key removes
     the old one without a deletion counted), nothing is committed, that table is listed whole and
     the changes applied again (RV(databases[].tables_recounted)). A dry run lists every table whole.
+  - The schemas are compared as the target's C(pg_dump --schema-only) prints them on both sides, but
+    when both sides' catalogs are as the last pass left them. A pass that found the schemas the same
+    keeps, with its ids in O(state_file), a digest of each side's catalogs (every catalog's row count
+    and the transaction ids that wrote its rows, so any DDL changes it; the statistics and the large
+    objects left out; the roles and tablespaces in). A later pass reads them again with the
+    database's state (the origin's in its snapshot) and dumps no schema when both are the kept ones
+    and neither server nor C(pg_dump) changed version (RV(databases[].schemas_compared_by)).
   - When the schemas or the settings differ, when the target has no copy yet, or when O(mode=full),
     the database is copied whole as described next.
   - Before anything on the target changes, the module reads every origin database's locale
@@ -363,6 +370,13 @@ databases:
       description: Time to read the target's state once the changes or the copy are in and compare it with the origin's.
       type: float
       returned: when not in check mode
+    schemas_compared_by:
+      description:
+        - V(dumps) when both schemas were dumped and compared, V(catalogs) when both sides' catalogs were
+          found as the last pass that compared them left them (no dump).
+      type: str
+      returned: when the target had a copy with the same settings, locale and extensions
+      sample: catalogs
     skip_blocker:
       description: Why no table could be skipped (every table was listed).
       type: str
@@ -536,6 +550,8 @@ class Transfer(object):
         self.state = {}
         self.verified = {}
         self.marks = {}
+        self.catalogs = {}  # name: both sides' catalog digests, when this pass found the schemas the same
+        self.dump_version = None  # pg_dump --version, part of what a schema dump's text depends on
         self.origin_checks = {}  # name: the origin's check, read beside the pass's first reads
         self.origin_serving = module.params.get("origin_serving", False)
         self.versions = {}
@@ -603,6 +619,7 @@ class Transfer(object):
         name = entry["name"]
         partial = incomplete_name(name)
         self.state.pop(name, None)  # the last pass's ids name the copy about to be dropped
+        self.catalogs.pop(name, None)  # nor are its catalogs the ones compared
         self.execute(self.maintenance_db, "\n".join(
             ["DROP DATABASE IF EXISTS %s;" % quote_ident(name),
              "DROP DATABASE IF EXISTS %s;" % quote_ident(partial),
@@ -675,9 +692,22 @@ class Transfer(object):
                 " (the last whole copy did not finish)" if partial in found else ""), None
         if found[name] == "t":
             return "the target's copy is invalid (a DROP DATABASE of it was interrupted)", None
-        (theirs, ours), target = in_parallel([
-            lambda: in_parallel([lambda: self.schema(self.origin, name, snapshot), lambda: self.schema(self.target, name)]),
-            lambda: self.facts(self.target, name)])
+        dumps = lambda: in_parallel([lambda: self.schema(self.origin, name, snapshot), lambda: self.schema(self.target, name)])
+        kept = (self.state.get(name) or {}).get("catalogs") or {}
+        same_origin = origin.get("catalogs") is not None and kept.get("origin") == origin.get("catalogs") \
+            and kept.get("versions") == self.schema_versions()
+        if same_origin:
+            # the origin's schema is the one the last pass compared: the target's may be too
+            target = self.facts(self.target, name)
+            if target.get("catalogs") is not None and target.get("catalogs") == kept.get("target"):
+                theirs = ours = None
+                entry["schemas_compared_by"] = "catalogs"
+            else:
+                theirs, ours = dumps()
+        else:
+            (theirs, ours), target = in_parallel([dumps, lambda: self.facts(self.target, name)])
+        if theirs is not None:
+            entry["schemas_compared_by"] = "dumps"
         if target["settings"] != entry["settings"]:
             return "the database settings differ", None
         if target["locale"] != [entry["locale"]["collate"], entry["locale"]["ctype"]]:
@@ -685,7 +715,7 @@ class Transfer(object):
                 entry["locale"]["collate"], entry["locale"]["ctype"], target["locale"][0], target["locale"][1]), None
         if extension_set(target["extensions"]) != extension_set(entry["extensions"]):
             return "the extensions differ", None
-        if theirs != ours:
+        if theirs is not None and theirs != ours:
             at = next((i for i, (a, b) in enumerate(zip(theirs, ours)) if a != b), min(len(theirs), len(ours)))
             return "the schemas differ (origin: %r, target: %r)" % (
                 theirs[at] if at < len(theirs) else "end", ours[at] if at < len(ours) else "end"), None
@@ -693,7 +723,13 @@ class Transfer(object):
             # pg_dump carries large objects, the row sync only tables: the whole copy carries them
             return "the large objects differ (%s; the row sync moves table rows only)" % (
                 large_objects_text(origin["large_objects"], target["large_objects"])), None
+        if origin.get("catalogs") is not None and target.get("catalogs") is not None:
+            self.catalogs[name] = dict(origin=origin["catalogs"], target=target["catalogs"], versions=self.schema_versions())
         return None, target
+
+    def schema_versions(self):
+        """What a schema dump's text also depends on: both servers' versions and the pg_dump that reads them."""
+        return [self.versions.get("origin"), self.versions.get("target"), self.dump_version]
 
     def record_state(self):
         """The ids of the databases verified in this pass. The target's are read once every database is
@@ -709,6 +745,8 @@ class Transfer(object):
             mark, record = self.marks.get(name), self.signatures(self.target, name, True)
             if mark is not None and record is not None:
                 entry["signatures"] = dict(origin=mark, target=record)
+            if name in self.catalogs:
+                entry["catalogs"] = self.catalogs[name]
             self.state[name] = entry
             return None
 
@@ -1074,6 +1112,8 @@ def main():
                               params["origin_db_password"], params["pgpass_file"])
             origin.env["PGAPPNAME"] = APP_NAME  # left out of the wait for a quiet database: they only read
             transfer = Transfer(module, origin, target)
+            rc, out, _err = module.run_command([os.path.join(bin_dir, "pg_dump"), "--version"])
+            transfer.dump_version = out.strip() if rc == 0 else None
             transfer.state = load_state(params["state_file"])
             result["executed_commands"] = transfer.commands
             result.update(origin_version=transfer.version(origin), target_version=transfer.version(target))

@@ -191,3 +191,29 @@ def test_a_crash_of_the_origins_postgresql_makes_the_next_pass_list_every_table(
     assert crashed["skip_blocker"].startswith("on the origin, the "), crashed["skip_blocker"]
     assert "restarted" not in crashed["skip_blocker"]  # the postmaster kept running: the reset shows it
     assert row_hashes(lab.target) == row_hashes(lab.origin)
+
+
+def test_the_schemas_are_dumped_again_only_after_ddl_on_either_side(lab, run_task, ssh_trust, database):
+    """The catalogs' digest (CATALOGS_SQL) on PostgreSQL 13 and 15: VACUUM, ANALYZE and rows written leave it
+    as it was, so a pass whose catalogs are as the last pass left them dumps no schema; any DDL, on either
+    side, changes it, and the schemas are dumped and compared again."""
+    transfer(run_task, ssh_trust)
+    transfer(run_task, ssh_trust)  # a row sync that compared the dumps: both sides' digests kept
+    for host in (lab.origin, lab.target):
+        psql(host, "VACUUM ANALYZE;\n")
+    psql(lab.origin, "INSERT INTO t_08 VALUES (3000, 'rows only');\n")
+    quiet = transfer(run_task, ssh_trust)
+    assert (quiet["method"], quiet["schemas_compared_by"], quiet["rows_copied"]) == ("rows", "catalogs", 1)
+
+    # DDL on the target only: found, and the origin's schema copied back whole
+    psql(lab.target, "ALTER TABLE t_08 ADD COLUMN extra text;\n")
+    found = transfer(run_task, ssh_trust)
+    assert (found["schemas_compared_by"], found["method"]) == ("dumps", "full")
+    assert found["reason"].startswith("the schemas differ")
+    transfer(run_task, ssh_trust)  # compares the dumps again and keeps the new copy's digests
+
+    # a GRANT on the origin (an ACL the dump prints): dumped again
+    psql(lab.origin, "GRANT SELECT ON t_09 TO PUBLIC;\n")
+    granted = transfer(run_task, ssh_trust)
+    assert granted["schemas_compared_by"] == "dumps" and granted["method"] == "full"
+    assert row_hashes(lab.target) == row_hashes(lab.origin)

@@ -82,6 +82,7 @@ class Servers(object):
         # the readdress's statements (side, database, first words, target ids recorded by then); its failure
         self.readdress = []
         self.readdress_error = None
+        self.catalogs = {"origin": None, "target": None}  # CATALOGS_SQL's digest of each side (None: unreadable)
 
     def __call__(self, args, kwargs):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
@@ -148,7 +149,8 @@ class Servers(object):
             return 0, json.dumps(dict(ident="%s-cluster/1/16384" % side, xmin=700, xmax=705, settings=settings,
                                       locale=locale, extensions=extensions, counts=counts,
                                       sequences=sequences, large_objects=self.origin_large_objects if side == "origin"
-                                      else self.target_large_objects.get(database, [0, NO_LARGE_OBJECT]))) + "\0", ""
+                                      else self.target_large_objects.get(database, [0, NO_LARGE_OBJECT]),
+                                      catalogs=self.catalogs[side])) + "\0", ""
         if sql.startswith("SELECT 1 FROM pg_database WHERE datname = "):  # a copy on the target?
             return 0, "1\0" if sql.split("'")[1] in self.target_locales else "", ""
         if "pg_table_size" in sql:  # TABLE_DATA_SIZE_SQL: what a whole copy's progress measures against
@@ -214,6 +216,7 @@ def servers(commands, tmp_path):
     for tool in ("pg_dump", "psql"):
         (tmp_path / tool).write_text("#!/bin/sh\n")
         (tmp_path / tool).chmod(0o755)
+    commands.add(lambda a: a[0].endswith("/pg_dump") and a[1:] == ["--version"], (0, "pg_dump (PostgreSQL) 15.8\n", ""))
     # pg_dump --schema-only: the same schema on both sides
     commands.add(lambda a: a[0].endswith("/pg_dump") and "--schema-only" in a,
                  (0, "-- dump\nCREATE TABLE public.t_a (id integer PRIMARY KEY, a text);\n", ""))
@@ -930,3 +933,53 @@ def test_rows_moved_by_a_plan_count_only_the_rows_that_were_there_as_deleted():
     assert rows_moved(dict(replace=False, fetch=[1, 2, 3], delete=[1, 2, 3], expect=12, counts=dict(origin=12, target=10))) == (3, 1)
     assert rows_moved(dict(replace=False, fetch=["a"], delete=["a", "b"], counts=dict(origin=5, target=6))) == (1, 2)
     assert rows_moved(dict(replace=True, fetch=None, delete=None, counts=dict(origin=5, target=6))) == (5, 6)
+
+
+def schema_dumps(commands):
+    return [call["args"] for call in commands.calls if call["args"][0].endswith("/pg_dump") and "--schema-only" in call["args"]]
+
+
+def test_catalogs_as_the_last_pass_left_them_on_both_sides_spare_the_schema_dumps(run_module, servers, commands):
+    servers.catalogs = {"origin": "o-1", "target": "t-1"}
+    first, _listed = second_pass(run_module, servers)  # a whole copy, then a pass that dumps both schemas
+    assert [entry["schemas_compared_by"] for entry in first["databases"]] == ["dumps", "dumps"]
+    kept = json.loads(open(servers.args["state_file"]).read())["bj"]["catalogs"]
+    assert kept == {"origin": "o-1", "target": "t-1", "versions": [130016, 150008, "pg_dump (PostgreSQL) 15.8"]}
+    dumped = len(schema_dumps(commands))
+
+    def again():
+        return run_module(bluemind_db_transfer, dict(servers.args, mode="sync"))
+    result = again()
+    assert not result.get("failed") and [e["schemas_compared_by"] for e in result["databases"]] == ["catalogs"] * 2
+    assert len(schema_dumps(commands)) == dumped  # no schema dumped
+    # any DDL on either side since (its digest changed), or another pg_dump: both schemas dumped again
+    for change in (lambda: servers.catalogs.update(target="t-2"), lambda: servers.catalogs.update(origin="o-2"),
+                   lambda: commands.rules.insert(0, (lambda a: a[1:] == ["--version"], (0, "pg_dump (PostgreSQL) 16.4\n", "")))):
+        change()
+        result = again()
+        assert not result.get("failed") and [e["schemas_compared_by"] for e in result["databases"]] == ["dumps"] * 2
+        assert len(schema_dumps(commands)) == dumped + 4
+        dumped += 4
+        # which the next pass finds as this one left them
+        result = again()
+        assert [e["schemas_compared_by"] for e in result["databases"]] == ["catalogs"] * 2
+
+
+def test_catalogs_that_cannot_be_read_prove_nothing(run_module, servers, commands):
+    second_pass(run_module, servers)
+    assert "catalogs" not in json.loads(open(servers.args["state_file"]).read())["bj"]
+    result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync"))
+    assert [e["schemas_compared_by"] for e in result["databases"]] == ["dumps"] * 2
+
+
+def test_a_schema_that_differs_is_found_whatever_the_catalogs_say(run_module, servers, commands):
+    servers.catalogs = {"origin": "o-1", "target": "t-1"}
+    second_pass(run_module, servers)
+    servers.catalogs["origin"] = "o-2"  # a column added on the origin
+    commands.rules.insert(0, (lambda a: a[0].endswith("/pg_dump") and "--schema-only" in a and str(TUNNEL_PORT) in a,
+                              (0, "CREATE TABLE public.t_a (id integer PRIMARY KEY, a text, b text);\n", "")))
+    result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync"))
+    assert not result.get("failed")
+    assert all(entry["method"] == "full" and entry["reason"].startswith("the schemas differ") for entry in result["databases"])
+    # the whole copy's catalogs are not the ones compared: none kept
+    assert all("catalogs" not in entry for entry in json.loads(open(servers.args["state_file"]).read()).values())
