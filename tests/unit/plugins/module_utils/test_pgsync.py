@@ -4,6 +4,7 @@ from unittest import mock
 import pytest
 
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
+    CATALOGS_SQL,
     FACTS_SQL,
     LARGE_OBJECTS_SQL,
     Recount,
@@ -189,10 +190,22 @@ def test_normalize_schema_keeps_only_statements():
     assert normalize_schema(target.replace("SCHEMA pg_catalog", "SCHEMA public")) != normalize_schema(origin)
 
 
+def test_facts_read_the_catalogs_digest_that_any_ddl_changes():
+    """What a pass keeps to dump no schema next time (lab test: test_db_skip_lab.py, DDL on either side):
+    every catalog of pg_catalog but the statistics and the large objects, with the roles and tablespaces
+    of the shared ones; each catalog's row count and its rows' xmin."""
+    assert FACTS_SQL.endswith("'catalogs', " + CATALOGS_SQL + ")")
+    for part in ("has_table_privilege('pg_catalog.pg_authid', 'SELECT')", "count(*)", "string_agg(xmin::text",
+                 "c.relnamespace = 'pg_catalog'::regnamespace", "NOT c.relisshared OR c.relname IN ('pg_authid', "
+                 "'pg_auth_members', 'pg_tablespace')", "NOT IN ('pg_statistic', 'pg_statistic_ext_data', 'pg_largeobject', "
+                 "'pg_largeobject_metadata')"):
+        assert part in CATALOGS_SQL, part
+
+
 def test_facts_read_every_large_object_as_a_dump_carries_it():
     """The row sync moves tables only: the facts of a pass hold what a dump carries of large objects
     (oid, owner, ACL, comment, content), to compare both sides (lab test: test_large_objects_lab.py)."""
-    assert FACTS_SQL.endswith("'large_objects', " + LARGE_OBJECTS_SQL + ")")
+    assert "'large_objects', " + LARGE_OBJECTS_SQL + ", " in FACTS_SQL
     for part in ("FROM pg_largeobject_metadata m", "pg_get_userbyid(m.lomowner)", "acldefault('L', m.lomowner)",
                  "obj_description(m.oid, 'pg_largeobject')", "ORDER BY m.oid",
                  # the content in parts of 1 MiB until a short one: lo_get of a whole object stops at 1 GB
