@@ -81,14 +81,10 @@ options:
         address is renamed after it, as M(bluemind.migration.bluemind_readdress) does with C(parts=[files]).
         Done on every run (a run that died between the copy and this step leaves it to the next). Not in check mode.
     type: str
-  readdress_from:
-    description: The origin's addresses, replaced by O(readdress_to). Empty names and O(readdress_to) itself are ignored.
-    type: list
-    elements: str
-    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.ssh
+  - bluemind.migration.readdress
 attributes:
   check_mode:
     support: full

@@ -192,11 +192,6 @@ options:
         ends with the target's records in place, and the window has no step of its own for them.
       - Not with O(origin_serving) (the hot phase's copy is not the one that serves); not in check mode.
     type: str
-  readdress_from:
-    description: The origin's addresses, replaced by O(readdress_to). Empty names and O(readdress_to) itself are ignored.
-    type: list
-    elements: str
-    default: []
   readdress_database:
     description: The database that holds the server directory, the system configuration and the webmail profiles.
     type: str
@@ -207,6 +202,7 @@ extends_documentation_fragment:
   - bluemind.migration.pg.maintenance
   - bluemind.migration.ssh
   - bluemind.migration.lock
+  - bluemind.migration.readdress
 attributes:
   check_mode:
     support: partial
