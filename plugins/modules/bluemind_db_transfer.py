@@ -688,7 +688,10 @@ class Transfer(object):
                 " (the last whole copy did not finish)" if partial in found else ""), None
         if found[name] == "t":
             return "the target's copy is invalid (a DROP DATABASE of it was interrupted)", None
-        dumps = lambda: in_parallel([lambda: self.schema(self.origin, name, snapshot), lambda: self.schema(self.target, name)])
+
+        def dumps():
+            return in_parallel([lambda: self.schema(self.origin, name, snapshot), lambda: self.schema(self.target, name)])
+
         kept = (self.state.get(name) or {}).get("catalogs") or {}
         same_origin = origin.get("catalogs") is not None and kept.get("origin") == origin.get("catalogs") \
             and kept.get("versions") == self.schema_versions()
