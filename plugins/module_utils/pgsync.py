@@ -92,9 +92,6 @@ LARGE_OBJECTS_SQL = (
     "FROM part WHERE length(part.b) = {part}) "
     "SELECT sum(length(part.b)) AS size, md5(string_agg(md5(part.b), '' ORDER BY part.o)) AS digest FROM part) c)"
 ).format(part=LARGE_OBJECT_PART)
-# Everything a pass compares, of one database, in one query (one psql instead of ten): the ids of
-# IDENTITY_SQL, the database's settings, locale (LC_COLLATE, LC_CTYPE), extensions (name, schema),
-# every table's exact row count, every sequence and the large objects (LARGE_OBJECTS_SQL).
 # The database's catalogs as one digest: for each catalog of pg_catalog, its number of rows and the md5 of
 # their xmin (the transaction that wrote each row version), so any DDL (which writes catalog rows in a
 # transaction of its own) changes it. Left out: what changes without DDL (statistics, large objects,
@@ -109,6 +106,10 @@ CATALOGS_SQL = (
     "AND c.relkind = 'r' AND c.relname NOT IN ('pg_statistic', 'pg_statistic_ext_data', 'pg_largeobject', "
     "'pg_largeobject_metadata') AND (NOT c.relisshared OR c.relname IN ('pg_authid', 'pg_auth_members', 'pg_tablespace')))"
 )
+# Everything a pass compares, of one database, in one query (one psql instead of ten): the ids of
+# IDENTITY_SQL, the database's settings, locale (LC_COLLATE, LC_CTYPE), extensions (name, schema),
+# every table's exact row count, every sequence, the large objects (LARGE_OBJECTS_SQL)
+# and the catalogs' digest (CATALOGS_SQL).
 FACTS_SQL = (
     "SELECT json_build_object("
     "'ident', " + DATABASE_IDENT + ", "

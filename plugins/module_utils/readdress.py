@@ -110,6 +110,26 @@ def server_update_sql(old_addresses, new_address):
 WEBMAIL_TABLE_SQL = "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'rc_users'"
 
 
+def argument_spec():
+    """The options of a work module that gives the target its own address (doc fragment
+    bluemind.migration.readdress, and the module's own readdress_to)."""
+    return dict(readdress_to=dict(type="str"), readdress_from=dict(type="list", elements="str", default=[]))
+
+
+def no_records():
+    """What :func:`database_records` returns when nothing named an old address."""
+    return dict(server=dict(t_server=0, t_systemconf=0), webmail=dict(moved=0, blocked=0, table=False))
+
+
+FILES_KEYS = ("bm_ini", "cyrus_replication", "backup_spool", "left_as_is")
+
+
+def files_summary(done=None):
+    """What a work module returns of :func:`files` (its ``done``; without it, nothing was rewritten)."""
+    return dict((key, done[key]) for key in FILES_KEYS) if done else dict(bm_ini=[], cyrus_replication=[], backup_spool={},
+                                                                         left_as_is=[])
+
+
 def database_records(server, run, db_name, old_addresses, new_address, check_mode=False):
     """Set ``new_address`` where database ``db_name`` on ``server`` (a PgServer) names an old address: the
     server directory and the system configuration, then the webmail profiles. With ``check_mode`` only
@@ -124,7 +144,8 @@ def database_records(server, run, db_name, old_addresses, new_address, check_mod
                          "setting %s in t_server and t_systemconf" % new_address)
     except PgError as exc:
         raise PgError("server directory and system configuration: %s" % exc)
-    records = dict(server=dict(t_server=rows, t_systemconf=keys), webmail=dict(moved=0, blocked=0, table=False))
+    records = no_records()
+    records["server"].update(t_server=rows, t_systemconf=keys)
     try:
         if int(server.query(run, db_name, WEBMAIL_TABLE_SQL, "looking for the webmail's rc_users")[0][0]) == 0:
             return records

@@ -215,15 +215,15 @@ def give_own_address(module, result):
     new = module.params["readdress_to"]
     old = readdress.usable_old_addresses(module.params["readdress_from"], new)
     if not old:  # the target has the origin's address (moved before the copy): nothing names another
-        result["readdress"] = dict(bm_ini=[], cyrus_replication=[], backup_spool={}, left_as_is=[])
+        result["readdress"] = readdress.files_summary()
         return False
     try:
         done = readdress.files(old, new)
     except readdress.FilesError as exc:
-        result["readdress"] = dict((key, exc.done[key]) for key in ("bm_ini", "cyrus_replication", "backup_spool", "left_as_is"))
+        result["readdress"] = readdress.files_summary(exc.done)
         module.fail_json(msg="the configuration was copied, but giving the target its own address failed: %s. "
                              "Run the task again" % exc, **result)
-    result["readdress"] = dict((key, done[key]) for key in ("bm_ini", "cyrus_replication", "backup_spool", "left_as_is"))
+    result["readdress"] = readdress.files_summary(done)
     for warning in done["left_as_is"]:
         module.warn(warning)
     return done["changed"]
@@ -251,9 +251,8 @@ def main():
         postfix_dir=dict(type="path", default="/etc/postfix"),
         nginx_configure=dict(type="str", default=""),
         resumed=dict(type="bool", default=False),
-        readdress_to=dict(type="str"),
-        readdress_from=dict(type="list", elements="str", default=[]),
     )
+    argument_spec.update(readdress.argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     result = dict(changed=False, files=[], maps=[], nginx=False, queue=[], queued_mail=0, requeued=False)
     diff = dict(prepared="")

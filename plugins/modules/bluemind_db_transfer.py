@@ -954,7 +954,7 @@ def give_own_address(transfer, params):
         return None, None
     old = readdress.usable_old_addresses(params["readdress_from"], new)
     if not old:  # the target has the origin's address (moved before the pass): nothing names another
-        return dict(server=dict(t_server=0, t_systemconf=0), webmail=dict(moved=0, blocked=0, table=False)), None
+        return readdress.no_records(), None
     records = readdress.database_records(transfer.target, transfer.run, params["readdress_database"], old, new)
     transfer.commands.append("psql -d %s: %s in t_server, t_systemconf and rc_users where %s" % (
         params["readdress_database"], new, ", ".join(old)))
@@ -1078,10 +1078,9 @@ def main():
         origin_serving=dict(type="bool", default=False),
         progress_interval=dict(type="int", default=30),
         progress_path=dict(type="path", default="/run/bluemind-migration/db-progress.json"),
-        readdress_to=dict(type="str"),
-        readdress_from=dict(type="list", elements="str", default=[]),
         readdress_database=dict(type="str", default="bj"),
     )
+    argument_spec.update(readdress.argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     if params["readdress_to"] and params["origin_serving"]:

@@ -228,8 +228,8 @@ def main():
     params = module.params
     new = params["new_address"]
     old = readdress.usable_old_addresses(params["old_addresses"], new)
-    result = dict(changed=False, bm_ini=[], server=dict(t_server=0, t_systemconf=0),
-                  webmail=dict(moved=0, blocked=0, table=False), cyrus_replication=[], backup_spool={}, left_as_is=[])
+    result = dict(changed=False, **readdress.files_summary())
+    result.update(readdress.no_records())
     diff = dict(before={}, after={})
     if not old:
         module.exit_json(**result)
