@@ -126,8 +126,9 @@ FILES_KEYS = ("bm_ini", "cyrus_replication", "backup_spool", "left_as_is")
 
 def files_summary(done=None):
     """What a work module returns of :func:`files` (its ``done``; without it, nothing was rewritten)."""
-    return dict((key, done[key]) for key in FILES_KEYS) if done else dict(bm_ini=[], cyrus_replication=[], backup_spool={},
-                                                                         left_as_is=[])
+    if done:
+        return dict((key, done[key]) for key in FILES_KEYS)
+    return dict(bm_ini=[], cyrus_replication=[], backup_spool={}, left_as_is=[])
 
 
 def database_records(server, run, db_name, old_addresses, new_address, check_mode=False):
