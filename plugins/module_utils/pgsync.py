@@ -6,8 +6,9 @@
 Used when the target already holds a copy with the same schema (an earlier pass during the hot
 phase): each table is listed on both sides as ``(md5 of the primary key, md5 of the row)`` in the
 same order, the two streams are merged, and only the rows that differ move. A table without a
-primary key (BlueMind has several: 4.9's ``t_mailbox_record``, the partitions of
-``t_container_changeset``, ``t_container_acl``) is listed by content: one line per distinct row
+primary key nor a unique index that can stand for one (BlueMind has several: 4.9's ``t_mailbox_record``,
+``t_container_acl``, the partitions of ``t_container_changeset`` before the pg_repack maintenance indexed
+them) is listed by content: one line per distinct row
 (its hash) with the number of rows that have it, so only the rows that differ move there too, and
 rows that are exact duplicates stay as many as on the origin. A partitioned table is moved through
 its partitions (each an ordinary table). Every read of
@@ -45,9 +46,21 @@ DATABASE_IDENT = (
     "(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' || "
     "(SELECT oid FROM pg_database WHERE datname = current_database())::text"
 )
-# Tables with their copied columns (generated ones left out), primary key columns, in order, and whether
-# that key is one integer column. Run on the target (the newer server: attgenerated exists from
-# PostgreSQL 12 on).
+# The index a table's rows are found by (its *identity*, the rows' key): the primary key, else a unique index
+# that PostgreSQL would also accept as a replica identity (valid, immediate, not partial, no expression,
+# every key column NOT NULL), the one with the fewest columns. BlueMind's 4.9 change-set partitions have
+# no primary key, but the pg_repack maintenance gives each a unique index on (item_id, version,
+# container_id) after setting item_id NOT NULL. Without one, a table is listed by content.
+IDENTITY_INDEX = (
+    "(SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR (i.indisunique "
+    "AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL AND NOT EXISTS ("
+    "SELECT 1 FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) JOIN pg_attribute a "
+    "ON a.attrelid = c.oid AND a.attnum = k.attnum WHERE k.ord <= i.indnkeyatts AND NOT a.attnotnull))) "
+    "ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid::regclass::text LIMIT 1)"
+)
+# Tables with their copied columns (generated ones left out), identity columns (IDENTITY_INDEX's key
+# columns), in order, and whether that key is one integer column. Run on the target (the newer server:
+# attgenerated exists from PostgreSQL 12 on).
 TABLE_COLUMNS_SQL = (
     "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
     "(SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum) FROM pg_attribute a "
@@ -55,19 +68,22 @@ TABLE_COLUMNS_SQL = (
     "COALESCE((SELECT string_agg(quote_ident(a.attname), ',' ORDER BY k.ord) FROM pg_index i "
     " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
     " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-    " WHERE i.indrelid = c.oid AND i.indisprimary), ''), "
+    " WHERE i.indexrelid = " + IDENTITY_INDEX + " AND k.ord <= i.indnkeyatts), ''), "
     "COALESCE((SELECT i.indnkeyatts = 1 AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
     " FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
-    " WHERE i.indrelid = c.oid AND i.indisprimary), false) "
+    " WHERE i.indexrelid = " + IDENTITY_INDEX + "), false) "
     "FROM " + USER_TABLES + " ORDER BY 1"
 )
 # Extension comments come from the installed version of the extension, not from the database.
 IGNORED_SCHEMA_LINES = ("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict ", "\\unrestrict ",
                         "COMMENT ON EXTENSION ")
+# The snapshot's next transaction id (64 bits), read once a statement (an uncorrelated subquery): no alias
+# of the listing's own, which a column of the table (a ``c``) would make ambiguous.
+NEXT_XID = "(SELECT txid_snapshot_xmax(txid_current_snapshot()))"
 # The 64-bit id of the transaction that wrote a row's version (its 32-bit xmin, which freezing keeps
-# since PostgreSQL 9.4, placed in the current epoch, or the previous one when it is ahead of ``c``).
-XID64 = ("(((x.c >> 32) - CASE WHEN t.xmin::text::bigint > (x.c & 4294967295) THEN 1 ELSE 0 END) "
-         "* 4294967296 + t.xmin::text::bigint)")
+# since PostgreSQL 9.4, placed in the current epoch, or the previous one when it is ahead of NEXT_XID's).
+XID64 = ("(((%(next)s >> 32) - CASE WHEN t.xmin::text::bigint > (%(next)s & 4294967295) THEN 1 ELSE 0 END) "
+         "* 4294967296 + t.xmin::text::bigint)" % dict(next=NEXT_XID))
 # Ids that make a later pass compare transaction ids instead of contents: the origin's cluster, its
 # timeline and the database (a restored or another server never matches), and the oldest
 # transaction still running (every version written later has an id at least as high).
@@ -176,15 +192,13 @@ class Table(object):
             row = "md5(ROW(%s)::text)" % self.columns
         else:
             row = "CASE WHEN %s >= %d THEN '1' ELSE '0' END" % (XID64, since)
-        source = "%s t CROSS JOIN (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS c) x" % self.name
-        return "COPY (SELECT %s, %s FROM %s ORDER BY %s) TO STDOUT" % (self.key_hash(), row, source, self._order())
+        return "COPY (SELECT %s, %s FROM %s t ORDER BY %s) TO STDOUT" % (self.key_hash(), row, self.name, self._order())
 
     def changed_keys_sql(self, since):
         """The sorted keys (as :meth:`listing_sql` gives them) of the rows whose version was written by a
         transaction at or after ``since`` (a 64-bit transaction id): a table with a key only."""
-        source = "%s t CROSS JOIN (SELECT txid_snapshot_xmax(txid_current_snapshot()) AS c) x" % self.name
-        return "COPY (SELECT %s FROM %s WHERE %s >= %d ORDER BY %s) TO STDOUT" % (
-            self.key_hash(), source, XID64, since, self._order())
+        return "COPY (SELECT %s FROM %s t WHERE %s >= %d ORDER BY %s) TO STDOUT" % (
+            self.key_hash(), self.name, XID64, since, self._order())
 
     def select_sql(self, keys=None):
         """The origin's rows to copy: all of them (``keys`` None) or those whose key hash is listed."""

@@ -19,13 +19,15 @@ description:
     the hot phase can copy the databases ahead of the window.
   - With O(mode=sync) (the default), when the target already holds a copy with the same schema
     (compared as C(pg_dump --schema-only) text) and the same settings, only the rows that differ
-    move. Each table with a primary key is listed on both sides, sorted by the hash of the key; the
+    move. Each table with a key is listed on both sides, sorted by the hash of the key; the
     two listings are merged and the rows that are new, changed or gone are deleted and copied again
     in one transaction on the target (C(session_replication_role=replica), so no trigger fires there and
-    counters and change sets that BlueMind's triggers keep arrive as the origin has them). A table
-    without a primary key (BlueMind 4.9's C(t_mailbox_record), C(t_container_acl), the partitions of
-    C(t_container_changeset)) is listed by content, one line per distinct row with its number of
-    copies, so there too only the rows that differ move. A partitioned table moves through its
+    counters and change sets that BlueMind's triggers keep arrive as the origin has them). A table's
+    key is its primary key, else a unique index that PostgreSQL would take as a replica identity
+    (valid, immediate, not partial, no expression, every column C(NOT NULL)), as the pg_repack
+    maintenance of BlueMind 4.x gives the partitions of C(t_container_changeset). A table without
+    either (BlueMind 4.9's C(t_mailbox_record), C(t_container_acl)) is listed by content, one line
+    per distinct row with its number of copies, so there too only the rows that differ move. A partitioned table moves through its
     partitions. A table with more than half of its rows to move is copied whole. The sequences
     (identity columns' included) take the origin's values.
   - How rows are compared. The first pass compares the C(md5) of every row's text on both sides.

@@ -217,3 +217,65 @@ def test_the_schemas_are_dumped_again_only_after_ddl_on_either_side(lab, run_tas
     granted = transfer(run_task, ssh_trust)
     assert granted["schemas_compared_by"] == "dumps" and granted["method"] == "full"
     assert row_hashes(lab.target) == row_hashes(lab.origin)
+
+
+# Tables whose key is a unique index or nothing (pgsync.IDENTITY_INDEX): BlueMind 4.x's change-set partitions
+# as the pg_repack maintenance leaves them (a unique index on each, NOT NULL columns), and the unique indexes
+# that cannot stand for a primary key.
+IDENTITY_SETUP = "".join(sql + "\n" for sql in (
+    "CREATE TABLE k_changeset (version int NOT NULL, container_id int NOT NULL, item_uid text NOT NULL, "
+    "item_id bigint NOT NULL, type smallint NOT NULL) PARTITION BY HASH (container_id);",
+    "CREATE TABLE k_changeset_0 PARTITION OF k_changeset FOR VALUES WITH (MODULUS 2, REMAINDER 0);",
+    "CREATE TABLE k_changeset_1 PARTITION OF k_changeset FOR VALUES WITH (MODULUS 2, REMAINDER 1);",
+    "CREATE UNIQUE INDEX k_changeset_0_unique_idx ON k_changeset_0 (item_id, version, container_id);",
+    "CREATE UNIQUE INDEX k_changeset_1_unique_idx ON k_changeset_1 (item_id, version, container_id);",
+    "INSERT INTO k_changeset SELECT 1, g % 10, 'item' || g, g, 0 FROM generate_series(1, 60) g;",
+    "CREATE TABLE k_one (id int NOT NULL, v text, other int); CREATE UNIQUE INDEX ON k_one (id) INCLUDE (other);",
+    "CREATE TABLE k_fewest (a int NOT NULL, b text NOT NULL, c int NOT NULL, UNIQUE (a, b, c), UNIQUE (b, c));",
+    "CREATE TABLE k_nullable (a int UNIQUE, v text);",
+    "CREATE TABLE k_partial (a int NOT NULL, v text); CREATE UNIQUE INDEX ON k_partial (a) WHERE a > 0;",
+    "CREATE TABLE k_expression (a text NOT NULL); CREATE UNIQUE INDEX ON k_expression (lower(a));",
+    "CREATE TABLE k_deferred (a int NOT NULL, UNIQUE (a) DEFERRABLE);",
+    "INSERT INTO k_one SELECT g, 'v', g FROM generate_series(1, 30) g;",
+    "INSERT INTO k_fewest SELECT g, 'b' || g, g FROM generate_series(1, 30) g;",
+    "INSERT INTO k_nullable SELECT g, 'v' FROM generate_series(1, 30) g;",
+    "INSERT INTO k_partial SELECT g, 'v' FROM generate_series(1, 30) g;",
+    "INSERT INTO k_expression SELECT 'a' || g FROM generate_series(1, 30) g;",
+    "INSERT INTO k_deferred SELECT g FROM generate_series(1, 30) g;",
+    "DO $$ DECLARE t text; BEGIN FOR t IN SELECT relname FROM pg_class WHERE relname LIKE 'k\\_%' AND relkind IN ('r', 'p') "
+    "LOOP EXECUTE format('ALTER TABLE %I OWNER TO bj', t); END LOOP; END $$;"))
+
+
+def test_a_unique_index_on_not_null_columns_is_a_tables_key(lab, run_task, ssh_trust, collections_path, database):
+    """A table without a primary key is keyed by a unique index that PostgreSQL would take as a replica
+    identity (the fewest columns first), so BlueMind's indexed change-set partitions are listed by their
+    changed rows; a nullable, partial, expression or deferrable unique index is no key (listed by content)."""
+    import sys
+    sys.path.insert(0, collections_path)
+    from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import TABLE_COLUMNS_SQL
+
+    psql(lab.origin, IDENTITY_SETUP)
+    transfer(run_task, ssh_trust)  # a new schema: copied whole
+    keys = dict((name, (key, int_key)) for name, _columns, key, int_key in (
+        line.split("|") for line in psql(lab.target, TABLE_COLUMNS_SQL + ";\n").splitlines()) if name.startswith("public.k_"))
+    assert keys == {"public.k_changeset_0": ("item_id,version,container_id", "f"),
+                    "public.k_changeset_1": ("item_id,version,container_id", "f"),
+                    "public.k_one": ("id", "t"), "public.k_fewest": ("b,c", "f"),
+                    "public.k_nullable": ("", "f"), "public.k_partial": ("", "f"),
+                    "public.k_expression": ("", "f"), "public.k_deferred": ("", "f")}
+    transfer(run_task, ssh_trust)  # a row sync: both sides' statistics kept
+
+    # new change-set rows (no deletion: listed by their changed rows), an update in k_one (the same), a
+    # deletion in k_fewest (listed whole by key), an update in k_nullable (by content)
+    psql(lab.origin, "INSERT INTO k_changeset SELECT 2, g % 10, 'item' || g, g, 1 FROM generate_series(1, 60, 7) g;\n"
+                     "UPDATE k_one SET v = 'changed' WHERE id = 3;\n"
+                     "DELETE FROM k_fewest WHERE a = 4;\n"
+                     "UPDATE k_nullable SET v = 'changed' WHERE a = 5;\n")
+    partitions = int(psql(lab.origin, "SELECT count(DISTINCT tableoid) FROM k_changeset WHERE version = 2;\n"))
+    moved = transfer(run_task, ssh_trust)
+    assert moved.get("skip_blocker") is None, moved["skip_blocker"]
+    assert (moved["tables_listed"], moved["tables_by_changes"], moved.get("tables_recounted")) == (
+        partitions + 3, partitions + 1, None)
+    assert moved["method"] == "rows", moved.get("reason")  # k_fewest's column c: no alias of the listing's
+    assert (moved["rows_copied"], moved["rows_deleted"]) == (9 + 1 + 1, 1 + 1 + 1)
+    assert row_hashes(lab.target) == row_hashes(lab.origin)

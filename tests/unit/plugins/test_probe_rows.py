@@ -33,7 +33,7 @@ def _api(status, body):
 SCHEMA = {
     "bj": json.dumps({"changeset_kind": None, "changeset_partitions": 0, "changelog_trigger": False,
                       "account_type_labels": 3, "mailbox_record": False, "mailbox_record_key": False}),
-    "bj-data": json.dumps({"changeset_kind": "p", "changeset_partitions": 256, "changelog_trigger": True,
+    "bj-data": json.dumps({"changeset_kind": "p", "changeset_partitions": 256, "changeset_unique": 256, "changelog_trigger": True,
                            "account_type_labels": 0, "mailbox_record": True, "mailbox_record_key": False}),
 }
 
@@ -223,3 +223,12 @@ def test_the_schema_rows_are_not_observable_when_psql_failed(observed):
         assert rows[row]["status"] == "not observable", row
         assert "the schema of" in rows[row]["found"]
     assert rows["pg-majors"]["status"] == "confirmed"
+
+
+def test_the_change_set_row_says_how_many_partitions_have_a_unique_index(observed):
+    """The row sync keys a partition by its unique index (the pg_repack maintenance's); without one it is
+    listed by content: the row stays confirmed, and says which a real server has."""
+    assert "256 partition(s) with a unique index" in _by_id(probe_rows(observed, EXPECT))["changeset-partitions"]["found"]
+    _schema_change("bj-data", changeset_unique=0)(observed)
+    row = _by_id(probe_rows(observed, EXPECT))["changeset-partitions"]
+    assert row["status"] == "confirmed" and "0 partition(s) with a unique index" in row["found"]
