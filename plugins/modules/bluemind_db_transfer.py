@@ -204,6 +204,7 @@ extends_documentation_fragment:
   - bluemind.migration.pg.maintenance
   - bluemind.migration.ssh
   - bluemind.migration.lock
+  - bluemind.migration.gate
   - bluemind.migration.readdress
 attributes:
   check_mode:
@@ -260,6 +261,11 @@ waited_for_lock:
   returned: success
   type: float
   sample: 0.0
+waited_for_gate:
+  description: Seconds waited at the gate (see O(gate_path)) once the connections were open; 0 without one.
+  returned: success
+  type: float
+  sample: 0.4
 databases:
   description: One entry per database.
   returned: always
@@ -420,7 +426,8 @@ progress:
   returned: unless O(progress_interval=0)
   type: dict
 started_at:
-  description: When the task began, on the target's clock (UTC, as the migration state keeps times).
+  description: When the task began, on the target's clock (UTC, as the migration state keeps times); with
+    O(gate_path), when the gate opened (and RV(seconds) counts from there).
   returned: success
   type: str
   sample: "2026-11-29T18:00:00.000000Z"
@@ -517,7 +524,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature imp
     table_changes,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
-from ansible_collections.bluemind.migration.plugins.module_utils import readdress
+from ansible_collections.bluemind.migration.plugins.module_utils import gate, readdress
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
     SshError,
@@ -1064,6 +1071,7 @@ def progress_board(params, check_mode):
 def main():
     argument_spec = ssh_argument_spec()
     argument_spec.update(lock_argument_spec())
+    argument_spec.update(gate.gate_argument_spec())
     argument_spec.update(pg_argument_spec())
     argument_spec.update(pg_maintenance_argument_spec())
     argument_spec.update(
@@ -1088,13 +1096,9 @@ def main():
     if params["readdress_to"] and params["origin_serving"]:
         module.fail_json(msg="readdress_to is for the pass of the window: the copy made while the origin still serves "
                              "(origin_serving) is not the one that serves. Nothing was changed")
+    if params["gate_path"] and not params["gate_token"]:
+        module.fail_json(msg="gate_path needs gate_token (made by the run that opens the gate). Nothing was changed")
     started, started_at = time.monotonic(), stamp()
-    waited_for_lock = 0.0
-    if not module.check_mode:
-        try:
-            waited_for_lock = acquire(lock_path(params, "db"), params["lock_timeout"], "a database pass")
-        except (LockBusy, OSError) as exc:
-            module.fail_json(msg=str(exc))
     origin_ssh = OriginSsh(module.get_bin_path("ssh", required=True), params)
     bin_dir = params["pg_bin_dir"] or os.path.dirname(module.get_bin_path("pg_dump", required=True))
     missing = [tool for tool in ("pg_dump", "psql") if not os.access(os.path.join(bin_dir, tool), os.X_OK)]
@@ -1104,7 +1108,7 @@ def main():
     target = PgServer("target", bin_dir, params["target_db_host"], params["target_db_port"],
                       params["db_user"], params["target_db_password"], params["pgpass_file"])
     result = dict(changed=False, databases=[], bytes=0, tables=0, rows=0, executed_commands=[],
-                  waited_for_lock=waited_for_lock, started_at=started_at)
+                  waited_for_lock=0.0, waited_for_gate=0.0, started_at=started_at)
     try:
         origin_ssh.check_files()
         with Tunnel(origin_ssh, params["tunnel_port"] or free_local_port(), params["origin_db_port"]) as tunnel:
@@ -1117,6 +1121,15 @@ def main():
             transfer.state = load_state(params["state_file"])
             result["executed_commands"] = transfer.commands
             result.update(origin_version=transfer.version(origin), target_version=transfer.version(target))
+            # Started ahead of the origin's stop: nothing of the origin's data is read, nor the lock
+            # taken (a job whose gate never opens must not hold it), before the play opens the gate.
+            if params["gate_path"]:
+                result["waited_for_gate"] = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],
+                                                      "the origin's stop")
+                # the pass begins here, for its seconds and the report's timeline
+                started, result["started_at"] = time.monotonic(), stamp()
+            if not module.check_mode:
+                result["waited_for_lock"] = acquire(lock_path(params, "db"), params["lock_timeout"], "a database pass")
             result["databases"] = [transfer.inspect(name) for name in params["databases"]]
             transfer.check_target(result["databases"])
             result["changed"] = True
@@ -1160,7 +1173,7 @@ def main():
                 raise failure
             result["changed"] = any(entry["method"] == "full" or entry.get("rows_copied") or entry.get("rows_deleted")
                                     for entry in result["databases"]) or readdressed_any(result.get("readdress"))
-    except (SshError, PgError, OSError) as exc:
+    except (SshError, PgError, OSError, LockBusy, gate.GateClosed) as exc:
         result.update(seconds=seconds_since(started), ended_at=stamp())
         module.fail_json(msg=str(exc), **result)
     for key in ("bytes", "tables", "rows"):

@@ -1,5 +1,6 @@
 import json
 import os
+import threading
 from unittest import mock
 
 import pytest
@@ -983,3 +984,41 @@ def test_a_schema_that_differs_is_found_whatever_the_catalogs_say(run_module, se
     assert all(entry["method"] == "full" and entry["reason"].startswith("the schemas differ") for entry in result["databases"])
     # the whole copy's catalogs are not the ones compared: none kept
     assert all("catalogs" not in entry for entry in json.loads(open(servers.args["state_file"]).read()).values())
+
+
+def test_a_pass_started_ahead_of_the_stop_reads_nothing_before_its_gate_opens(run_module, servers, tmp_path):
+    """A gate never opened with this run's token (an earlier run's is there): the pass fails after its
+    timeout, having read nothing of either database and taken no lock."""
+    (tmp_path / "db.gate").write_text("earlier-run")
+    result = run_module(bluemind_db_transfer, dict(servers.args, gate_path=str(tmp_path / "db.gate"),
+                                                   gate_token="this-run", gate_timeout=0))
+    assert result["failed"] is True
+    assert result["msg"].startswith("the origin's stop did not happen within 0 s")
+    assert servers.scripts == [] and servers.pipelines == [] and servers.snapshot_queries == []
+    assert result["databases"] == [] and not (tmp_path / "state" / "db-sync.json").exists()
+    assert not (tmp_path / "locks" / "bluemind-migration-db.lock").exists()
+
+
+def test_a_pass_whose_gate_opens_runs_and_counts_its_time_from_there(run_module, servers, tmp_path):
+    """The gate opened by the play a moment after the pass started: the pass waits, then runs; its start
+    (for the report's timeline) and its seconds are those after the gate."""
+    gate_file = tmp_path / "db.gate"
+    opener = threading.Timer(0.3, gate_file.write_text, ["this-run\n"])
+    opener.start()
+    try:
+        result = run_module(bluemind_db_transfer, dict(servers.args, gate_path=str(gate_file), gate_token="this-run",
+                                                       gate_timeout=30))
+    finally:
+        opener.cancel()
+    assert not result.get("failed"), result.get("msg")
+    assert 0.25 <= result["waited_for_gate"] < 30
+    assert [entry["name"] for entry in result["databases"]] == ["bj", "bj-data"]
+    assert (tmp_path / "locks" / "bluemind-migration-db.lock").exists()  # taken once the gate is passed
+    # counted from the gate: the fake servers answer at once
+    assert result["seconds"] < result["waited_for_gate"]
+
+
+def test_a_gate_without_a_token_is_refused_before_anything(run_module, servers, tmp_path):
+    result = run_module(bluemind_db_transfer, dict(servers.args, gate_path=str(tmp_path / "db.gate")))
+    assert result["failed"] is True and result["msg"].startswith("gate_path needs gate_token")
+    assert servers.scripts == [] and servers.pipelines == []

@@ -1,0 +1,61 @@
+import pytest
+
+from ansible_collections.bluemind.migration.plugins.module_utils import gate
+
+
+class Clock(object):
+    """A clock that moves only when the code sleeps; ``on_sleep`` runs at each sleep (the play at work)."""
+
+    def __init__(self, on_sleep=None):
+        self.now = 100.0
+        self.sleeps = 0
+        self.on_sleep = on_sleep
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps += 1
+        self.now += seconds
+        if self.on_sleep:
+            self.on_sleep(self.sleeps)
+
+
+def test_the_job_goes_on_once_the_gate_holds_its_token(tmp_path):
+    path = tmp_path / "db.gate"
+    path.write_text("token-of-an-earlier-run\n")
+
+    def play(sleeps):
+        if sleeps == 10:  # the stop succeeded: the play opens the gate
+            path.write_text("token-1\n")
+
+    clock = Clock(play)
+    assert gate.wait(str(path), "token-1", 60, "the origin's stop", sleep=clock.sleep, clock=clock) == 0.5
+    assert clock.sleeps == 10
+
+
+def test_an_open_gate_costs_no_wait(tmp_path):
+    path = tmp_path / "db.gate"
+    path.write_text("token-1")
+    clock = Clock()
+    assert gate.wait(str(path), "token-1", 60, "the origin's stop", sleep=clock.sleep, clock=clock) == 0
+    assert clock.sleeps == 0
+
+
+def test_a_gate_never_opened_ends_the_wait_and_says_why(tmp_path):
+    clock = Clock()
+    with pytest.raises(gate.GateClosed) as caught:
+        gate.wait(str(tmp_path / "missing.gate"), "token-1", 3, "the origin's stop", sleep=clock.sleep, clock=clock)
+    assert str(caught.value).startswith("the origin's stop did not happen within 3 s")
+    assert "nothing was read or written" in str(caught.value) and 3 <= clock.now - 100.0 < 3.1
+
+
+def test_a_gate_is_never_opened_without_a_token(tmp_path):
+    (tmp_path / "db.gate").write_text("")
+    with pytest.raises(ValueError):
+        gate.wait(str(tmp_path / "db.gate"), "", 3, "the origin's stop")
+
+
+def test_a_gate_that_cannot_be_read_is_an_error_not_a_wait(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        gate.wait(str(tmp_path), "token-1", 3, "the origin's stop")
