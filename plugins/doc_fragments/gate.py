@@ -13,13 +13,13 @@ options:
     description:
       - A file on the target that the play writes once the step this job must follow succeeded (the
         origin's stop, for the window's database pass). With it, the job is started before that step
-        (an async task costs Ansible about a second, then out of the window): it opens its connections,
+        (an async task costs Ansible about a second, then out of the window); it opens its connections,
         then waits until the file holds O(gate_token), and only then takes its lock and reads anything.
       - Without it, the job begins at once.
     type: path
   gate_token:
     description:
-      - What the file must hold: made by the run that starts the job, so that a file an earlier run left
+      - What the file must hold, made by the run that starts the job, so that a file an earlier run left
         opens nothing. Required with O(gate_path).
     type: str
   gate_timeout:
