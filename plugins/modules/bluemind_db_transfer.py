@@ -27,8 +27,8 @@ description:
     (valid, immediate, not partial, no expression, every column C(NOT NULL)), as the pg_repack
     maintenance of BlueMind 4.x gives the partitions of C(t_container_changeset). A table without
     either (BlueMind 4.9's C(t_mailbox_record), C(t_container_acl)) is listed by content, one line
-    per distinct row with its number of copies, so there too only the rows that differ move. A partitioned table moves through its
-    partitions. A table with more than half of its rows to move is copied whole. The sequences
+    per distinct row with its number of copies, so there too only the rows that differ move. A
+    partitioned table moves through its partitions. A table with more than half of its rows to move is copied whole. The sequences
     (identity columns' included) take the origin's values.
   - How rows are compared. The first pass compares the C(md5) of every row's text on both sides.
     When O(state_file) holds the ids the last pass left (both clusters' system identifier and
