@@ -13,7 +13,7 @@ options:
     description:
       - Folder on the target of the lock each job holds for its whole life
         (C(bluemind-migration-pull.lock) for a pull, C(bluemind-migration-db.lock) for a database
-        pass). A job left running by a controller that stopped (killed, connection lost) and a
+        pass, C(bluemind-migration-config.lock) for a configuration copy). A job left running by a controller that stopped (killed, connection lost) and a
         rerun then never write at the same time; the rerun waits for it. Not taken in check mode.
     type: path
     default: /run/lock

@@ -23,7 +23,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.progress import
 PHASES = ("prereq", "hot_sync", "cold_sync", "db_migrate", "config_copy", "cutover")
 # What a rollback forgets: the window closed, a later cold sync opens a new one; and the target may
 # have written into its trees since the last pull, so the next pull compares every file.
-WINDOW = ("cold_sync", "db_migrate", "config_copy", "db_pass", "last_pull_origin_start")
+WINDOW = ("cold_sync", "db_migrate", "config_copy", "db_pass", "config_job", "last_pull_origin_start")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Seconds taken off the previous pull's start on the origin's clock: a file written in the same
 # second as that start is compared again.
@@ -152,6 +152,7 @@ def summary(state):
         done=[p for p in PHASES if is_done(state, p)],
         left=[p for p in PHASES[2:] if not is_done(state, p)],
         db_pass_job=(state.get("db_pass") or {}).get("job"),
+        config_copy_job=(state.get("config_job") or {}).get("job"),
         config_copy_unfinished="start" in (state.get("config_copy") or {}) and not is_done(state, "config_copy"),
     )
 
@@ -343,6 +344,10 @@ def apply(state, phase, event, result=None, now=None):
         _keep_span(entry, "verify", result.get("verify"))
         if result.get("db_pass_job"):  # the database pass started beside this pull: db_migrate waits for it
             new["db_pass"] = dict(job=result["db_pass_job"], start=at)
+        if result.get("config_job"):  # the configuration copy started beside it: config_copy waits for it
+            new["config_job"] = dict(job=result["config_job"], start=at)
+        else:  # an earlier window's copy is not this pull's: config_copy copies again
+            new.pop("config_job", None)
     elif phase == "db_migrate":
         names = result.get("names") or []
         databases = [dict(d, name=n) for d, n in zip(result.get("databases") or [], names)]
@@ -354,6 +359,8 @@ def apply(state, phase, event, result=None, now=None):
                                   queued_mail=len(moved_mail(result.get("queue") or [])))
         if "start" in (state.get("config_copy") or {}):
             new["config_copy"]["start"] = state["config_copy"]["start"]
+        _keep_span(new["config_copy"], "copy", result)  # the module's own run (a copy beside the pull waited at its gate)
+        new.pop("config_job", None)
     elif phase == "rollback":
         for key in WINDOW:
             new.pop(key, None)
@@ -394,7 +401,7 @@ def timeline(state):
         pull=(pull.get("start"), pull.get("end")),
         verify=(verify.get("start"), verify.get("end")),
         databases=(db_pass.get("start"), db_pass.get("end")),
-        config=(config.get("start"), config.get("end")),
+        config=(config["copy"]["start"], config["copy"]["end"]) if "copy" in config else (config.get("start"), config.get("end")),
         start=(cutover.get("live"), cutover.get("serving")),
         admin=(cutover.get("admin_start"), cutover.get("end")),
     )

@@ -23,6 +23,10 @@ description:
   - C(queue) step. Copies the origin's postfix queues (maildrop, incoming, active, deferred, hold) into
     the target's in one rsync run, then, when a queue file moved (or O(resumed)), renames the queue
     files after the target's inodes (C(postsuper -s)), which postfix requires.
+  - Holds the lock C(bluemind-migration-config.lock) of O(lock_dir) while it copies (not in check
+    mode), so that a copy that a stopped controller left running and a rerun's never write at the same time.
+  - With O(gate_path) (the cold window starts the copy beside the final pull, before the origin's stop),
+    checks its SSH access, then waits at the gate before it takes the lock or reads anything.
   - The origin is only read.
 options:
   steps:
@@ -85,6 +89,8 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.ssh
   - bluemind.migration.readdress
+  - bluemind.migration.lock
+  - bluemind.migration.gate
 attributes:
   check_mode:
     support: full
@@ -144,6 +150,24 @@ requeued:
   description: Whether the moved queue files were renamed after the target's inodes (C(postsuper -s)).
   returned: always
   type: bool
+started_at:
+  description: When the copy began, on the target's clock (UTC, as the migration state keeps times); with
+    O(gate_path), when the gate opened.
+  returned: always
+  type: str
+  sample: "2026-11-30T10:15:00.125Z"
+ended_at:
+  description: When the copy ended, on the target's clock (UTC). With RV(started_at), the step in the report's timeline.
+  returned: success
+  type: str
+waited_for_gate:
+  description: Seconds waited at the gate (see O(gate_path)); 0 without one.
+  returned: always
+  type: float
+waited_for_lock:
+  description: Seconds waited for a copy left running on the target (see O(lock_dir)).
+  returned: always
+  type: float
 readdress:
   description:
     - What O(readdress_to) set, as M(bluemind.migration.bluemind_readdress) returns it. C(bm_ini) and
@@ -158,7 +182,9 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.bluemind.migration.plugins.module_utils import confcopy, readdress
+from ansible_collections.bluemind.migration.plugins.module_utils import confcopy, gate, readdress
+from ansible_collections.bluemind.migration.plugins.module_utils.lock import LockBusy, acquire, lock_argument_spec, lock_path
+from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
     SshError,
@@ -253,13 +279,25 @@ def main():
         resumed=dict(type="bool", default=False),
     )
     argument_spec.update(readdress.argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    result = dict(changed=False, files=[], maps=[], nginx=False, queue=[], queued_mail=0, requeued=False)
+    argument_spec.update(lock_argument_spec())
+    argument_spec.update(gate.gate_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_together=[("gate_path", "gate_token")])
+    result = dict(changed=False, files=[], maps=[], nginx=False, queue=[], queued_mail=0, requeued=False,
+                  started_at=stamp(), waited_for_gate=0.0, waited_for_lock=0.0)
     diff = dict(prepared="")
     ssh = OriginSsh(module.get_bin_path("ssh", required=True), module.params)
     try:
         ssh.check_files()
-    except SshError as exc:
+        # Started ahead of the origin's stop: nothing is read, nor the lock taken, before the gate opens.
+        if module.params["gate_path"]:
+            result["waited_for_gate"] = gate.wait(module.params["gate_path"], module.params["gate_token"],
+                                                  module.params["gate_timeout"], "the origin's stop")
+            result["started_at"] = stamp()
+        if not module.check_mode:
+            result["waited_for_lock"] = acquire(lock_path(module.params, "config"), module.params["lock_timeout"],
+                                                "a configuration copy")
+    except (SshError, LockBusy, gate.GateClosed) as exc:
         module.fail_json(msg=str(exc), **result)
     rsync_bin = module.get_bin_path("rsync", required=True)
     step = Step(module, result)
@@ -272,6 +310,7 @@ def main():
         move_queue(module, step, ssh, rsync_bin, result, diff)
     result["changed"] = bool(result["files"] or result["maps"] or result["nginx"] or result["queued_mail"] or result["requeued"]
                              or readdressed)
+    result["ended_at"] = stamp()
     if module._diff and diff["prepared"]:
         result["diff"] = diff
     module.exit_json(**result)

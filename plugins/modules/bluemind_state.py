@@ -160,6 +160,9 @@ ansible_facts:
         db_pass_job:
           description: The job id of the database pass started beside the final pull, V(null) when none.
           type: str
+        config_copy_job:
+          description: The job id of the configuration copy started beside the final pull, V(null) when none.
+          type: str
         config_copy_unfinished:
           description:
             - A configuration copy started and its end was not recorded (its run died or failed after its

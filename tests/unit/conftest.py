@@ -148,7 +148,7 @@ def private_locks(tmp_path, monkeypatch):
         folder = tmp_path / ("locks" if len(runs) == 1 else "locks-%d" % len(runs))
         return real(str(folder / os.path.basename(path)), timeout, what, **kwargs)
 
-    for name in ("bluemind_sync", "bluemind_db_transfer"):
+    for name in ("bluemind_sync", "bluemind_db_transfer", "bluemind_config_copy"):
         module = __import__("ansible_collections.bluemind.migration.plugins.modules." + name, fromlist=["acquire"])
         if hasattr(module, "acquire"):
             monkeypatch.setattr(module, "acquire", acquire)

@@ -179,10 +179,11 @@ def test_the_rerun_killed_during_the_config_copy():
         TARGET.run("pkill -KILL -f AnsiballZ_bluemind_config_cop[y]")
     finally:
         full_speed(ORIGIN)
-    assert "end" in state()["cold_sync"]
-    # The copy runs beside the database pass, before db_migrate waits for it: the phase did not end.
+    # The copy runs beside the final pull and the database pass, started before the origin's stop: its
+    # start is recorded, the database phase did not end.
+    assert "start" in state()["config_copy"] and "start" in state()["cold_sync"]
     assert "end" not in state().get("db_migrate", {})
-    # The copy's rsync goes on alone on the target: once it ended, the next run finds nothing more to copy.
+    # The rsync runs go on alone on the target: once they ended, the next run finds nothing more to copy.
     for _attempt in range(300):
         if not quick("mol-target", "pgrep -x rsync"):
             break

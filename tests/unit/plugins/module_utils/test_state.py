@@ -140,6 +140,21 @@ def test_the_final_pulls_record_keeps_the_job_of_the_pass_started_beside_it():
     assert st.summary(walk(PREREQ, ("cold_sync", "start"), ("cold_sync", "done", {"db_pass_job": None})))["db_pass_job"] is None
 
 
+def test_the_final_pulls_record_keeps_the_job_of_the_copy_started_beside_it():
+    state = walk(PREREQ, ("config_copy", "start"), ("cold_sync", "start"), ("cold_sync", "done", {"config_job": "c1"}))
+    assert st.summary(state)["config_copy_job"] == "c1" and st.summary(state)["config_copy_unfinished"] is True
+    done = st.apply(state, "config_copy", "done", {"files": [], "queue": [], "started_at": st.stamp(at(3.2)),
+                                                   "ended_at": st.stamp(at(3.9))}, now=at(5))
+    assert st.summary(done)["config_copy_job"] is None and st.summary(done)["config_copy_unfinished"] is False
+    # its start recorded before the window stays; the timeline draws the copy's own run (from its gate)
+    assert done["config_copy"]["start"] == st.stamp(at(1))
+    assert done["config_copy"]["copy"] == {"start": st.stamp(at(3.2)), "end": st.stamp(at(3.9))}
+    config = [s for s in st.timeline(done)["steps"] if s["name"] == "config"]
+    assert [(s["start"], s["seconds"]) for s in config] == [(st.stamp(at(3.2)), 0.7)]
+    # a rollback forgets a job left behind
+    assert "config_job" not in st.apply(state, "rollback", "done")
+
+
 def test_an_interrupted_config_copy_is_known_to_the_next_run():
     state = walk(*WINDOW)
     assert st.summary(state)["config_copy_unfinished"] is False

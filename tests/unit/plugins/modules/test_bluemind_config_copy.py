@@ -2,6 +2,10 @@
 fakes, the postfix folder in tmp_path. The real commands run in molecule's default scenario (the
 configuration, the maps, the vhosts and the held message compared on both hosts)."""
 
+import fcntl
+import os
+import threading
+
 import pytest
 
 from ansible_collections.bluemind.migration.plugins.modules import bluemind_config_copy
@@ -142,3 +146,54 @@ def test_a_readdress_that_cannot_write_fails_and_says_to_run_again(run_module, t
     assert result["msg"] == ("the configuration was copied, but giving the target its own address failed: cannot rewrite "
                              "%s: [Errno 28] No space left on device. Run the task again" % copied_files["bm_ini"])
     assert result["files"] and result["maps"]  # the copy and what it feeds were done
+
+
+def test_a_copy_started_ahead_of_the_stop_copies_nothing_before_its_gate_opens(run_module, target, tmp_path):
+    """An earlier run's token at the gate: the copy fails after its timeout, having resolved, copied and
+    locked nothing (only the SSH access was checked)."""
+    (tmp_path / "run.gate").write_text("earlier-run\n")
+    result = run_module(bluemind_config_copy, dict(target["args"], gate_path=str(tmp_path / "run.gate"),
+                                                   gate_token="this-run", gate_timeout=0))
+    assert result["failed"] is True and result["msg"].startswith("the origin's stop did not happen within 0 s")
+    assert not ran(target["commands"], "/usr/bin/ssh", "/usr/bin/rsync", "/usr/bin/postmap", "/usr/bin/postsuper")
+    assert result["files"] == [] and not (tmp_path / "locks" / "bluemind-migration-config.lock").exists()
+
+
+def test_a_copy_whose_gate_opens_copies_and_starts_its_clock_there(run_module, target, tmp_path):
+    gate_file = tmp_path / "run.gate"
+    opener = threading.Timer(0.3, gate_file.write_text, ["this-run\n"])
+    opener.start()
+    try:
+        result = run_module(bluemind_config_copy, dict(target["args"], gate_path=str(gate_file), gate_token="this-run",
+                                                       gate_timeout=30))
+    finally:
+        opener.cancel()
+    assert not result.get("failed"), result.get("msg")
+    assert 0.25 <= result["waited_for_gate"] < 30
+    assert result["files"] and result["requeued"] is True
+    assert result["started_at"] <= result["ended_at"]  # the state's stamps sort as the times do
+    assert (tmp_path / "locks" / "bluemind-migration-config.lock").exists()
+
+
+def test_a_gate_without_a_token_is_refused_before_anything(run_module, target, tmp_path):
+    result = run_module(bluemind_config_copy, dict(target["args"], gate_path=str(tmp_path / "run.gate")))
+    assert result["failed"] is True and "gate_path" in result["msg"] and "gate_token" in result["msg"]
+    assert target["commands"].calls == []
+
+
+def test_a_copy_left_running_holds_the_next_one_back(run_module, target, tmp_path):
+    """A copy that a stopped controller left on the target holds the lock: the next one waits for it, and
+    says who holds it when it gives up, having copied nothing."""
+    (tmp_path / "locks").mkdir()
+    held = os.open(str(tmp_path / "locks" / "bluemind-migration-config.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        os.write(held, b"pid 4242 since 2026-11-30T10:15:00Z")
+        result = run_module(bluemind_config_copy, dict(target["args"], lock_timeout=0))
+    finally:
+        os.close(held)
+    assert result["failed"] is True
+    assert result["msg"].startswith("a configuration copy is still running on the target") and "pid 4242" in result["msg"]
+    assert not ran(target["commands"], "/usr/bin/rsync", "/usr/bin/postmap", "/usr/bin/postsuper")
+    again = run_module(bluemind_config_copy, target["args"])  # released: the next one copies
+    assert not again.get("failed") and again["files"]
