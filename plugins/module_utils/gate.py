@@ -51,7 +51,7 @@ def wait(path, token, timeout, what, sleep=time.sleep, clock=time.monotonic):
     while read_token(path) != token:
         if clock() - started >= timeout:
             raise GateClosed("%s did not happen within %d s (the gate %s was not opened with this run's token): "
-                             "nothing was read or written. The run that started this job stopped before it; run "
+                             "nothing was copied or written. The run that started this job stopped before it; run "
                              "it again" % (what, timeout, path))
         sleep(PERIOD)
     return round(clock() - started, 2)

@@ -682,9 +682,17 @@ class Transfer(object):
         """What a pass compares of one database, in one query (see FACTS_SQL)."""
         return json.loads(server.query(self.run, name, FACTS_SQL, "reading the database's state", snapshot)[0][0])
 
-    def row_sync_blocker(self, entry, snapshot, origin):
+    def facts_if_any(self, server, name):
+        """The facts of a database that may not exist (nor accept connections): None then."""
+        try:
+            return self.facts(server, name)
+        except PgError:
+            return None
+
+    def row_sync_blocker(self, entry, snapshot, origin, target_facts=None):
         """Why the target's copy of a database cannot be brought up to date row by row, or None;
-        with the target's state when it can. ``origin``: the origin's FACTS_SQL in ``snapshot``."""
+        with the target's state when it can. ``origin``: the origin's FACTS_SQL in ``snapshot``;
+        ``target_facts``: the target's, when already read."""
         name = entry["name"]
         partial = incomplete_name(name)
         # datconnlimit -2: a DROP DATABASE interrupted (PostgreSQL 15.4 and later), which leaves a database
@@ -704,16 +712,19 @@ class Transfer(object):
         kept = (self.state.get(name) or {}).get("catalogs") or {}
         same_origin = origin.get("catalogs") is not None and kept.get("origin") == origin.get("catalogs") \
             and kept.get("versions") == self.schema_versions()
+        def target_now():
+            return target_facts if target_facts is not None else self.facts(self.target, name)
+
         if same_origin:
             # the origin's schema is the one the last pass compared: the target's may be too
-            target = self.facts(self.target, name)
+            target = target_now()
             if target.get("catalogs") is not None and target.get("catalogs") == kept.get("target"):
                 theirs = ours = None
                 entry["schemas_compared_by"] = "catalogs"
             else:
                 theirs, ours = dumps()
         else:
-            (theirs, ours), target = in_parallel([dumps, lambda: self.facts(self.target, name)])
+            (theirs, ours), target = in_parallel([dumps, target_now])
         if theirs is not None:
             entry["schemas_compared_by"] = "dumps"
         if target["settings"] != entry["settings"]:
@@ -799,8 +810,14 @@ class Transfer(object):
         self.marks[name] = self.signatures(self.origin, name, False) if self.module.params.get("state_file") else None
         with Snapshot(self.origin, name) as snapshot:
             self.start_origin_check(name, mode)
-            origin = self.facts(self.origin, name, snapshot.id)
-            reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id, origin)
+            if mode == "full":
+                origin, target_facts = self.facts(self.origin, name, snapshot.id), None
+            else:
+                # both sides counted at once: the target's state does not change before this pass writes it
+                origin, target_facts = in_parallel([functools.partial(self.facts, self.origin, name, snapshot.id),
+                                                    functools.partial(self.facts_if_any, self.target, name)])
+            reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id, origin,
+                                                                                              target_facts)
             if reason is None:
                 entry["prepare_seconds"] = seconds_since(started)
                 try:
@@ -1121,8 +1138,12 @@ def main():
             transfer.state = load_state(params["state_file"])
             result["executed_commands"] = transfer.commands
             result.update(origin_version=transfer.version(origin), target_version=transfer.version(target))
-            # Started ahead of the origin's stop: nothing of the origin's data is read, nor the lock
-            # taken (a job whose gate never opens must not hold it), before the play opens the gate.
+            # What BlueMind's writes do not change (each database's locale, extensions and settings) is
+            # read first, the databases side by side; a target that cannot hold them fails here.
+            result["databases"] = in_parallel([functools.partial(transfer.inspect, name) for name in params["databases"]])
+            transfer.check_target(result["databases"])
+            # Started ahead of the origin's stop: no row is read, nor the lock taken (a job whose gate
+            # never opens must not hold it), before the play opens the gate.
             if params["gate_path"]:
                 result["waited_for_gate"] = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],
                                                       "the origin's stop")
@@ -1130,8 +1151,6 @@ def main():
                 started, result["started_at"] = time.monotonic(), stamp()
             if not module.check_mode:
                 result["waited_for_lock"] = acquire(lock_path(params, "db"), params["lock_timeout"], "a database pass")
-            result["databases"] = [transfer.inspect(name) for name in params["databases"]]
-            transfer.check_target(result["databases"])
             result["changed"] = True
             failure = None
             board = progress_board(params, module.check_mode)

@@ -47,7 +47,7 @@ def test_a_gate_never_opened_ends_the_wait_and_says_why(tmp_path):
     with pytest.raises(gate.GateClosed) as caught:
         gate.wait(str(tmp_path / "missing.gate"), "token-1", 3, "the origin's stop", sleep=clock.sleep, clock=clock)
     assert str(caught.value).startswith("the origin's stop did not happen within 3 s")
-    assert "nothing was read or written" in str(caught.value) and 3 <= clock.now - 100.0 < 3.1
+    assert "nothing was copied or written" in str(caught.value) and 3 <= clock.now - 100.0 < 3.1
 
 
 def test_a_gate_is_never_opened_without_a_token(tmp_path):

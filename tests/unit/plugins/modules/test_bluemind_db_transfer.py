@@ -986,16 +986,19 @@ def test_a_schema_that_differs_is_found_whatever_the_catalogs_say(run_module, se
     assert all("catalogs" not in entry for entry in json.loads(open(servers.args["state_file"]).read()).values())
 
 
-def test_a_pass_started_ahead_of_the_stop_reads_nothing_before_its_gate_opens(run_module, servers, tmp_path):
+def test_a_pass_started_ahead_of_the_stop_reads_no_row_before_its_gate_opens(run_module, servers, tmp_path):
     """A gate never opened with this run's token (an earlier run's is there): the pass fails after its
-    timeout, having read nothing of either database and taken no lock."""
+    timeout, having read no row of either database (only what the origin's service does not change:
+    each database's locale, extensions and settings) and taken no lock."""
     (tmp_path / "db.gate").write_text("earlier-run")
     result = run_module(bluemind_db_transfer, dict(servers.args, gate_path=str(tmp_path / "db.gate"),
                                                    gate_token="this-run", gate_timeout=0))
     assert result["failed"] is True
     assert result["msg"].startswith("the origin's stop did not happen within 0 s")
     assert servers.scripts == [] and servers.pipelines == [] and servers.snapshot_queries == []
-    assert result["databases"] == [] and not (tmp_path / "state" / "db-sync.json").exists()
+    assert [entry["name"] for entry in result["databases"]] == ["bj", "bj-data"]
+    assert all(set(entry) == {"name", "origin_size", "settings", "locale", "extensions"} for entry in result["databases"])
+    assert not (tmp_path / "state" / "db-sync.json").exists()
     assert not (tmp_path / "locks" / "bluemind-migration-db.lock").exists()
 
 
