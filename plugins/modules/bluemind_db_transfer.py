@@ -712,6 +712,7 @@ class Transfer(object):
         kept = (self.state.get(name) or {}).get("catalogs") or {}
         same_origin = origin.get("catalogs") is not None and kept.get("origin") == origin.get("catalogs") \
             and kept.get("versions") == self.schema_versions()
+
         def target_now():
             return target_facts if target_facts is not None else self.facts(self.target, name)
 
