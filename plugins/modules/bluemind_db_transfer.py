@@ -812,13 +812,13 @@ class Transfer(object):
         with Snapshot(self.origin, name) as snapshot:
             self.start_origin_check(name, mode)
             if mode == "full":
-                origin, target_facts = self.facts(self.origin, name, snapshot.id), None
+                origin = self.facts(self.origin, name, snapshot.id)
+                reason, target = "mode=full", None
             else:
                 # both sides counted at once: the target's state does not change before this pass writes it
                 origin, target_facts = in_parallel([functools.partial(self.facts, self.origin, name, snapshot.id),
                                                     functools.partial(self.facts_if_any, self.target, name)])
-            reason, target = ("mode=full", None) if mode == "full" else self.row_sync_blocker(entry, snapshot.id, origin,
-                                                                                              target_facts)
+                reason, target = self.row_sync_blocker(entry, snapshot.id, origin, target_facts)
             if reason is None:
                 entry["prepare_seconds"] = seconds_since(started)
                 try:
