@@ -203,25 +203,29 @@ def side_problem(side, kept, now):
 def unchanged_tables(kept, origin_now, target_now):
     """``(names, why)``: the tables whose signatures on both sides are the ones the last pass kept
     (``kept``: ``dict(origin=mark, target=record)``), or an empty set and why no table can be skipped."""
-    unchanged, _undeleted, why = table_changes(kept, origin_now, target_now)
+    unchanged, _undeleted, _untouched, why = table_changes(kept, origin_now, target_now)
     return unchanged, why
 
 
 def table_changes(kept, origin_now, target_now):
-    """``(unchanged, undeleted, why)``: the tables whose signatures on both sides are the ones the last
-    pass kept; the tables that deleted no row on the origin since (the same table and file, the same
-    ``n_tup_del``; rows inserted or updated there, which their transaction ids find) and did not change
-    on the target; or two empty sets and why no table is proven either."""
+    """``(unchanged, undeleted, untouched, why)``: the tables whose signatures on both sides are the ones
+    the last pass kept; the tables that deleted no row on the origin since (the same table and file, the
+    same ``n_tup_del``; rows inserted or updated there, which their transaction ids find) and did not
+    change on the target; the tables that did not change on the target (its side of the proof alone,
+    which holds when the origin's statistics prove nothing: ``origin_now`` None when they could not be
+    read); and why the first two are empty, if they are."""
     kept = kept or {}
-    for side, now in (("origin", origin_now), ("target", target_now)):
-        problem = side_problem(side, kept.get(side), now)
-        if problem:
-            return set(), set(), problem
-    origin_kept, target_kept = kept["origin"]["tables"], kept["target"]["tables"]
-    target_same = set(name for name, sig in target_now["tables"].items() if target_kept.get(name) == sig)
+    target_problem = side_problem("target", kept.get("target"), target_now)
+    untouched = set() if target_problem else set(
+        name for name, sig in target_now["tables"].items() if kept["target"]["tables"].get(name) == sig)
+    problem = ("the origin's statistics could not be read" if origin_now is None
+               else side_problem("origin", kept.get("origin"), origin_now)) or target_problem
+    if problem:
+        return set(), set(), untouched, problem
+    origin_kept = kept["origin"]["tables"]
     unchanged = set(name for name, sig in origin_now["tables"].items()
-                    if origin_kept.get(name) == sig and name in target_same)
+                    if origin_kept.get(name) == sig and name in untouched)
     undeleted = set(name for name, sig in origin_now["tables"].items()
-                    if name in target_same and origin_kept.get(name) is not None
+                    if name in untouched and origin_kept.get(name) is not None
                     and list(origin_kept[name][:2]) == list(sig[:2]) and origin_kept[name][4] == sig[4])
-    return unchanged, undeleted, None
+    return unchanged, undeleted, untouched, None

@@ -147,6 +147,18 @@ FACTS_SQL = (
 )
 # Above this share of a table's rows, the whole table is copied again rather than row by row.
 REPLACE_RATIO = 0.5
+# A table planned by buckets (see RowSync.plan_tables) is cut into about one bucket per this many of
+# the origin's rows (at most MAX_BUCKETS): a bucket whose rows are not all there on both sides is listed
+# key by key, so a few deletions cost a few buckets' listing.
+BUCKET_ROWS = 256
+MAX_BUCKETS = 1 << 14
+
+
+def bucket_count(rows):
+    """How many buckets a table of ``rows`` rows (on the origin) is cut into."""
+    return max(1, min(MAX_BUCKETS, int(rows) // BUCKET_ROWS))
+
+
 # The target's transaction fails with this word, then the numbers of the plans whose table does not
 # end with the origin's row count: a table planned from its changed rows alone lost a row on the
 # origin that no transaction id shows (see RowSync.plan_tables). Nothing is committed then.
@@ -178,11 +190,26 @@ class Table(object):
     def _keys(self, keys):
         return "(SELECT unnest(%s::%s[]))" % (text_array(keys), "bigint" if self.int_key else "text")
 
-    def listing_sql(self, since=None):
+    def bucket_sql(self, buckets):
+        """A row's bucket, 0 to ``buckets`` - 1, the same on both sides for the same key: from the integer
+        key itself, else from the hash of the key (a table with a key only)."""
+        if self.int_key:
+            return "abs(%s %% %d)" % (self.key, buckets)
+        return "(('x' || substr(%s, 1, 7))::bit(28)::int %% %d)" % (self.key_hash(), buckets)
+
+    def bucket_counts_sql(self, buckets, before=None):
+        """``bucket, rows`` of every bucket that holds rows, in order; with ``before`` (a 64-bit
+        transaction id), only the rows whose version a transaction before it wrote."""
+        where = " WHERE %s < %d" % (XID64, before) if before is not None else ""
+        return "COPY (SELECT %s, count(*) FROM %s t%s GROUP BY 1 ORDER BY 1) TO STDOUT" % (
+            self.bucket_sql(buckets), self.name, where)
+
+    def listing_sql(self, since=None, within=None):
         """Sorted ``key hash, row`` of every row.
 
         ``row`` is the hash of the row's content, or, with ``since`` (a 64-bit transaction id), ``1``
         when the row's version was written by a transaction at or after ``since``, else ``0``.
+        ``within``: ``(buckets, chosen)``, only the rows of those buckets (see :meth:`bucket_sql`).
         A table without a key gives one line per distinct content, ``content hash, number of rows``,
         ``since`` or not (a row's content is all there is to find it by)."""
         if not self.key:
@@ -192,7 +219,12 @@ class Table(object):
             row = "md5(ROW(%s)::text)" % self.columns
         else:
             row = "CASE WHEN %s >= %d THEN '1' ELSE '0' END" % (XID64, since)
-        return "COPY (SELECT %s, %s FROM %s t ORDER BY %s) TO STDOUT" % (self.key_hash(), row, self.name, self._order())
+        where = ""
+        if within is not None:
+            buckets, chosen = within
+            where = " WHERE %s IN (%s)" % (self.bucket_sql(buckets), ", ".join(str(int(b)) for b in chosen))
+        return "COPY (SELECT %s, %s FROM %s t%s ORDER BY %s) TO STDOUT" % (
+            self.key_hash(), row, self.name, where, self._order())
 
     def changed_keys_sql(self, since):
         """The sorted keys (as :meth:`listing_sql` gives them) of the rows whose version was written by a
@@ -282,6 +314,21 @@ def merge_listings(origin_lines, target_lines, by_flags=False, numeric=False):
                 counts["changed"] += 1
             o, t = next(origin, None), next(target, None)
     return fetch, delete, counts
+
+
+def bucket_rows(lines):
+    """``{bucket: rows}`` of a listing of :meth:`Table.bucket_counts_sql`."""
+    counts = {}
+    for line in lines:
+        bucket, _tab, number = line.rstrip("\n").partition("\t")
+        counts[int(bucket)] = int(number)
+    return counts
+
+
+def differing_buckets(origin_counts, target_counts):
+    """The buckets whose rows the two sides do not count alike, in order."""
+    return sorted(bucket for bucket in set(origin_counts).union(target_counts)
+                  if origin_counts.get(bucket, 0) != target_counts.get(bucket, 0))
 
 
 def changed_keys(origin_lines, target_lines, numeric=False):
@@ -484,7 +531,7 @@ class RowSync(object):
                 first = first if first[0] else (side, message)
         return ("; ".join(reasons) or str(exc),) + first
 
-    def plan_tables(self, tables, since=None, by_changes=(), rows=None):
+    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=()):
         """What must move for each table: ``dict(table, fetch, delete, replace, counts)`` each.
 
         Without ``since`` the rows' contents are compared; with ``since`` (the origin's and the
@@ -497,45 +544,99 @@ class RowSync(object):
         target (deleted there, copied from the origin). Every other row is one the last pass left
         equal on both sides, so the table then holds the origin's rows exactly when it holds as many:
         the plan's ``expect`` is the origin's row count (``rows``: table name -> ``(origin's,
-        target's)`` in the pass's snapshot), which :meth:`apply` checks before it commits."""
+        target's)`` in the pass's snapshot), which :meth:`apply` checks before it commits.
+
+        ``by_buckets``: names of tables with a key that did not change on the target since the last
+        pass (its side of the proof alone; the origin may have deleted rows, or its statistics prove
+        nothing): with ``since``, the keys written since are listed as for ``by_changes``, and each
+        side counts its rows by bucket (:meth:`Table.bucket_sql`), the origin only those written
+        before ``since``. Such a row was in the last pass's snapshot, so the target holds it as it is:
+        a bucket with as many rows on the target holds the same keys, and only a bucket with more
+        there (a row deleted on the origin, or its key updated) is listed key by key, by a second
+        session per side for all such tables. The plan replaces the rows written since, deletes the
+        keys gone, and expects the origin's row count."""
         if not tables:
             return []
         origin_since, target_since = since or (None, None)
         by_changes = set(by_changes) if since is not None else set()
-        changes_only = [bool(table.key) and table.name in by_changes for table in tables]
+        by_buckets = set(by_buckets) if since is not None else set()
+        modes = [("changes" if table.name in by_changes else "buckets" if table.name in by_buckets else "whole")
+                 if table.key else "whole" for table in tables]
+        buckets = dict((table.name, bucket_count(rows[table.name][0]))
+                       for table, mode in zip(tables, modes) if mode == "buckets")
 
-        def listing(table, only, side_since):
-            return table.changed_keys_sql(side_since) if only else table.listing_sql(side_since)
+        def statements(side_since, origin_side):
+            for table, mode in zip(tables, modes):
+                if mode == "buckets":
+                    yield table.bucket_counts_sql(buckets[table.name], side_since if origin_side else None)
+                if mode == "whole":
+                    yield table.listing_sql(side_since)
+                else:
+                    yield table.changed_keys_sql(side_since)
+
+        def plan_each(origin_segments, target_segments):
+            plans = []
+            for table, mode in zip(tables, modes):
+                if mode == "buckets":
+                    counts = bucket_rows(_lines(origin_segments())), bucket_rows(_lines(target_segments()))
+                if mode == "whole":
+                    plans.append(self._plan_whole(table, since, _lines(origin_segments()), _lines(target_segments())))
+                    continue
+                keys = changed_keys(_lines(origin_segments()), _lines(target_segments()), numeric=table.int_key)
+                if mode == "changes":
+                    plans.append(self._plan_by_changes(table, keys, rows[table.name]))
+                else:
+                    plans.append(dict(table=table, keys=keys, buckets=differing_buckets(*counts)))
+            return plans
 
         what = "listing %d table(s) from %s" % (len(tables), tables[0].name)
-        origin, origin_err = self._start(self.origin, batch_script(
-            [listing(table, only, origin_since) for table, only in zip(tables, changes_only)]), snapshot=self.snapshot)
-        target, target_err = self._start(self.target, batch_script(
-            [listing(table, only, target_since) for table, only in zip(tables, changes_only)]))
-        plans = []
+        plans = self._listed(list(statements(origin_since, True)), list(statements(target_since, False)), what, plan_each)
+        pending = [plan for plan in plans if plan.get("buckets")]
+
+        def plan_buckets(origin_segments, target_segments):
+            return [merge_listings(_lines(origin_segments()), _lines(target_segments()), by_flags=True,
+                                   numeric=plan["table"].int_key) for plan in pending]
+
+        def within(plan):
+            return buckets[plan["table"].name], plan["buckets"]
+
+        listed = self._listed([plan["table"].listing_sql(origin_since, within(plan)) for plan in pending],
+                              [plan["table"].listing_sql(target_since, within(plan)) for plan in pending],
+                              "listing %d bucket(s) of %d table(s) from %s" % (
+                                  sum(len(plan["buckets"]) for plan in pending), len(pending),
+                                  pending[0]["table"].name), plan_buckets) if pending else []
+        merged = dict((id(plan), (fetch, delete)) for plan, (fetch, delete, _counts) in zip(pending, listed))
+        return [self._plan_by_buckets(plan["table"], plan["keys"], merged.get(id(plan), ([], [])),
+                                      len(plan["buckets"]), rows[plan["table"].name])
+                if "keys" in plan else plan for plan in plans]
+
+    def _listed(self, origin_statements, target_statements, what, read):
+        """``read(origin's segments, target's segments)`` of one batch per side (the origin's in the
+        pass's snapshot), both sessions ended; a listing that fails or is out of order raises
+        RowSyncError."""
+        origin, origin_err = self._start(self.origin, batch_script(origin_statements), snapshot=self.snapshot)
+        target, target_err = self._start(self.target, batch_script(target_statements))
         try:
-            origin_segments, target_segments = Segments(origin.stdout), Segments(target.stdout)
-            for table, only in zip(tables, changes_only):
-                if only:
-                    plans.append(self._plan_by_changes(table, changed_keys(
-                        _lines(origin_segments()), _lines(target_segments()), numeric=table.int_key), rows[table.name]))
-                    continue
-                # a table without a key is listed by content (counts of each distinct row), never by flags
-                fetch, delete, counts = merge_listings(
-                    _lines(origin_segments()), _lines(target_segments()), by_flags=since is not None and bool(table.key),
-                    numeric=table.int_key)
-                # an empty table on both sides has nothing to move
-                replace = bool(fetch) and (counts["target"] == 0 or len(fetch) > REPLACE_RATIO * max(counts["origin"], 1))
-                if replace:
-                    fetch, delete = None, None
-                plans.append(dict(table=table, fetch=fetch, delete=delete, replace=replace, counts=counts))
+            result = read(Segments(origin.stdout), Segments(target.stdout))
         except ValueError as exc:
             # a psql that failed says why (its output ended early); else the listing's own complaint
             reason, side, messages = self._abandon([(origin, origin_err, "origin"), (target, target_err, "target")], exc)
             raise RowSyncError("%s of %s: %s" % (what, self.database, reason), side, messages)
         self._finish(origin, origin_err, "origin", what)
         self._finish(target, target_err, "target", what)
-        return plans
+        return result
+
+    @staticmethod
+    def _plan_whole(table, since, origin_lines, target_lines):
+        """The plan of a table listed whole (every key, or every content without a key)."""
+        # a table without a key is listed by content (counts of each distinct row), never by flags
+        fetch, delete, counts = merge_listings(origin_lines, target_lines, by_flags=since is not None and bool(table.key),
+                                               numeric=table.int_key)
+        # an empty table on both sides has nothing to move
+        replace = bool(fetch) and (counts["target"] == 0 or len(fetch) > REPLACE_RATIO * max(counts["origin"], 1))
+        if replace:
+            fetch, delete = None, None
+        return dict(table=table, fetch=fetch, delete=delete, replace=replace, counts=counts)
 
     @staticmethod
     def _plan_by_changes(table, keys, rows):
@@ -545,6 +646,18 @@ class RowSync(object):
         if keys and (target_rows == 0 or len(keys) > REPLACE_RATIO * max(origin_rows, 1)):
             return dict(table=table, fetch=None, delete=None, replace=True, counts=counts)
         return dict(table=table, fetch=keys, delete=list(keys), replace=False, counts=counts, expect=origin_rows)
+
+    @staticmethod
+    def _plan_by_buckets(table, keys, listed, buckets_listed, rows):
+        """The plan of a table listed by buckets: the keys written since (``keys``) replaced, what the
+        buckets listed key by key found (``listed``: ``(fetch, delete)``) too."""
+        fetch, delete = listed
+        fetch, delete = sorted(set(keys).union(fetch)), sorted(set(keys).union(delete))
+        plan = RowSync._plan_by_changes(table, fetch, rows)
+        plan["counts"].update(by_changes=False, by_buckets=True, buckets_listed=buckets_listed)
+        if not plan["replace"]:
+            plan["delete"] = delete
+        return plan
 
     def plan_table(self, table, since=None):
         """The plan of one table (see :meth:`plan_tables`)."""

@@ -345,6 +345,17 @@ databases:
           transaction commits. Always 0 in check mode, which lists every table whole.
       type: int
       returned: when RV(databases[].method=rows)
+    tables_by_buckets:
+      description:
+        - Of RV(databases[].tables_listed), the other tables with a key that did not change on the
+          target since the last pass (the target's statistics say so; the origin may have deleted
+          rows, or its statistics prove nothing). The keys of their rows written since the last pass
+          were listed, each side counted its rows by bucket of keys (the origin only the rows written
+          before the last pass), and only the buckets counted differently were listed key by key.
+          Each such table's row count is checked against the origin's before the target's transaction
+          commits. Always 0 in check mode.
+      type: int
+      returned: when RV(databases[].method=rows)
     tables_recounted:
       description:
         - Tables listed by their changes whose count differed at the apply (a key changed by an
@@ -854,18 +865,20 @@ class Transfer(object):
                     if int(rows) == 0 and int(target["counts"].get(table, -1)) == 0)
         tables = [table for table in tables if table.name not in empty]
         begun = time.monotonic()
-        skipped, undeleted, why = self.unchanged(name, since)
+        skipped, undeleted, untouched, why = self.unchanged(name, since)
         entry["check_seconds"] = seconds_since(begun)
         entry.update(tables_skipped=len([table for table in tables if table.name in skipped]),
                      tables_listed=len([table for table in tables if table.name not in skipped]))
         if why:
             entry["skip_blocker"] = why
         tables = [table for table in tables if table.name not in skipped]
-        # Listed by their changed rows alone: only when the changes are applied, whose row counts prove
-        # the plan (a dry run lists them whole, to say what would move).
-        by_changes = set(t.name for t in tables if t.key and t.name in undeleted and t.name in target["counts"]) \
-            if apply_changes else set()
-        entry["tables_by_changes"] = len(by_changes)
+        # Listed by their changed rows alone, or by buckets (the other tables the target did not change):
+        # only when the changes are applied, whose row counts prove the plan (a dry run lists them
+        # whole, to say what would move).
+        planned = set(t.name for t in tables if t.key and t.name in target["counts"]) if apply_changes else set()
+        by_changes = planned & undeleted
+        by_buckets = (planned & untouched) - by_changes
+        entry.update(tables_by_changes=len(by_changes), tables_by_buckets=len(by_buckets))
         rows = RowSync(self.origin, self.target, name, snapshot)
         sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in origin["counts"].items())
         # a few sessions per side list every table, in groups of about the same size listed side by side
@@ -873,8 +886,8 @@ class Transfer(object):
         order = dict((table.name, i) for i, table in enumerate(tables))
         begun = time.monotonic()
         plans = sorted((plan for group in in_parallel([
-            functools.partial(rows.plan_tables, group, since, by_changes, sizes)
-            for group in balanced_groups(tables, rows_of, PLAN_WORKERS, by_changes)], PLAN_WORKERS)
+            functools.partial(rows.plan_tables, group, since, by_changes, sizes, by_buckets)
+            for group in balanced_groups(tables, rows_of, PLAN_WORKERS, by_changes | by_buckets)], PLAN_WORKERS)
             for plan in group), key=lambda plan: order[plan["table"].name])
         entry["listing_seconds"] = seconds_since(begun)
         entry["compared_by"] = "content" if since is None else "transaction ids"
@@ -912,22 +925,23 @@ class Transfer(object):
         pool.shutdown(wait=False)
 
     def unchanged(self, name, since):
-        """``(unchanged, undeleted, why)``: the tables that provably changed on neither side since the last
-        pass, and those that deleted no row on the origin and did not change on the target (read after
-        the pass's snapshot was exported); or none and why."""
+        """``(unchanged, undeleted, untouched, why)``: the tables that provably changed on neither side
+        since the last pass, those that deleted no row on the origin and did not change on the target,
+        and those that did not change on the target (read after the pass's snapshot was exported);
+        or none and why (``untouched`` may hold tables then: the target's proof alone)."""
         if since is None:
-            return set(), set(), "no usable record of the last pass"
+            return set(), set(), set(), "no usable record of the last pass"
         if self.origin_serving:
-            return set(), set(), "the origin still serves"
+            return set(), set(), set(), "the origin still serves"
         kept = (self.state.get(name) or {}).get("signatures")
         if not kept:
-            return set(), set(), "the last pass left no statistics"
+            return set(), set(), set(), "the last pass left no statistics"
         checking = self.origin_checks.get(name)
         origin, target = in_parallel([checking.result if checking is not None else
                                       (lambda: self.signatures(self.origin, name, True)),
                                       lambda: self.signatures(self.target, name, True)])
-        if origin is None or target is None:
-            return set(), set(), "the tables' statistics could not be read"
+        if target is None:
+            return set(), set(), set(), "the tables' statistics could not be read"
         return table_changes(kept, origin, target)
 
     def compare(self, name, origin, target):

@@ -107,6 +107,9 @@ def test_a_pass_lists_only_the_tables_that_changed_on_either_side(lab, run_task,
     # t_01, t_02, t_part_2 deleted nothing on the origin: only their rows written since were listed
     # (t_03 deleted, t_04 was truncated, t_05 changed on the target, t_nokey has no key)
     assert (moved["tables_by_changes"], moved.get("tables_recounted")) == (3, None)
+    # t_03 and t_04 lost rows on the origin, the target left them as they were: counted by buckets, and
+    # the buckets that lost rows listed key by key
+    assert moved["tables_by_buckets"] == 2
     assert row_hashes(lab.target) == row_hashes(lab.origin)
 
     # and the pass after that skips everything again
@@ -161,10 +164,17 @@ def test_a_restart_of_the_origins_postgresql_makes_the_next_pass_list_every_tabl
     transfer(run_task, ssh_trust)
     lab.origin.run("systemctl restart postgresql && for i in $(seq 60); do pg_isready -q -h 127.0.0.1 && exit 0; "
                    "sleep 0.5; done; exit 1")
+    # after the restart: a row deleted, a key changed by an update, a row inserted (no statistic says which)
+    psql(lab.origin, "DELETE FROM t_08 WHERE id = 3;\nUPDATE t_09 SET id = 7000 WHERE id = 4;\n"
+                     "INSERT INTO t_10 VALUES (3000, 'new');\n")
     restarted = transfer(run_task, ssh_trust)
     assert restarted["method"] == "rows"
     assert (restarted["tables_listed"], restarted["tables_skipped"]) == (non_empty(lab.origin), 0)
     assert restarted["skip_blocker"] == "on the origin, the server was restarted since the last pass"
+    # the target's statistics still prove its tables untouched: every table with a key is counted by
+    # buckets (t_nokey is listed by content), and only the rows that moved move
+    assert (restarted["tables_by_buckets"], restarted["tables_by_changes"]) == (non_empty(lab.origin) - 1, 0)
+    assert (restarted["rows_copied"], restarted["rows_deleted"], restarted.get("tables_recounted")) == (2, 2, None)
     assert row_hashes(lab.target) == row_hashes(lab.origin)
     # the restart's pass kept new signatures: the next pass skips again
     after = transfer(run_task, ssh_trust)

@@ -52,18 +52,34 @@ def test_tables_that_deleted_nothing_on_the_origin_and_are_untouched_on_the_targ
     origin_now["tables"]["public.a"][2:4] = [9, 4]  # inserts and updates on the origin: still undeleted
     origin_now["tables"]["public.c"][4] = 8  # a delete on the origin
     origin_now["tables"]["public.d"] = [13, 13, 1, 0, 0]  # no signature kept
-    unchanged, undeleted, why = table_changes(kept(), side_signatures(origin_now, True), side_signatures(target_now, True))
+    unchanged, undeleted, untouched, why = table_changes(kept(), side_signatures(origin_now, True),
+                                                         side_signatures(target_now, True))
     assert (unchanged, undeleted, why) == ({"public.b"}, {"public.a", "public.b"}, None)
+    assert untouched == {"public.a", "public.b", "public.c"}
     # a write on the target, a truncate (new file) or a table created again: not undeleted
     for side, table, at, value in (("target", "public.a", 2, 6), ("origin", "public.a", 1, 99), ("origin", "public.a", 0, 77)):
         origin_changed, target_changed = copy.deepcopy(origin_now), copy.deepcopy(target_now)
         (origin_changed if side == "origin" else target_changed)["tables"][table][at] = value
-        _unchanged, undeleted, _why = table_changes(kept(), side_signatures(origin_changed, True),
-                                                    side_signatures(target_changed, True))
+        _unchanged, undeleted, _untouched, _why = table_changes(kept(), side_signatures(origin_changed, True),
+                                                                side_signatures(target_changed, True))
         assert undeleted == {"public.b"}, (side, at)
     # no proof on a side: nothing either way
     busy = reading(quiet_at=None)
-    assert table_changes(kept(), side_signatures(origin_now, True), side_signatures(busy, True))[:2] == (set(), set())
+    assert table_changes(kept(), side_signatures(origin_now, True), side_signatures(busy, True))[:3] == (set(), set(), set())
+
+
+def test_the_targets_side_alone_proves_its_tables_untouched_when_the_origins_proves_nothing():
+    """The buckets of a pass (pgsync) need the target's proof alone: a table the target did not change
+    since its record is untouched even when the origin's statistics lost messages or cannot be read."""
+    target_now = reading()
+    target_now["tables"]["public.c"][4] = 8  # a delete on the target
+    for origin_now in (side_signatures(legacy(drops=5), True), side_signatures(reading(quiet_at=None), True), None):
+        unchanged, undeleted, untouched, why = table_changes(kept(), origin_now, side_signatures(target_now, True))
+        assert (unchanged, undeleted, untouched) == (set(), set(), {"public.a", "public.b"})
+        assert why and "origin" in why
+    # and nothing is untouched when the target's own side proves nothing (a restart there)
+    restarted = reading(epoch=["2026-01-02", None, None, "150008", "on"])
+    assert table_changes(kept(), side_signatures(legacy(), True), side_signatures(restarted, True))[2] == set()
 
 
 def test_a_truncate_or_a_rewrite_is_seen_through_the_relfilenode():

@@ -13,9 +13,13 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     Segments,
     balanced_groups,
     batch_script,
+    bucket_count,
+    bucket_rows,
     changed_keys,
+    differing_buckets,
     recounted,
     Table,
+    XID64,
     merge_listings,
     normalize_schema,
     text_array,
@@ -293,6 +297,59 @@ def test_a_table_by_its_changes_with_most_rows_written_is_copied_whole():
     plan = rows.plan_tables([Table("public.a", "id", "id", int_key=True)], since=(1, 1), by_changes={"public.a"},
                             rows={"public.a": (4, 1)})[0]
     assert (plan["replace"], plan["fetch"], "expect" in plan) == (True, None, False)
+
+
+def test_a_table_is_cut_into_buckets_the_same_way_on_both_sides():
+    ids, other = Table("public.a", "id,v", "id", int_key=True), Table("public.b", "k,v", "k,v2")
+    assert ids.bucket_sql(8) == "abs(id % 8)"
+    assert other.bucket_sql(8) == "(('x' || substr(md5(ROW(k,v2)::text), 1, 7))::bit(28)::int % 8)"
+    assert ids.bucket_counts_sql(8, before=100) == (
+        "COPY (SELECT abs(id % 8), count(*) FROM public.a t WHERE " + XID64 + " < 100 GROUP BY 1 ORDER BY 1) TO STDOUT")
+    assert "WHERE" not in ids.bucket_counts_sql(8)  # the target counts all its rows
+    assert ids.listing_sql(100, within=(8, [1, 5])) == (
+        "COPY (SELECT id, CASE WHEN " + XID64 + " >= 100 THEN '1' ELSE '0' END FROM public.a t "
+        "WHERE abs(id % 8) IN (1, 5) ORDER BY id) TO STDOUT")
+    assert [bucket_count(rows) for rows in (0, 255, 256, 10000, 10 ** 9)] == [1, 1, 1, 39, 1 << 14]
+    assert bucket_rows(["0\t3\n", "2\t1\n"]) == {0: 3, 2: 1}
+    assert differing_buckets({0: 3, 2: 1, 4: 2}, {0: 3, 2: 2, 3: 1, 4: 2}) == [2, 3]
+
+
+def test_a_table_by_buckets_lists_key_by_key_only_the_buckets_the_origin_lost_rows_from():
+    """The origin deleted key 5 and updated key 7 (bucket 1), inserted key 8 (bucket 0): bucket 1 holds
+    fewer of the origin's older rows than the target's rows, and only it is listed, in a second session
+    per side; the plan replaces the keys written since, deletes the key gone, and expects the origin's count."""
+    popen, started = sessions([batch("0\t300\n1\t298\n", "7\n8\n"), batch("0\t300\n1\t301\n", ""),
+                               batch("1\t0\n3\t0\n7\t1\n"), batch("1\t0\n3\t0\n5\t0\n7\t0\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "00000003-1", popen=popen)
+    ids = Table("public.a", "id,v", "id", int_key=True)
+    plan = rows.plan_tables([ids], since=(100, 200), by_buckets={"public.a"}, rows={"public.a": (600, 601)})[0]
+    assert [s["side"] for s in started] == ["origin", "target", "origin", "target"]
+    first_origin, first_target, second_origin, second_target = (s["script"] for s in started)
+    assert ids.bucket_counts_sql(2, before=100) in first_origin and ids.changed_keys_sql(100) in first_origin
+    assert ids.bucket_counts_sql(2) in first_target and ids.changed_keys_sql(200) in first_target
+    assert ids.listing_sql(100, within=(2, [1])) in second_origin and "SNAPSHOT '00000003-1'" in second_origin
+    assert ids.listing_sql(200, within=(2, [1])) in second_target
+    assert (plan["fetch"], plan["delete"], plan["replace"], plan["expect"]) == ([7, 8], [5, 7, 8], False, 600)
+    assert plan["counts"]["by_buckets"] is True and plan["counts"]["buckets_listed"] == 1
+    # every bucket counted alike: no second session, the keys written since alone are replaced
+    popen, started = sessions([batch("0\t300\n1\t300\n", "8\n"), batch("0\t300\n1\t300\n", "")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plan = rows.plan_tables([ids], since=(100, 200), by_buckets={"public.a"}, rows={"public.a": (601, 600)})[0]
+    assert len(started) == 2 and (plan["fetch"], plan["delete"], plan["expect"]) == ([8], [8], 601)
+    # without transaction ids, nothing is planned by buckets
+    popen, started = sessions([batch("1\th\n"), batch("1\th\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plan = rows.plan_tables([ids], by_buckets={"public.a"}, rows={"public.a": (1, 1)})[0]
+    assert "expect" not in plan and "GROUP BY" not in started[0]["script"]
+
+
+def test_a_bucket_listing_out_of_order_fails_the_plan_naming_the_buckets():
+    popen, _started = sessions([batch("0\t2\n", ""), batch("0\t3\n", ""), batch("3\t0\n1\t0\n"), batch("1\t0\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    with pytest.raises(RowSyncError, match="listing 1 bucket.s. of 1 table.s. from public.a of bj-data: "
+                                           "the origin's listing is not sorted"):
+        rows.plan_tables([Table("public.a", "id", "id", int_key=True)], since=(1, 1), by_buckets={"public.a"},
+                         rows={"public.a": (2, 3)})
 
 
 def test_changed_keys_are_both_sides_sorted_once_and_refused_out_of_order():

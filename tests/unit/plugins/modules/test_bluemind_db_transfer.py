@@ -242,7 +242,7 @@ class FakeRowSync(object):
         self.log = log
         self.database = database
 
-    def plan_tables(self, tables, since=None, by_changes=(), rows=None):
+    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=()):
         self.by_changes = set(by_changes)
         return [dict(table=table, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for table in tables]
 
@@ -562,7 +562,7 @@ def test_row_sync_lists_no_table_that_is_empty_on_both_sides():
     target = dict(counts={"public.t_a": 0, "public.t_b": 3, "public.t_c": 1})
     listed = []
 
-    def plan(tables, since=None, by_changes=(), rows=None):
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=()):
         listed.extend(table.name for table in tables)
         return [dict(table=table, fetch=[], delete=["k"] if table.name == "public.t_c" else [], replace=False,
                      counts=dict(origin=origin["counts"][table.name], target=target["counts"][table.name]))
@@ -587,10 +587,11 @@ def test_undeleted_tables_are_listed_by_their_changes_and_listed_whole_when_a_co
     target = dict(counts={"public.t_a": 4, "public.t_b": 3, "public.t_c": 2})
     calls, applied = [], []
 
-    def plan(tables, since=None, by_changes=(), rows=None):
-        calls.append(([t.name for t in tables], sorted(by_changes), rows))
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=()):
+        calls.append(([t.name for t in tables], sorted(by_changes), rows, sorted(by_buckets)))
         return [dict(table=t, fetch=[9], delete=[9], replace=False, counts=dict(origin=1, target=1),
-                     **(dict(expect=rows[t.name][0]) if t.name in by_changes else {})) for t in tables]
+                     **(dict(expect=rows[t.name][0]) if t.name in set(by_changes) | set(by_buckets) else {}))
+                for t in tables]
 
     def apply(plans, sequences):
         applied.append([p["table"].name for p in plans if "expect" in p])
@@ -599,7 +600,7 @@ def test_undeleted_tables_are_listed_by_their_changes_and_listed_whole_when_a_co
         return 10
 
     undeleted = {"public.t_a", "public.t_b", "public.t_c"}  # t_c has no key: listed whole anyway
-    with mock.patch.object(transfer, "unchanged", return_value=(set(), undeleted, None)), \
+    with mock.patch.object(transfer, "unchanged", return_value=(set(), undeleted, undeleted, None)), \
             mock.patch(MODULE + "RowSync") as row_sync:
         row_sync.return_value.plan_tables.side_effect = plan
         row_sync.return_value.apply.side_effect = apply
@@ -607,15 +608,54 @@ def test_undeleted_tables_are_listed_by_their_changes_and_listed_whole_when_a_co
         transfer.sync_rows(entry, "snap", True, (100, 200), origin, target)
     assert all(c[1] == ["public.t_a", "public.t_b"] for c in calls[:-1]) and calls[0][2]["public.t_a"] == (5, 4)
     # the retry lists the table the count named, whole (no by_changes), and applies everything again
-    assert calls[-1][:2] == (["public.t_a"], []) and applied == [["public.t_a", "public.t_b"], ["public.t_b"]]
+    assert calls[-1][:2] == (["public.t_a"], []) and calls[-1][3] == [] and applied == [["public.t_a", "public.t_b"], ["public.t_b"]]
     assert (entry["tables_by_changes"], entry["tables_recounted"], entry["bytes"]) == (2, 1, 10)
     calls[:] = []
-    with mock.patch.object(transfer, "unchanged", return_value=(set(), undeleted, None)), \
+    with mock.patch.object(transfer, "unchanged", return_value=(set(), undeleted, undeleted, None)), \
             mock.patch(MODULE + "RowSync") as row_sync:
         row_sync.return_value.plan_tables.side_effect = plan
         entry = dict(name="bj-data")
         transfer.sync_rows(entry, "snap", False, (100, 200), origin, target)
-    assert all(c[1] == [] for c in calls) and entry["tables_by_changes"] == 0 and not row_sync.return_value.apply.called
+    assert all(c[1] == c[3] == [] for c in calls) and entry["tables_by_changes"] == 0 and not row_sync.return_value.apply.called
+
+
+def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_may_have_deleted():
+    """A table with a key the target did not change (its statistics), but which the origin may have
+    deleted rows from (or whose origin statistics prove nothing), is planned by buckets; one that
+    deleted nothing stays planned by its changes; a table without a key, or changed on the target, is
+    listed whole; a dry run plans none by buckets."""
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
+    transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
+    transfer.target.query.return_value = [("public.t_a", "id,x", "id", "t"), ("public.t_b", "k", "k"),
+                                          ("public.t_c", "x", ""), ("public.t_d", "k", "k")]
+    origin = dict(counts={"public.t_a": 5, "public.t_b": 3, "public.t_c": 2, "public.t_d": 7}, sequences=[])
+    target = dict(counts={"public.t_a": 4, "public.t_b": 3, "public.t_c": 2, "public.t_d": 8})
+    calls = []
+
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=()):
+        calls.append((sorted(by_changes), sorted(by_buckets)))
+        return [dict(table=t, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for t in tables]
+
+    for apply_changes, origin_proof in ((True, None), (True, "the origin's statistics could not be read"), (False, None)):
+        undeleted = {"public.t_a"} if origin_proof is None else set()
+        untouched = {"public.t_a", "public.t_b", "public.t_c"}  # t_d changed on the target
+        calls[:] = []
+        with mock.patch.object(transfer, "unchanged", return_value=(set(), undeleted, untouched, origin_proof)), \
+                mock.patch(MODULE + "RowSync") as row_sync:
+            row_sync.return_value.plan_tables.side_effect = plan
+            row_sync.return_value.apply.return_value = 0
+            entry = dict(name="bj-data")
+            transfer.sync_rows(entry, "snap", apply_changes, (100, 200), origin, target)
+        by_changes = set(name for call in calls for name in call[0])
+        by_buckets = set(name for call in calls for name in call[1])
+        if not apply_changes:
+            assert (by_changes, by_buckets) == (set(), set())
+        elif origin_proof is None:
+            assert (by_changes, by_buckets) == ({"public.t_a"}, {"public.t_b"})
+        else:
+            assert (by_changes, by_buckets) == (set(), {"public.t_a", "public.t_b"})
+            assert entry["skip_blocker"] == origin_proof
+        assert (entry["tables_by_changes"], entry["tables_by_buckets"]) == (len(by_changes), len(by_buckets))
 
 
 ENOSPC = ('psql:<stdin>:150103: ERROR:  could not extend file "base/24580/24590": No space left on device\n'
@@ -815,10 +855,10 @@ def second_pass(run_module, servers, events=None, between=None):
     listed, by_changes_seen = [], []
 
     class Listing(FakeRowSync):
-        def plan_tables(self, tables, since=None, by_changes=(), rows=None):
+        def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=()):
             listed.extend((self.database, table.name) for table in tables)
             by_changes_seen.extend((self.database, name) for name in by_changes)
-            return FakeRowSync.plan_tables(self, tables, since, by_changes, rows)
+            return FakeRowSync.plan_tables(self, tables, since, by_changes, rows, by_buckets)
 
     class Snap(FakeSnapshot):
         def __init__(self, server, database):
