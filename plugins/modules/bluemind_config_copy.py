@@ -91,6 +91,7 @@ extends_documentation_fragment:
   - bluemind.migration.readdress
   - bluemind.migration.lock
   - bluemind.migration.gate
+  - bluemind.migration.job
 attributes:
   check_mode:
     support: full
@@ -182,7 +183,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.bluemind.migration.plugins.module_utils import confcopy, gate, readdress
+from ansible_collections.bluemind.migration.plugins.module_utils import confcopy, gate, jobs, readdress
 from ansible_collections.bluemind.migration.plugins.module_utils.lock import LockBusy, acquire, lock_argument_spec, lock_path
 from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
@@ -281,8 +282,11 @@ def main():
     argument_spec.update(readdress.argument_spec())
     argument_spec.update(lock_argument_spec())
     argument_spec.update(gate.gate_argument_spec())
+    argument_spec.update(jobs.job_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_together=[("gate_path", "gate_token")])
+    # run as a background job: its process and its result on the target, for bluemind_job_wait
+    jobs.start_job(module)
     result = dict(changed=False, files=[], maps=[], nginx=False, queue=[], queued_mail=0, requeued=False,
                   started_at=stamp(), waited_for_gate=0.0, waited_for_lock=0.0)
     diff = dict(prepared="")

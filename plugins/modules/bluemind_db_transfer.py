@@ -205,6 +205,7 @@ extends_documentation_fragment:
   - bluemind.migration.ssh
   - bluemind.migration.lock
   - bluemind.migration.gate
+  - bluemind.migration.job
   - bluemind.migration.readdress
 attributes:
   check_mode:
@@ -535,7 +536,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature imp
     table_changes,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
-from ansible_collections.bluemind.migration.plugins.module_utils import gate, readdress
+from ansible_collections.bluemind.migration.plugins.module_utils import gate, jobs, readdress
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
     OriginSsh,
     SshError,
@@ -1104,6 +1105,7 @@ def main():
     argument_spec = ssh_argument_spec()
     argument_spec.update(lock_argument_spec())
     argument_spec.update(gate.gate_argument_spec())
+    argument_spec.update(jobs.job_argument_spec())
     argument_spec.update(pg_argument_spec())
     argument_spec.update(pg_maintenance_argument_spec())
     argument_spec.update(
@@ -1124,6 +1126,8 @@ def main():
     )
     argument_spec.update(readdress.argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    # run as a background job: its process and its result on the target, for bluemind_job_wait
+    jobs.start_job(module)
     params = module.params
     if params["readdress_to"] and params["origin_serving"]:
         module.fail_json(msg="readdress_to is for the pass of the window: the copy made while the origin still serves "

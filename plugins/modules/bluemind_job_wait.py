@@ -1,0 +1,120 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) bluemind.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bluemind_job_wait
+short_description: Wait on the target for a job of this collection started in the background
+version_added: 1.0.0
+description:
+  - Waits for a module of this collection started as a background job with its O(job_file) (the
+    database pass and the configuration copy that cold_sync starts beside the final pull) and
+    returns what the job returned.
+  - Reads the job's files on the target itself, every O(poll) seconds, in one module run (no round
+    trip of the controller per poll, so the job's end is seen within a few hundredths of a second).
+  - Tells a job that still runs from one that is gone (its process ended without a result, or the
+    target restarted since it started), which Ansible's C(async_status) cannot (its job file says
+    "started" for ever then). A gone job is not a failure here (RV(gone)); the phase does the work again.
+  - A job that failed makes this task fail with the job's message and result.
+options:
+  job_file:
+    description:
+      - The job's file, as given to the job's module (its O(bluemind.migration.bluemind_db_transfer#module:job_file)).
+    type: path
+    required: true
+  timeout:
+    description:
+      - Seconds to wait for a job that still runs; then the task fails, the job left running.
+    type: int
+    default: 7200
+  grace:
+    description:
+      - Seconds a job may show no trace (no process file, no result) before it is taken as never
+        started, and so gone.
+    type: float
+    default: 10
+  poll:
+    description:
+      - Seconds between two readings of the job's files.
+    type: float
+    default: 0.05
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Waits and reads in check mode too (it changes nothing).
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author:
+  - bluemind.migration contributors (@bluemind-migration)
+"""
+
+EXAMPLES = r"""
+- name: Wait for the database pass started beside the final pull
+  bluemind.migration.bluemind_job_wait:
+    job_file: /var/lib/bluemind-migration/jobs/db-pass-5c1b2e.json
+  register: db_pass
+  failed_when: db_pass.failed | default(false)
+"""
+
+RETURN = r"""
+finished:
+  description: The job ended and left its result (returned with it, its keys at the top level).
+  type: bool
+  returned: always
+gone:
+  description: The job's process ended without a result, the target restarted since it started, or it never started.
+  type: bool
+  returned: always
+gone_reason:
+  description: Why the job is taken as gone.
+  type: str
+  returned: when RV(gone)
+waited_seconds:
+  description: Seconds this task waited.
+  type: float
+  returned: always
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.bluemind.migration.plugins.module_utils.jobs import JobTimeout, wait_job
+
+# What the job's result says about the job that this task must not take for its own.
+JOB_KEYS_DROPPED = ("invocation", "finished", "failed", "msg", "gone", "gone_reason", "waited_seconds")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            job_file=dict(type="path", required=True),
+            timeout=dict(type="int", default=7200),
+            grace=dict(type="float", default=10.0),
+            poll=dict(type="float", default=0.05),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        status, detail, waited = wait_job(params["job_file"], max(0, params["timeout"]), max(0.0, params["grace"]),
+                                          max(0.01, params["poll"]))
+    except JobTimeout as exc:
+        module.fail_json(msg="%s: wait longer (timeout), or stop that job and run again" % exc,
+                         finished=False, gone=False, waited_seconds=float(params["timeout"]))
+    if status == "gone":
+        module.exit_json(changed=False, finished=False, gone=True, gone_reason=detail, waited_seconds=waited,
+                         msg="the job of %s is gone: %s" % (params["job_file"], detail))
+    result = dict((key, value) for key, value in detail.items() if key not in JOB_KEYS_DROPPED)
+    result.update(finished=True, gone=False, waited_seconds=waited)
+    if detail.get("failed"):
+        module.fail_json(msg="the job of %s failed: %s" % (params["job_file"], detail.get("msg", "no message")), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
