@@ -150,7 +150,7 @@ REPLACE_RATIO = 0.5
 # A table planned by buckets (see RowSync.plan_tables) is cut into about one bucket per this many of
 # the origin's rows (at most MAX_BUCKETS): a bucket whose rows are not all there on both sides is listed
 # key by key, so a few deletions cost a few buckets' listing.
-BUCKET_ROWS = 256
+BUCKET_ROWS = 64
 MAX_BUCKETS = 1 << 14
 
 

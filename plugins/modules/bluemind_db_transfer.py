@@ -198,6 +198,14 @@ options:
     description: The database that holds the server directory, the system configuration and the webmail profiles.
     type: str
     default: bj
+  buckets_from_rows:
+    description:
+      - In a pass after a whole copy, a table with a key that the target did not change since the last pass,
+        but whose rows the origin may have deleted, is counted by buckets of keys when it holds at least
+        this many rows on the origin (see RV(databases[].tables_by_buckets)); a smaller one is listed
+        key by key whole, which then costs less than the two more statements and the second listing.
+    type: int
+    default: 8192
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.pg
@@ -350,7 +358,8 @@ databases:
       description:
         - Of RV(databases[].tables_listed), the other tables with a key that did not change on the
           target since the last pass (the target's statistics say so; the origin may have deleted
-          rows, or its statistics prove nothing). The keys of their rows written since the last pass
+          rows, or its statistics prove nothing) with at least O(buckets_from_rows) rows on the origin.
+          The keys of their rows written since the last pass
           were listed, each side counted its rows by bucket of keys (the origin only the rows written
           before the last pass), and only the buckets counted differently were listed key by key.
           Each such table's row count is checked against the origin's before the target's transaction
@@ -571,6 +580,7 @@ class Transfer(object):
         self.dump_version = None  # pg_dump --version, part of what a schema dump's text depends on
         self.origin_checks = {}  # name: the origin's check, read beside the pass's first reads
         self.origin_serving = module.params.get("origin_serving", False)
+        self.buckets_from_rows = module.params.get("buckets_from_rows", 8192)
         self.versions = {}
         self.progress = {}  # name: TreeProgress, when the pass reports its progress
 
@@ -878,7 +888,8 @@ class Transfer(object):
         # whole, to say what would move).
         planned = set(t.name for t in tables if t.key and t.name in target["counts"]) if apply_changes else set()
         by_changes = planned & undeleted
-        by_buckets = (planned & untouched) - by_changes
+        by_buckets = set(table for table in (planned & untouched) - by_changes
+                         if int(origin["counts"].get(table, 0)) >= self.buckets_from_rows)
         entry.update(tables_by_changes=len(by_changes), tables_by_buckets=len(by_buckets))
         rows = RowSync(self.origin, self.target, name, snapshot)
         sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in origin["counts"].items())
@@ -1123,6 +1134,7 @@ def main():
         progress_interval=dict(type="int", default=30),
         progress_path=dict(type="path", default="/run/bluemind-migration/db-progress.json"),
         readdress_database=dict(type="str", default="bj"),
+        buckets_from_rows=dict(type="int", default=8192),
     )
     argument_spec.update(readdress.argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -624,7 +624,7 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
     deleted rows from (or whose origin statistics prove nothing), is planned by buckets; one that
     deleted nothing stays planned by its changes; a table without a key, or changed on the target, is
     listed whole; a dry run plans none by buckets."""
-    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj"))
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj", buckets_from_rows=3))
     transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
     transfer.target.query.return_value = [("public.t_a", "id,x", "id", "t"), ("public.t_b", "k", "k"),
                                           ("public.t_c", "x", ""), ("public.t_d", "k", "k")]
@@ -656,6 +656,15 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
             assert (by_changes, by_buckets) == (set(), {"public.t_a", "public.t_b"})
             assert entry["skip_blocker"] == origin_proof
         assert (entry["tables_by_changes"], entry["tables_by_buckets"]) == (len(by_changes), len(by_buckets))
+    # below buckets_from_rows rows on the origin, a table is listed whole (cheaper than its buckets)
+    transfer.buckets_from_rows = 4
+    calls[:] = []
+    with mock.patch.object(transfer, "unchanged", return_value=(set(), set(), {"public.t_a", "public.t_b"}, "no proof")), \
+            mock.patch(MODULE + "RowSync") as row_sync:
+        row_sync.return_value.plan_tables.side_effect = plan
+        row_sync.return_value.apply.return_value = 0
+        transfer.sync_rows(dict(name="bj-data"), "snap", True, (100, 200), origin, target)
+    assert set(name for call in calls for name in call[1]) == {"public.t_a"}  # 5 rows; t_b has 3
 
 
 ENOSPC = ('psql:<stdin>:150103: ERROR:  could not extend file "base/24580/24590": No space left on device\n'
