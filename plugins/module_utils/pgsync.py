@@ -331,10 +331,11 @@ def differing_buckets(origin_counts, target_counts):
                   if origin_counts.get(bucket, 0) != target_counts.get(bucket, 0))
 
 
-def changed_keys(origin_lines, target_lines, numeric=False):
+def changed_keys(origin_lines, target_lines, numeric=False, more=()):
     """The keys of two sorted listings of changed rows (:meth:`Table.changed_keys_sql`), both sides'
-    together, sorted. Raises ValueError when a listing is not sorted."""
-    keys = set(key for key, _row in sorted_listing(origin_lines, "origin", numeric))
+    together (and ``more``), sorted. Raises ValueError when a listing is not sorted."""
+    keys = set(more)
+    keys.update(key for key, _row in sorted_listing(origin_lines, "origin", numeric))
     keys.update(key for key, _row in sorted_listing(target_lines, "target", numeric))
     return sorted(keys)
 
@@ -531,7 +532,7 @@ class RowSync(object):
                 first = first if first[0] else (side, message)
         return ("; ".join(reasons) or str(exc),) + first
 
-    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=()):
+    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
         """What must move for each table: ``dict(table, fetch, delete, replace, counts)`` each.
 
         Without ``since`` the rows' contents are compared; with ``since`` (the origin's and the
@@ -554,7 +555,12 @@ class RowSync(object):
         a bucket with as many rows on the target holds the same keys, and only a bucket with more
         there (a row deleted on the origin, or its key updated) is listed key by key, by a second
         session per side for all such tables. The plan replaces the rows written since, deletes the
-        keys gone, and expects the origin's row count."""
+        keys gone, and expects the origin's row count.
+
+        A table of ``by_buckets`` with fewer than ``buckets_from_rows`` rows on the origin is one bucket,
+        whose counts need no statement: the origin's older rows are its rows in the snapshot but the
+        ones written since (listed anyway), the target's are its rows. When they differ the table is
+        listed whole, by flags, in the second session."""
         if not tables:
             return []
         origin_since, target_since = since or (None, None)
@@ -562,12 +568,12 @@ class RowSync(object):
         by_buckets = set(by_buckets) if since is not None else set()
         modes = [("changes" if table.name in by_changes else "buckets" if table.name in by_buckets else "whole")
                  if table.key else "whole" for table in tables]
-        buckets = dict((table.name, bucket_count(rows[table.name][0]))
+        buckets = dict((table.name, bucket_count(rows[table.name][0]) if int(rows[table.name][0]) >= buckets_from_rows else 1)
                        for table, mode in zip(tables, modes) if mode == "buckets")
 
         def statements(side_since, origin_side):
             for table, mode in zip(tables, modes):
-                if mode == "buckets":
+                if mode == "buckets" and buckets[table.name] > 1:
                     yield table.bucket_counts_sql(buckets[table.name], side_since if origin_side else None)
                 if mode == "whole":
                     yield table.listing_sql(side_since)
@@ -577,12 +583,17 @@ class RowSync(object):
         def plan_each(origin_segments, target_segments):
             plans = []
             for table, mode in zip(tables, modes):
-                if mode == "buckets":
+                one_bucket = mode == "buckets" and buckets[table.name] == 1
+                if mode == "buckets" and not one_bucket:
                     counts = bucket_rows(_lines(origin_segments())), bucket_rows(_lines(target_segments()))
                 if mode == "whole":
                     plans.append(self._plan_whole(table, since, _lines(origin_segments()), _lines(target_segments())))
                     continue
-                keys = changed_keys(_lines(origin_segments()), _lines(target_segments()), numeric=table.int_key)
+                origin_keys = changed_keys(_lines(origin_segments()), [], numeric=table.int_key)
+                keys = changed_keys([], _lines(target_segments()), numeric=table.int_key, more=origin_keys)
+                if one_bucket:
+                    origin_rows, target_rows = (int(count) for count in rows[table.name])
+                    counts = {0: origin_rows - len(origin_keys)}, {0: target_rows}
                 if mode == "changes":
                     plans.append(self._plan_by_changes(table, keys, rows[table.name]))
                 else:
@@ -598,15 +609,16 @@ class RowSync(object):
                                    numeric=plan["table"].int_key) for plan in pending]
 
         def within(plan):
-            return buckets[plan["table"].name], plan["buckets"]
+            number = buckets[plan["table"].name]
+            return (number, plan["buckets"]) if number > 1 else None
 
         listed = self._listed([plan["table"].listing_sql(origin_since, within(plan)) for plan in pending],
                               [plan["table"].listing_sql(target_since, within(plan)) for plan in pending],
                               "listing %d bucket(s) of %d table(s) from %s" % (
                                   sum(len(plan["buckets"]) for plan in pending), len(pending),
                                   pending[0]["table"].name), plan_buckets) if pending else []
-        merged = dict((id(plan), (fetch, delete)) for plan, (fetch, delete, _counts) in zip(pending, listed))
-        return [self._plan_by_buckets(plan["table"], plan["keys"], merged.get(id(plan), ([], [])),
+        found = iter(listed)  # in the order of pending: every plan of a table by buckets with a bucket listed
+        return [self._plan_by_buckets(plan["table"], plan["keys"], next(found)[:2] if plan["buckets"] else ([], []),
                                       len(plan["buckets"]), rows[plan["table"].name])
                 if "keys" in plan else plan for plan in plans]
 

@@ -202,8 +202,10 @@ options:
     description:
       - In a pass after a whole copy, a table with a key that the target did not change since the last pass,
         but whose rows the origin may have deleted, is counted by buckets of keys when it holds at least
-        this many rows on the origin (see RV(databases[].tables_by_buckets)); a smaller one is listed
-        key by key whole, which then costs less than the two more statements and the second listing.
+        this many rows on the origin (see RV(databases[].tables_by_buckets)).
+      - A smaller one is one bucket when the origin's statistics prove nothing (its row counts, read by
+        the pass anyway, tell whether it changed besides the rows written since), else it is listed key by
+        key whole, which then costs less than the two more statements and the second listing.
     type: int
     default: 8192
 extends_documentation_fragment:
@@ -358,7 +360,8 @@ databases:
       description:
         - Of RV(databases[].tables_listed), the other tables with a key that did not change on the
           target since the last pass (the target's statistics say so; the origin may have deleted
-          rows, or its statistics prove nothing) with at least O(buckets_from_rows) rows on the origin.
+          rows, or its statistics prove nothing) with at least O(buckets_from_rows) rows on the origin,
+          or with fewer when the origin's statistics prove nothing (one bucket, no statement to count it).
           The keys of their rows written since the last pass
           were listed, each side counted its rows by bucket of keys (the origin only the rows written
           before the last pass), and only the buckets counted differently were listed key by key.
@@ -888,8 +891,12 @@ class Transfer(object):
         # whole, to say what would move).
         planned = set(t.name for t in tables if t.key and t.name in target["counts"]) if apply_changes else set()
         by_changes = planned & undeleted
+        # A small table is one bucket (counted by the facts read anyway) when the origin's statistics prove
+        # nothing: most of such tables did not change, and the counts say so without a listing. When they
+        # do prove something, a small table that is not undeleted lost rows: listed whole at once.
+        origin_blind = why is not None
         by_buckets = set(table for table in (planned & untouched) - by_changes
-                         if int(origin["counts"].get(table, 0)) >= self.buckets_from_rows)
+                         if origin_blind or int(origin["counts"].get(table, 0)) >= self.buckets_from_rows)
         entry.update(tables_by_changes=len(by_changes), tables_by_buckets=len(by_buckets))
         rows = RowSync(self.origin, self.target, name, snapshot)
         sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in origin["counts"].items())
@@ -898,7 +905,7 @@ class Transfer(object):
         order = dict((table.name, i) for i, table in enumerate(tables))
         begun = time.monotonic()
         plans = sorted((plan for group in in_parallel([
-            functools.partial(rows.plan_tables, group, since, by_changes, sizes, by_buckets)
+            functools.partial(rows.plan_tables, group, since, by_changes, sizes, by_buckets, self.buckets_from_rows)
             for group in balanced_groups(tables, rows_of, PLAN_WORKERS, by_changes | by_buckets)], PLAN_WORKERS)
             for plan in group), key=lambda plan: order[plan["table"].name])
         entry["listing_seconds"] = seconds_since(begun)

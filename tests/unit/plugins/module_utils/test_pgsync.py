@@ -343,6 +343,33 @@ def test_a_table_by_buckets_lists_key_by_key_only_the_buckets_the_origin_lost_ro
     assert "expect" not in plan and "GROUP BY" not in started[0]["script"]
 
 
+def test_a_small_table_by_buckets_is_one_bucket_counted_by_its_row_counts_and_listed_whole_when_they_differ():
+    """Below buckets_from_rows, a table by buckets is one bucket and no statement counts it: the origin's
+    older rows are its rows but the ones written since. a: the origin updated 7, inserted 8 and deleted
+    5 (2 older rows of 4, the target holds 4): listed whole by flags in the second session. b: nothing
+    written, as many rows: no listing. c: key 8 inserted, as many older rows as the target's: only 8 moves."""
+    popen, started = sessions([batch("7\n8\n", "", "8\n"), batch("", "", ""),
+                               batch("1\t0\n3\t0\n7\t1\n8\t1\n"), batch("1\t0\n3\t0\n5\t0\n7\t0\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "00000003-1", popen=popen)
+    a, b, c = (Table("public.%s" % name, "id,v", "id", int_key=True) for name in "abc")
+    plans = rows.plan_tables([a, b, c], since=(100, 200), by_buckets={"public.a", "public.b", "public.c"},
+                             rows={"public.a": (40, 40), "public.b": (50, 50), "public.c": (51, 50)}, buckets_from_rows=8192)
+    first_origin, first_target, second_origin, second_target = (s["script"] for s in started)
+    assert "GROUP BY" not in first_origin + first_target and first_origin.count("COPY") == 3
+    assert a.changed_keys_sql(100) in first_origin and a.changed_keys_sql(200) in first_target
+    assert second_origin.count("COPY") == 1 and a.listing_sql(100) in second_origin and a.listing_sql(200) in second_target
+    assert [(p["fetch"], p["delete"], p["replace"], p["expect"], p["counts"]["buckets_listed"]) for p in plans] == [
+        ([7, 8], [5, 7, 8], False, 40, 1), ([], [], False, 50, 0), ([8], [8], False, 51, 0)]
+    # c has 130 rows, at least buckets_from_rows: cut into 2 buckets, counted by a statement on each side;
+    # b is not; every table counted alike: one session per side
+    popen, started = sessions([batch("", "0\t64\n1\t65\n", "8\n"), batch("", "0\t64\n1\t65\n", "")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plans = rows.plan_tables([b, c], since=(100, 200), by_buckets={"public.b", "public.c"},
+                             rows={"public.b": (50, 50), "public.c": (130, 129)}, buckets_from_rows=100)
+    assert len(started) == 2 and [(p["fetch"], p["expect"]) for p in plans] == [([], 50), ([8], 130)]
+    assert started[0]["script"].count("GROUP BY") == 1 and c.bucket_counts_sql(2, before=100) in started[0]["script"]
+
+
 def test_a_bucket_listing_out_of_order_fails_the_plan_naming_the_buckets():
     popen, _started = sessions([batch("0\t2\n", ""), batch("0\t3\n", ""), batch("3\t0\n1\t0\n"), batch("1\t0\n")])
     rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)

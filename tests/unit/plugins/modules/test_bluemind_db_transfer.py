@@ -242,7 +242,7 @@ class FakeRowSync(object):
         self.log = log
         self.database = database
 
-    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=()):
+    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
         self.by_changes = set(by_changes)
         return [dict(table=table, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for table in tables]
 
@@ -562,7 +562,7 @@ def test_row_sync_lists_no_table_that_is_empty_on_both_sides():
     target = dict(counts={"public.t_a": 0, "public.t_b": 3, "public.t_c": 1})
     listed = []
 
-    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=()):
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
         listed.extend(table.name for table in tables)
         return [dict(table=table, fetch=[], delete=["k"] if table.name == "public.t_c" else [], replace=False,
                      counts=dict(origin=origin["counts"][table.name], target=target["counts"][table.name]))
@@ -587,7 +587,7 @@ def test_undeleted_tables_are_listed_by_their_changes_and_listed_whole_when_a_co
     target = dict(counts={"public.t_a": 4, "public.t_b": 3, "public.t_c": 2})
     calls, applied = [], []
 
-    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=()):
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
         calls.append(([t.name for t in tables], sorted(by_changes), rows, sorted(by_buckets)))
         return [dict(table=t, fetch=[9], delete=[9], replace=False, counts=dict(origin=1, target=1),
                      **(dict(expect=rows[t.name][0]) if t.name in set(by_changes) | set(by_buckets) else {}))
@@ -632,7 +632,7 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
     target = dict(counts={"public.t_a": 4, "public.t_b": 3, "public.t_c": 2, "public.t_d": 8})
     calls = []
 
-    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=()):
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
         calls.append((sorted(by_changes), sorted(by_buckets)))
         return [dict(table=t, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for t in tables]
 
@@ -656,15 +656,19 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
             assert (by_changes, by_buckets) == (set(), {"public.t_a", "public.t_b"})
             assert entry["skip_blocker"] == origin_proof
         assert (entry["tables_by_changes"], entry["tables_by_buckets"]) == (len(by_changes), len(by_buckets))
-    # below buckets_from_rows rows on the origin, a table is listed whole (cheaper than its buckets)
+    # below buckets_from_rows rows on the origin, a table the origin proves it deleted rows from is listed
+    # whole (cheaper than its buckets); when the origin proves nothing it is one bucket (the threshold
+    # goes to plan_tables, which counts it so)
     transfer.buckets_from_rows = 4
-    calls[:] = []
-    with mock.patch.object(transfer, "unchanged", return_value=(set(), set(), {"public.t_a", "public.t_b"}, "no proof")), \
-            mock.patch(MODULE + "RowSync") as row_sync:
-        row_sync.return_value.plan_tables.side_effect = plan
-        row_sync.return_value.apply.return_value = 0
-        transfer.sync_rows(dict(name="bj-data"), "snap", True, (100, 200), origin, target)
-    assert set(name for call in calls for name in call[1]) == {"public.t_a"}  # 5 rows; t_b has 3
+    for proof, expected in ((None, {"public.t_a"}), ("no proof", {"public.t_a", "public.t_b"})):
+        calls[:] = []
+        with mock.patch.object(transfer, "unchanged", return_value=(set(), set(), {"public.t_a", "public.t_b"}, proof)), \
+                mock.patch(MODULE + "RowSync") as row_sync:
+            row_sync.return_value.plan_tables.side_effect = plan
+            row_sync.return_value.apply.return_value = 0
+            transfer.sync_rows(dict(name="bj-data"), "snap", True, (100, 200), origin, target)
+        assert set(name for call in calls for name in call[1]) == expected  # t_a: 5 rows; t_b: 3
+        assert all(call.args[-1] == 4 for call in row_sync.return_value.plan_tables.call_args_list)
 
 
 ENOSPC = ('psql:<stdin>:150103: ERROR:  could not extend file "base/24580/24590": No space left on device\n'
@@ -864,7 +868,7 @@ def second_pass(run_module, servers, events=None, between=None):
     listed, by_changes_seen = [], []
 
     class Listing(FakeRowSync):
-        def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=()):
+        def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
             listed.extend((self.database, table.name) for table in tables)
             by_changes_seen.extend((self.database, name) for name in by_changes)
             return FakeRowSync.plan_tables(self, tables, since, by_changes, rows, by_buckets)
