@@ -146,5 +146,5 @@ def wait_job(path, timeout, grace, poll=0.05, sleep=time.sleep, clock=time.monot
         if status == "absent" and waited >= grace:
             return "gone", "it left no trace on the target (%s) after %s s: it never started" % (path, grace), round(waited, 2)
         if status == "running" and waited >= timeout:
-            raise JobTimeout("the job of %s (pid %d) still runs after %d s of waiting" % (path, detail, timeout))
+            raise JobTimeout("the job of %s (pid %d) still runs after %g s of waiting" % (path, detail, timeout))
         sleep(poll)

@@ -19,16 +19,24 @@ description:
     target restarted since it started), which Ansible's C(async_status) cannot (its job file says
     "started" for ever then). A gone job is not a failure here (RV(gone)); the phase does the work again.
   - A job that failed makes this task fail with the job's message and result.
+  - With O(job_files), waits for every job in one run and returns each one's outcome in RV(jobs);
+    a job that failed, is gone or still runs after O(timeout) does not fail the task then (the caller
+    decides what each means).
 options:
   job_file:
     description:
       - The job's file, as given to the job's module (its O(bluemind.migration.bluemind_db_transfer#module:job_file)).
+      - One of O(job_file) and O(job_files) is needed.
     type: path
-    required: true
+  job_files:
+    description:
+      - Several jobs' files, waited for in turn, within one O(timeout) for all.
+    type: list
+    elements: path
   timeout:
     description:
       - Seconds to wait for a job that still runs; then the task fails, the job left running.
-    type: int
+    type: float
     default: 7200
   grace:
     description:
@@ -80,7 +88,16 @@ waited_seconds:
   description: Seconds this task waited.
   type: float
   returned: always
+jobs:
+  description:
+    - With O(job_files), each job's outcome by its file, shaped as this module's result for one
+      O(job_file) (the job's result at the top level, RV(finished), RV(gone), RV(gone_reason)), with
+      C(failed) and C(msg) when the job failed, and C(running) when it still ran after O(timeout).
+  type: dict
+  returned: when O(job_files) is given
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.bluemind.migration.plugins.module_utils.jobs import JobTimeout, wait_job
@@ -92,28 +109,46 @@ JOB_KEYS_DROPPED = ("invocation", "finished", "failed", "msg", "gone", "gone_rea
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            job_file=dict(type="path", required=True),
-            timeout=dict(type="int", default=7200),
+            job_file=dict(type="path"),
+            job_files=dict(type="list", elements="path"),
+            timeout=dict(type="float", default=7200),
             grace=dict(type="float", default=10.0),
             poll=dict(type="float", default=0.05),
         ),
+        required_one_of=[("job_file", "job_files")],
+        mutually_exclusive=[("job_file", "job_files")],
         supports_check_mode=True,
     )
     params = module.params
+    timeout, grace, poll = max(0, params["timeout"]), max(0.0, params["grace"]), max(0.01, params["poll"])
     try:
-        status, detail, waited = wait_job(params["job_file"], max(0, params["timeout"]), max(0.0, params["grace"]),
-                                          max(0.01, params["poll"]))
+        if params["job_files"] is not None:
+            jobs, began = {}, time.monotonic()
+            for path in params["job_files"]:
+                try:
+                    jobs[path] = outcome(path, *wait_job(path, max(0.0, timeout - (time.monotonic() - began)), grace, poll))
+                except JobTimeout as exc:
+                    jobs[path] = dict(finished=False, gone=False, running=True, msg=str(exc))
+            module.exit_json(changed=False, jobs=jobs, waited_seconds=round(time.monotonic() - began, 2))
+        result = outcome(params["job_file"], *wait_job(params["job_file"], timeout, grace, poll))
     except JobTimeout as exc:
         module.fail_json(msg="%s: wait longer (timeout), or stop that job and run again" % exc,
                          finished=False, gone=False, waited_seconds=float(params["timeout"]))
+    if result.get("failed"):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+def outcome(path, status, detail, waited):
+    """What the wait for the job of ``path`` found, as this module returns it."""
     if status == "gone":
-        module.exit_json(changed=False, finished=False, gone=True, gone_reason=detail, waited_seconds=waited,
-                         msg="the job of %s is gone: %s" % (params["job_file"], detail))
+        return dict(changed=False, finished=False, gone=True, gone_reason=detail, waited_seconds=waited,
+                    msg="the job of %s is gone: %s" % (path, detail))
     result = dict((key, value) for key, value in detail.items() if key not in JOB_KEYS_DROPPED)
     result.update(finished=True, gone=False, waited_seconds=waited)
     if detail.get("failed"):
-        module.fail_json(msg="the job of %s failed: %s" % (params["job_file"], detail.get("msg", "no message")), **result)
-    module.exit_json(**result)
+        result.update(failed=True, msg="the job of %s failed: %s" % (path, detail.get("msg", "no message")))
+    return result
 
 
 if __name__ == "__main__":

@@ -71,6 +71,25 @@ options:
         C(admin), C(smoke).
     type: dict
     default: {}
+  then:
+    description:
+      - More V(done) events recorded in the same write, in order, after the one of O(phase) and
+        O(event), each allowed by the state as the events before it leave it (when one is refused, nothing
+        is written). cold_sync gives so the end of the database pass and of the configuration copy
+        that ran beside the final pull, with the pull's own record (two state writes less in the window).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      phase:
+        description: The phase of the event.
+        type: str
+        required: true
+        choices: [prereq, hot_sync, cold_sync, db_migrate, config_copy, cutover, rollback]
+      result:
+        description: As O(result), for that phase.
+        type: dict
+        default: {}
   check_mode_state:
     description:
       - In check mode, the state to start from, as the earlier records of the same run predicted it
@@ -169,6 +188,11 @@ ansible_facts:
               files may have landed). The next copy then rebuilds what the copied files feed even when it
               finds nothing more to copy.
           type: bool
+recorded:
+  description: The phases whose event this call recorded (O(phase), then those of O(then)), none for V(read) and V(check).
+  returned: always
+  type: list
+  elements: str
 decision:
   description: What the state allows the phase now (V(run), V(resume), V(complete)) and why.
   returned: when O(phase) is given
@@ -191,12 +215,15 @@ def main():
             result=dict(type="dict", default={}),
             target_name=dict(type="str", default="the target"),
             check_mode_state=dict(type="dict"),
+            then=dict(type="list", elements="dict", default=[], options=dict(
+                phase=dict(type="str", required=True, choices=sorted(migration_state.REQUIRES)),
+                result=dict(type="dict", default={}))),
         ),
         required_if=[("event", event, ["phase"]) for event in ("check", "start", "stopped", "serving", "databases", "admin", "done")],
         supports_check_mode=True,
     )
     path, phase, event = module.params["path"], module.params["phase"], module.params["event"]
-    out = dict(changed=False)
+    out = dict(changed=False, recorded=[])
     try:
         before = migration_state.load(path)
         if module.check_mode and module.params["check_mode_state"] is not None:
@@ -206,6 +233,12 @@ def main():
             out["decision"] = migration_state.decide(before, phase, module.params["target_name"])
         if event not in ("read", "check"):
             after = migration_state.apply(before, phase, event, module.params["result"])
+            recorded = [phase]
+            for more in module.params["then"]:
+                migration_state.decide(after, more["phase"], module.params["target_name"])
+                after = migration_state.apply(after, more["phase"], "done", more["result"])
+                recorded.append(more["phase"])
+            out["recorded"] = recorded
         if after != before:
             out["changed"] = True
             if module._diff:

@@ -74,3 +74,34 @@ def test_tag_steps_selects_what_the_run_tags_select():
     assert tag_steps(steps, ["all"], ["config_copy"], parents) == []
     assert tag_steps(steps, ["cutover"], [], parents) == []
     assert tag_steps(steps, ["tagged"], [], parents) == ["files", "queue"]
+
+
+def test_the_jobs_beside_the_final_pull_that_ended_well_are_recorded_with_it_the_others_left_to_their_phase():
+    from ansible_collections.bluemind.migration.plugins.filter.beside_jobs import beside_lines, beside_records
+    db_pass = dict(changed=True, finished=True, gone=False, waited_seconds=0.1, readdress=[], started_at="a", ended_at="b",
+                   databases=[dict(name="bj", method="rows", rows_copied=1, rows_deleted=0, compared_by="transaction ids"),
+                              dict(name="bj-data", method="full", reason="first copy")])
+    config = dict(finished=True, gone=False, files=[">f+++++++++ etc/bm/bm.ini"], queue=[], started_at="a", ended_at="b")
+    jobs = {"/j/db.json": db_pass, "/j/config.json": config}
+    events = beside_records(jobs, "/j/db.json", "/j/config.json", None, "none")
+    assert [event["phase"] for event in events] == ["config_copy", "db_migrate"]
+    assert events[0]["result"] == dict(files=config["files"], queue=[], started_at="a", ended_at="b")
+    assert events[1]["result"]["names"] == ["bj", "bj-data"] and "waited_seconds" not in events[1]["result"]
+    # the names given win over the result's (masked where a password has the same text)
+    masked = dict(db_pass, databases=[dict(entry, name="VALUE_SPECIFIED_IN_NO_LOG_PARAMETER") for entry in db_pass["databases"]])
+    assert beside_records({"/j/db.json": masked}, "/j/db.json", None, ["bj", "bj-data"])[0]["result"]["names"] == ["bj", "bj-data"]
+    lines = beside_lines(jobs, "/j/db.json", "/j/config.json", None, "none")
+    assert lines[0] == "config_copy: done beside the final pull (1 entries copied, recorded with the pull)"
+    assert lines[1].startswith("db_migrate: bj: 1 rows copied") and lines[2].startswith("db_migrate: bj-data: copied whole")
+    # a pass without the target's own address (started before none mode was asked), a failed copy, a gone
+    # job, a copy that did not say when it ended: each left to its phase, and said so
+    unaddressed = dict((k, v) for k, v in db_pass.items() if k != "readdress")
+    failed = dict(config, failed=True, msg="the job of /j/config.json failed: origin unreachable")
+    assert beside_records({"/j/db.json": unaddressed, "/j/config.json": failed}, "/j/db.json", "/j/config.json", None, "none") == []
+    assert [e["phase"] for e in beside_records({"/j/db.json": unaddressed}, "/j/db.json", None, None, "move")] == ["db_migrate"]
+    gone = dict(finished=False, gone=True, msg="the job of /j/db.json is gone: it never started")
+    assert beside_records({"/j/db.json": gone, "/j/config.json": dict(config, ended_at="")}, "/j/db.json", "/j/config.json") == []
+    assert beside_lines({"/j/db.json": gone, "/j/config.json": failed}, "/j/db.json", "/j/config.json") == [
+        "config_copy: left to its phase (the job of /j/config.json failed: origin unreachable)",
+        "db_migrate: left to its phase (the job of /j/db.json is gone: it never started)"]
+    assert beside_lines({}, None, None) == [] and beside_records({}, None, None) == []

@@ -127,3 +127,33 @@ def test_a_result_written_just_as_the_process_ends_is_read_not_taken_for_gone(tm
 def test_a_process_start_is_read_after_its_name_whatever_the_name_holds(monkeypatch, stat, start):
     monkeypatch.setattr(jobs, "_read", lambda name: stat)
     assert jobs.process_start(123) == start
+
+
+def test_several_jobs_are_waited_for_in_one_run_each_outcome_returned_none_failing_the_task(run_module, tmp_path):
+    """The jobs beside the final pull: one ends after a while with its result, one failed, one never
+    started (no trace after the grace): the task returns the three outcomes and does not fail."""
+    ended, failed, absent = (str(tmp_path / name) for name in ("db-pass.json", "config.json", "never.json"))
+    proc = start_job(ended, "time.sleep(0.4)\njobs._write_atomic(%r, dict(changed=True, finished=True, "
+                            "databases=[dict(name='bj')]))" % ended)
+    jobs._write_atomic(failed, dict(failed=True, finished=True, msg="origin unreachable", files=[]))
+    result = run_module(bluemind_job_wait, dict(job_files=[ended, failed, absent], grace=0.2))
+    proc.wait()
+    assert not result.get("failed") and result["waited_seconds"] >= 0.35
+    outcomes = result["jobs"]
+    assert outcomes[ended]["finished"] is True and outcomes[ended]["databases"] == [dict(name="bj")]
+    assert "failed" not in outcomes[ended] and outcomes[ended]["gone"] is False
+    assert outcomes[failed]["failed"] is True and outcomes[failed]["msg"] == "the job of %s failed: origin unreachable" % failed
+    assert outcomes[absent]["gone"] is True and "never started" in outcomes[absent]["gone_reason"]
+    # a job that still runs after the timeout (shared by all) is said so, the task does not fail
+    slow = str(tmp_path / "slow.json")
+    proc = start_job(slow, "time.sleep(5)")
+    try:
+        result = run_module(bluemind_job_wait, dict(job_files=[failed, slow], timeout=0.3))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not result.get("failed") and result["jobs"][failed]["failed"] is True
+    assert result["jobs"][slow]["running"] is True and "still runs after" in result["jobs"][slow]["msg"]
+    # one job file or several, not both
+    both = run_module(bluemind_job_wait, dict(job_file=ended, job_files=[ended]))
+    assert both["failed"] is True and "mutually exclusive" in both["msg"]

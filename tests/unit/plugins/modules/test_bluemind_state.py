@@ -102,3 +102,28 @@ def test_an_event_that_records_needs_a_phase(run_module, tmp_path):
     for event in ("stopped", "admin"):
         result = run_module(bluemind_state, dict(path=str(tmp_path / "state.json"), event=event))
         assert result["failed"] is True and "phase" in result["msg"]
+
+
+def test_the_final_pull_records_the_jobs_beside_it_in_the_same_write(run_module, tmp_path):
+    """cold_sync's record with the database pass's and the configuration copy's ends (``then``): one
+    write, the three phases done, the pass's job forgotten; one event refused: nothing written."""
+    path = tmp_path / "state.json"
+    run_module(bluemind_state, dict(path=str(path), phase="prereq", event="done", result=PREREQ))
+    run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="start"))
+    pull = dict(trees=[], db_pass_job="/j/db-pass-t.json", config_job="/j/config-t.json")
+    passed = dict(databases=[dict(method="rows", seconds=1.5)], started_at="2026-11-29T18:00:01.000000Z",
+                  ended_at="2026-11-29T18:00:02.500000Z", names=["bj"])
+    result = run_module(bluemind_state, dict(path=str(path), phase="cold_sync", event="done", result=pull, then=[
+        dict(phase="config_copy", result=dict(files=[], queue=[])), dict(phase="db_migrate", result=passed)]))
+    assert result["changed"] is True and result["recorded"] == ["cold_sync", "config_copy", "db_migrate"]
+    written = json.loads(path.read_text())
+    facts = result["ansible_facts"]["bluemind_migration"]
+    assert facts["left"] == ["cutover"] and facts["db_pass_job"] is None and facts["config_copy_job"] is None
+    assert written["db_migrate"]["databases"][0]["name"] == "bj" and "end" in written["config_copy"]
+    # the target live: a later event of the same call is refused, and nothing at all is written
+    path.write_text(json.dumps(dict(written, cutover={"live": "2026-11-29T18:00:05.000000Z"})))
+    before = path.read_text()
+    refused = run_module(bluemind_state, dict(path=str(path), phase="cutover", event="serving",
+                                              then=[dict(phase="db_migrate", result=passed)]))
+    assert refused["failed"] is True and "db_migrate" in refused["msg"] and path.read_text() == before
+    assert run_module(bluemind_state, dict(path=str(path)))["recorded"] == []

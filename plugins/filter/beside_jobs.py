@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) bluemind.migration contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The jobs that cold_sync starts beside the final pull, as its record takes them in the same write."""
+
+from __future__ import annotations
+
+from ansible_collections.bluemind.migration.plugins.filter.db_pass_summary import db_pass_summary
+
+DOCUMENTATION = r"""
+name: beside_records
+short_description: The done events of the jobs beside the final pull that ended well
+version_added: 1.1.0
+description:
+  - From what M(bluemind.migration.bluemind_job_wait) found of the database pass and the configuration
+    copy started beside the final pull (its RV(bluemind.migration.bluemind_job_wait#module:jobs)), the
+    V(done) events that the final pull's record writes with its own
+    (O(bluemind.migration.bluemind_state#module:then)), the configuration copy's first.
+  - Only a job that ended well is taken. A job that failed or is gone, a configuration copy that did not
+    say when it ended, and a database pass that did not give the target its own address in the copied
+    rows while O(ip_mode) is V(none) (it started before that was asked) are left to their phase (the
+    config_copy and db_migrate roles wait for them again and do what is left).
+  - The filter C(beside_lines) takes the same arguments and says in a line a job what became of it.
+options:
+  _input:
+    description: RV(bluemind.migration.bluemind_job_wait#module:jobs), the outcomes by job file.
+    type: dict
+    required: true
+  db_job:
+    description: The database pass's job file, V(null) when none started.
+    type: str
+  config_job:
+    description: The configuration copy's job file, V(null) when none started.
+    type: str
+  databases:
+    description:
+      - The databases' names in the pass's order (its result's names may be masked where a password
+        has the same text). Without them, the names of the pass's result.
+    type: list
+    elements: str
+  ip_mode:
+    description: The cutover's address mode (V(none) needs the target's own address in the copied rows).
+    type: str
+    default: none
+"""
+
+EXAMPLES = r"""
+- name: Record the final pull with the jobs beside it
+  bluemind.migration.bluemind_state:
+    phase: cold_sync
+    event: done
+    result: "{{ pulled }}"
+    then: "{{ waited.jobs | bluemind.migration.beside_records(db_file, config_file, ['bj', 'bj-data'], 'none') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The events, each C(phase) and C(result).
+  type: list
+  elements: dict
+"""
+
+
+def _ended(jobs, path):
+    job = (jobs or {}).get(path) if path else None
+    return job if job and job.get("finished") and not job.get("failed") else None
+
+
+def _taken(jobs, db_job, config_job, ip_mode):
+    """``(config copy's outcome or None, database pass's outcome or None)``: those the record takes."""
+    config = _ended(jobs, config_job)
+    if config is not None and not config.get("ended_at"):
+        config = None
+    db_pass = _ended(jobs, db_job)
+    if db_pass is not None and "readdress" not in db_pass and ip_mode == "none":
+        db_pass = None
+    return config, db_pass
+
+
+def _names(db_pass, databases):
+    return list(databases) if databases else [entry.get("name") for entry in db_pass.get("databases") or []]
+
+
+def beside_records(jobs, db_job=None, config_job=None, databases=None, ip_mode="none"):
+    config, db_pass = _taken(jobs, db_job, config_job, ip_mode)
+    events = []
+    if config is not None:
+        events.append(dict(phase="config_copy", result=dict(
+            files=config.get("files") or [], queue=config.get("queue") or [],
+            started_at=config.get("started_at") or "", ended_at=config["ended_at"])))
+    if db_pass is not None:
+        result = dict((key, value) for key, value in db_pass.items() if key not in ("changed", "waited_seconds"))
+        result["names"] = _names(db_pass, databases)
+        events.append(dict(phase="db_migrate", result=result))
+    return events
+
+
+def beside_lines(jobs, db_job=None, config_job=None, databases=None, ip_mode="none"):
+    config, db_pass = _taken(jobs, db_job, config_job, ip_mode)
+    lines = []
+    for phase, path, taken in (("config_copy", config_job, config), ("db_migrate", db_job, db_pass)):
+        if not path:
+            continue
+        job = (jobs or {}).get(path) or {}
+        if taken is None:
+            why = job.get("msg") or ("it ended without the target's own address in the copied rows"
+                                     if job.get("finished") else "no result")
+            lines.append("%s: left to its phase (%s)" % (phase, why))
+        elif phase == "config_copy":
+            lines.append("config_copy: done beside the final pull (%d entries copied, recorded with the pull)" % len(
+                taken.get("files") or []))
+        else:
+            lines += ["db_migrate: %s: %s" % (name, db_pass_summary(entry))
+                      for entry, name in zip(taken.get("databases") or [], _names(taken, databases))]
+    return lines
+
+
+class FilterModule:
+    def filters(self):
+        return {"beside_records": beside_records, "beside_lines": beside_lines}
