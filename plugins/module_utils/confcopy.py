@@ -44,8 +44,12 @@ def files_list(paths, found):
 def copy_command(rsync_bin, remote_shell, origin, backup_dir, dry_run=False):
     """rsync of the paths read on stdin from ``origin`` (``user@host``) into ``/``, folders recursively,
     the target's files it replaces kept under ``backup_dir``; postfix hash maps (``*.db``) are
-    rebuilt, never copied."""
-    return ([rsync_bin, "-aR", "--recursive", "--itemize-changes", "--files-from=-", "--exclude=*.db",
+    rebuilt, never copied.
+
+    Compared by content (``--checksum``), not by rsync's quick check: the target's own files (its
+    certificate and key, ``mcast.id``, made when it was installed) may have the origin's size and
+    modification time to the second, and would then be kept. The configuration is a few megabytes."""
+    return ([rsync_bin, "-aR", "--recursive", "--checksum", "--itemize-changes", "--files-from=-", "--exclude=*.db",
              "--backup", "--backup-dir=%s" % backup_dir, "-e", remote_shell]
             + (["--dry-run"] if dry_run else []) + ["%s:/" % origin, "/"])
 
