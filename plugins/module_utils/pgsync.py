@@ -331,11 +331,10 @@ def differing_buckets(origin_counts, target_counts):
                   if origin_counts.get(bucket, 0) != target_counts.get(bucket, 0))
 
 
-def changed_keys(origin_lines, target_lines, numeric=False, more=()):
+def changed_keys(origin_lines, target_lines, numeric=False):
     """The keys of two sorted listings of changed rows (:meth:`Table.changed_keys_sql`), both sides'
-    together (and ``more``), sorted. Raises ValueError when a listing is not sorted."""
-    keys = set(more)
-    keys.update(key for key, _row in sorted_listing(origin_lines, "origin", numeric))
+    together, sorted. Raises ValueError when a listing is not sorted."""
+    keys = set(key for key, _row in sorted_listing(origin_lines, "origin", numeric))
     keys.update(key for key, _row in sorted_listing(target_lines, "target", numeric))
     return sorted(keys)
 
@@ -590,7 +589,7 @@ class RowSync(object):
                     plans.append(self._plan_whole(table, since, _lines(origin_segments()), _lines(target_segments())))
                     continue
                 origin_keys = changed_keys(_lines(origin_segments()), [], numeric=table.int_key)
-                keys = changed_keys([], _lines(target_segments()), numeric=table.int_key, more=origin_keys)
+                keys = sorted(set(origin_keys).union(changed_keys([], _lines(target_segments()), numeric=table.int_key)))
                 if one_bucket:
                     origin_rows, target_rows = (int(count) for count in rows[table.name])
                     counts = {0: origin_rows - len(origin_keys)}, {0: target_rows}
