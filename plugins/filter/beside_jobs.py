@@ -21,6 +21,10 @@ description:
     rows while O(ip_mode) is V(none) (it started before that was asked) are left to their phase (the
     config_copy and db_migrate roles wait for them again and do what is left).
   - The filter C(beside_lines) takes the same arguments and says in a line a job what became of it.
+  - The filter C(beside_done) takes one job's outcome (what M(bluemind.migration.bluemind_job_wait) returns
+    for O(bluemind.migration.bluemind_job_wait#module:job_file)), its phase (V(config_copy) or V(db_migrate))
+    and the address mode, and says whether that phase may take the job as done by the rules above; the
+    roles that wait for a job again use it.
 options:
   _input:
     description: RV(bluemind.migration.bluemind_job_wait#module:jobs), the outcomes by job file.
@@ -61,20 +65,25 @@ _value:
 """
 
 
-def _ended(jobs, path):
-    job = (jobs or {}).get(path) if path else None
-    return job if job and job.get("finished") and not job.get("failed") else None
+def beside_done(outcome, phase, ip_mode="none"):
+    """Whether ``outcome`` (what bluemind_job_wait found of one job) is a job of ``phase`` that ended
+    well enough for its phase to take it as done: it finished without failing and, for the configuration
+    copy, said when it ended; for the database pass, gave the target its own address in the copied rows
+    where ``ip_mode`` is ``none`` (a pass started before that was asked did not)."""
+    job = outcome or {}
+    if not job.get("finished") or job.get("failed"):
+        return False
+    if phase == "config_copy":
+        return bool(job.get("ended_at"))
+    return "readdress" in job or ip_mode != "none"
 
 
 def _taken(jobs, db_job, config_job, ip_mode):
     """``(config copy's outcome or None, database pass's outcome or None)``: those the record takes."""
-    config = _ended(jobs, config_job)
-    if config is not None and not config.get("ended_at"):
-        config = None
-    db_pass = _ended(jobs, db_job)
-    if db_pass is not None and "readdress" not in db_pass and ip_mode == "none":
-        db_pass = None
-    return config, db_pass
+    config = (jobs or {}).get(config_job) if config_job else None
+    db_pass = (jobs or {}).get(db_job) if db_job else None
+    return (config if beside_done(config, "config_copy") else None,
+            db_pass if beside_done(db_pass, "db_migrate", ip_mode) else None)
 
 
 def _names(db_pass, databases):
@@ -117,4 +126,4 @@ def beside_lines(jobs, db_job=None, config_job=None, databases=None, ip_mode="no
 
 class FilterModule:
     def filters(self):
-        return {"beside_records": beside_records, "beside_lines": beside_lines}
+        return {"beside_records": beside_records, "beside_lines": beside_lines, "beside_done": beside_done}

@@ -105,3 +105,20 @@ def test_the_jobs_beside_the_final_pull_that_ended_well_are_recorded_with_it_the
         "config_copy: left to its phase (the job of /j/config.json failed: origin unreachable)",
         "db_migrate: left to its phase (the job of /j/db.json is gone: it never started)"]
     assert beside_lines({}, None, None) == [] and beside_records({}, None, None) == []
+
+
+def test_a_phase_takes_a_job_beside_the_pull_as_done_by_the_rule_of_the_pulls_record():
+    from ansible_collections.bluemind.migration.plugins.filter.beside_jobs import beside_done
+    copy = dict(finished=True, gone=False, files=[], queue=[], ended_at="b")
+    assert beside_done(copy, "config_copy")
+    # what a skipped wait registers, a job gone, failed, or a copy that did not say when it ended: not done
+    assert not beside_done(dict(skipped=True, changed=False), "config_copy") and not beside_done(None, "config_copy")
+    assert not beside_done(dict(finished=False, gone=True), "config_copy")
+    assert not beside_done(dict(copy, failed=True, msg="origin unreachable"), "config_copy")
+    assert not beside_done(dict(copy, ended_at=""), "config_copy")
+    db_pass = dict(finished=True, gone=False, databases=[], readdress=[])
+    unaddressed = dict(finished=True, gone=False, databases=[])
+    assert beside_done(db_pass, "db_migrate", "none") and beside_done(unaddressed, "db_migrate", "address")
+    # a pass that did not give the target its own address is not done while the mode is none: db_migrate does it
+    assert not beside_done(unaddressed, "db_migrate", "none") and not beside_done(unaddressed, "db_migrate")
+    assert not beside_done(dict(db_pass, failed=True), "db_migrate", "none")
