@@ -15,6 +15,11 @@ its SMTP gone) and the target until it serves, every 50 ms:
       starts at the launch of ansible-playbook, a little before it stops the origin);
   (c) with --arms abc: the collection with -e $BENCH_ABLATE (default cold_sync_db_beside=false), one
       step switched off to measure what it gives.
+Writes go on until the stop (BENCH_LIVE=0 turns it off): from LIVE_LEAD_SECONDS before the window, mail
+through SMTP at BENCH_LIVE_RATE (5) a second and users changing flags (units bm-sim-load and
+bm-sim-activity, part of bluemind.target: the stop of the origin's BlueMind ends them, as it ends
+BlueMind's own services); the check then also wants the mail left in the origin's postfix queues on the
+target, delivered or queued.
 BENCH_CATCH_UP=1 measures the window as the README tells an operator to open it: (b) runs
 playbooks/migrate.yml with every phase (prereq and a hot sync, then the window, in one run: the
 hot sync catches up with the origin's writes right before the stop), and (a) gets the same hot sync
@@ -44,6 +49,11 @@ ABLATE = os.environ.get("BENCH_ABLATE", "cold_sync_db_beside=false")
 REHEARSE = os.environ.get("BENCH_REHEARSE", "1") != "0"
 # The window as the README's one command opens it: a hot sync right before the stop (see the docstring).
 CATCH_UP = os.environ.get("BENCH_CATCH_UP", "0") == "1"
+# Writes until the stop: mail through SMTP at this rate and users changing flags on the origin from a
+# few seconds before the window until its BlueMind stops (BENCH_LIVE=0: the origin is quiet at the stop).
+LIVE = os.environ.get("BENCH_LIVE", "1") != "0"
+LIVE_RATE = float(os.environ.get("BENCH_LIVE_RATE", "5"))
+LIVE_LEAD_SECONDS = 3
 WINDOW_TAGS = "cold_sync,db_migrate,config_copy,cutover"
 # What the prediction adds for what no hot phase measures (configuration copy, start, the steps around
 # them): the lab's figure, not a real core's (bluemind_window_fixed_seconds defaults to 60 for those).
@@ -224,15 +234,23 @@ def one_run(arm, scale, rep, workroot):
     if CATCH_UP and arm == "a":
         lib.log("  hot sync right before the stop")
         run["catch_up_seconds"] = round(hot_sync(workdir, "catch_up.log"), 1)
+    if LIVE:
+        lib.log("  writes until the stop: mail at %g/s, flag changes" % LIVE_RATE)
+        lib.live_writes(LIVE_RATE)
+        time.sleep(LIVE_LEAD_SECONDS)
+        run["live_writes"] = {"rate": LIVE_RATE, "lead_seconds": LIVE_LEAD_SECONDS}
     lib.log("  window")
     run["protocol"] = "catch-up" if CATCH_UP else "window tags"
     run.update(arm_a(workdir) if arm == "a" else arm_b(workdir, ABLATE.split() if arm == "c" else ()))
     if arm == "c":
         run["ablate"] = ABLATE
     lib.log("  window %.1f s (from the launch: %.1f s); checking" % (from_stop(run) or -1, run["window"] or -1))
-    run["check"] = lib.check()
+    if LIVE:
+        lib.settle_target_queue()
+    run["check"] = lib.check(queued=LIVE)
     lib.log("  check: %s" % ("nothing lost" if run["check"]["ok"] else "LOSS %s" % {
-        k: run["check"][k] for k in ("lost_files", "changed_content", "extra_files", "rows_differ", "row_contents_differ")}))
+        k: run["check"].get(k) for k in ("lost_files", "changed_content", "extra_files", "rows_differ", "row_contents_differ",
+                                         "queued")}))
     return run
 
 
@@ -259,6 +277,8 @@ def summarize(runs):
                         loss_runs=sum(1 for r in rs if not r["check"]["ok"]),
                         settings_lost_runs=sum(1 for r in rs if r["check"].get("db_settings_differ")),
                         failed_runs=sum(1 for r in rs if r.get("rc")),
+                        queued_lost_runs=sum(1 for r in rs if (r["check"].get("queued") or {}).get("lost")),
+                        live_runs=sum(1 for r in rs if r.get("live_writes")),
                         report=lib.summary([r.get("report_downtime_seconds") for r in rs]) if arm != "a" else None,
                         predicted=lib.summary([r.get("predicted_seconds") for r in rs]) if arm != "a" else None)
         groups = {}
@@ -283,11 +303,15 @@ def render(scale, summ):
         loss = "LOST DATA in %d/%d" % (s["loss_runs"], s["n"]) if s["loss_runs"] else "files+rows intact"
         if s.get("settings_lost_runs"):
             loss += "; db settings/owner lost in %d/%d" % (s["settings_lost_runs"], s["n"])
+        if s.get("queued_lost_runs"):
+            loss += "; the origin's queued mail lost in %d/%d" % (s["queued_lost_runs"], s["n"])
         rows.append((s["label"], s["n"], "%.1f" % s["median"], "%.1f" % s["min"], "%.1f" % s["max"],
                      "%.1f" % s["spread"], loss))
+    live = any(summ.get(arm, {}).get("live_runs") for arm in ARMS)
     text = ("downtime at scale %s (seconds, the origin seen down -> the target seen serving, polled from the "
-            "controller every 50 ms, both arms alike)%s\n" % (
-                scale, "; a hot sync right before the stop (BENCH_CATCH_UP=1)" if CATCH_UP else ""))
+            "controller every 50 ms, both arms alike)%s%s\n" % (
+                scale, "; a hot sync right before the stop (BENCH_CATCH_UP=1)" if CATCH_UP else "",
+                "; mail and flag changes until the stop" if live else ""))
     text += lib.table(["arm", "runs", "median", "min", "max", "spread", "check"], rows)
     if "ratio_b_over_a" in summ:
         text += "\ncollection / baseline = %.2f (target <= 0.25)" % summ["ratio_b_over_a"]
@@ -325,7 +349,8 @@ def main(argv=None):
     workroot = lib.RESULTS / "work" / time.strftime("%Y%m%dT%H%M%S")
     data = {"benchmark": "downtime", "scale": str(args.scale), "files": lib.files_of(args.scale),
             "machine": lib.machine(), "delta": delta_plan(args.scale), "runs": [],
-            "protocol": "catch-up" if CATCH_UP else "window tags"}
+            "protocol": "catch-up" if CATCH_UP else "window tags",
+            "live_writes": {"rate": LIVE_RATE, "lead_seconds": LIVE_LEAD_SECONDS} if LIVE else None}
     out = args.out or "downtime-%s.json" % args.scale
     first_rep = 1
     if args.append and (lib.RESULTS / out).exists():

@@ -205,9 +205,9 @@ def reset(scale, seed=42):
     """Origin reseeded at `scale` (same seed: same data) and serving; target fresh, configuration as
     after its install, no migration state; the bench's SSH trust for the vendor commands."""
     save_pristine_target()
-    sh(ORIGIN, "systemctl stop bm-sim-load 2>/dev/null; systemctl enable -q postfix bluemind.target; "
+    sh(ORIGIN, "systemctl stop bm-sim-load bm-sim-activity 2>/dev/null; systemctl enable -q postfix bluemind.target; "
                "systemctl start postfix; bmctl start >/dev/null; postsuper -d ALL >/dev/null 2>&1; true")
-    sh(TARGET, "systemctl stop bm-sim-load 2>/dev/null; bmctl stop >/dev/null; systemctl stop postfix; "
+    sh(TARGET, "systemctl stop bm-sim-load bm-sim-activity 2>/dev/null; bmctl stop >/dev/null; systemctl stop postfix; "
                "postsuper -d ALL >/dev/null 2>&1; "
                "rm -rf /var/lib/bluemind-migration /var/backups/bluemind-migration /tmp/db.sql /tmp/db-data.sql "
                "/root/.ssh/bluemind_migration_* /tmp/vendor_cold.log; "
@@ -385,11 +385,60 @@ def compare(origin, target, smoke=()):
             "examples": {"lost": lost[:5], "content": content[:5], "extra": extra[:5], "metadata": meta[:5]}}
 
 
-def check(smoke=True):
-    """The same check for both arms: the origin (stopped) against the target (serving)."""
+def check(smoke=True, queued=False):
+    """The same check for both arms: the origin (stopped) against the target (serving). With ``queued``
+    (writes until the stop), the mail left in the origin's postfix queues must be on the target too,
+    delivered or queued: its deliveries there are explained as the smoke message's are."""
+    delivered, mail = [], None
+    if queued:
+        mail = queued_mail()
+        delivered = mail.pop("delivered_paths")
     o = snapshot(ORIGIN)
     t = snapshot(TARGET)
-    return compare(o, t, smoke_paths(TARGET) if smoke else ())
+    result = compare(o, t, (smoke_paths(TARGET) if smoke else []) + delivered)
+    if mail is not None:
+        result["queued"] = mail
+        result["ok"] = result["ok"] and not mail["lost"]
+    return result
+
+
+# The load's messages (lab/sim/bmsim/load.py) by their Message-ID, in a queue file or a mailbox.
+LOAD_ID = r"load\.[0-9a-f]+\.[0-9]+@bmsim\.lab\.test"
+QUEUES = "/var/spool/postfix/{maildrop,incoming,active,deferred,hold}"
+
+
+def queued_ids(host):
+    out = sh(host, "grep -rahoE '%s' %s 2>/dev/null | sort -u; true" % (LOAD_ID, QUEUES))
+    return [line for line in out.split() if line]
+
+
+def queued_mail():
+    """The load's messages left in the origin's queues (stopped: its queue files stay), and where each is
+    on the target: ``lost`` (neither delivered nor queued there), ``delivered_paths`` (its spool files)."""
+    ids = queued_ids(ORIGIN)
+    paths = []
+    if ids:
+        pattern = "|".join(re.escape(i) for i in ids)
+        paths = [l for l in sh(TARGET, "grep -rlE '%s' /var/spool/cyrus 2>/dev/null; true" % pattern).split() if l]
+    found = set()
+    for path in paths:
+        found.update(re.findall(LOAD_ID, sh(TARGET, "head -c 4096 '%s'" % path)))
+    still = set(queued_ids(TARGET))
+    lost = sorted(i for i in ids if i not in found and i not in still)
+    return {"origin": len(ids), "delivered_on_target": len(set(ids) & found), "queued_on_target": len(set(ids) & still),
+            "lost": lost, "delivered_paths": paths}
+
+
+def live_writes(rate):
+    """Mail at ``rate`` a second and users changing flags on the origin until its BlueMind stops (both
+    units are part of bluemind.target: `bmctl stop` stops them as it stops BlueMind's own services)."""
+    sh(ORIGIN, "echo RATE=%s >/etc/bm/sim-load.conf; systemctl start bm-sim-load bm-sim-activity" % rate)
+
+
+def settle_target_queue(timeout=30):
+    """Deliver what the target holds in its queues (moved from the origin) before the check reads it."""
+    sh(TARGET, "postqueue -f 2>/dev/null; for i in $(seq %d); do mailq 2>/dev/null | grep -q 'Mail queue is empty' "
+               "&& break; sleep 1; done; true" % timeout)
 
 
 # --- figures --------------------------------------------------------------------------------

@@ -135,3 +135,27 @@ def test_load_sends_to_users(lab):
     poll(lambda: int(psql(lab.origin, "bj-data", "SELECT count(DISTINCT guid) FROM t_message_body "
                           "WHERE subject LIKE 'load %s %%'" % summary["run"])) == 3,
          "the 3 messages of load run %s did not all arrive" % summary["run"])
+
+
+def test_activity_until_stopped_changes_flags_until_bmctl_stop_and_ends_its_change(lab):
+    """bm-sim-activity (part of bluemind.target) keeps changing flags until `bmctl stop`, which waits for
+    it: once the stop returns, the unit is down, it logged its end, and no flag changes any more."""
+    origin = lab.origin
+    since = origin.run("wc -l < /var/log/bm-sim/activity.jsonl 2>/dev/null || echo 0").stdout.strip() or "0"
+    origin.run("systemctl start bm-sim-activity")
+    try:
+        poll(lambda: int(origin.run("tail -n +%d /var/log/bm-sim/activity.jsonl | grep -c '\"event\": \"flags\"' || true"
+                                    % (int(since) + 1)).stdout.strip() or 0) >= 3,
+             "bm-sim-activity changed no flags")
+        origin.run("bmctl stop >/dev/null")
+        assert origin.run("systemctl is-active bm-sim-activity", check=False).stdout.strip() in ("inactive", "failed")
+        events = [json.loads(line) for line in origin.run(
+            "tail -n +%d /var/log/bm-sim/activity.jsonl" % (int(since) + 1)).stdout.splitlines() if line.strip()]
+        assert events[-1].get("event") == "stopped" and events[-1]["changes"] >= 3, events[-3:]
+        before = psql(origin, "bj-data", "SELECT md5(string_agg(system_flags::text, ',' ORDER BY mailbox_uid, imap_uid)) "
+                                         "FROM t_mailbox_record")
+        time.sleep(1)
+        assert psql(origin, "bj-data", "SELECT md5(string_agg(system_flags::text, ',' ORDER BY mailbox_uid, imap_uid)) "
+                                       "FROM t_mailbox_record") == before
+    finally:
+        origin.run("systemctl stop bm-sim-activity; bmctl start >/dev/null")

@@ -12,11 +12,21 @@ On 5.x (no Cyrus) the flags change in t_mailbox_record only, and a deleted messa
 (/var/spool/cyrus/data/by_hash/.../<guid>.zst, or bm-hsm's) goes with its t_message_body row when no
 mailbox keeps it (when the real core purges orphan bodies is unconfirmed: lab/FIDELITY.md 5x-bodies).
 A JSON summary on stdout says which files changed, with sizes and mtimes before and after.
+
+  python3 -m bmsim.activity --until-stopped [--flags N] [--every S]   (unit bm-sim-activity)
+
+--until-stopped: users keep changing flags, N messages (default 2) every S seconds (default 0.25), each
+  change one transaction with its files, until SIGTERM (the unit is part of bluemind.target, so that
+  `bmctl stop` stops it as it stops the services through which real users change flags): a change
+  under way ends before the process does, so the stopped origin holds every change it made, whole.
+  The messages are drawn from a sample of the mailboxes' records taken at the start (their flags read
+  again at each change). Each change is logged to /var/log/bm-sim/activity.jsonl.
 """
 import argparse
 import json
 import os
 import random
+import signal
 import time
 
 from bmsim import common, spool
@@ -119,18 +129,70 @@ def delete(cur, owners, mailboxes, rows):
     return removed, rewritten, cur.rowcount
 
 
+def mailbox_names():
+    """{mailbox uid: (domain, login)} of the directory."""
+    with transaction(common.read_bm_ini().get("db", "bj")) as cur:
+        cur.execute("SELECT uid, domain_uid, login FROM t_directory_entry")
+        return {uid: (domain, login) for uid, domain, login in cur.fetchall()}
+
+
+# How many records the loop draws its changes from (one read at its start, not one a change).
+LOOP_SAMPLE = 2000
+
+
+def until_stopped(flags, every, seed):
+    """Change the flags of ``flags`` messages every ``every`` seconds until SIGTERM; the change under way
+    when the signal comes ends first (its files and its transaction)."""
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
+    rng = random.Random(seed)
+    owners = spool.Owners()
+    mailboxes = mailbox_names()
+    with transaction("bj-data") as cur:
+        keys = [row[:2] for row in pick(cur, rng, LOOP_SAMPLE)]
+    common.log_event("activity", event="started", every=every, flags=flags, sample=len(keys))
+    changes = 0
+    started = time.monotonic()
+    while not stopping and keys:
+        chosen = rng.sample(keys, min(flags, len(keys)))
+        with transaction("bj-data") as cur:
+            cur.execute("SELECT mailbox_uid, imap_uid, system_flags, message_body_guid FROM t_mailbox_record "
+                        "WHERE (mailbox_uid, imap_uid) IN (SELECT * FROM unnest(%s::text[], %s::int[])) "
+                        "ORDER BY mailbox_uid, imap_uid",
+                        ([key[0] for key in chosen], [key[1] for key in chosen]))
+            rows = cur.fetchall()
+            if spool.MAJOR >= 5:
+                change_flags5(cur, rows)
+            else:
+                change_flags(cur, owners, mailboxes, rows)
+        changes += 1
+        common.log_event("activity", event="flags", messages=len(rows))
+        delay = started + changes * every - time.monotonic()
+        if delay > 0 and not stopping:
+            time.sleep(delay)
+    summary = {"changes": changes, "seconds": round(time.monotonic() - started, 1)}
+    common.log_event("activity", event="stopped", **summary)
+    print(json.dumps(summary, sort_keys=True))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python3 -m bmsim.activity", description=__doc__.split("\n")[0])
-    parser.add_argument("--flags", type=int, default=0, metavar="N", help="messages whose flags change")
+    parser.add_argument("--flags", type=int, default=None, metavar="N", help="messages whose flags change")
     parser.add_argument("--delete", type=int, default=0, metavar="N", help="messages deleted and expunged")
     parser.add_argument("--seed", type=int, help="random seed (default: a new one each run)")
+    parser.add_argument("--until-stopped", action="store_true", help="change flags until SIGTERM (see above)")
+    parser.add_argument("--every", type=float, default=0.25, metavar="S", help="seconds between two changes")
     args = parser.parse_args(argv)
+    if args.until_stopped:
+        if args.delete or args.every <= 0:
+            parser.error("--until-stopped changes flags only, at a positive --every")
+        return until_stopped(2 if args.flags is None else args.flags, args.every, args.seed)
+    args.flags = args.flags or 0
     started = time.monotonic()
     rng = random.Random(args.seed)
     owners = spool.Owners()
-    with transaction(common.read_bm_ini().get("db", "bj")) as cur:
-        cur.execute("SELECT uid, domain_uid, login FROM t_directory_entry")
-        mailboxes = {uid: (domain, login) for uid, domain, login in cur.fetchall()}
+    mailboxes = mailbox_names()
     with transaction("bj-data") as cur:
         rows = pick(cur, rng, args.flags + args.delete)
         if spool.MAJOR >= 5:
