@@ -398,6 +398,13 @@ databases:
       description: Time to read the target's state once the changes or the copy are in and compare it with the origin's.
       type: float
       returned: when not in check mode
+    tables_counted_at_commit:
+      description:
+        - The tables whose row count the row sync's transaction checked against the origin's before it
+          committed (those planned from their changed rows or by buckets); the comparison after the commit
+          takes their counts from that check instead of counting them again (a count scans the table).
+      type: int
+      returned: when not in check mode
     schemas_compared_by:
       description:
         - V(dumps) when both schemas were dumped and compared, V(catalogs) when both sides' catalogs were
@@ -528,7 +535,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.progress import
     TreeProgress,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
-    FACTS_SQL,
+    facts_sql,
     IDENTITY_SQL,
     TABLE_COLUMNS_SQL,
     TABLE_DATA_SIZE_SQL,
@@ -703,9 +710,11 @@ class Transfer(object):
                 name, server.label, rc, (err or "").strip() or "no message"))
         return normalize_schema(out)
 
-    def facts(self, server, name, snapshot=None):
-        """What a pass compares of one database, in one query (see FACTS_SQL)."""
-        return json.loads(server.query(self.run, name, FACTS_SQL, "reading the database's state", snapshot)[0][0])
+    def facts(self, server, name, snapshot=None, counted_apart=()):
+        """What a pass compares of one database, in one query (see FACTS_SQL), without the row counts of the
+        tables ``counted_apart``."""
+        return json.loads(server.query(self.run, name, facts_sql(counted_apart), "reading the database's state",
+                                       snapshot)[0][0])
 
     def facts_if_any(self, server, name):
         """The facts of a database that may not exist (nor accept connections): None then."""
@@ -844,10 +853,12 @@ class Transfer(object):
                 origin, target_facts = in_parallel([functools.partial(self.facts, self.origin, name, snapshot.id),
                                                     functools.partial(self.facts_if_any, self.target, name)])
                 reason, target = self.row_sync_blocker(entry, snapshot.id, origin, target_facts)
+            counted = set()  # tables whose row count the row sync's commit checked (the origin's, in the snapshot)
             if reason is None:
                 entry["prepare_seconds"] = seconds_since(started)
                 try:
-                    self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin, target), origin, target)
+                    counted = self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin, target),
+                                             origin, target)
                 except RowSyncError as exc:
                     if trouble(exc.messages):
                         # a full disk, a server gone: a whole copy would fail the same way, after dropping a
@@ -858,6 +869,7 @@ class Transfer(object):
                                           name, exc, server.trouble_hint(exc.messages, self.run, name), name))
                     reason = "row sync failed: %s" % exc
             if reason is not None:
+                counted = set()
                 entry.update(method="full", reason=reason)
                 if apply_changes:
                     self.copy(entry, snapshot.id)
@@ -865,7 +877,12 @@ class Transfer(object):
                 if self.origin_serving:  # sequences moved on since the pass began: read them again
                     origin = dict(origin, sequences=self.facts(self.origin, name, snapshot.id)["sequences"])
                 begun = time.monotonic()
-                entry.update(self.compare(name, origin, self.facts(self.target, name)))
+                # the counts that the commit checked are not read again (a large table's count is a scan)
+                target = self.facts(self.target, name, counted_apart=counted)
+                if counted:
+                    target["counts"].update((table, origin["counts"][table]) for table in counted)
+                entry.update(self.compare(name, origin, target))
+                entry["tables_counted_at_commit"] = len(counted)
                 entry["verify_seconds"] = seconds_since(begun)
                 self.verified[name] = [origin["ident"], origin["xmin"]]
         entry["seconds"] = seconds_since(started)
@@ -931,6 +948,8 @@ class Transfer(object):
         moved = [rows_moved(p) for p in changed]
         entry.update(method="rows", tables_changed=len(changed), rows_copied=sum(copied for copied, _gone in moved),
                      rows_deleted=sum(gone for _copied, gone in moved))
+        # the tables whose row count the commit checked against the origin's (RowSync.apply): none in a dry run
+        return set(p["table"].name for p in plans if p.get("expect") is not None) if apply_changes else set()
 
     def start_origin_check(self, name, mode):
         """Start reading the origin's check in the background, once the snapshot is exported, when the

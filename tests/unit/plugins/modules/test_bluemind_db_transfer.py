@@ -605,7 +605,9 @@ def test_undeleted_tables_are_listed_by_their_changes_and_listed_whole_when_a_co
         row_sync.return_value.plan_tables.side_effect = plan
         row_sync.return_value.apply.side_effect = apply
         entry = dict(name="bj-data")
-        transfer.sync_rows(entry, "snap", True, (100, 200), origin, target)
+        counted = transfer.sync_rows(entry, "snap", True, (100, 200), origin, target)
+    # what the committed transaction counted: t_b (t_a, listed whole at the retry, was not counted there)
+    assert counted == {"public.t_b"}
     assert all(c[1] == ["public.t_a", "public.t_b"] for c in calls[:-1]) and calls[0][2]["public.t_a"] == (5, 4)
     # the retry lists the table the count named, whole (no by_changes), and applies everything again
     assert calls[-1][:2] == (["public.t_a"], []) and calls[-1][3] == [] and applied == [["public.t_a", "public.t_b"], ["public.t_b"]]
@@ -615,8 +617,9 @@ def test_undeleted_tables_are_listed_by_their_changes_and_listed_whole_when_a_co
             mock.patch(MODULE + "RowSync") as row_sync:
         row_sync.return_value.plan_tables.side_effect = plan
         entry = dict(name="bj-data")
-        transfer.sync_rows(entry, "snap", False, (100, 200), origin, target)
+        counted = transfer.sync_rows(entry, "snap", False, (100, 200), origin, target)
     assert all(c[1] == c[3] == [] for c in calls) and entry["tables_by_changes"] == 0 and not row_sync.return_value.apply.called
+    assert counted == set()  # a dry run commits nothing
 
 
 def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_may_have_deleted():
@@ -812,6 +815,39 @@ def test_a_row_sync_that_loses_a_server_or_fills_the_disk_fails_without_a_whole_
     assert str(err.value).endswith("run the task again. The target's copy of bj is unchanged (the changes apply in "
                                    "one transaction)")
     transfer.copy.assert_not_called()
+
+
+def test_the_comparison_after_the_commit_does_not_count_again_the_tables_the_commit_counted():
+    """The row counts that the row sync's transaction checked before it committed are the origin's: the
+    target's state read after it leaves those tables out of its counts (a count scans the table) and the
+    comparison takes the origin's for them; every other table is counted and compared."""
+    transfer = transfer_with()
+    origin = dict(ident="o", xmin=1, xmax=2, sequences=[], counts={"public.big": 900, "public.small": 3})
+    reads = []
+
+    def facts(server, name, snapshot=None, counted_apart=()):
+        reads.append(sorted(counted_apart))
+        if server is transfer.origin:
+            return dict(origin)
+        return dict(origin, counts={"public.small": 3})  # what a read without public.big's count gives
+
+    entry = dict(name="bj-data", settings=[], locale={}, extensions=[])
+    with mock.patch(MODULE + "Snapshot", FakeSnapshot), \
+            mock.patch.object(transfer, "facts", side_effect=facts), \
+            mock.patch.object(transfer, "row_sync_blocker", return_value=(None, dict(ident="t", xmin=1, xmax=2))), \
+            mock.patch.object(transfer, "sync_rows", return_value={"public.big"}), \
+            mock.patch.object(transfer, "compare", return_value={}) as compare:
+        transfer.sync(entry, "sync", True)
+    assert reads[-1] == ["public.big"] and compare.call_args[0][2]["counts"] == origin["counts"]
+    assert entry["tables_counted_at_commit"] == 1
+    # a whole copy (the row sync could not run) is counted whole after it
+    reads[:] = []
+    with mock.patch(MODULE + "Snapshot", FakeSnapshot), \
+            mock.patch.object(transfer, "facts", side_effect=facts), \
+            mock.patch.object(transfer, "row_sync_blocker", return_value=("no copy on the target yet", None)), \
+            mock.patch.object(transfer, "compare", return_value={}):
+        transfer.sync(dict(entry), "sync", True)
+    assert reads[-1] == []
 
 
 def test_a_row_sync_that_fails_otherwise_copies_the_database_whole():
