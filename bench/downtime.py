@@ -55,9 +55,9 @@ LIVE = os.environ.get("BENCH_LIVE", "1") != "0"
 LIVE_RATE = float(os.environ.get("BENCH_LIVE_RATE", "5"))
 LIVE_LEAD_SECONDS = 3
 WINDOW_TAGS = "cold_sync,db_migrate,config_copy,cutover"
-# What the prediction adds for what no hot phase measures (configuration copy, start, the steps around
-# them): the lab's figure, not a real core's (bluemind_window_fixed_seconds defaults to 60 for those).
-FIXED_SECONDS = os.environ.get("BENCH_WINDOW_FIXED", "10")
+# What the prediction adds for the steps no hot phase measures (bluemind_window_fixed_seconds): the role's
+# default unless BENCH_WINDOW_FIXED says otherwise (the start on the target is measured by the hot sync).
+FIXED_SECONDS = os.environ.get("BENCH_WINDOW_FIXED")
 
 
 def delta_plan(scale):
@@ -188,7 +188,8 @@ def arm_b(workdir, extra_vars=()):
     rc, seconds, out = lib.playbook(
         [play] + ([] if CATCH_UP else ["--tags", WINDOW_TAGS]) + [
          "-e", "bluemind_confirm_downtime=true", "-e", "bluemind_confirm_cutover=true",
-         "-e", "bluemind_report_dir=%s" % report_dir, "-e", "bluemind_window_fixed_seconds=%s" % FIXED_SECONDS]
+         "-e", "bluemind_report_dir=%s" % report_dir]
+        + (["-e", "bluemind_window_fixed_seconds=%s" % FIXED_SECONDS] if FIXED_SECONDS else [])
         + [a for v in extra_vars for a in ("-e", v)],
         workdir / "window.log", env=env)
     watch.join(300)
@@ -326,7 +327,7 @@ def render(scale, summ):
     predicted = (summ.get("b", {}).get("predicted") or {})
     if predicted.get("n"):
         text += ("\nthe downtime predicted before the window (median): %.1f s, with bluemind_window_fixed_seconds=%s"
-                 % (predicted["median"], FIXED_SECONDS))
+                 % (predicted["median"], FIXED_SECONDS or "its default"))
     elif "b" in summ:
         text += "\nno prediction: it needs a hot sync after the first (BENCH_REHEARSE=1)"
     for arm in ARMS:

@@ -14,13 +14,15 @@ description:
     recorded of the hot phase, as M(bluemind.migration.bluemind_state) keeps it.
   - The stop is the target's own stop at a hot sync; the final pull and the database catch-up are
     each as long as the last hot sync that was not the first (the first copies everything, a later
-    one what changed between two runs, as the window will), side by side when O(beside); O(fixed_seconds)
-    stands for what no hot phase measures (the configuration copy, BlueMind's start on the target).
+    one what changed between two runs, as the window will), side by side when O(beside); BlueMind's start
+    on the target is as long as its last start (systemd's timestamps, read by the hot sync that stopped
+    it), else O(start_seconds); O(fixed_seconds) stands for the steps around them that no hot phase
+    measures (the records, the checks; the configuration copy runs beside the final pull).
   - Returns C(seconds) (null while a part is unknown), C(parts) (C(step), C(seconds), C(basis)),
     C(missing) (why a part is unknown and what gives it), C(text), one line for the operator, and
     C(quick_pull), true when the final pull is predicted to end well before its first progress
     report (the window then runs it without the progress path).
-positional: fixed_seconds, beside
+positional: fixed_seconds, beside, start_seconds
 options:
   _input:
     description: The state document (the fact C(bluemind_state)).
@@ -34,6 +36,12 @@ options:
     description: Whether the database pass runs beside the final pull (C(cold_sync_db_beside)).
     type: bool
     default: true
+  start_seconds:
+    description:
+      - Seconds of BlueMind's start on the target when no hot sync measured it (the variable
+        C(bluemind_window_start_seconds)).
+    type: float
+    default: 60.0
 """
 
 EXAMPLES = r"""
@@ -51,8 +59,8 @@ _value:
 from ansible_collections.bluemind.migration.plugins.module_utils import state as migration_state
 
 
-def window_prediction(state, fixed_seconds, beside=True):
-    return migration_state.predict_window(state or {}, float(fixed_seconds), bool(beside))
+def window_prediction(state, fixed_seconds, beside=True, start_seconds=60.0):
+    return migration_state.predict_window(state or {}, float(fixed_seconds), bool(beside), float(start_seconds))
 
 
 class FilterModule:

@@ -328,6 +328,8 @@ def apply(state, phase, event, result=None, now=None):
         stop = result.get("stop") or {}
         if stop.get("bmctl_action") and stop.get("seconds") is not None:  # the target was running: a stop measured
             new["target_stop_seconds"] = round(float(stop["seconds"]), 1)
+            if stop.get("last_start_seconds") is not None:  # and how long its last start took (systemd's)
+                new["target_start_seconds"] = round(float(stop["last_start_seconds"]), 1)
     elif phase == "cold_sync":
         _keep_pull_start(new, result)
         entry = new.setdefault("cold_sync", {})
@@ -424,14 +426,15 @@ def timeline(state):
     return dict(hot_sync_runs=runs, steps=steps, missing=missing, downtime=downtime)
 
 
-def predict_window(state, fixed_seconds, beside=True):
+def predict_window(state, fixed_seconds, beside=True, start_seconds=60.0):
     """The cold window (origin stopped -> target serving) predicted from the hot phase's history.
 
     The parts: the stop (the target's own stop at a hot sync: the same product and units as the
     origin's), the final pull and the database catch-up (each as long as the last hot sync that was
     not the first: the first copies everything, a later one what changed between two runs, as the
-    window will; side by side when ``beside``), and ``fixed_seconds`` for what no hot phase measures
-    (the configuration copy, BlueMind's start on the target, the steps around them). Returns
+    window will; side by side when ``beside``), BlueMind's start on the target (how long its last start
+    took, by systemd, as the hot sync that stopped it read it; else ``start_seconds``), and
+    ``fixed_seconds`` for the steps around them that no hot phase measures. Returns
     ``seconds`` (None while a part is unknown), ``parts`` (``step``, ``seconds``, ``basis`` each),
     ``missing`` (why a part is unknown and what gives it), ``text``, one line for the operator, and
     ``quick_pull``: whether the final pull is predicted to end well before its first progress report
@@ -460,7 +463,13 @@ def predict_window(state, fixed_seconds, beside=True):
         else:
             parts.append(dict(step="pull, then databases", seconds=pull + float(databases),
                               basis="%s: pull %.1f s, databases %.1f s" % (basis, pull, float(databases))))
-    parts.append(dict(step="configuration copy, start, checks", seconds=float(fixed_seconds),
+    start = state.get("target_start_seconds")
+    if start is not None:
+        parts.append(dict(step="start", seconds=float(start), basis="the target's last start of BlueMind (systemd)"))
+    else:
+        parts.append(dict(step="start", seconds=float(start_seconds),
+                          basis="bluemind_window_start_seconds (no hot sync stopped a target that systemd saw start)"))
+    parts.append(dict(step="records and checks", seconds=float(fixed_seconds),
                       basis="bluemind_window_fixed_seconds (not measured before the window)"))
     seconds = None if missing else round(sum(part["seconds"] for part in parts), 1)
     if seconds is None:

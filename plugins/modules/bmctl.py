@@ -127,6 +127,15 @@ ended_at:
   returned: when not in check mode
   type: str
   sample: "2026-11-30T05:32:18.862745Z"
+last_start_seconds:
+  description:
+    - When the task stopped a running BlueMind, how long its last start had taken, from systemd's
+      timestamps of C(bluemind.target) (from leaving inactive to active, which it reaches once every unit
+      it wants started, the core once it said it is ready); the hot sync keeps it to predict the start in
+      the window.
+  returned: when the task stopped a running BlueMind whose target systemd saw start
+  type: float
+  sample: 41.7
 outside_target:
   description:
     - Units that C(bmctl status) lists but that are not part of C(bluemind.target), with their
@@ -304,6 +313,28 @@ def take_along(module, units, state):
     return moved
 
 
+def last_start_seconds(module):
+    """How long the last start of bluemind.target took by systemd's monotonic timestamps (leaving inactive,
+    then entering active), while it is active; None when systemd cannot say."""
+    systemctl = module.get_bin_path("systemctl")
+    if not systemctl:
+        return None
+    rc, out, _err = module.run_command([systemctl, "show", TARGET, "--property=ActiveState",
+                                        "--property=InactiveExitTimestampMonotonic",
+                                        "--property=ActiveEnterTimestampMonotonic"])
+    if rc != 0:
+        return None
+    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    try:
+        began = int(values.get("InactiveExitTimestampMonotonic", "0"))
+        ended = int(values.get("ActiveEnterTimestampMonotonic", "0"))
+    except ValueError:
+        return None
+    if values.get("ActiveState") != "active" or began <= 0 or ended < began:
+        return None
+    return round((ended - began) / 1e6, 3)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -336,6 +367,10 @@ def main():
     moved = take_along(module, units, state) if state == "started" else []
     result = dict(changed=action is not None or bool(moved), bmctl_action=action, status_before=before,
                   status=before, outside_target=outside, units_changed=moved, seconds=0.0)
+    if action == "stop" and not module.check_mode:
+        started_in = last_start_seconds(module)
+        if started_in is not None:
+            result["last_start_seconds"] = started_in
     if action is not None and not module.check_mode:
         goal = "stopped" if state == "stopped" else "started"
         deadline = time.monotonic() + timeout

@@ -47,8 +47,9 @@ def test_window_prediction_reads_the_state_as_the_module_wrote_it():
     state = {"target_stop_seconds": 2.0,
              "hot_sync_runs": [{"seconds": 40.0, "databases_seconds": 30.0, "end": "a"},
                                {"seconds": 3.0, "databases_seconds": 5.0, "end": "b"}]}
-    assert predict(state, "20")["seconds"] == 2.0 + 5.0 + 20.0  # Jinja may hand the number over as text
-    assert predict(state, 20, False)["seconds"] == 2.0 + 3.0 + 5.0 + 20.0
+    assert predict(state, "20")["seconds"] == 2.0 + 5.0 + 60.0 + 20.0  # Jinja may hand the numbers over as text
+    assert predict(state, 20, False, "30")["seconds"] == 2.0 + 3.0 + 5.0 + 30.0 + 20.0
+    assert predict(dict(state, target_start_seconds=12.5), 20, True, 30)["seconds"] == 2.0 + 5.0 + 12.5 + 20.0
     assert predict(None, 20)["seconds"] is None
 
 

@@ -335,16 +335,32 @@ def test_the_window_is_predicted_from_the_last_hot_sync_that_was_not_the_first()
     state = walk(PREREQ, hot(30.0, STOPPED_TARGET), ("hot_sync", "databases", {"seconds": 20.0}),
                  hot(4.0), ("hot_sync", "databases", {"seconds": 6.0}),
                  hot(2.5), ("hot_sync", "databases", {"seconds": 1.5}))
-    beside = st.predict_window(state, 60)
-    # stop 3.0 + max(pull 2.5, databases 1.5) + 60 for what no hot phase measures
-    assert beside["seconds"] == 65.5 and beside["missing"] == []
+    beside = st.predict_window(state, 5)
+    # stop 3.0 + max(pull 2.5, databases 1.5) + the start (not measured: 60 by default) + 5 for the rest
+    assert beside["seconds"] == 70.5 and beside["missing"] == []
     assert [(p["step"], p["seconds"]) for p in beside["parts"]] == [
-        ("stop", 3.0), ("pull and databases side by side", 2.5), ("configuration copy, start, checks", 60.0)]
+        ("stop", 3.0), ("pull and databases side by side", 2.5), ("start", 60.0), ("records and checks", 5.0)]
     assert beside["parts"][1]["basis"].startswith("hot sync 3, ") and "pull 2.5 s, databases 1.5 s" in beside["parts"][1]["basis"]
-    assert beside["text"] == ("predicted downtime about 66 s: stop 3.0 s, pull and databases side by side 2.5 s, "
-                              "configuration copy, start, checks 60.0 s")
-    assert st.predict_window(state, 10, beside=False)["seconds"] == 3.0 + 2.5 + 1.5 + 10
+    assert beside["parts"][2]["basis"].startswith("bluemind_window_start_seconds")
+    assert beside["text"] == ("predicted downtime about 70 s: stop 3.0 s, pull and databases side by side 2.5 s, "
+                              "start 60.0 s, records and checks 5.0 s")
+    assert st.predict_window(state, 10, beside=False, start_seconds=30)["seconds"] == 3.0 + 2.5 + 1.5 + 30 + 10
     assert beside["quick_pull"] is True  # 2.5 s: no progress report would show
+
+
+def test_the_start_in_the_window_is_predicted_from_the_target_s_last_start_that_a_hot_sync_read():
+    """A hot sync that stops a running target keeps how long its last start took (systemd's, from bmctl):
+    the prediction's start is that, not the variable's guess; a later hot sync that found it stopped
+    keeps it."""
+    started = dict(STOPPED_TARGET, last_start_seconds=41.74)
+    state = walk(PREREQ, hot(30.0, started), ("hot_sync", "databases", {"seconds": 9.0}),
+                 hot(2.5), ("hot_sync", "databases", {"seconds": 1.5}))
+    assert state["target_start_seconds"] == 41.7
+    predicted = st.predict_window(state, 5, start_seconds=60)
+    assert predicted["seconds"] == 3.0 + 2.5 + 41.7 + 5
+    assert predicted["parts"][2] == dict(step="start", seconds=41.7, basis="the target's last start of BlueMind (systemd)")
+    # a target already stopped (its start unknown to systemd since) measures nothing
+    assert walk(PREREQ, hot(30.0, dict(ALREADY_STOPPED, last_start_seconds=9.0))).get("target_start_seconds") is None
 
 
 def test_only_a_pull_predicted_well_under_the_first_progress_report_is_quick():
@@ -367,7 +383,7 @@ def test_no_prediction_before_a_second_hot_sync_nor_without_a_measured_stop():
     assert st.predict_window({}, 60)["seconds"] is None
     # a pull without a database pass (hot_sync_databases empty) predicts the pull alone
     pull_only = st.predict_window(walk(PREREQ, hot(30.0, STOPPED_TARGET), hot(2.0)), 5)
-    assert pull_only["seconds"] == 3.0 + 2.0 + 5
+    assert pull_only["seconds"] == 3.0 + 2.0 + 60 + 5
 
 
 def test_the_window_s_start_keeps_the_prediction_it_was_opened_with():

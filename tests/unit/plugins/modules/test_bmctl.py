@@ -49,10 +49,15 @@ def bins(monkeypatch):
     return found
 
 
+# What `systemctl show` says of an active bluemind.target whose last start took 41.74 s (monotonic µs).
+TARGET_SHOWN = "ActiveState=active\nInactiveExitTimestampMonotonic=1000000000\nActiveEnterTimestampMonotonic=1041740000\n"
+
+
 @pytest.fixture
 def target(commands, bins):
-    """systemd lists bluemind.target's units as on a BlueMind server."""
+    """systemd lists bluemind.target's units as on a BlueMind server, and says when it last started."""
     commands.add(lambda a: a[1:3] == ["list-dependencies", "--plain"], (0, DEPENDENCIES, ""))
+    commands.add(lambda a: a[1:3] == ["show", "bluemind.target"], (0, TARGET_SHOWN, ""))
 
 
 def status_sequence(commands, *outputs):
@@ -120,6 +125,29 @@ def test_stop_reaches_stopped_although_bm_nginx_stays_up(run_module, commands, t
     assert result["changed"] is True and actions(commands) == ["stop"]
     assert result["status"]["bm-core.service"] == "stopped"
     assert clock[0] == 1000.0  # no wait: the first status after the stop is final
+    assert result["last_start_seconds"] == 41.74  # read before the stop, for the window's prediction
+
+
+@pytest.mark.parametrize("shown", [
+    "ActiveState=active\nInactiveExitTimestampMonotonic=0\nActiveEnterTimestampMonotonic=0\n",  # never started
+    "ActiveState=activating\nInactiveExitTimestampMonotonic=5\nActiveEnterTimestampMonotonic=0\n",
+    "ActiveState=active\nInactiveExitTimestampMonotonic=9\nActiveEnterTimestampMonotonic=4\n",  # restarted since
+])
+def test_a_last_start_that_systemd_cannot_time_is_not_reported(run_module, commands, bins, bmctl_bin, clock, shown):
+    commands.add(lambda a: a[1:3] == ["list-dependencies", "--plain"], (0, DEPENDENCIES, ""))
+    commands.add(lambda a: a[1:3] == ["show", "bluemind.target"], (0, shown, ""))
+    status_sequence(commands, (0, RUNNING, ""), (1, STOPPED, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["stop"], (0, "", ""))
+    result = run_module(bmctl, dict(state="stopped", bmctl_path=bmctl_bin))
+    assert result["changed"] is True and "last_start_seconds" not in result
+
+
+def test_only_a_stop_reads_the_last_start(run_module, commands, target, bmctl_bin, clock):
+    status_sequence(commands, (1, STOPPED, ""), (0, RUNNING, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["start"], (0, "", ""))
+    result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin))
+    assert actions(commands) == ["start"] and "last_start_seconds" not in result
+    assert not [c for c in commands.calls if c["args"][1:2] == ["show"]]
 
 
 def test_without_systemd_list_only_bm_nginx_is_left_out(run_module, commands, bins, bmctl_bin):
