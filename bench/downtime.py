@@ -242,10 +242,14 @@ def one_run(arm, scale, rep, workroot):
         run["live_writes"] = {"rate": LIVE_RATE, "lead_seconds": LIVE_LEAD_SECONDS}
     lib.log("  window")
     run["protocol"] = "catch-up" if CATCH_UP else "window tags"
+    before = lib.pressure()
     run.update(arm_a(workdir) if arm == "a" else arm_b(workdir, ABLATE.split() if arm == "c" else ()))
+    run["pressure"] = lib.pressure_share(before, lib.pressure())
     if arm == "c":
         run["ablate"] = ABLATE
-    lib.log("  window %.1f s (from the launch: %.1f s); checking" % (from_stop(run) or -1, run["window"] or -1))
+    lib.log("  window %.1f s (from the launch: %.1f s; the disk held tasks back %s of it); checking" % (
+        from_stop(run) or -1, run["window"] or -1, "%.0f %%" % (100 * run["pressure"]["io"]["stalled_share"])
+        if run.get("pressure") else "an unknown share"))
     if LIVE:
         lib.settle_target_queue()
     run["check"] = lib.check(queued=LIVE)
@@ -280,6 +284,7 @@ def summarize(runs):
                         failed_runs=sum(1 for r in rs if r.get("rc")),
                         queued_lost_runs=sum(1 for r in rs if (r["check"].get("queued") or {}).get("lost")),
                         live_runs=sum(1 for r in rs if r.get("live_writes")),
+                        io_stalled=lib.summary([((r.get("pressure") or {}).get("io") or {}).get("stalled_share") for r in rs]),
                         report=lib.summary([r.get("report_downtime_seconds") for r in rs]) if arm != "a" else None,
                         predicted=lib.summary([r.get("predicted_seconds") for r in rs]) if arm != "a" else None)
         groups = {}
@@ -330,6 +335,10 @@ def render(scale, summ):
                  % (predicted["median"], FIXED_SECONDS or "its default"))
     elif "b" in summ:
         text += "\nno prediction: it needs a hot sync after the first (BENCH_REHEARSE=1)"
+    stalls = ["%s %.0f-%.0f %%" % (ARMS[arm], 100 * summ[arm]["io_stalled"]["min"], 100 * summ[arm]["io_stalled"]["max"])
+              for arm in ARMS if (summ.get(arm, {}).get("io_stalled") or {}).get("n")]
+    if stalls:
+        text += "\nshare of the window during which the disk held tasks back (/proc/pressure/io): " + "; ".join(stalls)
     for arm in ARMS:
         g = summ.get(arm, {}).get("groups_median")
         if g:

@@ -441,6 +441,32 @@ def settle_target_queue(timeout=30):
                "&& break; sleep 1; done; true" % timeout)
 
 
+# --- the machine's pressure (PSI) -------------------------------------------------------------
+def pressure():
+    """``{io, cpu}``: the kernel's stall totals (microseconds some task waited, /proc/pressure) and the
+    monotonic time, to say what share of a span the disk or the CPU held tasks back; {} without PSI."""
+    out = {"at": time.monotonic()}
+    for kind in ("io", "cpu"):
+        try:
+            line = Path("/proc/pressure/%s" % kind).read_text().splitlines()[0]
+        except OSError:
+            return {}
+        fields = dict(item.split("=") for item in line.split()[1:])
+        out[kind] = {"total_us": int(fields["total"]), "avg10": float(fields["avg10"])}
+    return out
+
+
+def pressure_share(before, after):
+    """The share of the span between two :func:`pressure` reads during which some task waited for the disk
+    (``io``) or the CPU (``cpu``), and the 10 s averages at its start: a window measured while the disk
+    throttled says so."""
+    if not before or not after:
+        return None
+    span = (after["at"] - before["at"]) * 1e6
+    return {kind: {"stalled_share": round((after[kind]["total_us"] - before[kind]["total_us"]) / span, 3) if span > 0 else None,
+                   "avg10_before": before[kind]["avg10"]} for kind in ("io", "cpu")}
+
+
 # --- figures --------------------------------------------------------------------------------
 def summary(values):
     values = [v for v in values if v is not None]
