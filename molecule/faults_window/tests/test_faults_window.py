@@ -170,6 +170,10 @@ def test_a_window_whose_ssh_to_the_origin_is_cut_in_the_final_pull_says_what_to_
 
 
 def test_the_rerun_killed_during_the_config_copy():
+    # New content: the copy beside the window above may have moved the whole file before its SSH was cut
+    # (it starts with the final pull, and the cut waits for the pull to write its big file), and this
+    # rerun must have it to write.
+    big_file(ORIGIN, "/etc/bm/fault-config.bin", 30)
     slow_link(ORIGIN)
     proc = start_playbook("migrate.yml", *WINDOW)
     try:
