@@ -416,17 +416,19 @@ def queued_mail():
     """The load's messages left in the origin's queues (stopped: its queue files stay), and where each is
     on the target: ``lost`` (neither delivered nor queued there), ``delivered_paths`` (its spool files)."""
     ids = queued_ids(ORIGIN)
-    paths = []
+    paths, found = set(), set()
     if ids:
+        # one grep: each spool file holding one of them, with the id it holds ("path:id" lines)
         pattern = "|".join(re.escape(i) for i in ids)
-        paths = [l for l in sh(TARGET, "grep -rlE '%s' /var/spool/cyrus 2>/dev/null; true" % pattern).split() if l]
-    found = set()
-    for path in paths:
-        found.update(re.findall(LOAD_ID, sh(TARGET, "head -c 4096 '%s'" % path)))
+        for line in sh(TARGET, "grep -roE '%s' /var/spool/cyrus 2>/dev/null; true" % pattern).splitlines():
+            path, _colon, found_id = line.rpartition(":")
+            if path:
+                paths.add(path)
+                found.add(found_id)
     still = set(queued_ids(TARGET))
     lost = sorted(i for i in ids if i not in found and i not in still)
     return {"origin": len(ids), "delivered_on_target": len(set(ids) & found), "queued_on_target": len(set(ids) & still),
-            "lost": lost, "delivered_paths": paths}
+            "lost": lost, "delivered_paths": sorted(paths)}
 
 
 def live_writes(rate):

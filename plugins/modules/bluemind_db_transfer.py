@@ -869,7 +869,6 @@ class Transfer(object):
                                           name, exc, server.trouble_hint(exc.messages, self.run, name), name))
                     reason = "row sync failed: %s" % exc
             if reason is not None:
-                counted = set()
                 entry.update(method="full", reason=reason)
                 if apply_changes:
                     self.copy(entry, snapshot.id)
