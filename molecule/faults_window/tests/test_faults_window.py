@@ -152,7 +152,10 @@ def test_the_hot_sync_after_it_with_its_ssh_cut_mid_pull_then_rerun_converges():
 
 def test_a_window_whose_ssh_to_the_origin_is_cut_in_the_final_pull_says_what_to_do():
     big_file(ORIGIN, SPOOL + "/fault-cold.bin", 60)
-    big_file(ORIGIN, "/etc/bm/fault-config.bin", 30)  # for the config copy, below
+    # For the config copy beside the pull: too big to be moved before the cut below (two minutes at the
+    # slow link's rate shared with the pull), so that the copy cannot end and build the vhosts that the
+    # next step must find missing (CI on 994bf14 found them there).
+    big_file(ORIGIN, "/etc/bm/fault-config.bin", 160)
     SEEN["trees"] = {tree: tree_listing(ORIGIN, tree) for tree in TREES}  # what the window must move
     slow_link(ORIGIN)
     proc = start_playbook("migrate.yml", *WINDOW)
@@ -174,15 +177,19 @@ def test_the_rerun_killed_during_the_config_copy():
     # (it starts with the final pull, and the cut waits for the pull to write its big file), and this
     # rerun must have it to write.
     big_file(ORIGIN, "/etc/bm/fault-config.bin", 30)
+    # The module would go on alone on the target once the controller is gone (its job runs there) and
+    # rebuild what the files feed; here it dies too, as with the target's session cut: killed on the
+    # target as soon as its rsync writes the file. A kill sent from here after the controller's came once
+    # the copy had ended (a round trip of testinfra's takes a second or more on a loaded machine).
+    arm(TARGET, "fault-config-copy", "until ls -a /etc/bm | grep -q '^\\.fault-config\\.bin\\.'; do sleep 0.02; done\n"
+        "pkill -KILL -f AnsiballZ_bluemind_config_cop[y]")
     slow_link(ORIGIN)
     proc = start_playbook("migrate.yml", *WINDOW)
     try:
         kill_controller_when(proc, lambda: writing(TARGET, "/etc/bm", "fault-config.bin"), "the config copy writing fault-config.bin")
-        # The module would go on alone on the target (the controller is gone, not the target's processes)
-        # and rebuild what the files feed; here it dies too, as with the target's session cut.
-        TARGET.run("pkill -KILL -f AnsiballZ_bluemind_config_cop[y]")
     finally:
         full_speed(ORIGIN)
+        TARGET.run("pkill -f 'sh /tmp/fault-config-cop[y]'; pkill -KILL -f AnsiballZ_bluemind_config_cop[y]")
     # The copy runs beside the final pull and the database pass, started before the origin's stop: its
     # start is recorded, the database phase did not end.
     assert "start" in state()["config_copy"] and "start" in state()["cold_sync"]
