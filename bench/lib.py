@@ -202,8 +202,9 @@ def trust_lab_ca():
 
 
 def reset(scale, seed=42):
-    """Origin reseeded at `scale` (same seed: same data) and serving; target fresh, configuration as
-    after its install, no migration state; the bench's SSH trust for the vendor commands."""
+    """Origin as seeded at `scale` (same seed: same data; put back from its copy after the first
+    seed) and serving; target fresh, configuration as after its install, no migration state; the
+    bench's SSH trust for the vendor commands. The seed's summary, with how the origin was reset."""
     save_pristine_target()
     sh(ORIGIN, "systemctl stop bm-sim-load bm-sim-activity 2>/dev/null; systemctl enable -q postfix bluemind.target; "
                "systemctl start postfix; bmctl start >/dev/null; postsuper -d ALL >/dev/null 2>&1; true")

@@ -43,23 +43,55 @@ link_collection() {
   ln -sfn ../../../.. "$top/.venv/collections/ansible_collections/bluemind/migration"
 }
 
-# pip, without the noise of this machine's absent local index folders
-pipq() { "$top/.venv/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+# The toolchain is built once per machine and requirements, in a cache keyed by their hash (a venv
+# cannot move: its scripts name their interpreter by absolute path), and each checkout's .venv links to
+# it: a clean clone is ready in seconds, not minutes. Only .venv/collections is the checkout's own.
+# BLUEMIND_MIGRATION_VENV_CACHE=0 builds .venv in the checkout as before.
+venv_cache_root=${BLUEMIND_MIGRATION_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/bluemind-migration}
+
+# pip of the venv in $1, without the noise of this machine's absent local index folders
+pipq() { local dir=$1; shift; "$dir/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+
+build_venv() {  # build_venv DIR HASH: the pinned toolchain and BlueMind's clients in DIR
+  local dir=$1 want=$2
+  echo "creating the toolchain's venv in $dir (a few minutes the first time)"
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  pipq "$dir" install -q --upgrade pip
+  pipq "$dir" install -q -r "$top/requirements-dev.txt"
+  # netbluemind4 and netbluemind5 both install the package `netbluemind`: keep each in its own folder.
+  pipq "$dir" install -q --no-deps --upgrade --target "$dir/netbluemind4" netbluemind4==4.9.3884
+  pipq "$dir" install -q --no-deps --upgrade --target "$dir/netbluemind5" netbluemind5==5.7.3268
+  echo "$want" >"$dir/.stamp"
+}
 
 venv() {
-  local stamp="$top/.venv/.stamp" want
-  link_collection
+  local stamp="$top/.venv/.stamp" want cache entry
   want=$(cat "$top/requirements-dev.txt" "$0" | sha256sum | cut -c1-16)
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
-  echo "creating .venv with the pinned toolchain (a few minutes the first time)"
-  python3 -m venv "$top/.venv"
-  pipq install -q --upgrade pip
-  pipq install -q -r "$top/requirements-dev.txt"
-  # netbluemind4 and netbluemind5 both install the package `netbluemind`: keep each in its own folder.
-  pipq install -q --no-deps --upgrade --target "$top/.venv/netbluemind4" netbluemind4==4.9.3884
-  pipq install -q --no-deps --upgrade --target "$top/.venv/netbluemind5" netbluemind5==5.7.3268
-  echo "$want" >"$stamp"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then link_collection; return 0; fi
+  if [ "${BLUEMIND_MIGRATION_VENV_CACHE:-1}" = 0 ]; then
+    rm -rf "$top/.venv"
+    build_venv "$top/.venv" "$want"
+    link_collection
+    return 0
+  fi
+  cache=$venv_cache_root/venv-$want
+  mkdir -p "$venv_cache_root"
+  # One build at a time per hash (two checkouts set up at once); a build cut short has no stamp.
+  exec 9>"$cache.lock"
+  flock 9
+  if [ ! -f "$cache/.stamp" ] || [ "$(cat "$cache/.stamp")" != "$want" ]; then
+    build_venv "$cache" "$want"
+  fi
+  flock -u 9
+  rm -rf "$top/.venv"
+  mkdir -p "$top/.venv"
+  for entry in "$cache"/*; do
+    ln -sfn "$entry" "$top/.venv/${entry##*/}"
+  done
+  echo "using the toolchain's venv $cache (.venv links to it)"
   link_collection
+  echo "$want" >"$stamp"
 }
 
 case "${1:-}" in
