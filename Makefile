@@ -64,7 +64,7 @@ test-static: venv
 
 # The lab tests need the lab: BMLAB_REQUIRED turns "no lab" into a failure instead of a skip.
 test-lab: lab
-	BMLAB_REQUIRED=1 $(PY) -m pytest -p no:cacheprovider tests/lab $(wildcard tests/integration)
+	BMLAB_REQUIRED=1 $(PY) -m pytest -p no:cacheprovider --durations=15 tests/lab $(wildcard tests/integration)
 
 test-molecule: setup
 	@set -eo pipefail; for s in $(SCENARIOS); do \
