@@ -78,6 +78,11 @@ CREATE TABLE IF NOT EXISTS t_container_changelog (
     item_id     bigint NOT NULL,
     PRIMARY KEY (version, container_id, item_uid)
 );
+-- BlueMind's two indexes of the log (item-store-1.0.0-SNAPSHOT.sql): the change-set trigger below
+-- looks the log up by container and item, which the key (version first) cannot serve.
+CREATE INDEX IF NOT EXISTS tcc_container_id_fkey ON t_container_changelog (container_id);
+CREATE INDEX IF NOT EXISTS t_container_changelog_container_id_item_id_version_idx
+    ON t_container_changelog (container_id, item_id, version);
 
 -- Change set: the first and the last change of each item, kept by a trigger on the change log.
 -- Made LIKE the change log (so without its primary key), hash-partitioned on the container id;

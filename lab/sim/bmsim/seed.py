@@ -688,11 +688,6 @@ class Seeder:
             "(SELECT string_agg(b.data, '' ORDER BY k) FROM generate_series(0, %s * parts - 1) k "
             "JOIN seed_block b ON b.id = (s.n * 7 + k * 13) %% %s))::text, created "
             "FROM seed_body s ORDER BY n", (body_blocks, FILL_BLOCKS))
-        # BlueMind's change-set trigger looks the change log up by item and container, which the log's
-        # key (version first) cannot serve: one scan of the log per change written, quadratic in the
-        # seed (four minutes for the last 53k changes at m). An index of the seed's own serves it, and
-        # goes before the end: the schema stays BlueMind's.
-        cur.execute("CREATE INDEX bmsim_seed_changelog_item ON t_container_changelog (item_id, container_id)")
         self.records.seek(0)
         cur.copy_from(self.records, "t_mailbox_record",
                       columns=("mailbox_uid", "imap_uid", "message_body_guid", "system_flags",
@@ -701,7 +696,6 @@ class Seeder:
                     "SELECT 'mbox_records_' || r.mailbox_uid, r.imap_uid::text, r.imap_uid, 0, r.internal_date "
                     "FROM t_mailbox_record r ORDER BY r.mailbox_uid, r.imap_uid")
         self.container_items(cur, target)
-        cur.execute("DROP INDEX bmsim_seed_changelog_item")
 
     def container_items(self, cur, target):
         """Calendars and address books of every user; a third of the items were updated once."""
