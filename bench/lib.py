@@ -235,8 +235,7 @@ def reset(scale, seed=42):
     sh(ORIGIN, "bmctl start >/dev/null; systemctl start postfix")
     trust_lab_ca()
     vendor_trust()
-    summary = dict(summary, reset="restored" if restore else "seeded")
-    return summary
+    return dict(summary, reset="restored" if restore else "seeded")
 
 
 # The origin's seeded data (its seven trees and its PostgreSQL cluster), copied inside the container
@@ -260,22 +259,25 @@ def origin_data_paths():
     return [p.lstrip("/") for p in TREES + [pgdata]]
 
 
+def copy_origin_data(rsync, input=None):
+    """`rsync` (a format of {copy}, the copy's folder, and {paths}, the data's paths relative to /) run on
+    the origin with BlueMind, postfix and PostgreSQL stopped; PostgreSQL started again after it."""
+    paths = " ".join(origin_data_paths())
+    sh(ORIGIN, "systemctl stop %s" % ORIGIN_SERVICES)
+    sh(ORIGIN, rsync.format(copy=PRISTINE_ORIGIN, paths=paths), input=input)
+    sh(ORIGIN, "systemctl start postgresql")
+
+
 def save_pristine_origin(key, summary):
     """One rsync for all the paths: hard links that span two trees stay links. The key is written last:
     a copy cut short is never taken for a whole one."""
-    paths = " ".join(origin_data_paths())
-    sh(ORIGIN, "systemctl stop %s" % ORIGIN_SERVICES)
-    sh(ORIGIN, "rm -rf {p} && mkdir -p {p}/data && cd / && rsync -aHR --numeric-ids {paths} {p}/data/ && "
-               "cat > {p}/summary.json".format(p=PRISTINE_ORIGIN, paths=paths), input=json.dumps(summary))
-    sh(ORIGIN, "echo '%s' > %s/key && systemctl start postgresql" % (key, PRISTINE_ORIGIN))
+    copy_origin_data("rm -rf {copy} && mkdir -p {copy}/data && cd / && rsync -aHR --numeric-ids {paths} {copy}/data/ && "
+                     "cat > {copy}/summary.json && echo '%s' > {copy}/key" % key, input=json.dumps(summary))
 
 
 def restore_origin():
-    """The origin's trees and cluster as seeded (services stopped meanwhile); the seed's summary."""
-    paths = " ".join(origin_data_paths())
-    sh(ORIGIN, "systemctl stop %s" % ORIGIN_SERVICES)
-    sh(ORIGIN, "cd %s/data && rsync -aHR --delete --numeric-ids %s /" % (PRISTINE_ORIGIN, paths))
-    sh(ORIGIN, "systemctl start postgresql")
+    """The origin's trees and cluster as seeded; the seed's summary."""
+    copy_origin_data("cd {copy}/data && rsync -aHR --delete --numeric-ids {paths} /")
     return json.loads(sh(ORIGIN, "cat %s/summary.json" % PRISTINE_ORIGIN))
 
 

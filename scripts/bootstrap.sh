@@ -69,29 +69,27 @@ venv() {
   local stamp="$top/.venv/.stamp" want cache entry
   want=$(cat "$top/requirements-dev.txt" "$0" | sha256sum | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then link_collection; return 0; fi
-  if [ "${BLUEMIND_MIGRATION_VENV_CACHE:-1}" = 0 ]; then
-    rm -rf "$top/.venv"
-    build_venv "$top/.venv" "$want"
-    link_collection
-    return 0
-  fi
-  cache=$venv_cache_root/venv-$want
-  mkdir -p "$venv_cache_root"
-  # One build at a time per hash (two checkouts set up at once); a build cut short has no stamp.
-  exec 9>"$cache.lock"
-  flock 9
-  if [ ! -f "$cache/.stamp" ] || [ "$(cat "$cache/.stamp")" != "$want" ]; then
-    build_venv "$cache" "$want"
-  fi
-  flock -u 9
   rm -rf "$top/.venv"
-  mkdir -p "$top/.venv"
-  for entry in "$cache"/*; do
-    ln -sfn "$entry" "$top/.venv/${entry##*/}"
-  done
-  echo "using the toolchain's venv $cache (.venv links to it)"
+  if [ "${BLUEMIND_MIGRATION_VENV_CACHE:-1}" = 0 ]; then
+    build_venv "$top/.venv" "$want"
+  else
+    cache=$venv_cache_root/venv-$want
+    mkdir -p "$venv_cache_root"
+    # One build at a time per hash (two checkouts set up at once); a build cut short has no stamp.
+    exec 9>"$cache.lock"
+    flock 9
+    if [ ! -f "$cache/.stamp" ] || [ "$(cat "$cache/.stamp")" != "$want" ]; then
+      build_venv "$cache" "$want"
+    fi
+    flock -u 9
+    mkdir -p "$top/.venv"
+    for entry in "$cache"/*; do
+      ln -sfn "$entry" "$top/.venv/${entry##*/}"
+    done
+    echo "using the toolchain's venv $cache (.venv links to it)"
+    echo "$want" >"$stamp"
+  fi
   link_collection
-  echo "$want" >"$stamp"
 }
 
 case "${1:-}" in
