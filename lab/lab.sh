@@ -169,7 +169,8 @@ up() {
   preflight
   declare -A image
   for h in "${hosts[@]}"; do image[$h]=$("$top/lab/images/build.sh" "$h" "$bluemind"); done
-  docker network inspect "$net" >/dev/null 2>&1 || docker network create --subnet "$subnet" "$net" >/dev/null
+  python3 "$top/lab/networks.py" lab "$subnet" "$net"
+  docker network inspect "$net" >/dev/null 2>&1 || docker network create --label bmlab.network=1 --subnet "$subnet" "$net" >/dev/null
   # A failure past this point removes what it started, so no half-built lab stays behind.
   trap 'rc=$?; if [ $rc -ne 0 ]; then say "failed: removing the half-started lab (what failed is said above)"; down; fi' EXIT
   for h in "${hosts[@]}"; do start_host "$h" "${image[$h]}"; done
