@@ -67,19 +67,7 @@ test-lab: lab
 	BMLAB_REQUIRED=1 $(PY) -m pytest -p no:cacheprovider --durations=15 tests/lab $(wildcard tests/integration)
 
 test-molecule: setup
-	@python3 lab/networks.py molecule
-	@set -eo pipefail; for s in $(SCENARIOS); do \
-	  flavour=$(BLUEMIND); case $$s in bm5*) flavour=5 ;; esac; \
-	  export BMLAB_ORIGIN_IMAGE=$$(lab/images/build.sh origin $$flavour) BMLAB_TARGET_IMAGE=$$(lab/images/build.sh target $$flavour); \
-	  echo "=== molecule scenario $$s (BlueMind $$flavour lab images)"; start=$$(date +%s); \
-	  log=.cache/molecule-$$s.log; mkdir -p .cache; \
-	  if ! molecule -c molecule/base.yml test -s $$s 2>&1 | tee $$log; then \
-	    echo "=== molecule scenario $$s FAILED after $$(( $$(date +%s) - start )) s; what its tests and tasks said (whole log: $$log):"; \
-	    sed 's/\x1b\[[0-9;]*m//g' $$log | grep -aE -A6 '(FAILED|ERROR) [^ ]+\.py|│ E  |fatal: |Error: ' | tail -n 60 || true; \
-	    exit 1; \
-	  fi; \
-	  echo "=== molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
-	done
+	@bash scripts/molecule.sh $(SCENARIOS)
 
 clean: lab-down
 	rm -rf $(VENV)
