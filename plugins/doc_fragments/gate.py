@@ -12,11 +12,11 @@ options:
   gate_path:
     description:
       - A file on the target that the play writes once the step this job must follow succeeded (the
-        origin's stop, for the window's database pass and configuration copy). With it, the job is started
-        before that step (an async task costs Ansible about a second, then out of the window); it opens its
-        connections and reads what the origin's service does not change (the servers' versions, each
-        database's locale, extensions and settings), then waits until the file holds O(gate_token), and
-        only then takes its lock and reads any row or file to copy.
+        origin's stop, for the window's final pull, database pass and configuration copy). With it, the
+        job is started before that step (an async task costs Ansible one to several seconds, then out of
+        the window); it opens its connections and reads what the origin's service does not change (the
+        servers' versions, each database's locale, extensions and settings), then waits until the file
+        holds O(gate_token), and only then takes its lock and reads any row or file to copy.
       - Without it, the job begins at once.
     type: path
   gate_token:

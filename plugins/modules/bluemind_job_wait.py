@@ -49,6 +49,18 @@ options:
       - Seconds between two readings of the job's files.
     type: float
     default: 0.05
+  progress_path:
+    description:
+      - The progress file that the job writes while it runs (the pull's O(bluemind.migration.bluemind_sync#module:progress_path)).
+        With it and O(job_file), the task prints the job's progress as the pull's own task does. The action waits with
+        this module for at most O(progress_interval) seconds at a time (the first time 10 s at most) and
+        prints one line per running tree between two waits. The module itself only waits.
+    type: path
+  progress_interval:
+    description:
+      - Seconds between two progress reports with O(progress_path); V(0) prints none (one wait).
+    type: int
+    default: 30
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -114,6 +126,8 @@ def main():
             timeout=dict(type="float", default=7200),
             grace=dict(type="float", default=10.0),
             poll=dict(type="float", default=0.05),
+            progress_path=dict(type="path"),
+            progress_interval=dict(type="int", default=30),
         ),
         required_one_of=[("job_file", "job_files")],
         mutually_exclusive=[("job_file", "job_files")],

@@ -24,6 +24,9 @@ description:
     time do not count. The output is read as it comes, so memory stays bounded with millions of files.
   - With O(verify=true) nothing is copied; a checksum dry run compares every file and the task fails
     on any difference.
+  - With O(gate_path), started as a background job before the origin's stop, it opens its connection,
+    then waits at the gate; its lock, the origin's clock and every tree come after (the cold window's
+    final pull, followed by M(bluemind.migration.bluemind_job_wait) with its progress).
 options:
   trees:
     description:
@@ -199,6 +202,8 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - bluemind.migration.ssh
   - bluemind.migration.lock
+  - bluemind.migration.gate
+  - bluemind.migration.job
 attributes:
   check_mode:
     support: full
@@ -376,6 +381,11 @@ waited_for_lock:
   returned: success
   type: float
   sample: 0.0
+waited_for_gate:
+  description: Seconds waited at the gate (see O(gate_path)) before the pull began; 0 without one.
+  returned: success
+  type: float
+  sample: 0.0
 progress:
   description:
     - The last progress figures, as written to O(progress_path) (there with C(finished) false while
@@ -452,6 +462,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.bluemind.migration.plugins.module_utils import gate, jobs
 from ansible_collections.bluemind.migration.plugins.module_utils.lock import (
     LockBusy,
     acquire,
@@ -791,6 +802,21 @@ def recent_pass(params):
     return params["checksum_since"] is not None and not (params["checksum"] or params["verify"])
 
 
+def connect(module, origin, params, dry_run, workers):
+    """The connection to the origin, opened once for every tree (which proves the key and the pinned
+    host key), and the trees' parents on the target; the module fails when it cannot open."""
+    try:
+        origin.check_files()
+        control_dir = os.path.dirname(params["ssh_control_path"])
+        if control_dir and not os.path.isdir(control_dir):
+            os.makedirs(control_dir, 0o700)
+        if not dry_run:
+            make_parents(params["trees"])
+        origin.open_master(module.run_command)
+    except (SshError, OSError) as exc:
+        module.fail_json(msg="cannot pull from the origin: %s" % exc, trees=[], workers=workers)
+
+
 def progress_board(params, check_mode):
     """The trees' progress and its file (none in check mode, which must not touch the file of a pull
     left running; no progress at all with ``progress_interval: 0``)."""
@@ -817,6 +843,8 @@ def render_diff(outcomes):
 def main():
     argument_spec = ssh_argument_spec()
     argument_spec.update(lock_argument_spec())
+    argument_spec.update(gate.gate_argument_spec())
+    argument_spec.update(jobs.job_argument_spec())
     argument_spec.update(
         trees=dict(type="list", elements="path", required=True),
         trees_if_present=dict(type="list", elements="path", default=[]),
@@ -837,7 +865,11 @@ def main():
         progress_interval=dict(type="int", default=DEFAULT_PROGRESS_INTERVAL),
         progress_path=dict(type="path", default="/run/bluemind-migration/pull-progress.json"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_together=[("gate_path", "gate_token")])
+    # run as a background job (the window's final pull, ahead of the stop): its process and result on
+    # the target, for bluemind_job_wait
+    jobs.start_job(module)
     params = module.params
     if params["workers"] < 0 or not params["trees"]:
         module.fail_json(msg="give at least one tree, and workers >= 1 (or 0 for an automatic choice)")
@@ -845,27 +877,30 @@ def main():
         module.fail_json(msg="progress_interval is %d: give seconds between progress reports, or 0 for none"
                          % params["progress_interval"])
     workers = effective_workers(params["workers"], available_cpus())
+    rsync_bin = params["rsync_path"] or module.get_bin_path("rsync", required=True)
+    origin = OriginSsh(module.get_bin_path("ssh", required=True), params,
+                       control_path=params["ssh_control_path"])
+    dry_run = module.check_mode or params["verify"]
+    waited_for_gate = 0.0
+    if params["gate_path"]:
+        # Started ahead of the origin's stop: the connection opens now, nothing is read before the gate.
+        connect(module, origin, params, dry_run, workers)
+        try:
+            waited_for_gate = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],
+                                        "the origin's stop")
+        except gate.GateClosed as exc:
+            # the connection is left to its ControlPersist: another pull may share it by now
+            module.fail_json(msg=str(exc), trees=[], workers=workers, waited_for_gate=float(params["gate_timeout"]))
     waited_for_lock = 0.0
     if not module.check_mode:
         try:
             waited_for_lock = acquire(lock_path(params, "pull"), params["lock_timeout"], "a pull of the trees")
         except (LockBusy, OSError) as exc:
-            module.fail_json(msg=str(exc))
-    rsync_bin = params["rsync_path"] or module.get_bin_path("rsync", required=True)
-    origin = OriginSsh(module.get_bin_path("ssh", required=True), params,
-                       control_path=params["ssh_control_path"])
+            # a gated job's connection may be the running pull's own (ControlMaster=auto): left open
+            module.fail_json(msg=str(exc), trees=[], workers=workers)
     started, started_at = time.monotonic(), stamp()
-    dry_run = module.check_mode or params["verify"]
-    try:
-        origin.check_files()
-        control_dir = os.path.dirname(params["ssh_control_path"])
-        if control_dir and not os.path.isdir(control_dir):
-            os.makedirs(control_dir, 0o700)
-        if not dry_run:
-            make_parents(params["trees"])
-        origin.open_master(module.run_command)
-    except (SshError, OSError) as exc:
-        module.fail_json(msg="cannot pull from the origin: %s" % exc, trees=[], workers=workers)
+    if not params["gate_path"]:
+        connect(module, origin, params, dry_run, workers)
     try:
         try:
             clock_start, found = origin.clock_and_directories(
@@ -904,6 +939,7 @@ def main():
         ended_at=stamp(),
         workers=workers,
         waited_for_lock=waited_for_lock,
+        waited_for_gate=waited_for_gate,
         trees_found=found,
     )
     if board.trees:

@@ -41,7 +41,10 @@ def test_an_empty_network_of_ours_is_removed_one_with_containers_or_not_ours_blo
 
 
 def test_a_lab_on_a_scenarios_subnet_is_refused_before_docker_is_asked(monkeypatch):
-    monkeypatch.setattr(networks, "docker_networks", lambda: (_ for _ in ()).throw(AssertionError("docker asked")))
+    def docker_asked():
+        raise AssertionError("docker asked")
+
+    monkeypatch.setattr(networks, "docker_networks", docker_asked)
     error = networks.main(["lab", "172.30.96.0/24", "bmtest"])
     assert "bmmol-pairs" in error and "BMLAB_NET" in error
 

@@ -608,3 +608,54 @@ def test_an_unwritable_progress_file_warns_and_the_pull_goes_on(run_module, fake
 def test_negative_progress_interval_is_an_error(run_module, fake):
     result = run_module(bluemind_sync, fake.args(progress_interval=-1))
     assert result["failed"] is True and "progress_interval is -1" in result["msg"]
+
+
+def test_a_pull_started_ahead_of_the_stop_connects_then_reads_nothing_before_its_gate(run_module, fake, commands, tmp_path):
+    """An earlier run's token at the gate: the job fails after its timeout, its connection opened (the
+    proof that the key works, before the stop) but no clock read, no lock taken, no rsync, and its job
+    file says so."""
+    (tmp_path / "run.gate").write_text("earlier-run\n")
+    job = tmp_path / "jobs" / "pull.json"
+    result = run_module(bluemind_sync, fake.args(gate_path=str(tmp_path / "run.gate"), gate_token="this-run",
+                                                 gate_timeout=0, job_file=str(job)))
+    assert result["failed"] is True and "the origin's stop did not happen" in result["msg"]
+    assert [c["args"][-1] for c in commands.calls] == ["true"]  # the master only: no clock, no -O exit
+    assert fake.calls() == [] and not (tmp_path / "locks" / "bluemind-migration-pull.lock").exists()
+    kept = json.loads(job.read_text())
+    assert kept["failed"] is True and kept["msg"] == result["msg"] and kept["trees"] == []
+
+
+def test_a_pull_whose_gate_opens_pulls_and_starts_its_clock_there(run_module, fake, commands, tmp_path):
+    import threading
+    fake.scenario(**{"/srv/a/": dict(out=">f+++++++++ x\n" + STATS % (1, 10)), "/srv/b/": dict(out=STATS % (0, 0))})
+    gate_file, job = tmp_path / "run.gate", tmp_path / "jobs" / "pull.json"
+    opener = threading.Timer(0.3, gate_file.write_text, ["this-run\n"])
+    opener.start()
+    try:
+        before = state.stamp()
+        result = run_module(bluemind_sync, fake.args(gate_path=str(gate_file), gate_token="this-run", gate_timeout=30,
+                                                     job_file=str(job)))
+    finally:
+        opener.cancel()
+    assert result.get("failed") is not True, result
+    assert 0.25 <= result["waited_for_gate"] < 30
+    # the pull's own span begins at the gate, not at the job's start
+    assert (state.parse_stamp(result["started_at"]) - state.parse_stamp(before)).total_seconds() >= 0.25
+    # the connection first, then the clock and the trees, then the connection closed
+    sequence = [c["args"][-1] for c in commands.calls]
+    assert sequence[0] == "true" and sequence[1] == "date +%s.%N" and "-O" in commands.calls[-1]["args"]
+    assert result["changed"] is True and tree(result, "/srv/a")["changes"] == 1
+    kept = json.loads(job.read_text())  # the job's result, for bluemind_job_wait
+    assert kept["finished"] is True and kept["trees"] == result["trees"] and kept["started_at"] == result["started_at"]
+
+
+def test_a_gate_without_a_token_is_refused_before_anything(run_module, fake, commands, tmp_path):
+    result = run_module(bluemind_sync, fake.args(gate_path=str(tmp_path / "run.gate")))
+    assert result["failed"] is True and "gate_path" in result["msg"] and "gate_token" in result["msg"]
+    assert commands.calls == [] and fake.calls() == []
+
+
+def test_a_pull_without_a_gate_waits_for_nothing(run_module, fake):
+    fake.scenario(**{"/srv/a/": dict(out=STATS % (0, 0)), "/srv/b/": dict(out=STATS % (0, 0))})
+    result = run_module(bluemind_sync, fake.args())
+    assert result["waited_for_gate"] == 0.0 and result["waited_for_lock"] < 1
