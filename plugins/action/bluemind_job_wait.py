@@ -29,8 +29,6 @@ from ansible_collections.bluemind.migration.plugins.module_utils.progress import
 display = Display()
 
 DEFAULT_TIMEOUT = 7200.0
-# What a wait that still runs returns beside the job's outcome (the module's for several job files).
-WAIT_KEYS = ("running", "msg")
 
 
 def wait_lengths(timeout, interval, first=FIRST_REPORT_SECONDS):
@@ -70,17 +68,17 @@ class ActionModule(ActionBase):
     def _wait(self, result, task_vars):
         args = self._task.args
         interval = interval_of(dict(progress_interval=args.get("progress_interval", DEFAULT_INTERVAL)))
-        if not args.get("progress_path") or not args.get("job_file") or not interval or interval < 0 or self._task.check_mode:
-            result.update(self._execute_module(task_vars=task_vars))
-            return result
         try:
             timeout = max(0.0, float(args.get("timeout", DEFAULT_TIMEOUT)))
         except (TypeError, ValueError):
-            result.update(self._execute_module(task_vars=task_vars))  # the module says what is wrong
+            timeout = None  # the module says what is wrong
+        if (not args.get("progress_path") or not args.get("job_file") or not interval or interval < 0
+                or timeout is None or self._task.check_mode):
+            result.update(self._execute_module(task_vars=task_vars))
             return result
         host = task_vars.get("inventory_hostname", "target")
         job_file, progress_path = args["job_file"], args["progress_path"]
-        began, ended, answer = time.monotonic(), set(), {}
+        began, ended = time.monotonic(), set()
         for length in wait_lengths(timeout, interval):
             module_args = dict((k, v) for k, v in args.items() if k not in ("job_file", "timeout"))
             module_args.update(job_files=[job_file], timeout=length)
