@@ -203,6 +203,14 @@ class PgServer(object):
             self.env["PGPASSWORD"] = password
         if pgpass_file:
             self.env["PGPASSFILE"] = pgpass_file
+        # Settings of its tools' sessions (PGOPTIONS, ``-c name=value`` each), see tool_env.
+        self.options = ""
+
+    def tool_env(self, own_options=True, options=""):
+        """The environment of a client tool: the connection's (``env``) and PGOPTIONS with this server's
+        session settings (``options``, unless ``own_options`` is False) and the caller's."""
+        joined = " ".join(part for part in ((self.options if own_options else ""), options) if part)
+        return dict(self.env, PGOPTIONS=joined) if joined else dict(self.env)
 
     def tool(self, name):
         return os.path.join(self.bin_dir, name)
@@ -259,23 +267,24 @@ class PgServer(object):
         return "the %s's PostgreSQL has no space left on device (writing %s%s): free space there and run the task again" % (
             self.label, path, "; %s now" % space if space else "")
 
-    def query(self, run_command, database, sql, what, snapshot=None):
-        """Rows (tuples of text) of one query; with ``snapshot``, as that exported snapshot sees them."""
+    def query(self, run_command, database, sql, what, snapshot=None, own_options=True):
+        """Rows (tuples of text) of one query; with ``snapshot``, as that exported snapshot sees them;
+        ``own_options`` False: without the server's session settings (see tool_env)."""
         args = self.psql_args(database) + [
             "--no-align", "--tuples-only", "--field-separator=" + FIELD_SEP, "--record-separator-zero",
         ]
         if snapshot:
             rc, out, err = run_command(args + ["-f", "-"], data=snapshot_script(snapshot, sql),
-                                       environ_update=self.env)
+                                       environ_update=self.tool_env(own_options))
         else:
-            rc, out, err = run_command(args + ["-c", sql], environ_update=self.env)
+            rc, out, err = run_command(args + ["-c", sql], environ_update=self.tool_env(own_options))
         if rc != 0:
             self._fail(what, database, rc, err, run_command)
         return [tuple(record.split(FIELD_SEP)) for record in out.split("\0") if record.strip("\n")]
 
     def execute(self, run_command, database, script, what):
         """Run SQL statements one after the other (outside a transaction block), stopping at the first error."""
-        rc, _out, err = run_command(self.psql_args(database) + ["-f", "-"], data=script, environ_update=self.env)
+        rc, _out, err = run_command(self.psql_args(database) + ["-f", "-"], data=script, environ_update=self.tool_env())
         if rc != 0:
             self._fail(what, database, rc, err, run_command)
 

@@ -388,7 +388,7 @@ class Snapshot(object):
         self.proc = self.popen(
             self.server.psql_args(self.database) + ["--no-align", "--tuples-only"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
-            env=dict(os.environ, **self.server.env))
+            env=dict(os.environ, **self.server.tool_env()))
         self.proc.stdin.write(b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSELECT pg_export_snapshot();\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline().decode("ascii", "replace").strip()
@@ -509,7 +509,7 @@ class RowSync(object):
             args = args + ["-f", script_file.name]
         proc = self.popen(args, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                           stdout=subprocess.PIPE if stdout else subprocess.DEVNULL, stderr=errors,
-                          env=dict(os.environ, PGOPTIONS=ROW_TEXT_OPTIONS, **server.env))
+                          env=dict(os.environ, **server.tool_env(options=ROW_TEXT_OPTIONS)))
         proc.script_file = script_file
         return proc, errors
 

@@ -550,6 +550,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature import (
     APP_NAME,
     SHARED_MEMORY_STATS,
+    UNCOUNTED_READS,
     side_signatures,
     signature_sql,
     table_changes,
@@ -592,12 +593,16 @@ class Transfer(object):
         self.origin_serving = module.params.get("origin_serving", False)
         self.buckets_from_rows = module.params.get("buckets_from_rows", 8192)
         self.versions = {}
+        self.superusers = {}  # label: whether this module's user is a superuser there
         self.progress = {}  # name: TreeProgress, when the pass reports its progress
 
     def version(self, server):
-        text, number = server.query(self.run, self.maintenance_db, "SELECT current_setting('server_version'), "
-                                    "current_setting('server_version_num')", "reading the version")[0]
+        """The server's version; its number and whether this module's user is a superuser there are kept."""
+        text, number, superuser = server.query(
+            self.run, self.maintenance_db, "SELECT current_setting('server_version'), "
+            "current_setting('server_version_num'), current_setting('is_superuser')", "reading the version")[0]
         self.versions[server.label] = int(number)
+        self.superusers[server.label] = superuser == "on"
         return text
 
     def signatures(self, server, name, check):
@@ -607,7 +612,9 @@ class Transfer(object):
         sql = signature_sql(check, server.label == "origin",
                             self.versions.get(server.label, SHARED_MEMORY_STATS) < SHARED_MEMORY_STATS)
         try:
-            return side_signatures(server.query(self.run, name, sql, "reading the tables' statistics")[0][0], check)
+            # the server's own track_counts, not the one of this module's reads (see UNCOUNTED_READS)
+            return side_signatures(server.query(self.run, name, sql, "reading the tables' statistics",
+                                                own_options=False)[0][0], check)
         except (PgError, ValueError, KeyError, IndexError, TypeError, AttributeError):
             return None
 
@@ -678,7 +685,7 @@ class Transfer(object):
             rows = self.origin.query(self.run, name, TABLE_DATA_SIZE_SQL, "measuring the tables of %s" % name)
             progress.sized(None, int(rows[0][0]) if rows else None)
         size, dump_rc, restore_rc, dump_err, restore_err = stream_pipeline(
-            dump, self.origin.env, restore, self.target.env,
+            dump, self.origin.tool_env(), restore, self.target.tool_env(),
             on_bytes=(lambda moved: progress.update(moved, None, None)) if progress is not None else None)
         if dump_rc != 0 or restore_rc != 0:
             # what the target's psql says first: when it stops, pg_dump is stopped too
@@ -704,7 +711,7 @@ class Transfer(object):
 
     def schema(self, server, name, snapshot=None):
         args = server.dump_args(name, snapshot, schema_only=True)
-        rc, out, err = self.run(args, environ_update=server.env)
+        rc, out, err = self.run(args, environ_update=server.tool_env())
         if rc != 0:
             raise PgError("reading the schema of %s on the %s failed (pg_dump exit %s): %s" % (
                 name, server.label, rc, (err or "").strip() or "no message"))
@@ -1194,6 +1201,8 @@ def main():
             transfer.state = load_state(params["state_file"])
             result["executed_commands"] = transfer.commands
             result.update(origin_version=transfer.version(origin), target_version=transfer.version(target))
+            if transfer.superusers["origin"]:
+                origin.options = UNCOUNTED_READS  # the origin's statistics lose none of its writers' counts to ours
             # What BlueMind's writes do not change (each database's locale, extensions and settings) is
             # read first, the databases side by side; a target that cannot hold them fails here.
             result["databases"] = in_parallel([functools.partial(transfer.inspect, name) for name in params["databases"]])

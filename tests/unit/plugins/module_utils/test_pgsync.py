@@ -118,6 +118,9 @@ def test_table_without_key_is_listed_by_content_as_a_multiset():
 class FakeServer(object):
     env = {}
 
+    def tool_env(self, own_options=True, options=""):
+        return dict(PGOPTIONS=options) if options else {}
+
     def __init__(self, side, listing):
         self.side = side
         self.listing = listing

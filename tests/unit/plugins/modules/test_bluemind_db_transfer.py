@@ -7,6 +7,7 @@ import pytest
 
 from ansible_collections.bluemind.migration.plugins.module_utils import state as migration_state
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import format_line
+from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature import UNCOUNTED_READS
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import SshError
 from ansible_collections.bluemind.migration.plugins.modules import bluemind_db_transfer
 
@@ -80,6 +81,8 @@ class Servers(object):
             "target": dict(quiet_at=100.0, stats_at=None, epoch=["start", None, "reset", "150008", "on"],
                            udp=None, tables={"public.t_a": [5, 5, 10, 0, 0], "public.t_b": [6, 6, 5, 0, 0]})}
         self.signature_reads = []  # (side, database, whether it waited for a quiet database)
+        self.session_options = []
+        self.superuser = {"origin": "on", "target": "on"}  # current_setting('is_superuser') of the module's user
         # the readdress's statements (side, database, first words, target ids recorded by then); its failure
         self.readdress = []
         self.readdress_error = None
@@ -89,6 +92,11 @@ class Servers(object):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
         database = args[args.index("-d") + 1]
         data = kwargs.get("data") or ""
+        # the session settings of each psql: (side, what it read, PGOPTIONS)
+        sql = data or args[-1]
+        self.session_options.append((side, "signatures" if "pg_stat_get_tuples_inserted" in sql else
+                                     "version" if "is_superuser" in sql else "other",
+                                     (kwargs.get("environ_update") or {}).get("PGOPTIONS")))
         if "SET TRANSACTION SNAPSHOT 'snap-1';" in data:  # a query in the exported snapshot
             self.snapshot_queries.append((side, database))
             return self.answer(side, data.splitlines()[2].rstrip(";"), database)
@@ -173,7 +181,7 @@ class Servers(object):
         if sql == "SHOW server_version":
             return 0, {"origin": "13.16\0", "target": "15.8\0"}[side], ""
         if "server_version_num" in sql:
-            return 0, {"origin": "13.16\x1f130016\0", "target": "15.8\x1f150008\0"}[side], ""
+            return 0, {"origin": "13.16\x1f130016", "target": "15.8\x1f150008"}[side] + "\x1f%s\0" % self.superuser[side], ""
         if "pg_database_size" in sql:
             name = sql.split("'")[1]
             row = "\x1f".join((self.origin_databases.get(name, ""),) + self.origin_locale) + "\0"
@@ -959,6 +967,28 @@ def test_the_origin_is_marked_before_its_snapshot_and_checked_after(run_module, 
     assert events[:2] == ["mark origin", "snapshot exported"]
     assert sorted(events[2:4]) == ["check origin", "check target"]
     assert events[4:] == ["check target"]  # the target's record, once this pass's writes are counted
+
+
+def test_the_origin_is_read_without_counting_its_reads_but_for_the_signatures(run_module, servers):
+    """A superuser's reads of the origin set track_counts off (their ends, all at once, overflowed the
+    statistics socket of PostgreSQL 13); the signatures are read with the server's own settings, and the
+    target, whose writes its record must count, gets no such setting."""
+    second_pass(run_module, servers)
+    origin = [(read, options) for side, read, options in servers.session_options if side == "origin"]
+    # the version's read says whether the user may; every other one but the signatures' sets it
+    assert set(origin) == {("version", None), ("other", UNCOUNTED_READS), ("signatures", None)}
+    assert set(options for side, _read, options in servers.session_options if side == "target") == {None}
+    # a whole copy's dump too
+    servers.pipelines[:] = []
+    run_module(bluemind_db_transfer, servers.args)
+    assert [producer_env.get("PGOPTIONS") for _dump, producer_env, _restore, _env in servers.pipelines] == [UNCOUNTED_READS] * 2
+    assert all("PGOPTIONS" not in consumer_env for _dump, _env, _restore, consumer_env in servers.pipelines)
+
+
+def test_the_origin_is_read_with_its_own_settings_by_a_user_that_may_not_change_them(run_module, servers):
+    servers.superuser["origin"] = "off"  # SET track_counts would be refused: nothing is set
+    second_pass(run_module, servers)
+    assert set(options for _side, _read, options in servers.session_options) == {None}
 
 
 def test_a_restarted_origin_makes_every_table_listed(run_module, servers):
