@@ -97,6 +97,7 @@ ROWS = (
     (25, "changeset-trigger", "trigger changelog_insert on t_container_changelog"),
     (26, "enum-keyless", "enum t_directory_entry_account_type; t_mailbox_record without a key"),
     (27, "pg-majors", "target's PostgreSQL major at least the origin's"),
+    (28, "pg-superuser", "bj a PostgreSQL superuser on the origin (reads uncounted, statistics socket read)"),
 )
 ROW_IDS = tuple(row[1] for row in ROWS)
 
@@ -585,6 +586,16 @@ def _row_enum_keyless(observed, expect):
     return (CONFIRMED if labels and not keyed else DIFFERS), found
 
 
+def _row_pg_superuser(observed, expect):
+    superuser = _origin_schema(observed, "bj-data").get("bj_superuser")
+    if superuser is None:
+        raise NotObservable("origin: whether bj is a superuser was not read")
+    if superuser:
+        return CONFIRMED, ["origin: bj is a superuser"]
+    return DIFFERS, ["origin: bj is not a superuser: the database pass's reads are counted in the origin's statistics "
+                     "and, before PostgreSQL 15, their losses cannot be read, so the window's pass lists every table"]
+
+
 def _row_pg_majors(observed, expect):
     majors = {}
     for name in HOSTS:
@@ -625,6 +636,7 @@ _CHECKS = {
     "changeset-trigger": _row_changeset_trigger,
     "enum-keyless": _row_enum_keyless,
     "pg-majors": _row_pg_majors,
+    "pg-superuser": _row_pg_superuser,
 }
 
 

@@ -165,11 +165,15 @@ REPLACE_RATIO = 0.5
 # key by key, so a few deletions cost a few buckets' listing.
 BUCKET_ROWS = 64
 MAX_BUCKETS = 1 << 14
+# A table without a key is cut finer: in it an update is a row gone (its old content) and a row written,
+# so each update costs its old content's bucket a listing (BlueMind 4.9's t_mailbox_record, whose rows
+# change at every flag change).
+KEYLESS_BUCKET_ROWS = 4
 
 
-def bucket_count(rows):
+def bucket_count(rows, per_bucket=BUCKET_ROWS):
     """How many buckets a table of ``rows`` rows (on the origin) is cut into."""
-    return max(1, min(MAX_BUCKETS, int(rows) // BUCKET_ROWS))
+    return max(1, min(MAX_BUCKETS, int(rows) // per_bucket))
 
 
 # The target's transaction fails with this word, then the numbers of the plans whose table does not
@@ -203,12 +207,17 @@ class Table(object):
     def _keys(self, keys):
         return "(SELECT unnest(%s::%s[]))" % (text_array(keys), "bigint" if self.int_key else "text")
 
-    def bucket_sql(self, buckets):
+    def bucket_sql(self, buckets, hashed=None):
         """A row's bucket, 0 to ``buckets`` - 1, the same on both sides for the same key: from the integer
-        key itself, else from the hash of the key (a table with a key only)."""
+        key itself, else from the hash of the key, or of the whole row in a table without a key
+        (``hashed``: an expression that already holds that hash)."""
         if self.int_key:
             return "abs(%s %% %d)" % (self.key, buckets)
-        return "(('x' || substr(%s, 1, 7))::bit(28)::int %% %d)" % (self.key_hash(), buckets)
+        return "(('x' || substr(%s, 1, 7))::bit(28)::int %% %d)" % (hashed or self.key_hash(), buckets)
+
+    def bucket_rows(self):
+        """About how many of the origin's rows one bucket of this table holds (see KEYLESS_BUCKET_ROWS)."""
+        return BUCKET_ROWS if self.key else KEYLESS_BUCKET_ROWS
 
     def bucket_counts_sql(self, buckets, before=None):
         """``bucket, rows`` of every bucket that holds rows, in order; with ``before`` (a 64-bit
@@ -226,22 +235,32 @@ class Table(object):
         A table without a key gives one line per distinct content, ``content hash, number of rows``,
         ``since`` or not (a row's content is all there is to find it by)."""
         if not self.key:
-            return ("COPY (SELECT h, count(*) FROM (SELECT %s AS h FROM %s t) s GROUP BY h "
-                    "ORDER BY h COLLATE \"C\") TO STDOUT" % (self.key_hash(), self.name))
+            return ("COPY (SELECT h, count(*) FROM (SELECT %s AS h FROM %s t) s%s GROUP BY h "
+                    "ORDER BY h COLLATE \"C\") TO STDOUT" % (self.key_hash(), self.name, self._within(within, "h")))
         if since is None:
             row = "md5(ROW(%s)::text)" % self.columns
         else:
             row = "CASE WHEN %s >= %d THEN '1' ELSE '0' END" % (XID64, since)
-        where = ""
-        if within is not None:
-            buckets, chosen = within
-            where = " WHERE %s IN (%s)" % (self.bucket_sql(buckets), ", ".join(str(int(b)) for b in chosen))
         return "COPY (SELECT %s, %s FROM %s t%s ORDER BY %s) TO STDOUT" % (
-            self.key_hash(), row, self.name, where, self._order())
+            self.key_hash(), row, self.name, self._within(within), self._order())
+
+    def _within(self, within, hashed=None):
+        """The WHERE clause of ``within`` (``(buckets, chosen)``, or None: no clause); the chosen buckets
+        are an array's elements, which PostgreSQL looks up in a hash (a literal IN list is searched
+        element by element for each row before PostgreSQL 14)."""
+        if within is None:
+            return ""
+        buckets, chosen = within
+        return " WHERE %s IN (SELECT unnest(%s::int[]))" % (self.bucket_sql(buckets, hashed), text_array(
+            [int(bucket) for bucket in chosen]))
 
     def changed_keys_sql(self, since):
         """The sorted keys (as :meth:`listing_sql` gives them) of the rows whose version was written by a
-        transaction at or after ``since`` (a 64-bit transaction id): a table with a key only."""
+        transaction at or after ``since`` (a 64-bit transaction id); in a table without a key, the
+        hashes of those rows' contents, each with how many such rows have it."""
+        if not self.key:
+            return ("COPY (SELECT h, count(*) FROM (SELECT %s AS h FROM %s t WHERE %s >= %d) s GROUP BY h "
+                    "ORDER BY h COLLATE \"C\") TO STDOUT" % (self.key_hash(), self.name, XID64, since))
         return "COPY (SELECT %s FROM %s t WHERE %s >= %d ORDER BY %s) TO STDOUT" % (
             self.key_hash(), self.name, XID64, since, self._order())
 
@@ -569,6 +588,13 @@ class RowSync(object):
         session per side for all such tables. The plan replaces the rows written since, deletes the
         keys gone, and expects the origin's row count.
 
+        A table without a key can be in ``by_buckets`` too: its "keys" are the hashes of its rows'
+        contents (each row of the origin's older ones is one the target holds, as many times), cut into
+        finer buckets (KEYLESS_BUCKET_ROWS: an update leaves its old content's bucket with a row fewer,
+        so it is listed). A bucket listed gives each content its number of rows on both sides, and every
+        content written since or counted differently is replaced: all its rows deleted on the target,
+        then all of the origin's copied.
+
         A table of ``by_buckets`` with fewer than ``buckets_from_rows`` rows on the origin is one bucket,
         whose counts need no statement: the origin's older rows are its rows in the snapshot but the
         ones written since (listed anyway), the target's are its rows. When they differ the table is
@@ -578,9 +604,10 @@ class RowSync(object):
         origin_since, target_since = since or (None, None)
         by_changes = set(by_changes) if since is not None else set()
         by_buckets = set(by_buckets) if since is not None else set()
-        modes = [("changes" if table.name in by_changes else "buckets" if table.name in by_buckets else "whole")
-                 if table.key else "whole" for table in tables]
-        buckets = dict((table.name, bucket_count(rows[table.name][0]) if int(rows[table.name][0]) >= buckets_from_rows else 1)
+        modes = ["changes" if table.key and table.name in by_changes else "buckets" if table.name in by_buckets
+                 else "whole" for table in tables]
+        buckets = dict((table.name, bucket_count(rows[table.name][0], table.bucket_rows())
+                        if int(rows[table.name][0]) >= buckets_from_rows else 1)
                        for table, mode in zip(tables, modes) if mode == "buckets")
 
         def statements(side_since, origin_side):
@@ -601,11 +628,14 @@ class RowSync(object):
                 if mode == "whole":
                     plans.append(self._plan_whole(table, since, _lines(origin_segments()), _lines(target_segments())))
                     continue
-                origin_keys = changed_keys(_lines(origin_segments()), [], numeric=table.int_key)
-                keys = sorted(set(origin_keys).union(changed_keys([], _lines(target_segments()), numeric=table.int_key)))
+                written = list(sorted_listing(_lines(origin_segments()), "origin", table.int_key))
+                keys = sorted(set(key for key, _count in written).union(
+                    changed_keys([], _lines(target_segments()), numeric=table.int_key)))
                 if one_bucket:
                     origin_rows, target_rows = (int(count) for count in rows[table.name])
-                    counts = {0: origin_rows - len(origin_keys)}, {0: target_rows}
+                    # the origin's rows written since: one a key, or a content's count in a table without a key
+                    counts = {0: origin_rows - (sum(int(count) for _key, count in written) if not table.key
+                                                else len(written))}, {0: target_rows}
                 if mode == "changes":
                     plans.append(self._plan_by_changes(table, keys, rows[table.name]))
                 else:
@@ -617,7 +647,8 @@ class RowSync(object):
         pending = [plan for plan in plans if plan.get("buckets")]
 
         def plan_buckets(origin_segments, target_segments):
-            return [merge_listings(_lines(origin_segments()), _lines(target_segments()), by_flags=True,
+            # a table without a key is listed by content (each content's count), never by flags
+            return [merge_listings(_lines(origin_segments()), _lines(target_segments()), by_flags=bool(plan["table"].key),
                                    numeric=plan["table"].int_key) for plan in pending]
 
         def within(plan):

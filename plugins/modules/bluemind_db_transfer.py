@@ -912,8 +912,9 @@ class Transfer(object):
         # Listed by their changed rows alone, or by buckets (the other tables the target did not change):
         # only when the changes are applied, whose row counts prove the plan (a dry run lists them
         # whole, to say what would move).
-        planned = set(t.name for t in tables if t.key and t.name in target["counts"]) if apply_changes else set()
-        by_changes = planned & undeleted
+        # A table without a key by buckets only: an update there is a content gone, which no deletion counts.
+        planned = set(t.name for t in tables if t.name in target["counts"]) if apply_changes else set()
+        by_changes = planned & undeleted & set(t.name for t in tables if t.key)
         # A small table is one bucket (counted by the facts read anyway) when the origin's statistics prove
         # nothing: most of such tables did not change, and the counts say so without a listing. When they
         # do prove something, a small table that is not undeleted lost rows: listed whole at once.

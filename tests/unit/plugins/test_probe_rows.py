@@ -34,7 +34,8 @@ SCHEMA = {
     "bj": json.dumps({"changeset_kind": None, "changeset_partitions": 0, "changelog_trigger": False,
                       "account_type_labels": 3, "mailbox_record": False, "mailbox_record_key": False}),
     "bj-data": json.dumps({"changeset_kind": "p", "changeset_partitions": 256, "changeset_unique": 256, "changelog_trigger": True,
-                           "account_type_labels": 0, "mailbox_record": True, "mailbox_record_key": False}),
+                           "account_type_labels": 0, "mailbox_record": True, "mailbox_record_key": False,
+                           "bj_superuser": True}),
 }
 
 
@@ -155,6 +156,7 @@ CHANGES = [
     ("enum-keyless", _schema_change("bj-data", mailbox_record_key=True), "t_mailbox_record has a primary key"),
     ("enum-keyless", _schema_change("bj", account_type_labels=0), "t_directory_entry_account_type absent"),
     ("pg-majors", lambda o: o["origin"]["pg"].update(version="16.2"), "origin 16.2, target 15.8"),
+    ("pg-superuser", _schema_change("bj-data", bj_superuser=False), "bj is not a superuser"),
 ]
 
 
@@ -178,7 +180,7 @@ def test_what_could_not_be_read_is_not_observable_with_the_reason(observed):
                                      found="origin: state did not answer (Connection refused)")
     assert rows["ext-pg-catalog"]["found"] == "target not reached"
     # the schema features are read on the origin alone (what the pass must carry)
-    origin_only = ("changeset-partitions", "changeset-trigger", "enum-keyless")
+    origin_only = ("changeset-partitions", "changeset-trigger", "enum-keyless", "pg-superuser")
     assert set(rows[r]["status"] for r in origin_only) == {"confirmed"}
     assert set(r["status"] for i, r in rows.items() if i not in origin_only) == {"not observable"}
 
@@ -203,7 +205,7 @@ def test_the_table_has_one_line_per_row_and_counts(observed):
     assert lines[0].split(" | ")[:3] == ["# ", "id                   ", "status        "]
     assert len(lines) == 2 + len(ROWS) + 1
     assert re.match(r"^1 +\| ext-pg-catalog +\| differs +\| origin bj: hstore in public", lines[2])
-    assert lines[-1] == "23 confirmed, 1 differ, 3 not observable"
+    assert lines[-1] == "24 confirmed, 1 differ, 3 not observable"
 
 
 def test_fidelity_md_names_every_row_id_the_probe_uses():
@@ -219,7 +221,7 @@ def test_fidelity_md_names_every_row_id_the_probe_uses():
 def test_the_schema_rows_are_not_observable_when_psql_failed(observed):
     observed["origin"]["schema"] = {"bj": "", "bj-data": ""}
     rows = _by_id(probe_rows(observed, EXPECT))
-    for row in ("changeset-partitions", "changeset-trigger", "enum-keyless"):
+    for row in ("changeset-partitions", "changeset-trigger", "enum-keyless", "pg-superuser"):
         assert rows[row]["status"] == "not observable", row
         assert "the schema of" in rows[row]["found"]
     assert rows["pg-majors"]["status"] == "confirmed"

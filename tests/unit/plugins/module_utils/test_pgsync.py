@@ -324,7 +324,7 @@ def test_a_table_is_cut_into_buckets_the_same_way_on_both_sides():
     assert "WHERE" not in ids.bucket_counts_sql(8)  # the target counts all its rows
     assert ids.listing_sql(100, within=(8, [1, 5])) == (
         "COPY (SELECT id, CASE WHEN " + XID64 + " >= 100 THEN '1' ELSE '0' END FROM public.a t "
-        "WHERE abs(id % 8) IN (1, 5) ORDER BY id) TO STDOUT")
+        "WHERE abs(id % 8) IN (SELECT unnest('{1,5}'::int[])) ORDER BY id) TO STDOUT")
     assert [bucket_count(rows) for rows in (0, 63, 64, 10000, 10 ** 9)] == [1, 1, 1, 156, 1 << 14]
     assert bucket_rows(["0\t3\n", "2\t1\n"]) == {0: 3, 2: 1}
     assert differing_buckets({0: 3, 2: 1, 4: 2}, {0: 3, 2: 2, 3: 1, 4: 2}) == [2, 3]
@@ -384,6 +384,43 @@ def test_a_small_table_by_buckets_is_one_bucket_counted_by_its_row_counts_and_li
                              rows={"public.b": (50, 50), "public.c": (130, 129)}, buckets_from_rows=100)
     assert len(started) == 2 and [(p["fetch"], p["expect"]) for p in plans] == [([], 50), ([8], 130)]
     assert started[0]["script"].count("GROUP BY") == 1 and c.bucket_counts_sql(2, before=100) in started[0]["script"]
+
+
+def test_a_table_without_a_key_by_buckets_lists_only_the_buckets_a_content_left():
+    """BlueMind 4.9's t_mailbox_record has no key: its "keys" are its rows' content hashes, cut into
+    finer buckets. The origin updated a row of content A (two such rows; bucket 1 holds one fewer of
+    the origin's older rows) into B, and wrote C twice: only bucket 1 is listed, by content and count;
+    A, B and C are replaced (all their rows deleted on the target, then all of the origin's copied)."""
+    table = Table("public.r", "a,b", "")
+    popen, started = sessions([batch("0\t4\n1\t3\n", "bbbb\t1\ncccc\t2\n"), batch("0\t4\n1\t4\n", ""),
+                               batch("aaaa\t1\nabcd\t2\n"), batch("aaaa\t2\nabcd\t2\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plan = rows.plan_tables([table], since=(100, 200), by_buckets={"public.r"}, rows={"public.r": (130, 129)},
+                            buckets_from_rows=100)[0]
+    first_origin, first_target, second_origin, second_target = (s["script"] for s in started)
+    assert bucket_count(130, table.bucket_rows()) == 32 and table.bucket_counts_sql(32, before=100) in first_origin
+    assert table.changed_keys_sql(100) in first_origin and table.changed_keys_sql(200) in first_target
+    assert "GROUP BY h" in table.changed_keys_sql(100) and ">= 100) s GROUP BY h" in table.changed_keys_sql(100)
+    listing = table.listing_sql(100, within=(32, [1]))
+    assert listing in second_origin and listing.startswith("COPY (SELECT h, count(*) FROM (SELECT md5(ROW(a,b)::text)")
+    assert "WHERE (('x' || substr(h, 1, 7))::bit(28)::int % 32) IN (SELECT unnest('{1}'::int[]))" in listing
+    assert (plan["fetch"], plan["delete"], plan["replace"], plan["expect"]) == (
+        ["aaaa", "bbbb", "cccc"], ["aaaa", "bbbb", "cccc"], False, 130)
+    assert plan["counts"]["buckets_listed"] == 1
+    # below buckets_from_rows, one bucket: the origin's older rows are its rows but those written since
+    # (a content's count each); as many as the target's: nothing listed, the contents written replaced
+    popen, started = sessions([batch("bbbb\t2\n"), batch("")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plan = rows.plan_tables([table], since=(100, 200), by_buckets={"public.r"}, rows={"public.r": (12, 10)},
+                            buckets_from_rows=100)[0]
+    assert len(started) == 2 and (plan["fetch"], plan["delete"], plan["expect"]) == (["bbbb"], ["bbbb"], 12)
+    # fewer: a content gone (10 - 2 older rows, 10 on the target): listed whole, by content
+    popen, started = sessions([batch("bbbb\t2\n"), batch(""), batch("aaaa\t8\nbbbb\t2\n"), batch("aaaa\t9\ndddd\t1\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plan = rows.plan_tables([table], since=(100, 200), by_buckets={"public.r"}, rows={"public.r": (10, 10)},
+                            buckets_from_rows=100)[0]
+    assert table.listing_sql(100) in started[2]["script"] and "WHERE" not in table.listing_sql(100)
+    assert (plan["fetch"], plan["delete"], plan["expect"]) == (["aaaa", "bbbb"], ["aaaa", "bbbb", "dddd"], 10)
 
 
 def test_a_bucket_listing_out_of_order_fails_the_plan_naming_the_buckets():

@@ -633,14 +633,15 @@ def test_undeleted_tables_are_listed_by_their_changes_and_listed_whole_when_a_co
 def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_may_have_deleted():
     """A table with a key the target did not change (its statistics), but which the origin may have
     deleted rows from (or whose origin statistics prove nothing), is planned by buckets; one that
-    deleted nothing stays planned by its changes; a table without a key, or changed on the target, is
-    listed whole; a dry run plans none by buckets."""
+    deleted nothing stays planned by its changes; a table without a key is planned by buckets even when
+    the origin deleted nothing (an update there is a content gone); one changed on the target is listed
+    whole; a dry run plans none by buckets."""
     module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj", buckets_from_rows=3))
     transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
     transfer.target.query.return_value = [("public.t_a", "id,x", "id", "t"), ("public.t_b", "k", "k"),
                                           ("public.t_c", "x", ""), ("public.t_d", "k", "k")]
-    origin = dict(counts={"public.t_a": 5, "public.t_b": 3, "public.t_c": 2, "public.t_d": 7}, sequences=[])
-    target = dict(counts={"public.t_a": 4, "public.t_b": 3, "public.t_c": 2, "public.t_d": 8})
+    origin = dict(counts={"public.t_a": 5, "public.t_b": 3, "public.t_c": 3, "public.t_d": 7}, sequences=[])
+    target = dict(counts={"public.t_a": 4, "public.t_b": 3, "public.t_c": 3, "public.t_d": 8})
     calls = []
 
     def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
@@ -648,7 +649,7 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
         return [dict(table=t, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for t in tables]
 
     for apply_changes, origin_proof in ((True, None), (True, "the origin's statistics could not be read"), (False, None)):
-        undeleted = {"public.t_a"} if origin_proof is None else set()
+        undeleted = {"public.t_a", "public.t_c"} if origin_proof is None else set()
         untouched = {"public.t_a", "public.t_b", "public.t_c"}  # t_d changed on the target
         calls[:] = []
         with mock.patch.object(transfer, "unchanged", return_value=(set(), undeleted, untouched, origin_proof)), \
@@ -662,9 +663,9 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
         if not apply_changes:
             assert (by_changes, by_buckets) == (set(), set())
         elif origin_proof is None:
-            assert (by_changes, by_buckets) == ({"public.t_a"}, {"public.t_b"})
+            assert (by_changes, by_buckets) == ({"public.t_a"}, {"public.t_b", "public.t_c"})
         else:
-            assert (by_changes, by_buckets) == (set(), {"public.t_a", "public.t_b"})
+            assert (by_changes, by_buckets) == (set(), {"public.t_a", "public.t_b", "public.t_c"})
             assert entry["skip_blocker"] == origin_proof
         assert (entry["tables_by_changes"], entry["tables_by_buckets"]) == (len(by_changes), len(by_buckets))
     # below buckets_from_rows rows on the origin, a table the origin proves it deleted rows from is listed
