@@ -259,7 +259,7 @@ class PgServer(object):
         path = written.group(1)
         if not os.path.isabs(path) and run_command is not None:
             rc, out, _err = run_command(self.psql_args(database) + ["-At", "-c", "SHOW data_directory"],
-                                        environ_update=self.env)
+                                        environ_update=self.tool_env())
             if rc == 0 and out.strip():
                 path = os.path.join(out.strip(), path)
         here = self.local() and os.path.isabs(path) and os.path.isdir(os.path.dirname(path))

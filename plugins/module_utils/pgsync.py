@@ -235,14 +235,19 @@ class Table(object):
         A table without a key gives one line per distinct content, ``content hash, number of rows``,
         ``since`` or not (a row's content is all there is to find it by)."""
         if not self.key:
-            return ("COPY (SELECT h, count(*) FROM (SELECT %s AS h FROM %s t) s%s GROUP BY h "
-                    "ORDER BY h COLLATE \"C\") TO STDOUT" % (self.key_hash(), self.name, self._within(within, "h")))
+            return self._contents_sql("", self._within(within, "h"))
         if since is None:
             row = "md5(ROW(%s)::text)" % self.columns
         else:
             row = "CASE WHEN %s >= %d THEN '1' ELSE '0' END" % (XID64, since)
         return "COPY (SELECT %s, %s FROM %s t%s ORDER BY %s) TO STDOUT" % (
             self.key_hash(), row, self.name, self._within(within), self._order())
+
+    def _contents_sql(self, rows_where, hashes_where=""):
+        """A table without a key's listing: each distinct content's hash and its number of rows, sorted;
+        ``rows_where`` filters its rows (``t``), ``hashes_where`` their hashes (``h``)."""
+        return ("COPY (SELECT h, count(*) FROM (SELECT %s AS h FROM %s t%s) s%s GROUP BY h "
+                "ORDER BY h COLLATE \"C\") TO STDOUT" % (self.key_hash(), self.name, rows_where, hashes_where))
 
     def _within(self, within, hashed=None):
         """The WHERE clause of ``within`` (``(buckets, chosen)``, or None: no clause); the chosen buckets
@@ -259,8 +264,7 @@ class Table(object):
         transaction at or after ``since`` (a 64-bit transaction id); in a table without a key, the
         hashes of those rows' contents, each with how many such rows have it."""
         if not self.key:
-            return ("COPY (SELECT h, count(*) FROM (SELECT %s AS h FROM %s t WHERE %s >= %d) s GROUP BY h "
-                    "ORDER BY h COLLATE \"C\") TO STDOUT" % (self.key_hash(), self.name, XID64, since))
+            return self._contents_sql(" WHERE %s >= %d" % (XID64, since))
         return "COPY (SELECT %s FROM %s t WHERE %s >= %d ORDER BY %s) TO STDOUT" % (
             self.key_hash(), self.name, XID64, since, self._order())
 
