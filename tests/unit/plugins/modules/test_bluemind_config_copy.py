@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from ansible_collections.bluemind.migration.plugins.module_utils import state as migration_state
 from ansible_collections.bluemind.migration.plugins.modules import bluemind_config_copy
 
 COPIED = ".d..t...... etc/\n>f.st...... etc/bm/bm.ini\n>f+++++++++ etc/postfix/transport-flat\n"
@@ -161,7 +162,13 @@ def test_a_copy_started_ahead_of_the_stop_copies_nothing_before_its_gate_opens(r
 
 def test_a_copy_whose_gate_opens_copies_and_starts_its_clock_there(run_module, target, tmp_path):
     gate_file = tmp_path / "run.gate"
-    opener = threading.Timer(0.3, gate_file.write_text, ["this-run\n"])
+    opened = []
+
+    def open_gate():  # when the gate opens, on this clock (the module's start-up time plays no part)
+        opened.append(migration_state.stamp())
+        gate_file.write_text("this-run\n")
+
+    opener = threading.Timer(0.3, open_gate)
     opener.start()
     try:
         result = run_module(bluemind_config_copy, dict(target["args"], gate_path=str(gate_file), gate_token="this-run",
@@ -169,7 +176,8 @@ def test_a_copy_whose_gate_opens_copies_and_starts_its_clock_there(run_module, t
     finally:
         opener.cancel()
     assert not result.get("failed"), result.get("msg")
-    assert 0.25 <= result["waited_for_gate"] < 30
+    assert 0 < result["waited_for_gate"] < 30 and opened
+    assert migration_state.parse_stamp(result["started_at"]) >= migration_state.parse_stamp(opened[0])
     assert result["files"] and result["requeued"] is True
     assert result["started_at"] <= result["ended_at"]  # the state's stamps sort as the times do
     assert (tmp_path / "locks" / "bluemind-migration-config.lock").exists()
