@@ -464,3 +464,34 @@ def test_bm_cli_records_tick_reconfigure(lab):
     lines = host.run("cat /var/log/bm-sim/bm-cli.jsonl").stdout.splitlines()
     after = [json.loads(x) for x in lines[[i for i, x in enumerate(lines) if mark in x][-1] + 1:]]
     assert [(e["argv"], e["known"]) for e in after] == [(["tick", "reconfigure"], True), (["tick", "frobnicate"], False)]
+
+
+def test_the_fault_file_stops_the_core_or_changes_the_password_with_the_answer_to_its_last_event(lab):
+    """The lab's fault hook (bmsim-fault.json, used by molecule faults_window): the events before the
+    last only leave the list; the answer to the last is given, and the next call finds the core gone
+    (nothing listens, systemd leaves it inactive) or the admin password changed."""
+    host, fault_file, pw_file = lab.target, "/etc/bm/bmsim-fault.json", "/etc/bm/bmsim-admin.pw"
+
+    def login():
+        return api(lab, host, "POST", "/api/auth/login?login=admin0@global.virt&origin=pytest", lab.admin_password)
+
+    def arm(then):
+        host.run(f"cat > {fault_file}", input=json.dumps({"after": ["login", "logout"], "then": then}))
+
+    try:
+        arm("stop")
+        key = login().json()["authKey"]
+        assert json.loads(host.run(f"cat {fault_file}").stdout)["after"] == ["logout"]
+        assert api(lab, host, "GET", "/api/system/installation/state").status_code == 200  # no event: kept
+        assert api(lab, host, "POST", "/api/auth/logout", key=key).status_code == 200
+        with pytest.raises(requests.ConnectionError):
+            api(lab, host, "GET", "/api/system/installation/state")
+        poll(host, "! systemctl is-active -q bm-core && ! test -e " + fault_file)
+        host.run("systemctl start bm-core")
+        arm("bad-password")
+        key = login().json()["authKey"]
+        assert api(lab, host, "POST", "/api/auth/logout", key=key).status_code == 200
+        assert login().json()["status"] == "Bad"
+    finally:
+        host.run(f"rm -f {fault_file}; echo {shlex.quote(lab.admin_password)} > {pw_file}; systemctl start bm-core")
+    assert login().json()["status"] == "Ok"

@@ -10,7 +10,7 @@ internal API of 5.x (`/internal-api/...`, the firewall regeneration) which only 
 is recorded in /var/log/bm-sim/api.jsonl, never with a password or a key.
 
 Environment overrides (local runs): BMSIM_BIND, BMSIM_HTTPS_PORT, BMSIM_HTTP_PORT, BMSIM_CERT,
-BMSIM_ADMIN_PW_FILE, BMSIM_REPAIR_DELAY, and those of bmsim.common / api_postfix / api_firewall.
+BMSIM_ADMIN_PW_FILE, BMSIM_REPAIR_DELAY, BMSIM_FAULT_FILE, and those of bmsim.common / api_postfix / api_firewall.
 """
 import hmac
 import json
@@ -44,6 +44,16 @@ INI_HIDDEN = ("password",)
 # Seconds the core takes to start (a real JVM core takes from seconds to minutes): it listens and
 # tells systemd READY=1 (Type=notify, as BlueMind's bm-core.service) only after this delay.
 START_DELAY_FILE = os.environ.get("BMSIM_CORE_START_DELAY_FILE", "/etc/bm/bmsim-core-start-delay")
+
+# A fault for the lab's tests, no behaviour of BlueMind: a JSON file {"after": [events], "then": action}.
+# Each answered request whose api.jsonl event is the first of "after" takes it off the list; with the
+# answer to the last one, before it leaves, the core does "then": "stop" (stops listening, then exits
+# cleanly: systemd leaves it inactive, as a core stopped between two calls) or "bad-password" (the admin
+# password changes: the next login is refused). The file is removed then. (The tests' watchers of
+# api.jsonl acted a little after the answer: once so late, on a loaded machine, that the next call was
+# answered; CI, 2026-12-02.)
+FAULT_FILE = os.environ.get("BMSIM_FAULT_FILE", "/etc/bm/bmsim-fault.json")
+FAULT_LOCK = threading.Lock()
 
 EMPTY = object()  # a 200 answer without a body (the clients' "void" calls)
 
@@ -209,6 +219,7 @@ class Core:
         self.version_name = ".".join(version.split(".")[:2])
         self.sessions = Sessions()
         self.tasks = Tasks()
+        self.listeners = []  # the HTTP servers (FAULT_FILE's "stop")
         # The firewall call exists once per major version: 4.x ISecurityMgmt at
         # /api/system/security/_updatefirewallrules; 5.x IInternalFirewallMgmt, @BMApi(version = "3",
         # internal = true) @Path("/system/firewall") + "_updatefirewallrules", which the core's REST
@@ -479,6 +490,28 @@ class Core:
         return 200, logs
 
 
+def fault_after(event):
+    """The action of FAULT_FILE that the answer to ``event`` triggers, or None (the file takes
+    ``event`` off its list when it comes next)."""
+    if not event:
+        return None
+    with FAULT_LOCK:
+        try:
+            with open(FAULT_FILE, encoding="utf-8") as fh:
+                armed = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        after = list(armed.get("after") or [])
+        if not after or after[0] != event:
+            return None
+        if after[1:]:
+            with open(FAULT_FILE, "w", encoding="utf-8") as fh:
+                json.dump(dict(armed, after=after[1:]), fh)
+            return None
+        os.remove(FAULT_FILE)
+        return armed.get("then")
+
+
 def fault(code, message):
     return {"errorCode": code, "errorType": "ServerFault", "message": message}
 
@@ -501,6 +534,13 @@ class Handler(BaseHTTPRequestHandler):
         req = Request(self.command, url.path, parse_qs(url.query), self.headers, body)
         req.port = self.server.server_port
         status, payload = self.server.core.dispatch(req)
+        action = fault_after(req.log.get("event"))
+        if action == "stop":
+            for server in self.server.core.listeners:  # new connections refused from now on
+                server.socket.shutdown(socket.SHUT_RDWR)
+        elif action == "bad-password":
+            with open(ADMIN_PW_FILE, "w", encoding="utf-8") as fh:
+                fh.write("not-the-password\n")
         data = b"" if payload is EMPTY else json.dumps(payload).encode("utf-8")
         self.send_response(status)
         if data:
@@ -511,6 +551,9 @@ class Handler(BaseHTTPRequestHandler):
         log_event("api", method=self.command, path=url.path, status=status, port=self.server.server_port,
                   remote=self.client_address[0], client_version=self.headers.get("X-BM-ClientVersion"),
                   **req.log)
+        if action == "stop":
+            log_event("api", event="fault_stop")
+            os.kill(os.getpid(), signal.SIGTERM)
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
@@ -565,6 +608,7 @@ def main():
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(CERT, CERT)
     servers = [Server((BIND, HTTPS_PORT), core, context), Server((BIND, HTTP_PORT), core)]
+    core.listeners = list(servers)
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     # 5.x: LMTP delivery is part of bm-core (no bm-lmtpd unit). A 4.x lab host whose core a test
