@@ -717,10 +717,10 @@ class Transfer(object):
                 name, server.label, rc, (err or "").strip() or "no message"))
         return normalize_schema(out)
 
-    def facts(self, server, name, snapshot=None, counted_apart=()):
+    def facts(self, server, name, snapshot=None, counted_apart=(), catalogs=True):
         """What a pass compares of one database, in one query (see FACTS_SQL), without the row counts of the
-        tables ``counted_apart``."""
-        return json.loads(server.query(self.run, name, facts_sql(counted_apart), "reading the database's state",
+        tables ``counted_apart``, and without the catalogs' digest unless ``catalogs``."""
+        return json.loads(server.query(self.run, name, facts_sql(counted_apart, catalogs), "reading the database's state",
                                        snapshot)[0][0])
 
     def facts_if_any(self, server, name):
@@ -881,10 +881,11 @@ class Transfer(object):
                     self.copy(entry, snapshot.id)
             if apply_changes:
                 if self.origin_serving:  # sequences moved on since the pass began: read them again
-                    origin = dict(origin, sequences=self.facts(self.origin, name, snapshot.id)["sequences"])
+                    origin = dict(origin, sequences=self.facts(self.origin, name, snapshot.id, catalogs=False)["sequences"])
                 begun = time.monotonic()
                 # the counts that the commit checked are not read again (a large table's count is a scan)
-                target = self.facts(self.target, name, counted_apart=counted)
+                # what compare() reads: the catalogs' digest, kept from before the apply, is not read again
+                target = self.facts(self.target, name, counted_apart=counted, catalogs=False)
                 if counted:
                     target["counts"].update((table, origin["counts"][table]) for table in counted)
                 entry.update(self.compare(name, origin, target))

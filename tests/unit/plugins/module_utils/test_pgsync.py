@@ -222,6 +222,14 @@ def test_facts_read_the_catalogs_digest_that_any_ddl_changes():
         assert part in CATALOGS_SQL, part
 
 
+def test_facts_without_the_catalogs_digest_read_it_as_null_and_nothing_else_changes():
+    """The check after a pass's commit compares no catalogs: its facts leave the digest out (it reads
+    every catalog of the database)."""
+    sql = facts_sql(catalogs=False)
+    assert CATALOGS_SQL not in sql and sql.endswith("'catalogs', NULL)")
+    assert sql.replace("'catalogs', NULL)", "") == FACTS_SQL.replace("'catalogs', " + CATALOGS_SQL + ")", "")
+
+
 def test_facts_read_every_large_object_as_a_dump_carries_it():
     """The row sync moves tables only: the facts of a pass hold what a dump carries of large objects
     (oid, owner, ACL, comment, content), to compare both sides (lab test: test_large_objects_lab.py)."""
