@@ -397,31 +397,50 @@ class Snapshot(object):
 
     Other sessions (``pg_dump --snapshot``, :func:`snapshot_script`) see exactly the same data for as
     long as the ``with`` block lasts; nothing is written on the origin.
+
+    ``before``: a query of one line of output that the session runs first, in a transaction of its own
+    that ends before the snapshot is taken (the statistics' mark, see pgsignature: one session on the
+    origin instead of two, each a connection through the SSH tunnel); its line is ``before_result``. The
+    session then runs with the server's own settings (the mark's epoch holds them). When that session
+    fails, the snapshot is exported by a session of its own and ``before_result`` is None.
     """
 
-    def __init__(self, server, database, popen=subprocess.Popen):
+    def __init__(self, server, database, popen=subprocess.Popen, before=None):
         self.server = server
         self.database = database
         self.popen = popen
+        self.before = before
+        self.before_result = None
         self.proc = None
         self.id = None
         self.errors = None
 
     def __enter__(self):
+        if self.before:
+            try:
+                return self._export(self.before)
+            except OSError:
+                pass  # the snapshot alone, below: its own failure says why
+        return self._export(None)
+
+    def _export(self, before):
         self.errors = tempfile.TemporaryFile()
         self.proc = self.popen(
             self.server.psql_args(self.database) + ["--no-align", "--tuples-only"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
-            env=dict(os.environ, **self.server.tool_env()))
-        self.proc.stdin.write(b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSELECT pg_export_snapshot();\n")
+            env=dict(os.environ, **self.server.tool_env(own_options=before is None)))
+        script = "" if before is None else before.rstrip().rstrip(";") + ";\n"
+        self.proc.stdin.write((script + "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
+                                        "SELECT pg_export_snapshot();\n").encode("utf-8"))
         self.proc.stdin.flush()
-        line = self.proc.stdout.readline().decode("ascii", "replace").strip()
+        first = self.proc.stdout.readline().decode("utf-8", "replace").strip() if before is not None else None
+        line = self.proc.stdout.readline().decode("ascii", "replace").strip() if first != "" else ""
         if not line:
             self.errors.seek(0)
             message = self.errors.read().decode("utf-8", "replace").strip() or "no message"
             self.__exit__()
             raise OSError("exporting a snapshot of %s on the origin failed: %s" % (self.database, message))
-        self.id = line
+        self.before_result, self.id = first, line
         return self
 
     def __exit__(self, *exc_info):

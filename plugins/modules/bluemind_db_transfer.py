@@ -605,18 +605,30 @@ class Transfer(object):
         self.superusers[server.label] = superuser == "on"
         return text
 
+    def signature_query(self, server, check):
+        """The query of one database's table signatures on ``server`` (see pgsignature)."""
+        return signature_sql(check, server.label == "origin",
+                             self.versions.get(server.label, SHARED_MEMORY_STATS) < SHARED_MEMORY_STATS)
+
+    @staticmethod
+    def signatures_read(raw, check):
+        """The signatures in ``raw`` (the query's JSON), or None when it holds none."""
+        try:
+            return side_signatures(raw, check)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return None
+
     def signatures(self, server, name, check):
         """One database's table signatures on ``server`` (see pgsignature): a mark (``check`` False) or a
         check, which waits for the database to be quiet. None when they cannot be read (the pass then
         lists every table, as without them, and its own reads say what went wrong)."""
-        sql = signature_sql(check, server.label == "origin",
-                            self.versions.get(server.label, SHARED_MEMORY_STATS) < SHARED_MEMORY_STATS)
         try:
             # the server's own track_counts, not the one of this module's reads (see UNCOUNTED_READS)
-            return side_signatures(server.query(self.run, name, sql, "reading the tables' statistics",
-                                                own_options=False)[0][0], check)
-        except (PgError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raw = server.query(self.run, name, self.signature_query(server, check), "reading the tables' statistics",
+                               own_options=False)[0][0]
+        except (PgError, IndexError):
             return None
+        return self.signatures_read(raw, check)
 
     def inspect(self, name):
         """What the origin holds for one database: size, database-level settings, locale, extensions."""
@@ -730,17 +742,21 @@ class Transfer(object):
         except PgError:
             return None
 
-    def row_sync_blocker(self, entry, snapshot, origin, target_facts=None):
+    def target_copies(self, name):
+        """``{database: "t" when invalid, else "f"}`` of the target's copy of ``name`` and its incomplete
+        copy, those that exist. datconnlimit -2: a DROP DATABASE interrupted (PostgreSQL 15.4 and later),
+        which leaves a database nobody can connect to; DROP DATABASE removes it."""
+        return dict(self.target.query(
+            self.run, self.maintenance_db, "SELECT datname, datconnlimit = -2 FROM pg_database WHERE datname IN (%s, %s)"
+            % (quote_literal(name), quote_literal(incomplete_name(name))), "looking for %s" % name))
+
+    def row_sync_blocker(self, entry, snapshot, origin, target_facts=None, found=None):
         """Why the target's copy of a database cannot be brought up to date row by row, or None;
         with the target's state when it can. ``origin``: the origin's FACTS_SQL in ``snapshot``;
-        ``target_facts``: the target's, when already read."""
+        ``target_facts``, ``found``: the target's facts and :meth:`target_copies`, when already read."""
         name = entry["name"]
         partial = incomplete_name(name)
-        # datconnlimit -2: a DROP DATABASE interrupted (PostgreSQL 15.4 and later), which leaves a database
-        # nobody can connect to; DROP DATABASE removes it
-        found = dict(self.target.query(
-            self.run, self.maintenance_db, "SELECT datname, datconnlimit = -2 FROM pg_database WHERE datname IN (%s, %s)"
-            % (quote_literal(name), quote_literal(partial)), "looking for %s" % name))
+        found = self.target_copies(name) if found is None else found
         if name not in found:
             return "no copy on the target yet%s" % (
                 " (the last whole copy did not finish)" if partial in found else ""), None
@@ -848,18 +864,22 @@ class Transfer(object):
     def _sync(self, entry, mode, apply_changes):
         name = entry["name"]
         started = time.monotonic()
-        # read before the snapshot is exported: a write the snapshot does not see is not counted in it
-        self.marks[name] = self.signatures(self.origin, name, False) if self.module.params.get("state_file") else None
-        with Snapshot(self.origin, name) as snapshot:
+        # read before the snapshot is exported (a write the snapshot does not see is not counted in it), by
+        # the session that then exports it: one connection through the tunnel less
+        marking = self.module.params.get("state_file")
+        with Snapshot(self.origin, name, before=self.signature_query(self.origin, False) if marking else None) as snapshot:
+            self.marks[name] = self.signatures_read(snapshot.before_result, False) if marking else None
             self.start_origin_check(name, mode)
             if mode == "full":
                 origin = self.facts(self.origin, name, snapshot.id)
                 reason, target = "mode=full", None
             else:
-                # both sides counted at once: the target's state does not change before this pass writes it
-                origin, target_facts = in_parallel([functools.partial(self.facts, self.origin, name, snapshot.id),
-                                                    functools.partial(self.facts_if_any, self.target, name)])
-                reason, target = self.row_sync_blocker(entry, snapshot.id, origin, target_facts)
+                # both sides counted at once, and the target's copy looked for beside them: the target's
+                # state does not change before this pass writes it
+                origin, target_facts, found = in_parallel([
+                    functools.partial(self.facts, self.origin, name, snapshot.id),
+                    functools.partial(self.facts_if_any, self.target, name), functools.partial(self.target_copies, name)])
+                reason, target = self.row_sync_blocker(entry, snapshot.id, origin, target_facts, found)
             counted = set()  # tables whose row count the row sync's commit checked (the origin's, in the snapshot)
             if reason is None:
                 entry["prepare_seconds"] = seconds_since(started)

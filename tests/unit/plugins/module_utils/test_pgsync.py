@@ -12,6 +12,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     RowSync,
     RowSyncError,
     Segments,
+    Snapshot,
     balanced_groups,
     batch_script,
     bucket_count,
@@ -564,3 +565,47 @@ def test_apply_when_the_target_stops_says_so_and_stops_reading_the_origin(tmp_pa
     assert str(err.value).startswith("applying the changes to bj-data on the target failed (psql exit 2), nothing "
                                      "was changed there: psql:<stdin>:3: FATAL:")
     assert procs["origin"].killed and procs["origin"].stdout.closed
+
+
+class OptionsServer(FakeServer):
+    """A server whose sessions read with a setting of their own (as the origin's with UNCOUNTED_READS)."""
+
+    def tool_env(self, own_options=True, options=""):
+        return dict(PGOPTIONS=" ".join(o for o in ("-c track_counts=off" if own_options else "", options) if o))
+
+
+def snapshot_sessions(*outputs):
+    started = []
+
+    def popen(args, **kwargs):
+        proc = FakeProc(outputs[len(started)], rc=0 if outputs[len(started)] else 2)
+        started.append(dict(proc=proc, env=kwargs["env"]))
+        return proc
+    return popen, started
+
+
+def test_the_snapshots_session_runs_the_mark_first_with_the_servers_own_settings():
+    """The mark is read in a transaction of its own before the repeatable-read one that exports the
+    snapshot, in the same session (one connection through the tunnel); that session keeps the server's
+    settings (the mark's epoch holds track_counts)."""
+    popen, started = snapshot_sessions('{"tables": {}}\n00000003-1\n')
+    with Snapshot(OptionsServer("origin", ""), "bj-data", popen=popen, before="SELECT mark;") as snapshot:
+        assert (snapshot.before_result, snapshot.id) == ('{"tables": {}}', "00000003-1")
+    script = started[0]["proc"].stdin.getvalue().decode()
+    assert script.index("SELECT mark;") < script.index("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;")
+    assert script.endswith("SELECT pg_export_snapshot();\n") and started[0]["env"]["PGOPTIONS"] == ""
+    # without a mark: the server's session settings, one line read
+    popen, started = snapshot_sessions("00000004-1\n")
+    with Snapshot(OptionsServer("origin", ""), "bj-data", popen=popen) as snapshot:
+        assert (snapshot.before_result, snapshot.id) == (None, "00000004-1")
+    assert started[0]["env"]["PGOPTIONS"] == "-c track_counts=off"
+
+
+def test_a_mark_that_fails_leaves_the_snapshot_to_a_session_of_its_own():
+    popen, started = snapshot_sessions("", "00000005-1\n")  # the first session ended at once (its mark failed)
+    with Snapshot(OptionsServer("origin", ""), "bj-data", popen=popen, before="SELECT mark;") as snapshot:
+        assert (snapshot.before_result, snapshot.id) == (None, "00000005-1")
+    assert len(started) == 2 and "SELECT mark" not in started[1]["proc"].stdin.getvalue().decode()
+    popen, started = snapshot_sessions("", "")
+    with pytest.raises(OSError, match="exporting a snapshot of bj-data on the origin failed"):
+        Snapshot(OptionsServer("origin", ""), "bj-data", popen=popen, before="SELECT mark;").__enter__()

@@ -35,10 +35,19 @@ class FakeTunnel(object):
 
 
 class FakeSnapshot(object):
-    def __init__(self, server, database):
+    """The snapshot's session: its ``before`` query (the origin's mark) answered by the servers' fake."""
+    servers = None  # set by the servers fixture
+
+    def __init__(self, server, database, before=None):
         self.id = "snap-1"
+        self.database = database
+        self.before = before
+        self.before_result = None
 
     def __enter__(self):
+        if self.before:
+            rc, out, _err = self.servers.answer("origin", self.before, self.database)
+            self.before_result = out.rstrip("\0") if rc == 0 else None
         return self
 
     def __exit__(self, *exc):
@@ -94,8 +103,9 @@ class Servers(object):
         data = kwargs.get("data") or ""
         # the session settings of each psql: (side, what it read, PGOPTIONS)
         sql = data or args[-1]
-        self.session_options.append((side, "signatures" if "pg_stat_get_tuples_inserted" in sql else
-                                     "version" if "is_superuser" in sql else "other",
+        signatures = "pg_stat_get_tuples_inserted" in sql
+        self.session_options.append((side, ("check" if sql.startswith("DO $bm$ DECLARE quiet timestamptz; BEGIN FOR")
+                                            else "mark") if signatures else "version" if "is_superuser" in sql else "other",
                                      (kwargs.get("environ_update") or {}).get("PGOPTIONS")))
         if "SET TRANSACTION SNAPSHOT 'snap-1';" in data:  # a query in the exported snapshot
             self.snapshot_queries.append((side, database))
@@ -237,6 +247,7 @@ def servers(commands, tmp_path):
                      origin_db_password=ORIGIN_PW, target_db_password=TARGET_PW, pg_bin_dir=str(tmp_path),
                      mode="full", state_file=str(tmp_path / "state" / "db-sync.json"))
     fake.row_syncs = []
+    FakeSnapshot.servers = fake
     with mock.patch(MODULE + "Tunnel", FakeTunnel), mock.patch(MODULE + "stream_pipeline", fake.pipeline), \
             mock.patch(MODULE + "Snapshot", FakeSnapshot), \
             mock.patch(MODULE + "RowSync", lambda *a: FakeRowSync(fake.row_syncs, *a)):
@@ -816,6 +827,7 @@ def test_a_row_sync_that_loses_a_server_or_fills_the_disk_fails_without_a_whole_
     with mock.patch(MODULE + "Snapshot", FakeSnapshot), \
             mock.patch.object(transfer, "facts", return_value=dict(ident="o", xmin=1, xmax=2)), \
             mock.patch.object(transfer, "row_sync_blocker", return_value=(None, dict(ident="t", xmin=1, xmax=2))), \
+            mock.patch.object(transfer, "target_copies", return_value={"bj": "f"}), \
             mock.patch.object(transfer, "sync_rows", side_effect=error):
         with pytest.raises(bluemind_db_transfer.PgError) as err:
             transfer.sync(entry, "sync", True)
@@ -846,6 +858,7 @@ def test_the_comparison_after_the_commit_does_not_count_again_the_tables_the_com
     with mock.patch(MODULE + "Snapshot", FakeSnapshot), \
             mock.patch.object(transfer, "facts", side_effect=facts), \
             mock.patch.object(transfer, "row_sync_blocker", return_value=(None, dict(ident="t", xmin=1, xmax=2))), \
+            mock.patch.object(transfer, "target_copies", return_value={"bj": "f"}), \
             mock.patch.object(transfer, "sync_rows", return_value={"public.big"}), \
             mock.patch.object(transfer, "compare", return_value={}) as compare:
         transfer.sync(entry, "sync", True)
@@ -858,6 +871,7 @@ def test_the_comparison_after_the_commit_does_not_count_again_the_tables_the_com
     with mock.patch(MODULE + "Snapshot", FakeSnapshot), \
             mock.patch.object(transfer, "facts", side_effect=facts), \
             mock.patch.object(transfer, "row_sync_blocker", return_value=("no copy on the target yet", None)), \
+            mock.patch.object(transfer, "target_copies", return_value={"bj": "f"}), \
             mock.patch.object(transfer, "compare", return_value={}):
         transfer.sync(dict(entry), "sync", True)
     assert reads[-1] == []
@@ -870,6 +884,7 @@ def test_a_row_sync_that_fails_otherwise_copies_the_database_whole():
     with mock.patch(MODULE + "Snapshot", FakeSnapshot), \
             mock.patch.object(transfer, "facts", return_value=dict(ident="o", xmin=1, xmax=2, sequences=[])), \
             mock.patch.object(transfer, "row_sync_blocker", return_value=(None, dict(ident="t", xmin=1, xmax=2))), \
+            mock.patch.object(transfer, "target_copies", return_value={"bj": "f"}), \
             mock.patch.object(transfer, "sync_rows", side_effect=error), \
             mock.patch.object(transfer, "compare", return_value={}):
         transfer.sync(entry, "sync", True)
@@ -923,11 +938,8 @@ def second_pass(run_module, servers, events=None, between=None):
             return FakeRowSync.plan_tables(self, tables, since, by_changes, rows, by_buckets)
 
     class Snap(FakeSnapshot):
-        def __init__(self, server, database):
-            FakeSnapshot.__init__(self, server, database)
-            self.database = database
-
         def __enter__(self):
+            FakeSnapshot.__enter__(self)  # the mark, in the session, before the export
             if events is not None and self.database == "bj":
                 events.append("snapshot exported")
             return self
@@ -980,8 +992,9 @@ def test_the_origin_is_read_without_counting_its_reads_but_for_the_signatures(ru
     target, whose writes its record must count, gets no such setting."""
     second_pass(run_module, servers)
     origin = [(read, options) for side, read, options in servers.session_options if side == "origin"]
-    # the version's read says whether the user may; every other one but the signatures' sets it
-    assert set(origin) == {("version", None), ("other", UNCOUNTED_READS), ("signatures", None)}
+    # the version's read says whether the user may; every other one but the signatures' check sets it;
+    # the mark is no session of its own (the snapshot's session reads it first)
+    assert set(origin) == {("version", None), ("other", UNCOUNTED_READS), ("check", None)}
     assert set(options for side, _read, options in servers.session_options if side == "target") == {None}
     # a whole copy's dump too
     servers.pipelines[:] = []
