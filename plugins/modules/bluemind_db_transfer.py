@@ -874,18 +874,19 @@ class Transfer(object):
                 origin = self.facts(self.origin, name, snapshot.id)
                 reason, target = "mode=full", None
             else:
-                # both sides counted at once, and the target's copy looked for beside them: the target's
-                # state does not change before this pass writes it
-                origin, target_facts, found = in_parallel([
+                # both sides counted at once, and the target's copy and tables looked up beside them: the
+                # target's state does not change before this pass writes it
+                origin, target_facts, found, columns = in_parallel([
                     functools.partial(self.facts, self.origin, name, snapshot.id),
-                    functools.partial(self.facts_if_any, self.target, name), functools.partial(self.target_copies, name)])
+                    functools.partial(self.facts_if_any, self.target, name), functools.partial(self.target_copies, name),
+                    functools.partial(self.target_columns, name)])
                 reason, target = self.row_sync_blocker(entry, snapshot.id, origin, target_facts, found)
             counted = set()  # tables whose row count the row sync's commit checked (the origin's, in the snapshot)
             if reason is None:
                 entry["prepare_seconds"] = seconds_since(started)
                 try:
                     counted = self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin, target),
-                                             origin, target)
+                                             origin, target, columns)
                 except RowSyncError as exc:
                     if trouble(exc.messages):
                         # a full disk, a server gone: a whole copy would fail the same way, after dropping a
@@ -914,9 +915,21 @@ class Transfer(object):
                 self.verified[name] = [origin["ident"], origin["xmin"]]
         entry["seconds"] = seconds_since(started)
 
-    def sync_rows(self, entry, snapshot, apply_changes, since, origin, target):
+    def target_columns(self, name):
+        """The target's tables as TABLE_COLUMNS_SQL gives them (name, columns, key), or None when its copy
+        cannot be read (then none is synced row by row: row_sync_blocker says why)."""
+        try:
+            return self.target.query(self.run, name, TABLE_COLUMNS_SQL, "listing columns")
+        except PgError:
+            return None
+
+    def sync_rows(self, entry, snapshot, apply_changes, since, origin, target, columns=None):
+        """The row sync of one database (``columns``: :meth:`target_columns`, read again when None);
+        the tables whose row count the commit checked."""
         name = entry["name"]
-        tables = [Table(*row) for row in self.target.query(self.run, name, TABLE_COLUMNS_SQL, "listing columns")]
+        if columns is None:
+            columns = self.target.query(self.run, name, TABLE_COLUMNS_SQL, "listing columns")
+        tables = [Table(*row) for row in columns]
         # Empty on both sides (the origin counted in the pass's snapshot): nothing to list. Most of
         # BlueMind's 256 change-set partitions are, and listing each costs two psql sessions.
         empty = set(table for table, rows in origin["counts"].items()

@@ -96,6 +96,7 @@ class Servers(object):
         self.readdress = []
         self.readdress_error = None
         self.catalogs = {"origin": None, "target": None}  # CATALOGS_SQL's digest of each side (None: unreadable)
+        self.column_reads = []  # (side, database) of each TABLE_COLUMNS_SQL read
 
     def __call__(self, args, kwargs):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
@@ -176,6 +177,7 @@ class Servers(object):
             assert side == "origin"
             return 0, "8192\0", ""
         if "attgenerated" in sql:  # TABLE_COLUMNS_SQL: name, columns, key
+            self.column_reads.append((side, database))
             return 0, "public.t_a\x1fid,a\x1fid\0public.t_b\x1fid,b\x1fid\0", ""
         if "pg_control_system" in sql:
             if self.identity_error and side == "target":
@@ -828,6 +830,7 @@ def test_a_row_sync_that_loses_a_server_or_fills_the_disk_fails_without_a_whole_
             mock.patch.object(transfer, "facts", return_value=dict(ident="o", xmin=1, xmax=2)), \
             mock.patch.object(transfer, "row_sync_blocker", return_value=(None, dict(ident="t", xmin=1, xmax=2))), \
             mock.patch.object(transfer, "target_copies", return_value={"bj": "f"}), \
+            mock.patch.object(transfer, "target_columns", return_value=None), \
             mock.patch.object(transfer, "sync_rows", side_effect=error):
         with pytest.raises(bluemind_db_transfer.PgError) as err:
             transfer.sync(entry, "sync", True)
@@ -859,6 +862,7 @@ def test_the_comparison_after_the_commit_does_not_count_again_the_tables_the_com
             mock.patch.object(transfer, "facts", side_effect=facts), \
             mock.patch.object(transfer, "row_sync_blocker", return_value=(None, dict(ident="t", xmin=1, xmax=2))), \
             mock.patch.object(transfer, "target_copies", return_value={"bj": "f"}), \
+            mock.patch.object(transfer, "target_columns", return_value=None), \
             mock.patch.object(transfer, "sync_rows", return_value={"public.big"}), \
             mock.patch.object(transfer, "compare", return_value={}) as compare:
         transfer.sync(entry, "sync", True)
@@ -872,6 +876,7 @@ def test_the_comparison_after_the_commit_does_not_count_again_the_tables_the_com
             mock.patch.object(transfer, "facts", side_effect=facts), \
             mock.patch.object(transfer, "row_sync_blocker", return_value=("no copy on the target yet", None)), \
             mock.patch.object(transfer, "target_copies", return_value={"bj": "f"}), \
+            mock.patch.object(transfer, "target_columns", return_value=None), \
             mock.patch.object(transfer, "compare", return_value={}):
         transfer.sync(dict(entry), "sync", True)
     assert reads[-1] == []
@@ -885,6 +890,7 @@ def test_a_row_sync_that_fails_otherwise_copies_the_database_whole():
             mock.patch.object(transfer, "facts", return_value=dict(ident="o", xmin=1, xmax=2, sequences=[])), \
             mock.patch.object(transfer, "row_sync_blocker", return_value=(None, dict(ident="t", xmin=1, xmax=2))), \
             mock.patch.object(transfer, "target_copies", return_value={"bj": "f"}), \
+            mock.patch.object(transfer, "target_columns", return_value=None), \
             mock.patch.object(transfer, "sync_rows", side_effect=error), \
             mock.patch.object(transfer, "compare", return_value={}):
         transfer.sync(entry, "sync", True)
@@ -965,6 +971,7 @@ def second_pass(run_module, servers, events=None, between=None):
 def test_a_second_pass_lists_only_the_tables_whose_statistics_moved(run_module, servers):
     def write():  # on the origin, after the first pass's mark
         servers.signatures["origin"]["tables"]["public.t_b"] = [2, 2, 5, 1, 0]
+        servers.column_reads[:] = []
 
     result, listed = second_pass(run_module, servers, between=write)
     assert listed == [("bj", "public.t_b"), ("bj-data", "public.t_b")]
@@ -975,6 +982,8 @@ def test_a_second_pass_lists_only_the_tables_whose_statistics_moved(run_module, 
     steps = [entry[key] for key in ("prepare_seconds", "check_seconds", "listing_seconds", "apply_seconds", "verify_seconds")]
     assert all(isinstance(step, float) and step >= 0 for step in steps)
     assert sum(steps) <= entry["seconds"] + 0.005  # each rounded to the millisecond
+    # the target's tables read once a database, beside the facts (before the listing, not after them)
+    assert sorted(servers.column_reads) == [("target", "bj"), ("target", "bj-data")]
 
 
 def test_the_origin_is_marked_before_its_snapshot_and_checked_after(run_module, servers):
