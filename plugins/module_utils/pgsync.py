@@ -59,8 +59,10 @@ IDENTITY_INDEX = (
     "ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid::regclass::text LIMIT 1)"
 )
 # Tables with their copied columns (generated ones left out), identity columns (IDENTITY_INDEX's key
-# columns), in order, and whether that key is one integer column. Run on the target (the newer server:
-# attgenerated exists from PostgreSQL 12 on).
+# columns), in order, whether that key is one integer column, and, when every key column is an integer,
+# their bits mixed in one bigint (each shifted 21 bits further, modulo 63, and XORed: no overflow), which
+# a bucket is computed from at the cost of a few integer operations (Table.bucket_sql). Run on the
+# target (the newer server: attgenerated exists from PostgreSQL 12 on).
 TABLE_COLUMNS_SQL = (
     "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
     "(SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum) FROM pg_attribute a "
@@ -71,7 +73,12 @@ TABLE_COLUMNS_SQL = (
     " WHERE i.indexrelid = " + IDENTITY_INDEX + " AND k.ord <= i.indnkeyatts), ''), "
     "COALESCE((SELECT i.indnkeyatts = 1 AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
     " FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
-    " WHERE i.indexrelid = " + IDENTITY_INDEX + "), false) "
+    " WHERE i.indexrelid = " + IDENTITY_INDEX + "), false), "
+    "COALESCE((SELECT CASE WHEN bool_and(a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)) "
+    " THEN string_agg(format('(%I::bigint << %s)', a.attname, (21 * (k.ord - 1)) % 63), ' # ' ORDER BY k.ord) END "
+    " FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+    " WHERE i.indexrelid = " + IDENTITY_INDEX + " AND k.ord <= i.indnkeyatts), '') "
     "FROM " + USER_TABLES + " ORDER BY 1"
 )
 # Extension comments come from the installed version of the extension, not from the database.
@@ -170,6 +177,14 @@ MAX_BUCKETS = 1 << 14
 # so each update costs its old content's bucket a listing (BlueMind 4.9's t_mailbox_record, whose rows
 # change at every flag change).
 KEYLESS_BUCKET_ROWS = 4
+# A table whose key is made of integers and that lost rows on the origin since the last pass is cut
+# finer still, whatever its size (RowSync.plan_tables' ``fine``): its buckets cost a few integer
+# operations a row, where listing it whole hashes and sorts every row on both sides (BlueMind's 256
+# change-set partitions, which lose an item's rows at each of its changes: a few hundred rows each,
+# a few changes each in a window).
+FINE_BUCKET_ROWS = 8
+# Below this many rows on the origin, such a table is listed whole: as cheap as counting it.
+FINE_BUCKETS_FROM_ROWS = 8 * FINE_BUCKET_ROWS
 
 
 def bucket_count(rows, per_bucket=BUCKET_ROWS):
@@ -184,16 +199,18 @@ RECOUNT_MARK = "bm-rowsync-recount"
 
 
 class Table(object):
-    """One table: quoted name, copied columns and primary key columns (SQL lists), and whether that key
-    is one integer column (``t``, as psql prints a boolean, or True)."""
+    """One table: quoted name, copied columns and primary key columns (SQL lists), whether that key
+    is one integer column (``t``, as psql prints a boolean, or True), and the key's integer columns
+    mixed in one bigint (TABLE_COLUMNS_SQL; empty unless every key column is an integer)."""
 
-    def __init__(self, name, columns, key, int_key=False):
+    def __init__(self, name, columns, key, int_key=False, int_mix=""):
         self.name = name
         self.columns = columns
         self.key = key
         # An integer key is its own identity: listed in its index's order as it is (no hash to
         # compute for every row, nor to sort), rows found by it through the index.
         self.int_key = bool(key) and int_key in (True, "t")
+        self.int_mix = int_mix if key else ""
 
     def key_hash(self):
         """What a row is found by: its integer key, else the hash of its key, or of all of it in a
@@ -210,10 +227,14 @@ class Table(object):
 
     def bucket_sql(self, buckets, hashed=None):
         """A row's bucket, 0 to ``buckets`` - 1, the same on both sides for the same key: from the integer
-        key itself, else from the hash of the key, or of the whole row in a table without a key
-        (``hashed``: an expression that already holds that hash)."""
+        key itself, or its integer columns mixed, else from the hash of the key, or of the whole row in a
+        table without a key (``hashed``: an expression that already holds that hash)."""
         if self.int_key:
             return "abs(%s %% %d)" % (self.key, buckets)
+        if self.int_mix:
+            # by an odd number (the one below an even ``buckets``): every bit of the mix counts, where a
+            # power of two would keep the first column's low bits alone (5.x: the same subtree_id)
+            return "abs((%s) %% %d)" % (self.int_mix, buckets - 1 + buckets % 2)
         return "(('x' || substr(%s, 1, 7))::bit(28)::int %% %d)" % (hashed or self.key_hash(), buckets)
 
     def bucket_rows(self):
@@ -587,7 +608,7 @@ class RowSync(object):
                 first = first if first[0] else (side, message)
         return ("; ".join(reasons) or str(exc),) + first
 
-    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
+    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0, fine=()):
         """What must move for each table: ``dict(table, fetch, delete, replace, counts)`` each.
 
         Without ``since`` the rows' contents are compared; with ``since`` (the origin's and the
@@ -622,7 +643,10 @@ class RowSync(object):
         A table of ``by_buckets`` with fewer than ``buckets_from_rows`` rows on the origin is one bucket,
         whose counts need no statement: the origin's older rows are its rows in the snapshot but the
         ones written since (listed anyway), the target's are its rows. When they differ the table is
-        listed whole, by flags, in the second session."""
+        listed whole, by flags, in the second session.
+
+        ``fine``: names of tables of ``by_buckets`` cut into buckets of FINE_BUCKET_ROWS rows whatever their
+        size (see FINE_BUCKET_ROWS)."""
         if not tables:
             return []
         origin_since, target_since = since or (None, None)
@@ -630,7 +654,9 @@ class RowSync(object):
         by_buckets = set(by_buckets) if since is not None else set()
         modes = ["changes" if table.key and table.name in by_changes else "buckets" if table.name in by_buckets
                  else "whole" for table in tables]
-        buckets = dict((table.name, bucket_count(rows[table.name][0], table.bucket_rows())
+        fine = set(fine)
+        buckets = dict((table.name, bucket_count(rows[table.name][0], FINE_BUCKET_ROWS) if table.name in fine
+                        else bucket_count(rows[table.name][0], table.bucket_rows())
                         if int(rows[table.name][0]) >= buckets_from_rows else 1)
                        for table, mode in zip(tables, modes) if mode == "buckets")
 

@@ -205,7 +205,8 @@ options:
         this many rows on the origin (see RV(databases[].tables_by_buckets)).
       - A smaller one is one bucket when the origin's statistics prove nothing (its row counts, read by
         the pass anyway, tell whether it changed besides the rows written since), else it is listed key by
-        key whole, which then costs less than the two more statements and the second listing.
+        key whole, which then costs less than the two more statements and the second listing, but when its
+        key is made of integers (see RV(databases[].tables_by_fine_buckets)).
     type: int
     default: 8192
 extends_documentation_fragment:
@@ -367,6 +368,17 @@ databases:
           before the last pass), and only the buckets counted differently were listed key by key.
           Each such table's row count is checked against the origin's before the target's transaction
           commits. Always 0 in check mode.
+        - Smaller tables whose key is made of integers and that lost rows on the origin (its statistics
+          say so) are among them, cut into finer buckets (RV(databases[].tables_by_fine_buckets)).
+      type: int
+      returned: when RV(databases[].method=rows)
+    tables_by_fine_buckets:
+      description:
+        - Of RV(databases[].tables_by_buckets), the tables with fewer than O(buckets_from_rows) rows (but
+          at least 64) whose key is made of integers and that lost rows on the origin since the last pass,
+          when its statistics prove it: cut into buckets of about 8 rows, each counted at the cost of a few
+          integer operations a row, where listing such a table whole hashes and sorts every row on both
+          sides (BlueMind's change-set partitions lose an item's rows at each of its changes).
       type: int
       returned: when RV(databases[].method=rows)
     tables_recounted:
@@ -538,6 +550,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     facts_sql,
     IDENTITY_SQL,
     TABLE_COLUMNS_SQL,
+    FINE_BUCKETS_FROM_ROWS,
     TABLE_DATA_SIZE_SQL,
     Recount,
     RowSync,
@@ -951,11 +964,17 @@ class Transfer(object):
         by_changes = planned & undeleted & set(t.name for t in tables if t.key)
         # A small table is one bucket (counted by the facts read anyway) when the origin's statistics prove
         # nothing: most of such tables did not change, and the counts say so without a listing. When they
-        # do prove something, a small table that is not undeleted lost rows: listed whole at once.
+        # do prove something, a small table that is not undeleted lost rows: cut into fine buckets when its
+        # key is made of integers (counted by bucket at the cost of a few integer operations a row; BlueMind's
+        # change-set partitions), else listed whole at once.
         origin_blind = why is not None
         by_buckets = set(table for table in (planned & untouched) - by_changes
                          if origin_blind or int(origin["counts"].get(table, 0)) >= self.buckets_from_rows)
-        entry.update(tables_by_changes=len(by_changes), tables_by_buckets=len(by_buckets))
+        fine = set() if origin_blind else set(
+            t.name for t in tables if t.int_mix and t.name in (planned & untouched) - by_changes - by_buckets
+            and int(origin["counts"].get(t.name, 0)) >= FINE_BUCKETS_FROM_ROWS)
+        by_buckets |= fine
+        entry.update(tables_by_changes=len(by_changes), tables_by_buckets=len(by_buckets), tables_by_fine_buckets=len(fine))
         rows = RowSync(self.origin, self.target, name, snapshot)
         sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in origin["counts"].items())
         # a few sessions per side list every table, in groups of about the same size listed side by side
@@ -963,7 +982,7 @@ class Transfer(object):
         order = dict((table.name, i) for i, table in enumerate(tables))
         begun = time.monotonic()
         plans = sorted((plan for group in in_parallel([
-            functools.partial(rows.plan_tables, group, since, by_changes, sizes, by_buckets, self.buckets_from_rows)
+            functools.partial(rows.plan_tables, group, since, by_changes, sizes, by_buckets, self.buckets_from_rows, fine)
             for group in balanced_groups(tables, rows_of, PLAN_WORKERS, by_changes | by_buckets)], PLAN_WORKERS)
             for plan in group), key=lambda plan: order[plan["table"].name])
         entry["listing_seconds"] = seconds_since(begun)

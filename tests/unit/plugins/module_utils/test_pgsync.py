@@ -5,6 +5,8 @@ import pytest
 
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     CATALOGS_SQL,
+    FINE_BUCKET_ROWS,
+    TABLE_COLUMNS_SQL,
     FACTS_SQL,
     facts_sql,
     LARGE_OBJECTS_SQL,
@@ -337,6 +339,36 @@ def test_a_table_is_cut_into_buckets_the_same_way_on_both_sides():
     assert [bucket_count(rows) for rows in (0, 63, 64, 10000, 10 ** 9)] == [1, 1, 1, 156, 1 << 14]
     assert bucket_rows(["0\t3\n", "2\t1\n"]) == {0: 3, 2: 1}
     assert differing_buckets({0: 3, 2: 1, 4: 2}, {0: 3, 2: 2, 3: 1, 4: 2}) == [2, 3]
+
+
+def test_a_key_of_integers_is_bucketed_by_its_columns_mixed_and_a_fine_table_by_eight_rows_a_bucket():
+    """TABLE_COLUMNS_SQL gives the mix of a key made of integers (each column shifted 21 bits further,
+    XORed): its bucket is that bigint's remainder, no hash of the key's text. A table of ``fine`` is cut
+    into buckets of FINE_BUCKET_ROWS rows below buckets_from_rows (a change-set partition of 130 rows:
+    16 buckets); the rest of the plan is that of any table by buckets."""
+    for part in ("bool_and(a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype))",
+                 "format('(%I::bigint << %s)', a.attname, (21 * (k.ord - 1)) % 63), ' # ' ORDER BY k.ord"):
+        assert part in TABLE_COLUMNS_SQL, part
+    mix = "(item_id::bigint << 0) # (version::bigint << 21) # (container_id::bigint << 42)"
+    changeset = Table("public.cs_7", "version,container_id,item_id", "item_id,version,container_id", "f", mix)
+    # by an odd number: a power of two would keep the first column's low bits alone
+    assert changeset.bucket_sql(16) == "abs((%s) %% 15)" % mix and changeset.bucket_sql(15) == "abs((%s) %% 15)" % mix
+    assert changeset.bucket_sql(1) == "abs((%s) %% 1)" % mix
+    assert changeset.listing_sql(100, within=(16, [3])).count("WHERE abs((%s) %% 15) IN (SELECT unnest('{3}'::int[]))" % mix) == 1
+    # a one-integer key stays its own bucket; no key: no mix (the content's hash)
+    assert Table("public.a", "id", "id", "t", "(id::bigint << 0)").bucket_sql(8) == "abs(id % 8)"
+    assert Table("public.n", "a,b", "", "f", "(a::bigint << 0)").bucket_sql(8).startswith("(('x' || substr(")
+    assert FINE_BUCKET_ROWS == 8 and bucket_count(130, FINE_BUCKET_ROWS) == 16
+    # item 9 (bucket 3) updated: the origin's older rows lack one there; 12 written since
+    popen, started = sessions([batch("0\t8\n3\t7\n", "12\n"), batch("0\t8\n3\t8\n", ""),
+                               batch("9\t1\n"), batch("9\t0\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    plan = rows.plan_tables([changeset], since=(100, 200), by_buckets={"public.cs_7"}, rows={"public.cs_7": (130, 129)},
+                            buckets_from_rows=8192, fine={"public.cs_7"})[0]
+    assert changeset.bucket_counts_sql(16, before=100) in started[0]["script"]
+    assert changeset.listing_sql(100, within=(16, [3])) in started[2]["script"]
+    assert (plan["fetch"], plan["delete"], plan["expect"], plan["counts"]["buckets_listed"]) == (
+        ["12", "9"], ["12", "9"], 130, 1)
 
 
 def test_a_table_by_buckets_lists_key_by_key_only_the_buckets_the_origin_lost_rows_from():

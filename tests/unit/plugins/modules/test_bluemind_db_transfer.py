@@ -263,7 +263,7 @@ class FakeRowSync(object):
         self.log = log
         self.database = database
 
-    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
+    def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0, fine=()):
         self.by_changes = set(by_changes)
         return [dict(table=table, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for table in tables]
 
@@ -583,7 +583,7 @@ def test_row_sync_lists_no_table_that_is_empty_on_both_sides():
     target = dict(counts={"public.t_a": 0, "public.t_b": 3, "public.t_c": 1})
     listed = []
 
-    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0, fine=()):
         listed.extend(table.name for table in tables)
         return [dict(table=table, fetch=[], delete=["k"] if table.name == "public.t_c" else [], replace=False,
                      counts=dict(origin=origin["counts"][table.name], target=target["counts"][table.name]))
@@ -608,7 +608,7 @@ def test_undeleted_tables_are_listed_by_their_changes_and_listed_whole_when_a_co
     target = dict(counts={"public.t_a": 4, "public.t_b": 3, "public.t_c": 2})
     calls, applied = [], []
 
-    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0, fine=()):
         calls.append(([t.name for t in tables], sorted(by_changes), rows, sorted(by_buckets)))
         return [dict(table=t, fetch=[9], delete=[9], replace=False, counts=dict(origin=1, target=1),
                      **(dict(expect=rows[t.name][0]) if t.name in set(by_changes) | set(by_buckets) else {}))
@@ -657,7 +657,7 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
     target = dict(counts={"public.t_a": 4, "public.t_b": 3, "public.t_c": 3, "public.t_d": 8})
     calls = []
 
-    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0, fine=()):
         calls.append((sorted(by_changes), sorted(by_buckets)))
         return [dict(table=t, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for t in tables]
 
@@ -693,7 +693,36 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
             row_sync.return_value.apply.return_value = 0
             transfer.sync_rows(dict(name="bj-data"), "snap", True, (100, 200), origin, target)
         assert set(name for call in calls for name in call[1]) == expected  # t_a: 5 rows; t_b: 3
-        assert all(call.args[-1] == 4 for call in row_sync.return_value.plan_tables.call_args_list)
+        assert all(call.args[-2] == 4 for call in row_sync.return_value.plan_tables.call_args_list)
+
+
+def test_small_tables_keyed_by_integers_that_lost_rows_are_cut_into_fine_buckets():
+    """Below buckets_from_rows, a table that the origin's statistics prove lost rows is cut into fine
+    buckets when its key is made of integers (TABLE_COLUMNS_SQL's mix: a change-set partition) and it
+    holds at least FINE_BUCKETS_FROM_ROWS rows; without such a key, or smaller, it is listed whole; when
+    the origin proves nothing, the small ones are one bucket each, none fine."""
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj", buckets_from_rows=1000))
+    transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
+    mix = "(item_id::bigint << 0) # (version::bigint << 21)"
+    transfer.target.query.return_value = [("public.cs_1", "item_id,version,x", "item_id,version", "f", mix),
+                                          ("public.cs_2", "item_id,version,x", "item_id,version", "f", mix),
+                                          ("public.t_text", "k,x", "k", "f", ""), ("public.big", "id", "id", "t", "(id::bigint << 0)")]
+    origin = dict(counts={"public.cs_1": 64, "public.cs_2": 63, "public.t_text": 500, "public.big": 5000}, sequences=[])
+    target = dict(counts={"public.cs_1": 66, "public.cs_2": 64, "public.t_text": 501, "public.big": 5001})
+    untouched = set(origin["counts"])
+    for proof, fine, by_buckets in ((None, {"public.cs_1"}, {"public.cs_1", "public.big"}),
+                                    ("no proof", set(), untouched)):
+        with mock.patch.object(transfer, "unchanged", return_value=(set(), set(), untouched, proof)), \
+                mock.patch(MODULE + "RowSync") as row_sync:
+            row_sync.return_value.plan_tables.side_effect = lambda tables, *args: [
+                dict(table=t, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for t in tables]
+            row_sync.return_value.apply.return_value = 0
+            entry = dict(name="bj-data")
+            transfer.sync_rows(entry, "snap", True, (100, 200), origin, target)
+        calls = row_sync.return_value.plan_tables.call_args_list
+        assert set(name for call in calls for name in call.args[4]) == by_buckets
+        assert all(set(call.args[-1]) == fine for call in calls)
+        assert (entry["tables_by_buckets"], entry["tables_by_fine_buckets"]) == (len(by_buckets), len(fine))
 
 
 ENOSPC = ('psql:<stdin>:150103: ERROR:  could not extend file "base/24580/24590": No space left on device\n'
@@ -938,7 +967,7 @@ def second_pass(run_module, servers, events=None, between=None):
     listed, by_changes_seen = [], []
 
     class Listing(FakeRowSync):
-        def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0):
+        def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0, fine=()):
             listed.extend((self.database, table.name) for table in tables)
             by_changes_seen.extend((self.database, name) for name in by_changes)
             return FakeRowSync.plan_tables(self, tables, since, by_changes, rows, by_buckets)
