@@ -304,9 +304,9 @@ def test_small_partitions_keyed_by_integers_that_lost_rows_are_counted_by_fine_b
     transfer(run_task, ssh_trust)  # rows written since, none deleted: by their changes
     gone = "item_id IN (1005, 1017, 1100)"
     lost = int(psql(lab.origin, "SELECT count(DISTINCT tableoid) FROM k_changeset WHERE %s;\n" % gone))
-    psql(lab.origin, "DELETE FROM k_changeset WHERE %s;\n"
+    psql(lab.origin, "DELETE FROM k_changeset WHERE " + gone + ";\n"
                      "INSERT INTO k_changeset SELECT 4, g % 10, 'item' || g, 2000 + g, 0 FROM generate_series(1, 5) g;\n"
-                     "UPDATE k_changeset SET type = 2 WHERE item_id = 1050;\n" % gone)
+                     "UPDATE k_changeset SET type = 2 WHERE item_id = 1050;\n")
     moved = transfer(run_task, ssh_trust, buckets_from_rows=1000)
     assert moved.get("skip_blocker") is None, moved["skip_blocker"]
     assert moved["method"] == "rows" and moved.get("tables_recounted") is None, moved.get("reason")
