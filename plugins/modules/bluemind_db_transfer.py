@@ -376,7 +376,7 @@ databases:
       description:
         - Of RV(databases[].tables_by_buckets), the tables with fewer than O(buckets_from_rows) rows (but
           at least 64) whose key is made of integers and that lost rows on the origin since the last pass,
-          when its statistics prove it: cut into buckets of about 8 rows, each counted at the cost of a few
+          when its statistics prove it, cut into buckets of about 8 rows, each counted at the cost of a few
           integer operations a row, where listing such a table whole hashes and sorts every row on both
           sides (BlueMind's change-set partitions lose an item's rows at each of its changes).
       type: int
