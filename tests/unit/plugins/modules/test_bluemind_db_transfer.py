@@ -696,6 +696,42 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
         assert all(call.args[-2] == 4 for call in row_sync.return_value.plan_tables.call_args_list)
 
 
+def test_a_pass_while_the_origin_serves_vacuums_the_tables_it_wrote_on_the_target():
+    """Out of the window, the tables a row sync wrote are vacuumed on the target (the window's first reads
+    would set every new row's hint bits); the window's pass (the origin stopped) and a dry run do not; a
+    VACUUM that fails is said in the entry and fails nothing."""
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj", origin_serving=True))
+    transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
+    transfer.target.query.return_value = [("public.t_a", "id,x", "id", "t"), ("public.t_b", "k", "k")]
+    origin = dict(counts={"public.t_a": 5, "public.t_b": 3}, sequences=[])
+    target = dict(counts={"public.t_a": 4, "public.t_b": 3})
+
+    def plan(tables, *args):
+        return [dict(table=t, fetch=[9] if t.name == "public.t_a" else [], delete=[], replace=False,
+                     counts=dict(origin=1, target=1)) for t in tables]
+
+    def one_pass(serving, apply_changes=True):
+        transfer.origin_serving = serving
+        transfer.target.execute.reset_mock()
+        with mock.patch.object(transfer, "unchanged", return_value=(set(), set(), set(), None)), \
+                mock.patch(MODULE + "RowSync") as row_sync:
+            row_sync.return_value.plan_tables.side_effect = plan
+            row_sync.return_value.apply.return_value = 10
+            entry = dict(name="bj-data")
+            transfer.sync_rows(entry, "snap", apply_changes, (100, 200), origin, target)
+        return entry
+
+    entry = one_pass(True)
+    assert [call.args[1:3] for call in transfer.target.execute.call_args_list] == [("bj-data", "VACUUM public.t_a;\n")]
+    assert entry["vacuum_seconds"] >= 0 and "vacuum_error" not in entry
+    for serving, apply_changes in ((False, True), (True, False)):
+        entry = one_pass(serving, apply_changes)
+        assert not transfer.target.execute.called and "vacuum_seconds" not in entry
+    transfer.target.execute.side_effect = bluemind_db_transfer.PgError("vacuuming: permission denied")
+    entry = one_pass(True)
+    assert entry["vacuum_error"] == "vacuuming: permission denied" and entry["method"] == "rows"
+
+
 def test_small_tables_keyed_by_integers_that_lost_rows_are_cut_into_fine_buckets():
     """Below buckets_from_rows, a table that the origin's statistics prove lost rows is cut into fine
     buckets when its key is made of integers (TABLE_COLUMNS_SQL's mix: a change-set partition) and it
