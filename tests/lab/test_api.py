@@ -468,25 +468,37 @@ def test_bm_cli_records_tick_reconfigure(lab):
 
 def test_the_fault_file_stops_the_core_or_changes_the_password_with_the_answer_to_its_last_event(lab):
     """The lab's fault hook (bmsim-fault.json, used by molecule faults_window): the events before the
-    last only leave the list; the answer to the last is given, and the next call finds the core gone
-    (nothing listens, systemd leaves it inactive) or the admin password changed."""
+    last only leave the list; the answer to the last is given (or not, for "drop"), and the next call
+    finds the core gone (nothing listens, systemd stopped it and does not restart it) or the admin
+    password changed."""
     host, fault_file, pw_file = lab.target, "/etc/bm/bmsim-fault.json", "/etc/bm/bmsim-admin.pw"
 
     def login():
         return api(lab, host, "POST", "/api/auth/login?login=admin0@global.virt&origin=pytest", lab.admin_password)
 
-    def arm(then):
-        host.run(f"cat > {fault_file}", input=json.dumps({"after": ["login", "logout"], "then": then}))
+    def arm(then, after=("login", "logout")):
+        host.run(f"cat > {fault_file}", input=json.dumps({"after": list(after), "then": then}))
+
+    def stopped_for_good():
+        poll(host, "systemctl show bm-core -p ActiveState | grep -qx ActiveState=inactive && ! test -e " + fault_file)
+        time.sleep(3)  # past RestartSec=2: a core that systemd would restart is activating again by now
+        shown = host.run("systemctl show bm-core -p ActiveState -p NRestarts").stdout.split()
+        assert sorted(shown) == ["ActiveState=inactive", "NRestarts=0"], shown
+        with pytest.raises(requests.ConnectionError):
+            api(lab, host, "GET", "/api/system/installation/state")
 
     try:
         arm("stop")
         key = login().json()["authKey"]
         assert json.loads(host.run(f"cat {fault_file}").stdout)["after"] == ["logout"]
-        assert api(lab, host, "GET", "/api/system/installation/state").status_code == 200  # no event: kept
+        assert api(lab, host, "GET", "/api/system/installation/state").status_code == 200  # not next: kept
         assert api(lab, host, "POST", "/api/auth/logout", key=key).status_code == 200
-        with pytest.raises(requests.ConnectionError):
+        stopped_for_good()
+        host.run("systemctl start bm-core")
+        arm("drop", after=("installation_state",))
+        with pytest.raises(requests.ConnectionError):  # closed without an answer
             api(lab, host, "GET", "/api/system/installation/state")
-        poll(host, "! systemctl is-active -q bm-core && ! test -e " + fault_file)
+        stopped_for_good()
         host.run("systemctl start bm-core")
         arm("bad-password")
         key = login().json()["authKey"]

@@ -19,6 +19,7 @@ import re
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -331,6 +332,7 @@ class Core:
 
     # --- installation -----------------------------------------------------------------------
     def state(self, req):
+        req.log["event"] = "installation_state"  # for FAULT_FILE only; api.jsonl lists it
         return 200, "CORE_STATE_RUNNING"
 
     def get_version(self, req):
@@ -512,6 +514,20 @@ def fault_after(event):
         return armed.get("then")
 
 
+def stop_core():
+    """FAULT_FILE's stop: systemd is asked to stop the unit, as ``systemctl stop bm-core`` would, so it
+    never restarts it (Restart=on-failure restarts a core that dies badly, and one that exited by its
+    own SIGTERM could); a core run outside systemd (no INVOCATION_ID) sends itself SIGTERM."""
+    if os.environ.get("INVOCATION_ID"):
+        try:
+            subprocess.run(["systemctl", "stop", "--no-block", "bm-core.service"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=True)
+            return
+        except (OSError, subprocess.SubprocessError):
+            pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def fault(code, message):
     return {"errorCode": code, "errorType": "ServerFault", "message": message}
 
@@ -535,12 +551,17 @@ class Handler(BaseHTTPRequestHandler):
         req.port = self.server.server_port
         status, payload = self.server.core.dispatch(req)
         action = fault_after(req.log.get("event"))
-        if action == "stop":
+        if action in ("stop", "drop"):
             for server in self.server.core.listeners:  # new connections refused from now on
                 server.socket.shutdown(socket.SHUT_RDWR)
         elif action == "bad-password":
             with open(ADMIN_PW_FILE, "w", encoding="utf-8") as fh:
                 fh.write("not-the-password\n")
+        if action == "drop":  # the core dies before it answers: the client sees its connection closed
+            log_event("api", event="fault_drop", method=self.command, path=url.path)
+            self.close_connection = True
+            stop_core()
+            return
         data = b"" if payload is EMPTY else json.dumps(payload).encode("utf-8")
         self.send_response(status)
         if data:
@@ -553,7 +574,7 @@ class Handler(BaseHTTPRequestHandler):
                   **req.log)
         if action == "stop":
             log_event("api", event="fault_stop")
-            os.kill(os.getpid(), signal.SIGTERM)
+            stop_core()
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
