@@ -437,6 +437,9 @@ def test_final_pass_compares_the_changed_directories_and_pulls_changed_files_by_
     t = tree(result, str(a))
     assert (t["incremental"], t["changed_dirs"], t["recent"], t["changes"], t["deleted"], t["files"], t["bytes"]) == (
         True, 3, 2, 4, 2, 2, 10)
+    # each step's time, for the report and the bench: every step of an incremental pull is named
+    assert sorted(t["phases"]) == ["content", "directories", "list", "relink", "whole"]
+    assert all(seconds >= 0 for seconds in t["phases"].values()) and sum(t["phases"].values()) <= t["seconds"]
     assert {"*deleting   user/inbox/2.", "*deleting   user/inbox/gone-dir/"} <= set(result["diff"]["prepared"].splitlines())
     assert (tree(result, str(b))["incremental"], tree(result, str(b))["changed"]) == (True, False)
     assert len([c for c in calls if c[-1] == "%s/" % b]) == 0  # nothing changed: no rsync at all
