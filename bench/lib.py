@@ -263,7 +263,9 @@ def copy_origin_data(rsync, input=None):
     """`rsync` (a format of {copy}, the copy's folder, and {paths}, the data's paths relative to /) run on
     the origin with BlueMind, postfix and PostgreSQL stopped; PostgreSQL started again after it."""
     paths = " ".join(origin_data_paths())
-    sh(ORIGIN, "systemctl stop %s" % ORIGIN_SERVICES)
+    # postgresql.service only starts and stops the clusters' own units (postgresql@<major>-main), and its
+    # stop returns before theirs ends: the copy waits for the server's last process.
+    sh(ORIGIN, "systemctl stop %s 'postgresql@*'; while pgrep -x postgres >/dev/null; do sleep 0.1; done" % ORIGIN_SERVICES)
     sh(ORIGIN, rsync.format(copy=PRISTINE_ORIGIN, paths=paths), input=input)
     sh(ORIGIN, "systemctl start postgresql")
 
