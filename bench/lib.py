@@ -207,7 +207,7 @@ def reset(scale, seed=42):
     bench's SSH trust for the vendor commands. The seed's summary, with how the origin was reset."""
     save_pristine_target()
     sh(ORIGIN, "systemctl stop bm-sim-load bm-sim-activity 2>/dev/null; systemctl enable -q postfix bluemind.target; "
-               "systemctl start postfix; bmctl start >/dev/null; postsuper -d ALL >/dev/null 2>&1; true")
+               "systemctl start postgresql postfix; bmctl start >/dev/null; postsuper -d ALL >/dev/null 2>&1; true")
     sh(TARGET, "systemctl stop bm-sim-load bm-sim-activity 2>/dev/null; bmctl stop >/dev/null; systemctl stop postfix; "
                "postsuper -d ALL >/dev/null 2>&1; "
                "rm -rf /var/lib/bluemind-migration /var/backups/bluemind-migration /tmp/db.sql /tmp/db-data.sql "
