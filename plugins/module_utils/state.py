@@ -29,7 +29,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # second as that start is compared again.
 SINCE_MARGIN = 2
 # What the report keeps of each tree of the final pull.
-TREE_KEYS = ("path", "bytes", "files", "seconds", "changes", "deleted")
+TREE_KEYS = ("path", "bytes", "files", "seconds", "changes", "deleted", "phases")
 
 # The phases whose end a phase requires (cold_sync's start for db_migrate: the downtime started).
 REQUIRES = {

@@ -398,6 +398,12 @@ databases:
       description: Why that VACUUM failed (the pass is done and verified all the same).
       type: str
       returned: when the VACUUM failed
+    target_read_ahead:
+      description:
+        - Whether the target's side of the row sync (its row counts, catalogs, copies and columns) was read
+          before the gate, out of the window, and taken as read (its transaction ids had not moved since).
+      type: bool
+      returned: when O(mode=sync)
     check_seconds:
       description: Time to read both sides' table signatures and decide which tables to skip.
       type: float
@@ -618,6 +624,7 @@ class Transfer(object):
         self.versions = {}
         self.superusers = {}  # label: whether this module's user is a superuser there
         self.progress = {}  # name: TreeProgress, when the pass reports its progress
+        self.ahead = {}  # name: the target's side read before the gate (see read_target_ahead)
 
     def version(self, server):
         """The server's version; its number and whether this module's user is a superuser there are kept."""
@@ -765,6 +772,36 @@ class Transfer(object):
         except PgError:
             return None
 
+    def read_target_ahead(self, name):
+        """Before the gate, while the origin still serves: the target's side of a row sync (its facts, copies
+        and columns), which the window then takes as they are when the target did not change since
+        (:meth:`target_side`). Nothing when they cannot be read: the pass reads them in the window then."""
+        try:
+            facts, found, columns = in_parallel([functools.partial(self.facts, self.target, name),
+                                                 functools.partial(self.target_copies, name),
+                                                 functools.partial(self.target_columns, name)])
+        except PgError:
+            return
+        if facts is not None and columns is not None:
+            self.ahead[name] = (facts, found, columns)
+
+    def target_side(self, name):
+        """``(facts, copies, columns, read_ahead)`` of the target: those read ahead when its transaction ids
+        say that nothing wrote to it since (its BlueMind is stopped before the jobs start, but anything else
+        may have written: autovacuum's ANALYZE, an operator), else read now."""
+        early = self.ahead.pop(name, None)
+        if early is not None:
+            facts = early[0]
+            try:
+                same = self.identity(self.target, name) == (facts["ident"], int(facts["xmin"]), int(facts["xmax"]))
+            except (PgError, KeyError, TypeError, ValueError):
+                same = False
+            if same:
+                return early + (True,)
+        return tuple(in_parallel([functools.partial(self.facts_if_any, self.target, name),
+                                  functools.partial(self.target_copies, name),
+                                  functools.partial(self.target_columns, name)])) + (False,)
+
     def target_copies(self, name):
         """``{database: "t" when invalid, else "f"}`` of the target's copy of ``name`` and its incomplete
         copy, those that exist. datconnlimit -2: a DROP DATABASE interrupted (PostgreSQL 15.4 and later),
@@ -899,10 +936,9 @@ class Transfer(object):
             else:
                 # both sides counted at once, and the target's copy and tables looked up beside them: the
                 # target's state does not change before this pass writes it
-                origin, target_facts, found, columns = in_parallel([
+                origin, (target_facts, found, columns, entry["target_read_ahead"]) = in_parallel([
                     functools.partial(self.facts, self.origin, name, snapshot.id),
-                    functools.partial(self.facts_if_any, self.target, name), functools.partial(self.target_copies, name),
-                    functools.partial(self.target_columns, name)])
+                    functools.partial(self.target_side, name)])
                 reason, target = self.row_sync_blocker(entry, snapshot.id, origin, target_facts, found)
             counted = set()  # tables whose row count the row sync's commit checked (the origin's, in the snapshot)
             if reason is None:
@@ -1291,8 +1327,11 @@ def main():
             # read first, the databases side by side; a target that cannot hold them fails here.
             result["databases"] = in_parallel([functools.partial(transfer.inspect, name) for name in params["databases"]])
             transfer.check_target(result["databases"])
-            # Started ahead of the origin's stop: no row is read, nor the lock taken (a job whose gate
-            # never opens must not hold it), before the play opens the gate.
+            # Started ahead of the origin's stop: no row of the origin is read, nor the lock taken (a job whose
+            # gate never opens must not hold it), before the play opens the gate.
+            if params["gate_path"] and params["mode"] != "full":
+                # the target's side of each row sync (its BlueMind is stopped), out of the window
+                in_parallel([functools.partial(transfer.read_target_ahead, name) for name in params["databases"]])
             if params["gate_path"]:
                 result["waited_for_gate"] = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],
                                                       "the origin's stop")

@@ -97,6 +97,8 @@ class Servers(object):
         self.readdress_error = None
         self.catalogs = {"origin": None, "target": None}  # CATALOGS_SQL's digest of each side (None: unreadable)
         self.column_reads = []  # (side, database) of each TABLE_COLUMNS_SQL read
+        self.fact_reads = []  # (side, database) of each FACTS_SQL read
+        self.target_xmax = 705  # the target's next transaction id, as IDENTITY_SQL reads it
 
     def __call__(self, args, kwargs):
         side = "origin" if args[args.index("-p") + 1] == str(TUNNEL_PORT) else "target"
@@ -158,6 +160,7 @@ class Servers(object):
             self.signature_reads.append((side, database, sql.startswith("DO $bm$ DECLARE quiet timestamptz; BEGIN FOR")))
             return 0, json.dumps(self.signatures[side]) + "\0", ""
         if "json_build_object" in sql:  # FACTS_SQL
+            self.fact_reads.append((side, database))
             counts = dict((t, int(n)) for t, n in (r.split("\x1f") for r in self.counts[side].split("\0") if r))
             sequences = [[s, int(v), True] for s, v in (r.split("\x1f") for r in self.sequences[side].split("\0") if r)]
             settings = ["TimeZone=GMT"] if side == "origin" else self.target_settings.get(database, [])
@@ -182,7 +185,7 @@ class Servers(object):
         if "pg_control_system" in sql:
             if self.identity_error and side == "target":
                 return 2, "", self.identity_error
-            return 0, "%s-cluster/1/16384\x1f700\x1f705\0" % side, ""
+            return 0, "%s-cluster/1/16384\x1f700\x1f%d\0" % (side, 705 if side == "origin" else self.target_xmax), ""
         if sql == "SHOW data_directory":
             return 0, "/var/lib/postgresql/15/main\n", ""
         if "datconnlimit = -2" in sql:  # which of the database and its incomplete copy the target has
@@ -1199,14 +1202,15 @@ def test_a_schema_that_differs_is_found_whatever_the_catalogs_say(run_module, se
 
 def test_a_pass_started_ahead_of_the_stop_reads_no_row_before_its_gate_opens(run_module, servers, tmp_path):
     """A gate never opened with this run's token (an earlier run's is there): the pass fails after its
-    timeout, having read no row of either database (only what the origin's service does not change:
-    each database's locale, extensions and settings) and taken no lock."""
+    timeout, having read no row of the origin (only what its service does not change: each database's
+    locale, extensions and settings; the target's side was read, its BlueMind stopped) and taken no lock."""
     (tmp_path / "db.gate").write_text("earlier-run")
     result = run_module(bluemind_db_transfer, dict(servers.args, gate_path=str(tmp_path / "db.gate"),
                                                    gate_token="this-run", gate_timeout=0))
     assert result["failed"] is True
     assert result["msg"].startswith("the origin's stop did not happen within 0 s")
     assert servers.scripts == [] and servers.pipelines == [] and servers.snapshot_queries == []
+    assert not [read for read in servers.fact_reads + servers.signature_reads if read[0] == "origin"]
     assert [entry["name"] for entry in result["databases"]] == ["bj", "bj-data"]
     assert all(set(entry) == {"name", "origin_size", "settings", "locale", "extensions"} for entry in result["databases"])
     assert not (tmp_path / "state" / "db-sync.json").exists()
@@ -1236,6 +1240,40 @@ def test_a_pass_whose_gate_opens_runs_and_counts_its_time_from_there(run_module,
     assert (tmp_path / "locks" / "bluemind-migration-db.lock").exists()  # taken once the gate is passed
     # counted from the gate
     assert migration_state.parse_stamp(result["started_at"]) >= migration_state.parse_stamp(opened[0])
+
+
+@pytest.mark.parametrize("target_written", [False, True])
+def test_the_target_side_read_before_the_gate_is_taken_unless_the_target_was_written_since(
+        run_module, servers, tmp_path, target_written):
+    """The target's facts and columns are read while the pass waits at its gate (out of the window); once
+    the gate opens they are taken as read when the target's transaction ids did not move, else read again."""
+    assert not run_module(bluemind_db_transfer, servers.args).get("failed")  # the copies the row syncs start from
+    servers.fact_reads, servers.column_reads = [], []
+    gate_file = tmp_path / "db.gate"
+    before_gate = []
+
+    def open_gate():
+        before_gate.extend(servers.fact_reads)
+        if target_written:
+            servers.target_xmax = 709  # something wrote to the target meanwhile
+        gate_file.write_text("this-run\n")
+
+    opener = threading.Timer(0.3, open_gate)
+    opener.start()
+    try:
+        result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync", gate_path=str(gate_file),
+                                                       gate_token="this-run", gate_timeout=30))
+    finally:
+        opener.cancel()
+    assert not result.get("failed"), result.get("msg")
+    assert sorted(before_gate) == [("target", "bj"), ("target", "bj-data")]
+    assert [entry["target_read_ahead"] for entry in result["databases"]] == [not target_written] * 2
+    reads = 2 if target_written else 1
+    assert sorted(servers.column_reads) == [("target", "bj")] * reads + [("target", "bj-data")] * reads
+    # the facts read before the apply (again when written) and the check after it
+    for name in ("bj", "bj-data"):
+        assert servers.fact_reads.count(("target", name)) == reads + 1
+    assert all(entry["method"] == "rows" for entry in result["databases"])
 
 
 def test_a_gate_without_a_token_is_refused_before_anything(run_module, servers, tmp_path):
