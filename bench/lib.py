@@ -244,7 +244,7 @@ def reset(scale, seed=42):
 # on a slow disk. It doubles the origin's data on disk: BENCH_RESEED=1 seeds every reset instead.
 PRISTINE_ORIGIN = "/var/lib/bmbench-pristine"
 RESEED = os.environ.get("BENCH_RESEED", "0") == "1"
-ORIGIN_SERVICES = "bluemind.target postfix postgresql"
+ORIGIN_SERVICES = "bluemind.target postfix postgresql 'postgresql@*'"
 
 
 def pristine_key(scale, seed):
@@ -263,9 +263,9 @@ def copy_origin_data(rsync, input=None):
     """`rsync` (a format of {copy}, the copy's folder, and {paths}, the data's paths relative to /) run on
     the origin with BlueMind, postfix and PostgreSQL stopped; PostgreSQL started again after it."""
     paths = " ".join(origin_data_paths())
-    # postgresql.service only starts and stops the clusters' own units (postgresql@<major>-main), and its
-    # stop returns before theirs ends: the copy waits for the server's last process.
-    sh(ORIGIN, "systemctl stop %s 'postgresql@*'; while pgrep -x postgres >/dev/null; do sleep 0.1; done" % ORIGIN_SERVICES)
+    # postgresql.service's stop returns before its clusters' own (postgresql@<major>-main): the copy waits for
+    # the server's last process.
+    sh(ORIGIN, "systemctl stop %s; while pgrep -x postgres >/dev/null; do sleep 0.1; done" % ORIGIN_SERVICES)
     sh(ORIGIN, rsync.format(copy=PRISTINE_ORIGIN, paths=paths), input=input)
     sh(ORIGIN, "systemctl start postgresql")
 

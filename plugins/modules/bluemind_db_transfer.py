@@ -777,13 +777,17 @@ class Transfer(object):
         and columns), which the window then takes as they are when the target did not change since
         (:meth:`target_side`). Nothing when they cannot be read: the pass reads them in the window then."""
         try:
-            facts, found, columns = in_parallel([functools.partial(self.facts, self.target, name),
-                                                 functools.partial(self.target_copies, name),
-                                                 functools.partial(self.target_columns, name)])
+            facts, found, columns = self.read_target(name)
         except PgError:
             return
         if facts is not None and columns is not None:
             self.ahead[name] = (facts, found, columns)
+
+    def read_target(self, name):
+        """The target's facts (None without a copy), copies and columns, read side by side."""
+        return tuple(in_parallel([functools.partial(self.facts_if_any, self.target, name),
+                                  functools.partial(self.target_copies, name),
+                                  functools.partial(self.target_columns, name)]))
 
     def target_side(self, name):
         """``(facts, copies, columns, read_ahead)`` of the target: those read ahead when its transaction ids
@@ -794,13 +798,11 @@ class Transfer(object):
             facts = early[0]
             try:
                 same = self.identity(self.target, name) == (facts["ident"], int(facts["xmin"]), int(facts["xmax"]))
-            except (PgError, KeyError, TypeError, ValueError):
+            except PgError:
                 same = False
             if same:
                 return early + (True,)
-        return tuple(in_parallel([functools.partial(self.facts_if_any, self.target, name),
-                                  functools.partial(self.target_copies, name),
-                                  functools.partial(self.target_columns, name)])) + (False,)
+        return self.read_target(name) + (False,)
 
     def target_copies(self, name):
         """``{database: "t" when invalid, else "f"}`` of the target's copy of ``name`` and its incomplete

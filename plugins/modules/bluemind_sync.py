@@ -582,10 +582,9 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
     excluded = ExcludeFilter(excludes)
     phases, mark = {}, [time.monotonic()]
 
-    def lap(name):
+    def lap(name):  # the seconds since the previous step's end
         now = time.monotonic()
-        phases[name] = round(phases.get(name, 0.0) + now - mark[0], 3)
-        mark[0] = now
+        phases[name], mark[0] = round(now - mark[0], 3), now
 
     with tempfile.TemporaryFile(prefix="bluemind-sync-") as dirs, \
             tempfile.TemporaryFile(prefix="bluemind-sync-") as others:
