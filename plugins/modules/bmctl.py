@@ -53,8 +53,10 @@ options:
   with_units:
     description:
       - Other systemd units taken along in the same task (one round trip instead of one task each),
-        such as V(postfix). They are started before BlueMind, and stopped or restarted after it,
-        with C(systemctl), each only when it is not already in the state.
+        such as V(postfix). They are started beside BlueMind (their start queued with C(systemctl start
+        --no-block) before C(bmctl start), then waited for once BlueMind is up, so that the task lasts the longer
+        of the two starts, not their sum), and stopped or restarted after it, with C(systemctl), each only
+        when it is not already in the state.
     type: list
     elements: str
     default: []
@@ -293,8 +295,9 @@ def run_action(module, bmctl, action, seconds):
     return rc, out, err, rc in TIMED_OUT
 
 
-def take_along(module, units, state):
-    """Bring the systemd ``units`` to ``state`` (unless check mode); the names of those that moved."""
+def take_along(module, units, state, queue_only=False):
+    """Bring the systemd ``units`` to ``state`` (unless check mode); the names of those that moved.
+    ``queue_only``: their jobs queued (``--no-block``), for :func:`systemctl_each` to wait for later."""
     if not units:
         return []
     systemctl = module.get_bin_path("systemctl", required=True)
@@ -304,13 +307,20 @@ def take_along(module, units, state):
         if state == "started" and active or state == "stopped" and not active:
             continue
         moved.append(unit)
-        if module.check_mode:
-            continue
-        rc, out, err = module.run_command([systemctl, ACTIONS[state], unit])
+        if not module.check_mode:
+            systemctl_each(module, [unit], state, moved, queue_only)
+    return moved
+
+
+def systemctl_each(module, units, state, moved, queue_only=False):
+    """``systemctl <action> [--no-block] <unit>`` for each of ``units``; fail naming the unit. Without
+    ``--no-block``, systemctl returns once the unit's job (its own, or one queued before) is done."""
+    systemctl = module.get_bin_path("systemctl", required=True)
+    for unit in units:
+        rc, out, err = module.run_command([systemctl, ACTIONS[state]] + (["--no-block"] if queue_only else []) + [unit])
         if rc != 0:
             module.fail_json(msg="'systemctl %s %s' failed (exit %d): %s; see 'systemctl status %s'" % (
                 ACTIONS[state], unit, rc, (err or out).strip() or "no output", unit), units_changed=moved)
-    return moved
 
 
 def last_start_seconds(module):
@@ -364,7 +374,8 @@ def main():
     else:
         action = None
     units = module.params["with_units"]
-    moved = take_along(module, units, state) if state == "started" else []
+    # started beside BlueMind: queued now, waited for once BlueMind is up (below)
+    moved = take_along(module, units, state, queue_only=True) if state == "started" else []
     result = dict(changed=action is not None or bool(moved), bmctl_action=action, status_before=before,
                   status=before, outside_target=outside, units_changed=moved, seconds=0.0)
     if action == "stop" and not module.check_mode:
@@ -400,6 +411,8 @@ def main():
         except BmctlError as exc:
             result["status"] = exc.units or {}
             module.fail_json(msg=str(exc), **result)
+    if state == "started" and moved and not module.check_mode:
+        systemctl_each(module, moved, state, moved)
     if state != "started":
         result["units_changed"] = take_along(module, units, state)
         result["changed"] = result["changed"] or bool(result["units_changed"])

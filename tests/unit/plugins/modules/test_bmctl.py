@@ -295,12 +295,25 @@ def test_with_units_stopped_after_bluemind_only_when_running(run_module, command
     assert order == [[bmctl_bin, "stop"], ["stop", "postfix"]]
 
 
-def test_with_units_started_first_and_planned_in_check_mode(run_module, commands, target, bmctl_bin):
+def test_with_units_planned_in_check_mode(run_module, commands, target, bmctl_bin):
     status_sequence(commands, (0, RUNNING, ""))
     calls = systemctl(commands, set())
     result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin, with_units=["postfix"]), check_mode=True)
     assert result["changed"] is True and result["bmctl_action"] is None and result["units_changed"] == ["postfix"]
     assert calls == [["is-active", "--quiet", "postfix"]]  # nothing started in check mode
+
+
+def test_with_units_started_beside_bluemind_and_waited_for_after_it(run_module, commands, target, bmctl_bin):
+    # postfix's start is queued before bmctl start and waited for after it: the task lasts the longer
+    # of the two starts, not their sum (the window ends when both the core and SMTP answer)
+    status_sequence(commands, (1, STOPPED, ""), (0, RUNNING, ""))
+    commands.add(lambda a: bmctl_args(dict(args=a)) == ["start"], (0, "", ""))
+    systemctl(commands, {"cron"})
+    result = run_module(bmctl, dict(state="started", bmctl_path=bmctl_bin, with_units=["postfix", "cron"]))
+    assert result["changed"] is True and result["bmctl_action"] == "start" and result["units_changed"] == ["postfix"]
+    order = [bmctl_args(c) or c["args"][1:] for c in commands.calls
+             if bmctl_args(c) == ["start"] or c["args"][0].endswith("systemctl") and c["args"][1] == "start"]
+    assert order == [["start", "--no-block", "postfix"], ["start"], ["start", "postfix"]]
 
 
 def test_with_unit_failure_names_the_unit(run_module, commands, target, bmctl_bin):
