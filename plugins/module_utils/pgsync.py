@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import _tail as tail_of, quote_literal, snapshot_script
 
@@ -188,8 +189,40 @@ FINE_BUCKETS_FROM_ROWS = 8 * FINE_BUCKET_ROWS
 
 
 def bucket_count(rows, per_bucket=BUCKET_ROWS):
-    """How many buckets a table of ``rows`` rows (on the origin) is cut into."""
+    """How many buckets a table of ``rows`` rows is cut into."""
     return max(1, min(MAX_BUCKETS, int(rows) // per_bucket))
+
+
+def table_buckets(table, rows, fine=False):
+    """How many buckets ``table`` (a :class:`Table`) is counted by, the target holding ``rows`` of its
+    rows: finely (``fine``, see FINE_BUCKET_ROWS) or as its kind of key asks."""
+    return bucket_count(rows, FINE_BUCKET_ROWS if fine else table.bucket_rows())
+
+
+# Tables with fewer rows on the target are not read ahead of the gate (ahead_statements): their listing
+# costs less than the psql session it would save.
+AHEAD_FROM_ROWS = 1024
+
+
+def ahead_statements(tables, target_rows, target_since):
+    """The target's side of the first listing of a row sync (:meth:`RowSync.plan_tables`) that a pass
+    can read before its gate, while the target does not change: for each of ``tables`` (Table objects)
+    with at least AHEAD_FROM_ROWS rows there (``target_rows``: name -> rows), the keys written since
+    ``target_since`` (its oldest running transaction at the end of the last pass) and its rows counted
+    by bucket, by the number of buckets that the pass would choose for it (finely too, when its key is
+    made of integers). Which tables the pass lists by buckets depends on the origin, read after the
+    gate: the pass takes what it needs of these, and runs the others."""
+    statements = []
+    for table in tables:
+        rows = int(target_rows.get(table.name, 0))
+        if rows < AHEAD_FROM_ROWS:
+            continue
+        statements.append(table.changed_keys_sql(target_since))
+        for fine in ((False, True) if table.int_mix else (False,)):
+            buckets = table_buckets(table, rows, fine)
+            if buckets > 1:
+                statements.append(table.bucket_counts_sql(buckets))
+    return list(dict.fromkeys(statements))
 
 
 # The target's transaction fails with this word, then the numbers of the plans whose table does not
@@ -520,6 +553,25 @@ class Segments(object):
             yield line
 
 
+class AheadSegments(object):
+    """The target's side of a batch: the output of each statement read before the gate (``ahead``:
+    statement -> raw lines), the others' from ``live`` (:class:`Segments` of a batch of those alone, in
+    the same order), as one :class:`Segments`."""
+
+    def __init__(self, statements, ahead, live):
+        self.statements = statements
+        self.ahead = ahead
+        self.live = live
+        self.index = 0
+
+    def __call__(self):
+        sql = self.statements[self.index]
+        self.index += 1
+        if sql in self.ahead:
+            return iter(self.ahead[sql])
+        return self.live()
+
+
 # What listing a row costs when only the rows written since the last pass are listed (the table is
 # still scanned on both sides, but nothing is hashed, sent or merged for the others), against a row
 # listed whole.
@@ -544,6 +596,38 @@ def balanced_groups(tables, counts, groups, by_changes=()):
     return [sorted(members, key=lambda table: order[table.name]) for _load, members in loads if members]
 
 
+class ReadAhead(object):
+    """The target's side of a row sync's first listing (:func:`ahead_statements`) read in the background,
+    in ``workers`` sessions, while the pass waits at its gate; :meth:`stop` at the gate keeps what was
+    whole by then, for a pass that finds the target as it was (its transaction ids did not move) to
+    take instead of running it again. A failure only loses what it did not read."""
+
+    def __init__(self, rowsync, statements, workers):
+        self.outputs = {}
+        self.running = []
+        self.stopped = threading.Event()
+        groups = [statements[i::workers] for i in range(max(1, workers))]
+        self.threads = [threading.Thread(target=self._read, args=(rowsync, group), daemon=True) for group in groups if group]
+        for thread in self.threads:
+            thread.start()
+
+    def _read(self, rowsync, statements):
+        try:
+            rowsync.read_ahead(statements, self.outputs, self.running)
+        except Exception:  # pylint: disable=broad-except
+            pass  # only what was read counts: the pass runs the rest in the window
+
+    def stop(self):
+        """Stop what still runs (the gate opened) and return what was read: statement -> raw lines."""
+        self.stopped.set()
+        for proc in list(self.running):
+            if proc.poll() is None:
+                proc.kill()
+        for thread in self.threads:
+            thread.join()
+        return dict(self.outputs)
+
+
 class RowSync(object):
     """Plan and apply the row differences of one database, the origin read in ``snapshot``.
 
@@ -551,12 +635,15 @@ class RowSync(object):
     with one session on each side: a database with BlueMind's hundreds of partitions costs a few
     processes, not two per table."""
 
-    def __init__(self, origin, target, database, snapshot, popen=subprocess.Popen):
+    def __init__(self, origin, target, database, snapshot, popen=subprocess.Popen, ahead=None):
         self.origin = origin
         self.target = target
         self.database = database
         self.snapshot = snapshot
         self.popen = popen
+        # the target's outputs read before the gate, by statement (see ReadAhead); those used are counted
+        self.ahead = ahead or {}
+        self.ahead_used = 0
 
     def _start(self, server, script, snapshot=None, stdin=False, stdout=True):
         """psql running ``script`` (from a file: a batch may be larger than a pipe holds), or reading
@@ -655,9 +742,10 @@ class RowSync(object):
         modes = ["changes" if table.key and table.name in by_changes else "buckets" if table.name in by_buckets
                  else "whole" for table in tables]
         fine = set(fine)
-        buckets = dict((table.name, bucket_count(rows[table.name][0], FINE_BUCKET_ROWS) if table.name in fine
-                        else bucket_count(rows[table.name][0], table.bucket_rows())
-                        if int(rows[table.name][0]) >= buckets_from_rows else 1)
+        # how many buckets: from the target's rows, which the target's side read before the gate counted by
+        # the same number (see ahead_statements); any number gives both sides the same buckets
+        buckets = dict((table.name, table_buckets(table, rows[table.name][1], table.name in fine)
+                        if int(rows[table.name][0]) >= buckets_from_rows or table.name in fine else 1)
                        for table, mode in zip(tables, modes) if mode == "buckets")
 
         def statements(side_since, origin_side):
@@ -720,16 +808,48 @@ class RowSync(object):
         pass's snapshot), both sessions ended; a listing that fails or is out of order raises
         RowSyncError."""
         origin, origin_err = self._start(self.origin, batch_script(origin_statements), snapshot=self.snapshot)
-        target, target_err = self._start(self.target, batch_script(target_statements))
+        # the target's statements read before the gate are not run again
+        live = [sql for sql in target_statements if sql not in self.ahead]
+        self.ahead_used += len(target_statements) - len(live)
+        sessions = [(origin, origin_err, "origin")]
+        target = None
+        if live:
+            target, target_err = self._start(self.target, batch_script(live))
+            sessions.append((target, target_err, "target"))
         try:
-            result = read(Segments(origin.stdout), Segments(target.stdout))
+            result = read(Segments(origin.stdout), AheadSegments(
+                target_statements, self.ahead, Segments(target.stdout) if target is not None else None))
         except ValueError as exc:
             # a psql that failed says why (its output ended early); else the listing's own complaint
-            reason, side, messages = self._abandon([(origin, origin_err, "origin"), (target, target_err, "target")], exc)
+            reason, side, messages = self._abandon(sessions, exc)
             raise RowSyncError("%s of %s: %s" % (what, self.database, reason), side, messages)
         self._finish(origin, origin_err, "origin", what)
-        self._finish(target, target_err, "target", what)
+        if target is not None:
+            self._finish(target, target_err, "target", what)
         return result
+
+    def read_ahead(self, statements, into, running):
+        """Run ``statements`` on the target in one batch and put each one's output into ``into`` (statement
+        -> raw lines) once it is whole; ``running`` gets the psql process, which :class:`ReadAhead` may
+        stop: what was whole by then is kept. Raise RowSyncError when psql fails."""
+        if not statements:
+            return
+        proc, errors = self._start(self.target, batch_script(statements))
+        running.append(proc)
+        segments, last = Segments(proc.stdout), None
+        try:
+            for number, sql in enumerate(statements):
+                lines = list(segments())
+                if not segments.next_line:  # the end of the output: whole only for the last, once psql ended well
+                    last = (sql, lines) if number == len(statements) - 1 else None
+                    break
+                into[sql] = lines
+        except ValueError as exc:
+            reason, side, messages = self._abandon([(proc, errors, "target")], exc)
+            raise RowSyncError("reading the target's listings of %s ahead: %s" % (self.database, reason), side, messages)
+        self._finish(proc, errors, "target", "reading the target's listings ahead")
+        if last is not None:
+            into[last[0]] = last[1]
 
     @staticmethod
     def _plan_whole(table, since, origin_lines, target_lines):

@@ -404,6 +404,14 @@ databases:
           before the gate, out of the window, and taken as read (its transaction ids had not moved since).
       type: bool
       returned: when O(mode=sync)
+    listings_read_ahead:
+      description:
+        - Statements of the row sync's first listing whose target side was read before the gate (the keys
+          written since the last pass and the rows counted by bucket, of each table of at least 1024 rows
+          there) and taken from that reading in the window, its transaction ids not having moved. Stopped
+          when the gate opens, the reading keeps what it finished; the window runs the rest.
+      type: int
+      returned: when the databases were compared row by row
     check_seconds:
       description: Time to read both sides' table signatures and decide which tables to skip.
       type: float
@@ -568,9 +576,11 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     TABLE_COLUMNS_SQL,
     FINE_BUCKETS_FROM_ROWS,
     TABLE_DATA_SIZE_SQL,
+    ReadAhead,
     Recount,
     RowSync,
     RowSyncError,
+    ahead_statements,
     balanced_groups,
     Snapshot,
     Table,
@@ -625,6 +635,8 @@ class Transfer(object):
         self.superusers = {}  # label: whether this module's user is a superuser there
         self.progress = {}  # name: TreeProgress, when the pass reports its progress
         self.ahead = {}  # name: the target's side read before the gate (see read_target_ahead)
+        self.listings_ahead = {}  # name: ReadAhead of the target's first listing, until the gate opens
+        self.listings_read = {}  # name: what those read (statement -> lines), while the target is as read
 
     def version(self, server):
         """The server's version; its number and whether this module's user is a superuser there are kept."""
@@ -782,6 +794,18 @@ class Transfer(object):
             return
         if facts is not None and columns is not None:
             self.ahead[name] = (facts, found, columns)
+            last = self.state.get(name) or {}
+            # the target's side of the first listing too, when the last pass's record names this copy
+            if last.get("target") and last["target"][0] == facts["ident"] and int(last["target"][1]) <= int(facts["xmax"]):
+                statements = ahead_statements([Table(*row) for row in columns], facts["counts"], int(last["target"][1]))
+                self.listings_ahead[name] = ReadAhead(RowSync(self.origin, self.target, name, None), statements,
+                                                      PLAN_WORKERS)
+
+    def stop_reading_ahead(self):
+        """The gate opened: stop reading the target's listings and keep what was read."""
+        for name, reading in list(self.listings_ahead.items()):
+            self.listings_read[name] = reading.stop()
+        self.listings_ahead.clear()
 
     def read_target(self, name):
         """The target's facts (None without a copy), copies and columns, read side by side."""
@@ -802,6 +826,7 @@ class Transfer(object):
                 same = False
             if same:
                 return early + (True,)
+        self.listings_read.pop(name, None)  # the target moved: its listings are read again in the window
         return self.read_target(name) + (False,)
 
     def target_copies(self, name):
@@ -1023,7 +1048,7 @@ class Transfer(object):
             and int(origin["counts"].get(t.name, 0)) >= FINE_BUCKETS_FROM_ROWS)
         by_buckets |= fine
         entry.update(tables_by_changes=len(by_changes), tables_by_buckets=len(by_buckets), tables_by_fine_buckets=len(fine))
-        rows = RowSync(self.origin, self.target, name, snapshot)
+        rows = RowSync(self.origin, self.target, name, snapshot, ahead=self.listings_read.pop(name, None))
         sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in origin["counts"].items())
         # a few sessions per side list every table, in groups of about the same size listed side by side
         rows_of = dict((table, ours + theirs) for table, (ours, theirs) in sizes.items())
@@ -1034,6 +1059,7 @@ class Transfer(object):
             for group in balanced_groups(tables, rows_of, PLAN_WORKERS, by_changes | by_buckets)], PLAN_WORKERS)
             for plan in group), key=lambda plan: order[plan["table"].name])
         entry["listing_seconds"] = seconds_since(begun)
+        entry["listings_read_ahead"] = rows.ahead_used
         entry["compared_by"] = "content" if since is None else "transaction ids"
         sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
         entry["bytes"] = 0
@@ -1335,8 +1361,11 @@ def main():
                 # the target's side of each row sync (its BlueMind is stopped), out of the window
                 in_parallel([functools.partial(transfer.read_target_ahead, name) for name in params["databases"]])
             if params["gate_path"]:
-                result["waited_for_gate"] = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],
-                                                      "the origin's stop")
+                try:
+                    result["waited_for_gate"] = gate.wait(params["gate_path"], params["gate_token"],
+                                                          params["gate_timeout"], "the origin's stop")
+                finally:
+                    transfer.stop_reading_ahead()
                 # the pass begins here, for its seconds and the report's timeline
                 started, result["started_at"] = time.monotonic(), stamp()
             if not module.check_mode:

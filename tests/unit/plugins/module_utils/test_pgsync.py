@@ -4,6 +4,8 @@ from unittest import mock
 import pytest
 
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
+    ReadAhead,
+    ahead_statements,
     CATALOGS_SQL,
     FINE_BUCKET_ROWS,
     TABLE_COLUMNS_SQL,
@@ -641,3 +643,69 @@ def test_a_mark_that_fails_leaves_the_snapshot_to_a_session_of_its_own():
     popen, started = snapshot_sessions("", "")
     with pytest.raises(OSError, match="exporting a snapshot of bj-data on the origin failed"):
         Snapshot(OptionsServer("origin", ""), "bj-data", popen=popen, before="SELECT mark;").__enter__()
+
+
+def test_the_target_s_first_listing_is_read_before_the_gate_and_not_run_again_in_the_window():
+    """Before the gate the target's side of the first listing is read: the keys written since its last
+    pass and its rows counted by bucket, by the number the pass chooses from the target's rows (finely
+    too for a key of integers); a small table is not. In the window the pass takes those outputs and
+    starts no target session for a batch they cover; the plan is the one it makes from live outputs."""
+    ids = Table("public.a", "id,v", "id", int_key=True)
+    mix = "(item_id::bigint << 0) # (version::bigint << 21)"
+    changeset = Table("public.cs_7", "item_id,version", "item_id,version", "f", mix)
+    small = Table("public.s", "id", "id", int_key=True)
+    statements = ahead_statements([ids, changeset, small], {"public.a": 2000, "public.cs_7": 1500, "public.s": 1000}, 200)
+    assert statements == [ids.changed_keys_sql(200), ids.bucket_counts_sql(31),
+                          changeset.changed_keys_sql(200), changeset.bucket_counts_sql(23), changeset.bucket_counts_sql(187)]
+    # read in two sessions: what each gave, by statement
+    outputs = {ids.changed_keys_sql(200): "", ids.bucket_counts_sql(31): "0\t1000\n1\t1000\n",
+               changeset.changed_keys_sql(200): "", changeset.bucket_counts_sql(23): "0\t1500\n",
+               changeset.bucket_counts_sql(187): "0\t1500\n"}
+    started = []
+
+    def popen(args, **kwargs):  # each session answers its own statements, whichever thread starts first
+        script = open(args[args.index("-f") + 1]).read()
+        started.append(dict(side=args[1], script=script))
+        asked = [line.rstrip(";") for line in script.splitlines() if not line.startswith("\\echo")]
+        return FakeProc(batch(*[outputs[sql] for sql in asked]))
+
+    read = ReadAhead(RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", None, popen=popen),
+                     statements, 2).stop()
+    assert [s["side"] for s in started] == ["target", "target"] and sorted(read) == sorted(statements)
+    assert all(b"".join(read[s]).decode() == outputs[s] for s in statements)
+    assert all("SNAPSHOT" not in s["script"] for s in started)
+    # the window: the origin inserted key 7 (bucket 1); the target's side comes from what was read
+    popen, started = sessions([batch("0\t1000\n1\t1000\n", "7\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen, ahead=read)
+    plan = rows.plan_tables([ids], since=(100, 200), by_buckets={"public.a"}, rows={"public.a": (2001, 2000)},
+                            buckets_from_rows=1000)[0]
+    assert [s["side"] for s in started] == ["origin"] and rows.ahead_used == 2
+    assert ids.bucket_counts_sql(31, before=100) in started[0]["script"]
+    assert (plan["fetch"], plan["delete"], plan["expect"]) == ([7], [7], 2001)
+    # a statement not read ahead (another number of buckets, a table listed whole) runs in a target
+    # session of its own, its output in its place among those read
+    popen, started = sessions([batch("0\t1000\n1\t1000\n", "7\n", "1\t0\n2\t0\n"), batch("1\t0\n2\t0\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen, ahead=read)
+    other = Table("public.o", "k,v", "k")
+    plans = rows.plan_tables([ids, other], since=(100, 200), by_buckets={"public.a"},
+                             rows={"public.a": (2001, 2000), "public.o": (2, 2)}, buckets_from_rows=1000)
+    assert [s["side"] for s in started] == ["origin", "target"] and rows.ahead_used == 2
+    assert started[1]["script"].count("COPY") == 1 and other.listing_sql(200) in started[1]["script"]
+    assert [(p["fetch"], p["delete"]) for p in plans] == [([7], [7]), ([], [])]
+
+
+def test_a_read_ahead_stopped_at_the_gate_keeps_only_the_statements_whose_output_was_whole():
+    """Stopped before its session ended (psql killed: its output cut), a read ahead keeps the statements
+    that the next marker closed; the last one only when psql ended well. A session that fails loses
+    only what it did not read."""
+    a, b = Table("public.a", "id", "id", int_key=True), Table("public.b", "id", "id", int_key=True)
+    statements = [a.changed_keys_sql(5), b.changed_keys_sql(5)]
+    popen, _started = sessions([batch("1\n", "2\n")], rcs={0: -9})
+    read = ReadAhead(RowSync(FakeServer("origin", ""), FakeServer("target", ""), "d", None, popen=popen), statements, 1).stop()
+    assert read == {a.changed_keys_sql(5): [b"1\n"]}
+    popen, _started = sessions([batch("1\n", "2\n")])
+    read = ReadAhead(RowSync(FakeServer("origin", ""), FakeServer("target", ""), "d", None, popen=popen), statements, 1).stop()
+    assert read == {a.changed_keys_sql(5): [b"1\n"], b.changed_keys_sql(5): [b"2\n"]}
+    popen, _started = sessions(["no marker\n"], rcs={0: 2})
+    assert ReadAhead(RowSync(FakeServer("origin", ""), FakeServer("target", ""), "d", None, popen=popen),
+                     statements, 1).stop() == {}

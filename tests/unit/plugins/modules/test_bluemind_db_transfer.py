@@ -6,6 +6,7 @@ from unittest import mock
 import pytest
 
 from ansible_collections.bluemind.migration.plugins.module_utils import state as migration_state
+from ansible_collections.bluemind.migration.plugins.module_utils import pgsync
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import format_line
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature import UNCOUNTED_READS
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import SshError
@@ -255,16 +256,21 @@ def servers(commands, tmp_path):
     FakeSnapshot.servers = fake
     with mock.patch(MODULE + "Tunnel", FakeTunnel), mock.patch(MODULE + "stream_pipeline", fake.pipeline), \
             mock.patch(MODULE + "Snapshot", FakeSnapshot), \
-            mock.patch(MODULE + "RowSync", lambda *a: FakeRowSync(fake.row_syncs, *a)):
+            mock.patch(MODULE + "RowSync", lambda *a, **k: FakeRowSync(fake.row_syncs, *a, **k)):
         yield fake
 
 
 class FakeRowSync(object):
     """The row sync of tables: no row differs; records that it ran and what it applied."""
 
-    def __init__(self, log, origin, target, database, snapshot):
+    def __init__(self, log, origin, target, database, snapshot, ahead=None):
         self.log = log
         self.database = database
+        self.ahead_used = 0
+
+    @staticmethod
+    def read_ahead(statements, into, running):
+        into.update((sql, [b"read ahead\n"]) for sql in statements)
 
     def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0, fine=()):
         self.by_changes = set(by_changes)
@@ -1029,7 +1035,7 @@ def second_pass(run_module, servers, events=None, between=None):
             record(side, database, sql.startswith("DO $bm$ DECLARE quiet timestamptz; BEGIN FOR"))
         return answer(side, sql, database)
 
-    with mock.patch(MODULE + "RowSync", lambda *a: Listing(servers.row_syncs, *a)), \
+    with mock.patch(MODULE + "RowSync", lambda *a, **k: Listing(servers.row_syncs, *a, **k)), \
             mock.patch(MODULE + "Snapshot", Snap), mock.patch.object(servers, "answer", answer_and_log):
         result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync"))
     assert not result.get("failed"), result.get("msg")
@@ -1260,12 +1266,25 @@ def test_the_target_side_read_before_the_gate_is_taken_unless_the_target_was_wri
 
     opener = threading.Timer(0.3, open_gate)
     opener.start()
+    made = []  # what each row sync was given of the target's listings read before the gate
+
+    def row_sync(*args, **kwargs):
+        made.append((args[2], args[3], kwargs.get("ahead")))
+        return FakeRowSync(servers.row_syncs, *args, **kwargs)
+
     try:
-        result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync", gate_path=str(gate_file),
-                                                       gate_token="this-run", gate_timeout=30))
+        with mock.patch(MODULE + "RowSync", row_sync), mock.patch.object(pgsync, "AHEAD_FROM_ROWS", 0):
+            result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync", gate_path=str(gate_file),
+                                                           gate_token="this-run", gate_timeout=30))
     finally:
         opener.cancel()
     assert not result.get("failed"), result.get("msg")
+    # the target's first listings too (their reader made without a snapshot): taken when it did not move
+    window = dict((name, ahead) for name, snapshot, ahead in made if snapshot is not None)
+    assert sorted(name for name, snapshot, _ahead in made if snapshot is None) == ["bj", "bj-data"]
+    for name in ("bj", "bj-data"):
+        assert (window[name] is None) if target_written else window[name] and all(
+            lines == [b"read ahead\n"] and "COPY" in sql for sql, lines in window[name].items())
     assert sorted(before_gate) == [("target", "bj"), ("target", "bj-data")]
     assert [entry["target_read_ahead"] for entry in result["databases"]] == [not target_written] * 2
     reads = 2 if target_written else 1
