@@ -199,28 +199,25 @@ def table_buckets(table, rows, fine=False):
     return bucket_count(rows, FINE_BUCKET_ROWS if fine else table.bucket_rows())
 
 
-# Tables with fewer rows on the target are not read ahead of the gate (ahead_statements): their listing
-# costs less than the psql session it would save.
-AHEAD_FROM_ROWS = 1024
-
-
-def ahead_statements(tables, target_rows, target_since):
+def ahead_statements(tables, target_rows, target_since, buckets_from_rows):
     """The target's side of the first listing of a row sync (:meth:`RowSync.plan_tables`) that a pass
     can read before its gate, while the target does not change: for each of ``tables`` (Table objects)
-    with at least AHEAD_FROM_ROWS rows there (``target_rows``: name -> rows), the keys written since
-    ``target_since`` (its oldest running transaction at the end of the last pass) and its rows counted
-    by bucket, by the number of buckets that the pass would choose for it (finely too, when its key is
-    made of integers). Which tables the pass lists by buckets depends on the origin, read after the
-    gate: the pass takes what it needs of these, and runs the others."""
+    with rows there (``target_rows``: name -> rows), the keys written since ``target_since`` (its
+    oldest running transaction at the end of the last pass), and its rows counted by bucket by the
+    number of buckets that the pass would choose for it: when it has at least ``buckets_from_rows``
+    rows, and finely when its key is made of integers and it has at least FINE_BUCKETS_FROM_ROWS. The
+    target's rows stand for the origin's here, which are read after the gate. Which tables the pass
+    lists by buckets depends on the origin too: it takes what it needs of these and runs the others;
+    a group of tables all read ahead starts no target session in the window."""
     statements = []
     for table in tables:
         rows = int(target_rows.get(table.name, 0))
-        if rows < AHEAD_FROM_ROWS:
+        if rows < 1:
             continue
         statements.append(table.changed_keys_sql(target_since))
-        for fine in ((False, True) if table.int_mix else (False,)):
+        for fine, least in ((False, buckets_from_rows), (True, FINE_BUCKETS_FROM_ROWS)):
             buckets = table_buckets(table, rows, fine)
-            if buckets > 1:
+            if rows >= least and buckets > 1 and (table.int_mix or not fine):
                 statements.append(table.bucket_counts_sql(buckets))
     return list(dict.fromkeys(statements))
 

@@ -407,8 +407,8 @@ databases:
     listings_read_ahead:
       description:
         - Statements of the row sync's first listing whose target side was read before the gate (the keys
-          written since the last pass and the rows counted by bucket, of each table of at least 1024 rows
-          there) and taken from that reading in the window, its transaction ids not having moved. Stopped
+          written since the last pass and the rows counted by bucket, of each table with rows there) and
+          taken from that reading in the window, its transaction ids not having moved. Stopped
           when the gate opens, the reading keeps what it finished; the window runs the rest.
       type: int
       returned: when the databases were compared row by row
@@ -797,7 +797,8 @@ class Transfer(object):
             last = self.state.get(name) or {}
             # the target's side of the first listing too, when the last pass's record names this copy
             if last.get("target") and last["target"][0] == facts["ident"] and int(last["target"][1]) <= int(facts["xmax"]):
-                statements = ahead_statements([Table(*row) for row in columns], facts["counts"], int(last["target"][1]))
+                statements = ahead_statements([Table(*row) for row in columns], facts["counts"], int(last["target"][1]),
+                                              self.buckets_from_rows)
                 self.listings_ahead[name] = ReadAhead(RowSync(self.origin, self.target, name, None), statements,
                                                       PLAN_WORKERS)
 

@@ -654,13 +654,19 @@ def test_the_target_s_first_listing_is_read_before_the_gate_and_not_run_again_in
     mix = "(item_id::bigint << 0) # (version::bigint << 21)"
     changeset = Table("public.cs_7", "item_id,version", "item_id,version", "f", mix)
     small = Table("public.s", "id", "id", int_key=True)
-    statements = ahead_statements([ids, changeset, small], {"public.a": 2000, "public.cs_7": 1500, "public.s": 1000}, 200)
+    empty = Table("public.e", "id", "id", int_key=True)
+    statements = ahead_statements([ids, changeset, small, empty],
+                                  {"public.a": 2000, "public.cs_7": 1500, "public.s": 50, "public.e": 0}, 200, 1000)
     assert statements == [ids.changed_keys_sql(200), ids.bucket_counts_sql(31),
-                          changeset.changed_keys_sql(200), changeset.bucket_counts_sql(23), changeset.bucket_counts_sql(187)]
+                          changeset.changed_keys_sql(200), changeset.bucket_counts_sql(23), changeset.bucket_counts_sql(187),
+                          small.changed_keys_sql(200)]
+    # below buckets_from_rows, a table is one bucket (no statement), but finely cut when its key is of integers
+    assert ahead_statements([ids, changeset], {"public.a": 2000, "public.cs_7": 1500}, 200, 8192) == [
+        ids.changed_keys_sql(200), changeset.changed_keys_sql(200), changeset.bucket_counts_sql(187)]
     # read in two sessions: what each gave, by statement
     outputs = {ids.changed_keys_sql(200): "", ids.bucket_counts_sql(31): "0\t1000\n1\t1000\n",
                changeset.changed_keys_sql(200): "", changeset.bucket_counts_sql(23): "0\t1500\n",
-               changeset.bucket_counts_sql(187): "0\t1500\n"}
+               changeset.bucket_counts_sql(187): "0\t1500\n", small.changed_keys_sql(200): ""}
     started = []
 
     def popen(args, **kwargs):  # each session answers its own statements, whichever thread starts first

@@ -6,7 +6,6 @@ from unittest import mock
 import pytest
 
 from ansible_collections.bluemind.migration.plugins.module_utils import state as migration_state
-from ansible_collections.bluemind.migration.plugins.module_utils import pgsync
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import format_line
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature import UNCOUNTED_READS
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import SshError
@@ -1273,7 +1272,7 @@ def test_the_target_side_read_before_the_gate_is_taken_unless_the_target_was_wri
         return FakeRowSync(servers.row_syncs, *args, **kwargs)
 
     try:
-        with mock.patch(MODULE + "RowSync", row_sync), mock.patch.object(pgsync, "AHEAD_FROM_ROWS", 0):
+        with mock.patch(MODULE + "RowSync", row_sync):
             result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync", gate_path=str(gate_file),
                                                            gate_token="this-run", gate_timeout=30))
     finally:
