@@ -602,7 +602,8 @@ class ReadAhead(object):
     def __init__(self, rowsync, statements, workers):
         self.outputs = {}
         self.running = []
-        self.stopped = threading.Event()
+        self.stopped = False
+        self.lock = threading.Lock()
         groups = [statements[i::workers] for i in range(max(1, workers))]
         self.threads = [threading.Thread(target=self._read, args=(rowsync, group), daemon=True) for group in groups if group]
         for thread in self.threads:
@@ -610,16 +611,24 @@ class ReadAhead(object):
 
     def _read(self, rowsync, statements):
         try:
-            rowsync.read_ahead(statements, self.outputs, self.running)
+            rowsync.read_ahead(statements, self.outputs, self._started)
         except Exception:  # pylint: disable=broad-except
             pass  # only what was read counts: the pass runs the rest in the window
 
+    def _started(self, proc):
+        """A session began: kept to be stopped at the gate, or stopped now when the gate opened already."""
+        with self.lock:
+            self.running.append(proc)
+            if self.stopped:
+                proc.kill()
+
     def stop(self):
         """Stop what still runs (the gate opened) and return what was read: statement -> raw lines."""
-        self.stopped.set()
-        for proc in list(self.running):
-            if proc.poll() is None:
-                proc.kill()
+        with self.lock:
+            self.stopped = True
+            for proc in self.running:
+                if proc.poll() is None:
+                    proc.kill()
         for thread in self.threads:
             thread.join()
         return dict(self.outputs)
@@ -825,14 +834,14 @@ class RowSync(object):
             self._finish(target, target_err, "target", what)
         return result
 
-    def read_ahead(self, statements, into, running):
+    def read_ahead(self, statements, into, started):
         """Run ``statements`` on the target in one batch and put each one's output into ``into`` (statement
-        -> raw lines) once it is whole; ``running`` gets the psql process, which :class:`ReadAhead` may
-        stop: what was whole by then is kept. Raise RowSyncError when psql fails."""
+        -> raw lines) once it is whole; ``started(proc)`` is told of the psql process, which :class:`ReadAhead`
+        may stop: what was whole by then is kept. Raise RowSyncError when psql fails."""
         if not statements:
             return
         proc, errors = self._start(self.target, batch_script(statements))
-        running.append(proc)
+        started(proc)
         segments, last = Segments(proc.stdout), None
         try:
             for number, sql in enumerate(statements):

@@ -794,10 +794,10 @@ class Transfer(object):
             return
         if facts is not None and columns is not None:
             self.ahead[name] = (facts, found, columns)
-            last = self.state.get(name) or {}
             # the target's side of the first listing too, when the last pass's record names this copy
-            if last.get("target") and last["target"][0] == facts["ident"] and int(last["target"][1]) <= int(facts["xmax"]):
-                statements = ahead_statements([Table(*row) for row in columns], facts["counts"], int(last["target"][1]),
+            target_since = self.kept_since(name, "target", facts)
+            if target_since is not None:
+                statements = ahead_statements([Table(*row) for row in columns], facts["counts"], target_since,
                                               self.buckets_from_rows)
                 self.listings_ahead[name] = ReadAhead(RowSync(self.origin, self.target, name, None), statements,
                                                       PLAN_WORKERS)
@@ -923,14 +923,18 @@ class Transfer(object):
         ident, xmin, xmax = server.query(self.run, name, IDENTITY_SQL, "reading transaction ids", snapshot)[0]
         return ident, int(xmin), int(xmax)
 
+    def kept_since(self, name, side, facts):
+        """The last pass's transaction id of ``side`` (``origin`` or ``target``), when its record names the
+        database that ``facts`` describe and that database's ids did not go back; else None."""
+        kept = (self.state.get(name) or {}).get(side)
+        if not kept or kept[0] != facts["ident"] or int(kept[1]) > int(facts["xmax"]):
+            return None
+        return int(kept[1])
+
     def since(self, name, origin, target):
         """The last pass's transaction ids for both sides, when both are still the same databases."""
-        last = self.state.get(name)
-        if not last:
-            return None
-        (origin_ident, origin_since), (target_ident, target_since) = last["origin"], last["target"]
-        if origin_ident != origin["ident"] or target_ident != target["ident"] \
-                or origin_since > origin["xmax"] or target_since > target["xmax"]:
+        origin_since, target_since = self.kept_since(name, "origin", origin), self.kept_since(name, "target", target)
+        if origin_since is None or target_since is None:
             return None
         return origin_since, target_since
 

@@ -268,7 +268,7 @@ class FakeRowSync(object):
         self.ahead_used = 0
 
     @staticmethod
-    def read_ahead(statements, into, running):
+    def read_ahead(statements, into, started):
         into.update((sql, [b"read ahead\n"]) for sql in statements)
 
     def plan_tables(self, tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0, fine=()):
