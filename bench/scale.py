@@ -1,12 +1,15 @@
 """Scale: the cold window of both arms (bench/downtime.py) against file count and database size.
 
   .venv/bin/python bench/scale.py [--points s,30000,m] [--runs 1] [--reuse/--no-reuse]
+                                  [--points s,m=downtime-m-d57a0d6.json,l]
 
 For each point (a scale name or a number of files; the seeder gives the database ~10 kB a file), the
-medians of bench/results/downtime-<point>.json are reused when that file holds both arms, otherwise
-`--runs` interleaved runs of each arm are made (and saved as downtime-<point>.json). Prints a table,
-writes bench/results/scale.json and the plot bench/results/scale.svg (hand-written SVG, no
-plotting library needed).
+medians of bench/results/downtime-<point>.json are reused when that file holds both arms and was
+measured on the checked-out commit, otherwise `--runs` interleaved runs of each arm are made (and
+saved as downtime-<point>.json). A point written `<point>=<file>` reuses that results file whatever
+commit it was measured on (the table names each point's commit). Prints a table with the collection's
+window at each point over its window at m, writes bench/results/scale.json and the plot
+bench/results/scale.svg (hand-written SVG, no plotting library needed).
 """
 import argparse
 import json
@@ -22,11 +25,15 @@ import lib  # noqa: E402
 DEFAULT_POINTS = {"s": "2000,s", "m": "s,30000,m", "l": "s,30000,m,l"}
 
 
-def point(p, runs, reuse):
-    path = lib.RESULTS / ("downtime-%s.json" % p)
-    data = json.loads(path.read_text()) if path.exists() and reuse else None
+def point(spec, runs, reuse):
+    """One point's medians: `spec` is a point, or `<point>=<results file>` to reuse that file as it is."""
+    p, _, named = spec.partition("=")
+    path = lib.RESULTS / (named or "downtime-%s.json" % p)
+    if named and not path.exists():
+        raise SystemExit("scale point %s: no results file %s" % (p, path))
+    data = json.loads(path.read_text()) if path.exists() and (reuse or named) else None
     commit = lib.machine().get("commit")
-    if data and data.get("machine", {}).get("commit") != commit:
+    if data and not named and data.get("machine", {}).get("commit") != commit:
         data = None  # measured on another version of the collection: measured again
     if not (data and data.get("summary", {}).get("a", {}).get("n") and data["summary"].get("b", {}).get("n")):
         lib.log("scale point %s: measuring (%d run(s) a arm)" % (p, runs))
@@ -38,7 +45,14 @@ def point(p, runs, reuse):
     s = downtime.summarize(data["runs"])  # the same definition of the window for every point
     return {"point": str(p), "files": seed["files"], "tree_bytes": seed["bytes"],
             "db_bytes": sum(seed["db_bytes"].values()), "a": s["a"], "b": s["b"],
-            "ratio": s.get("ratio_b_over_a"), "source": path.name}
+            "ratio": s.get("ratio_b_over_a"), "source": path.name,
+            "commit": (data.get("machine", {}).get("commit") or "")[:7]}
+
+
+def over_m(rows):
+    """The collection's median window at each point over its median window at m (None without m)."""
+    m = [r for r in rows if r["files"] == lib.SCALES["m"]]
+    return {r["point"]: r["b"]["median"] / m[0]["b"]["median"] for r in rows} if m else {}
 
 
 def svg(points, path):
@@ -98,17 +112,24 @@ def main(argv=None):
     ap.add_argument("--no-reuse", action="store_true")
     args = ap.parse_args(argv)
     points = (args.points or DEFAULT_POINTS.get(args.scale, "s,%s" % args.scale)).split(",")
-    lib.ensure_lab(points[0])
+    lib.ensure_lab(points[0].partition("=")[0])
     rows = [point(p, args.runs, not args.no_reuse) for p in points]
     rows.sort(key=lambda r: r["files"])
+    ratios = over_m(rows)
+    for r in rows:
+        r["b_over_m"] = ratios.get(r["point"])
     lib.save("scale.json", {"benchmark": "scale", "machine": lib.machine(), "points": rows,
                             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     svg(rows, lib.RESULTS / "scale.svg")
     table = [(r["point"], format(r["files"], ","), "%.0f" % (r["db_bytes"] / 1e6), "%.0f" % (r["tree_bytes"] / 1e6),
               "%.1f (n=%d)" % (r["a"]["median"], r["a"]["n"]), "%.1f (n=%d)" % (r["b"]["median"], r["b"]["n"]),
-              "%.2f" % r["ratio"] if r["ratio"] else "-") for r in rows]
+              "%.2f" % r["ratio"] if r["ratio"] else "-",
+              "%.2f" % r["b_over_m"] if r["b_over_m"] is not None else "-", r["commit"]) for r in rows]
     print("cold window against scale (median seconds)")
-    print(lib.table(["point", "files", "db MB", "trees MB", "baseline", "collection", "coll/base"], table))
+    print(lib.table(["point", "files", "db MB", "trees MB", "baseline", "collection", "coll/base", "coll/m",
+                     "commit"], table))
+    if "l" in ratios:
+        print("collection l/m = %.2f (target <= 1.5)" % ratios["l"])
     print("plot: %s" % (lib.RESULTS / "scale.svg"))
     return 0
 
