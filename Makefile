@@ -20,7 +20,7 @@ help:
 	@echo "make lab         build or reuse the lab images, start origin + target, seed (SCALE=s|m|l, BLUEMIND=4|5)"
 	@echo "make lab-down    remove the lab hosts and network"
 	@echo "make seed        reseed the running lab at SCALE"
-	@echo "make bench       benchmarks against the vendor's commands on a lab of their own (SCALE=s|m, RUNS=3, REPS=3)"
+	@echo "make bench       benchmarks against the vendor's commands on a lab of their own (SCALE=s|m|l, RUNS=3, REPS=3)"
 
 system:
 	@bash scripts/bootstrap.sh system

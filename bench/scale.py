@@ -36,7 +36,10 @@ def point(spec, runs, reuse):
     if data and not named and data.get("machine", {}).get("commit") != commit:
         data = None  # measured on another version of the collection: measured again
     if not (data and data.get("summary", {}).get("a", {}).get("n") and data["summary"].get("b", {}).get("n")):
+        if named:
+            raise SystemExit("scale point %s: %s does not hold a run of each arm" % (p, path.name))
         lib.log("scale point %s: measuring (%d run(s) a arm)" % (p, runs))
+        lib.ensure_lab(p)
         downtime.main(["--scale", str(p), "--runs", str(runs)])
         data = json.loads(path.read_text())
     else:
@@ -112,7 +115,6 @@ def main(argv=None):
     ap.add_argument("--no-reuse", action="store_true")
     args = ap.parse_args(argv)
     points = (args.points or DEFAULT_POINTS.get(args.scale, "s,%s" % args.scale)).split(",")
-    lib.ensure_lab(points[0].partition("=")[0])
     rows = [point(p, args.runs, not args.no_reuse) for p in points]
     rows.sort(key=lambda r: r["files"])
     ratios = over_m(rows)
