@@ -241,6 +241,29 @@ class Table(object):
         # compute for every row, nor to sort), rows found by it through the index.
         self.int_key = bool(key) and int_key in (True, "t")
         self.int_mix = int_mix if key else ""
+        # Any other key is listed by its hash; the listings of the few rows a pass moves also carry
+        # the key's values (a *locator*, see locator_sql), by which its index finds them.
+        self.key_names = identifiers(key) if key and not self.int_key else []
+
+    def locator_sql(self):
+        """A row's key as a JSON object of its columns, hex-encoded (COPY's text format leaves hex as it
+        is, where it would escape a JSON string's backslashes): what :meth:`select_sql` and
+        :meth:`delete_sql` find the row by through the key's index, where its hash would scan the table."""
+        return "encode(convert_to(json_build_object(%s)::text, 'UTF8'), 'hex')" % ", ".join(
+            "%s, t.%s" % (quote_literal(name), quote_identifier(name)) for name in self.key_names)
+
+    def _located(self, keys, locators):
+        """The WHERE condition finding the rows of ``keys`` (key hashes) by their locators, or None when
+        the table has none or a key has no locator (``locators``: key hash -> hex of :meth:`locator_sql`).
+        Each locator's row is looked up alone (a subquery per key: the key's index, whatever the planner
+        would think of a join with a list it cannot count), then the rows are read by their physical
+        address (a TID scan)."""
+        if not self.key_names or not keys or not locators or any(key not in locators for key in keys):
+            return None
+        found = "[%s]" % ",".join(bytes.fromhex(locators[key]).decode("utf-8") for key in keys)
+        equal = " AND ".join("x.{0} = r.{0}".format(quote_identifier(name)) for name in self.key_names)
+        return "t.ctid = ANY(ARRAY(SELECT (SELECT x.ctid FROM %s x WHERE %s LIMIT 1) FROM json_populate_recordset(" \
+               "NULL::%s, %s) r))" % (self.name, equal, self.name, quote_literal(found))
 
     def key_hash(self):
         """What a row is found by: its integer key, else the hash of its key, or of all of it in a
@@ -283,7 +306,8 @@ class Table(object):
 
         ``row`` is the hash of the row's content, or, with ``since`` (a 64-bit transaction id), ``1``
         when the row's version was written by a transaction at or after ``since``, else ``0``.
-        ``within``: ``(buckets, chosen)``, only the rows of those buckets (see :meth:`bucket_sql`).
+        ``within``: ``(buckets, chosen)``, only the rows of those buckets (see :meth:`bucket_sql`), each
+        line with the row's locator last when its key has one (:meth:`locator_sql`).
         A table without a key gives one line per distinct content, ``content hash, number of rows``,
         ``since`` or not (a row's content is all there is to find it by)."""
         if not self.key:
@@ -292,6 +316,8 @@ class Table(object):
             row = "md5(ROW(%s)::text)" % self.columns
         else:
             row = "CASE WHEN %s >= %d THEN '1' ELSE '0' END" % (XID64, since)
+        if within is not None and self.key_names:
+            row += ", " + self.locator_sql()
         return "COPY (SELECT %s, %s FROM %s t%s ORDER BY %s) TO STDOUT" % (
             self.key_hash(), row, self.name, self._within(within), self._order())
 
@@ -313,24 +339,46 @@ class Table(object):
 
     def changed_keys_sql(self, since):
         """The sorted keys (as :meth:`listing_sql` gives them) of the rows whose version was written by a
-        transaction at or after ``since`` (a 64-bit transaction id); in a table without a key, the
-        hashes of those rows' contents, each with how many such rows have it."""
+        transaction at or after ``since`` (a 64-bit transaction id), each with an empty row and its
+        locator when its key has one (:meth:`locator_sql`); in a table without a key, the hashes of
+        those rows' contents, each with how many such rows have it."""
         if not self.key:
             return self._contents_sql(" WHERE %s >= %d" % (XID64, since))
-        return "COPY (SELECT %s FROM %s t WHERE %s >= %d ORDER BY %s) TO STDOUT" % (
-            self.key_hash(), self.name, XID64, since, self._order())
+        located = ", '', %s" % self.locator_sql() if self.key_names else ""
+        return "COPY (SELECT %s%s FROM %s t WHERE %s >= %d ORDER BY %s) TO STDOUT" % (
+            self.key_hash(), located, self.name, XID64, since, self._order())
 
-    def select_sql(self, keys=None):
-        """The origin's rows to copy: all of them (``keys`` None) or those whose key hash is listed."""
+    def select_sql(self, keys=None, locators=None):
+        """The origin's rows to copy: all of them (``keys`` None) or those whose key hash is listed,
+        found through the key's index when ``locators`` has every key's (see :meth:`_located`)."""
+        located = self._located(keys, locators)
+        if located is not None:
+            return "COPY (SELECT %s FROM %s t WHERE %s) TO STDOUT" % (self.columns, self.name, located)
         sql = "SELECT %s FROM %s" % (self.columns, self.name)
         if keys is not None:
             sql += " WHERE %s IN %s" % (self.key_hash(), self._keys(keys))
         return "COPY (%s) TO STDOUT" % sql
 
-    def delete_sql(self, keys=None):
+    def delete_sql(self, keys=None, locators=None):
+        """The target's rows to delete: all of them or those of ``keys``, as :meth:`select_sql` finds them."""
         if keys is None:
             return "DELETE FROM %s;" % self.name
+        located = self._located(keys, locators)
+        if located is not None:
+            return "DELETE FROM %s t WHERE %s;" % (self.name, located)
         return "DELETE FROM %s WHERE %s IN %s;" % (self.name, self.key_hash(), self._keys(keys))
+
+
+def identifiers(names):
+    """The names of a comma-separated list of identifiers as ``quote_ident`` writes them
+    (``a,"B c","d""e"`` -> ``['a', 'B c', 'd"e']``)."""
+    found = re.findall(r'\s*("(?:[^"]|"")*"|[^,]+)\s*(?:,|$)', names)
+    return [name[1:-1].replace('""', '"') if name.startswith('"') else name.strip() for name in found]
+
+
+def quote_identifier(name):
+    """``name`` as an SQL identifier, always quoted (which any name accepts)."""
+    return '"%s"' % name.replace('"', '""')
 
 
 def text_array(items):
@@ -351,12 +399,18 @@ def normalize_schema(text):
     return keep
 
 
-def sorted_listing(lines, side, numeric=False):
+def sorted_listing(lines, side, numeric=False, locators=None):
     """``(key, row)`` of each ``key\trow`` line (``row`` empty when the line is a key alone), keys as
-    integers when ``numeric``; raises ValueError when the ``side``'s listing is not sorted by key."""
+    integers when ``numeric``; raises ValueError when the ``side``'s listing is not sorted by key.
+    With ``locators`` (a dict), a third field of a line is a locator (Table.locator_sql), put there
+    under its key."""
     previous = None
     for line in lines:
         key, _tab, row = line.rstrip("\n").partition("\t")
+        if locators is not None:
+            row, _tab, locator = row.partition("\t")
+            if locator:
+                locators[key] = locator
         if numeric:
             key = int(key)
         if previous is not None and key <= previous:
@@ -365,12 +419,12 @@ def sorted_listing(lines, side, numeric=False):
         yield key, row
 
 
-def merge_listings(origin_lines, target_lines, by_flags=False, numeric=False):
+def merge_listings(origin_lines, target_lines, by_flags=False, numeric=False, locators=None):
     """Compare two sorted ``key\\trow`` listings; return ``(fetch, delete, counts)``.
 
     A row present on both sides differs when its hashes differ or, ``by_flags``, when either side
     flags it (``1``: written since the last pass). ``numeric`` keys (integers, sorted as numbers)
-    are returned as integers.
+    are returned as integers; ``locators`` as :func:`sorted_listing` reads them.
     ``fetch``: keys to copy from the origin (new or changed); ``delete``: keys to remove from the
     target first (gone or changed). Raises ValueError when a listing is not sorted.
     """
@@ -378,7 +432,7 @@ def merge_listings(origin_lines, target_lines, by_flags=False, numeric=False):
     counts = dict(origin=0, target=0, same=0, changed=0, new=0, gone=0)
 
     def reader(lines, side):
-        for key, row in sorted_listing(lines, side, numeric):
+        for key, row in sorted_listing(lines, side, numeric, locators):
             counts[side] += 1
             yield key, row
 
@@ -419,11 +473,12 @@ def differing_buckets(origin_counts, target_counts):
                   if origin_counts.get(bucket, 0) != target_counts.get(bucket, 0))
 
 
-def changed_keys(origin_lines, target_lines, numeric=False):
+def changed_keys(origin_lines, target_lines, numeric=False, locators=None):
     """The keys of two sorted listings of changed rows (:meth:`Table.changed_keys_sql`), both sides'
-    together, sorted. Raises ValueError when a listing is not sorted."""
-    keys = set(key for key, _row in sorted_listing(origin_lines, "origin", numeric))
-    keys.update(key for key, _row in sorted_listing(target_lines, "target", numeric))
+    together, sorted; their locators into ``locators`` (see :func:`sorted_listing`). Raises ValueError
+    when a listing is not sorted."""
+    keys = set(key for key, _row in sorted_listing(origin_lines, "origin", numeric, locators))
+    keys.update(key for key, _row in sorted_listing(target_lines, "target", numeric, locators))
     return sorted(keys)
 
 
@@ -772,18 +827,19 @@ class RowSync(object):
                 if mode == "whole":
                     plans.append(self._plan_whole(table, since, _lines(origin_segments()), _lines(target_segments())))
                     continue
-                written = list(sorted_listing(_lines(origin_segments()), "origin", table.int_key))
+                locators = {}  # the keys' values of a table whose key is not one integer, by key hash
+                written = list(sorted_listing(_lines(origin_segments()), "origin", table.int_key, locators))
                 keys = sorted(set(key for key, _count in written).union(
-                    changed_keys([], _lines(target_segments()), numeric=table.int_key)))
+                    changed_keys([], _lines(target_segments()), numeric=table.int_key, locators=locators)))
                 if one_bucket:
                     origin_rows, target_rows = (int(count) for count in rows[table.name])
                     # the origin's rows written since: one a key, or a content's count in a table without a key
                     counts = {0: origin_rows - (sum(int(count) for _key, count in written) if not table.key
                                                 else len(written))}, {0: target_rows}
                 if mode == "changes":
-                    plans.append(self._plan_by_changes(table, keys, rows[table.name]))
+                    plans.append(dict(self._plan_by_changes(table, keys, rows[table.name]), locators=locators))
                 else:
-                    plans.append(dict(table=table, keys=keys, buckets=differing_buckets(*counts)))
+                    plans.append(dict(table=table, keys=keys, buckets=differing_buckets(*counts), locators=locators))
             return plans
 
         what = "listing %d table(s) from %s" % (len(tables), tables[0].name)
@@ -793,7 +849,7 @@ class RowSync(object):
         def plan_buckets(origin_segments, target_segments):
             # a table without a key is listed by content (each content's count), never by flags
             return [merge_listings(_lines(origin_segments()), _lines(target_segments()), by_flags=bool(plan["table"].key),
-                                   numeric=plan["table"].int_key) for plan in pending]
+                                   numeric=plan["table"].int_key, locators=plan["locators"]) for plan in pending]
 
         def within(plan):
             number = buckets[plan["table"].name]
@@ -805,8 +861,8 @@ class RowSync(object):
                                   sum(len(plan["buckets"]) for plan in pending), len(pending),
                                   pending[0]["table"].name), plan_buckets) if pending else []
         found = iter(listed)  # in the order of pending: every plan of a table by buckets with a bucket listed
-        return [self._plan_by_buckets(plan["table"], plan["keys"], next(found)[:2] if plan["buckets"] else ([], []),
-                                      len(plan["buckets"]), rows[plan["table"].name])
+        return [dict(self._plan_by_buckets(plan["table"], plan["keys"], next(found)[:2] if plan["buckets"] else ([], []),
+                                           len(plan["buckets"]), rows[plan["table"].name]), locators=plan["locators"])
                 if "keys" in plan else plan for plan in plans]
 
     def _listed(self, origin_statements, target_statements, what, read):
@@ -913,13 +969,14 @@ class RowSync(object):
         try:
             if filled:
                 origin, origin_err = self._start(self.origin, batch_script(
-                    [plan["table"].select_sql(plan["fetch"]) for plan in filled]), snapshot=self.snapshot)
+                    [plan["table"].select_sql(plan["fetch"], plan.get("locators")) for plan in filled]),
+                    snapshot=self.snapshot)
                 segments = Segments(origin.stdout)
             target.stdin.write(b"BEGIN;\nSET LOCAL session_replication_role = replica;\n")
             for plan in plans:
                 table = plan["table"]
                 if plan["replace"] or plan["delete"]:
-                    target.stdin.write((table.delete_sql(plan["delete"]) + "\n").encode("utf-8"))
+                    target.stdin.write((table.delete_sql(plan["delete"], plan.get("locators")) + "\n").encode("utf-8"))
                 if plan["replace"] or plan["fetch"]:
                     target.stdin.write(("COPY %s (%s) FROM STDIN;\n" % (table.name, table.columns)).encode("utf-8"))
                     for line in segments():

@@ -1,3 +1,4 @@
+import json
 import io
 from unittest import mock
 
@@ -23,11 +24,13 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     bucket_rows,
     changed_keys,
     differing_buckets,
+    identifiers,
     recounted,
     Table,
     XID64,
     merge_listings,
     normalize_schema,
+    sorted_listing,
     text_array,
 )
 
@@ -93,6 +96,77 @@ def test_an_integer_key_is_listed_in_its_order_and_finds_rows_by_itself():
     assert table.delete_sql([7]) == "DELETE FROM public.t_changeset WHERE id IN (SELECT unnest('{7}'::bigint[]));"
     # psql prints a boolean as t or f; a composite or text key keeps its hash
     assert not Table("public.t", "a,b", "a,b", "f").int_key and not Table("public.t", "a", "", "t").int_key
+
+
+def test_identifiers_read_quote_idents_list():
+    assert identifiers('item_id,"Version","a,b","say ""hi"""') == ["item_id", "Version", "a,b", 'say "hi"']
+    assert identifiers("id") == ["id"]
+
+
+def locator(**key):
+    return json.dumps(key).encode().hex()
+
+
+def test_a_key_that_is_not_one_integer_carries_its_locator_in_the_listings_of_the_rows_a_pass_moves():
+    table = Table("public.t_container_changelog", "version,container_id,item_uid,type",
+                  "version,container_id,item_uid")
+    located = ("encode(convert_to(json_build_object('version', t.\"version\", 'container_id', t.\"container_id\", "
+               "'item_uid', t.\"item_uid\")::text, 'UTF8'), 'hex')")
+    assert table.changed_keys_sql(100).startswith(
+        "COPY (SELECT md5(ROW(version,container_id,item_uid)::text), '', %s FROM public.t_container_changelog t " % located)
+    assert table.listing_sql(100, within=(8, [3])).startswith(
+        "COPY (SELECT md5(ROW(version,container_id,item_uid)::text), CASE WHEN ")
+    assert (", %s FROM public.t_container_changelog t WHERE" % located) in table.listing_sql(100, within=(8, [3]))
+    # a whole listing (every row) does not carry them, nor does a table keyed by one integer or without a key
+    assert "json_build_object" not in table.listing_sql(100) + table.listing_sql()
+    assert "json_build_object" not in Table("public.a", "id,v", "id", int_key=True).changed_keys_sql(100)
+    assert "json_build_object" not in Table("public.n", "a,b", "").changed_keys_sql(100)
+
+
+def test_rows_with_every_locator_are_found_through_the_key_and_their_address_else_by_hash():
+    table = Table("public.t", 'k,"N",v', 'k,"N"')
+    locators = {"h1": locator(k="it's", N=1), "h2": locator(k="b", N=2)}
+    found = ("t.ctid = ANY(ARRAY(SELECT (SELECT x.ctid FROM public.t x WHERE x.\"k\" = r.\"k\" AND x.\"N\" = r.\"N\" "
+             "LIMIT 1) FROM json_populate_recordset(NULL::public.t, "
+             "'[{\"k\": \"it''s\", \"N\": 1},{\"k\": \"b\", \"N\": 2}]') r))")
+    assert table.select_sql(["h1", "h2"], locators) == 'COPY (SELECT k,"N",v FROM public.t t WHERE %s) TO STDOUT' % found
+    assert table.delete_sql(["h1", "h2"], locators) == "DELETE FROM public.t t WHERE %s;" % found
+    # a key without its locator: every row's hash, as before
+    assert table.select_sql(["h1", "h3"], locators) == (
+        'COPY (SELECT k,"N",v FROM public.t WHERE md5(ROW(k,"N")::text) IN (SELECT unnest(\'{h1,h3}\'::text[]))) TO STDOUT')
+    assert table.delete_sql(["h3"], locators).startswith('DELETE FROM public.t WHERE md5(ROW(k,"N")::text) IN')
+    assert table.select_sql() == 'COPY (SELECT k,"N",v FROM public.t) TO STDOUT'
+
+
+def test_listings_give_their_locators_by_key_and_keep_their_rows():
+    found = {}
+    listing = ["a1\t\t%s\n" % locator(k="a"), "b2\t\n", "c3\t1\t%s\n" % locator(k="c")]
+    assert list(sorted_listing(listing, "origin", locators=found)) == [("a1", ""), ("b2", ""), ("c3", "1")]
+    assert found == {"a1": locator(k="a"), "c3": locator(k="c")}
+    found = {}
+    fetch, delete, _counts = merge_listings(["a1\t0\t61\n", "c3\t1\t63\n"], ["a1\t0\t61\n", "b2\t0\t62\n"],
+                                            by_flags=True, locators=found)
+    assert (fetch, delete, found) == (["c3"], ["b2"], {"a1": "61", "b2": "62", "c3": "63"})
+
+
+def test_a_plan_by_changes_or_buckets_finds_its_rows_by_their_locators():
+    """The keys written since on both sides and those of the buckets listed come with their locators; the
+    apply deletes and selects those rows through the key (no hash of every row on either side)."""
+    one, two, three = locator(k="one"), locator(k="two"), locator(k="three")
+    popen, started = sessions([batch("0\t300\n1\t298\n", "h7\t\t%s\n" % one),
+                               batch("0\t300\n1\t301\n", "h9\t\t%s\n" % two),
+                               batch("h5\t0\t%s\n" % three), batch("h5\t0\t%s\nh6\t0\t%s\n" % (three, locator(k="six")))])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "00000003-1", popen=popen)
+    table = Table("public.b", "k,v", "k")
+    plan = rows.plan_tables([table], since=(100, 200), by_buckets={"public.b"}, rows={"public.b": (150, 151)})[0]
+    assert (plan["fetch"], plan["delete"]) == (["h7", "h9"], ["h6", "h7", "h9"])
+    assert set(plan["locators"]) == {"h5", "h6", "h7", "h9"}
+    popen, started = sessions(["", batch("")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    rows.apply([plan], [])
+    applied = started[0]["proc"].stdin.getvalue().decode()
+    assert "DELETE FROM public.b t WHERE t.ctid = ANY(" in applied and '"k": "six"' in applied and "md5" not in applied
+    assert "json_populate_recordset" in started[1]["script"] and '"k": "one"' in started[1]["script"]
 
 
 def test_numeric_keys_merge_as_numbers():
