@@ -512,12 +512,31 @@ def changed_keys(origin_lines, target_lines, numeric=False, locators=None):
 
 def recount_sql(checks):
     """A statement that fails the transaction, naming the plans (``checks``: ``[(number, table name,
-    rows expected)]``) whose table does not hold the rows expected, with RECOUNT_MARK."""
-    values = ", ".join("(%d, (SELECT count(*) FROM %s), %d::bigint)" % (number, name, int(rows))
-                       for number, name, rows in checks)
+    rows expected, rows before, rows copied)]``) whose table does not hold the rows expected, with
+    RECOUNT_MARK. A table whose rows before the transaction are known (not None) is counted without a
+    scan: those rows, less the rows its delete took (:func:`counted_delete_sql`), plus the rows copied;
+    any other is counted (``count(*)``, a scan of the table)."""
+    values = ", ".join(
+        "(%d, %s, %d::bigint)" % (number, "(SELECT count(*) FROM %s)" % name if before is None else
+                                  "%d - COALESCE(current_setting(%s, true), '0')::bigint + %d" % (
+                                      int(before), quote_literal(deleted_setting(number)), int(copied)), int(rows))
+        for number, name, rows, before, copied in checks)
     return ("DO $bm$ DECLARE bad text; BEGIN SELECT string_agg(i::text, ',' ORDER BY i) INTO bad FROM (VALUES %s) "
             "v(i, n, e) WHERE n <> e; IF bad IS NOT NULL THEN RAISE EXCEPTION '%s %%', bad; END IF; END $bm$;" % (
                 values, RECOUNT_MARK))
+
+
+def deleted_setting(number):
+    """The setting (of the transaction alone) holding how many rows the delete of plan ``number`` took."""
+    return "bm.deleted_%d" % number
+
+
+def counted_delete_sql(delete, number):
+    """``delete`` (a ``DELETE`` statement) that leaves the number of rows it took in
+    :func:`deleted_setting` of plan ``number`` (a custom setting of the transaction: nothing written in a
+    catalog, as a temporary table would)."""
+    return "WITH d AS (%s RETURNING 1) SELECT set_config(%s, count(*)::text, true) FROM d;" % (
+        delete.rstrip().rstrip(";"), quote_literal(deleted_setting(number)))
 
 
 def recounted(message):
@@ -989,12 +1008,15 @@ class RowSync(object):
 
         A plan with ``expect`` (see :meth:`plan_tables`) has its table's rows counted before the commit:
         when one differs, nothing is committed and :class:`Recount` names the plans (their numbers in
-        ``plans``).
+        ``plans``). The rows the target held before (its ``counts``' ``target``, read while it does not
+        change), less those its delete took, plus those copied (one line of COPY's text a row): no scan of
+        the table in the window (see :func:`recount_sql`).
 
         The origin's rows of every table to fill come from one psql session in the pass's snapshot,
         in the plans' order, and stream into the target's session as COPY data."""
-        checks = [(number, plan["table"].name, plan["expect"]) for number, plan in enumerate(plans)
-                  if plan.get("expect") is not None]
+        numbers = dict((id(plan), number) for number, plan in enumerate(plans))
+        checked = [plan for plan in plans if plan.get("expect") is not None]
+        copied = dict((id(plan), 0) for plan in checked)
         plans = [plan for plan in plans if plan["replace"] or plan["fetch"] or plan["delete"]]
         filled = [plan for plan in plans if plan["replace"] or plan["fetch"]]
         target, target_err = self._start(self.target, None, stdin=True, stdout=False)
@@ -1010,18 +1032,26 @@ class RowSync(object):
             for plan in plans:
                 table = plan["table"]
                 if plan["replace"] or plan["delete"]:
-                    target.stdin.write((table.delete_sql(plan["delete"], plan.get("locators")) + "\n").encode("utf-8"))
+                    delete = table.delete_sql(plan["delete"], plan.get("locators"))
+                    if id(plan) in copied:
+                        delete = counted_delete_sql(delete, numbers[id(plan)])
+                    target.stdin.write((delete + "\n").encode("utf-8"))
                 if plan["replace"] or plan["fetch"]:
                     target.stdin.write(("COPY %s (%s) FROM STDIN;\n" % (table.name, table.columns)).encode("utf-8"))
+                    lines = 0
                     for line in segments():
                         target.stdin.write(line)
                         moved += len(line)
+                        lines += 1
                     target.stdin.write(b"\\.\n")
+                    if id(plan) in copied:
+                        copied[id(plan)] = lines
             if origin is not None:
                 reader, origin = origin, None
                 self._finish(reader, origin_err, "origin", "reading the rows to copy")
-            if checks:
-                target.stdin.write((recount_sql(checks) + "\n").encode("utf-8"))
+            if checked:
+                target.stdin.write((recount_sql([(numbers[id(plan)], plan["table"].name, plan["expect"], plan.get(
+                    "counts", {}).get("target"), copied[id(plan)]) for plan in checked]) + "\n").encode("utf-8"))
             for name, value, called in sequences:
                 target.stdin.write(("SELECT pg_catalog.setval(%s, %s, %s);\n" % (
                     quote_literal(name), int(value), "true" if called == "t" else "false")).encode("utf-8"))

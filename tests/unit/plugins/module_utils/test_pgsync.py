@@ -591,6 +591,25 @@ def test_apply_counts_the_tables_planned_by_their_changes_before_it_commits():
     assert "RAISE EXCEPTION 'bm-rowsync-recount %'" in check and script.index("COPY public.a") < script.index("DO $bm$")
 
 
+def test_apply_counts_a_table_whose_rows_before_are_known_without_scanning_it():
+    """The target's rows before (read while it does not change), less those its delete took (kept in a
+    setting of the transaction), plus the lines copied: the table is not scanned at the commit."""
+    popen, started = sessions(["", batch("3\tx\n4\ty\n")])
+    rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
+    a, b = Table("public.a", "id,v", "id", int_key=True), Table("public.b", "id", "id", int_key=True)
+    plans = [dict(table=Table("public.c", "k", "k"), fetch=[], delete=[], replace=False),
+             dict(table=a, fetch=[3, 4], delete=[3, 4, 5], replace=False, expect=40, counts=dict(target=41)),
+             dict(table=b, fetch=[], delete=[], replace=False, expect=7, counts=dict(target=7))]
+    rows.apply(plans, [])
+    script = started[0]["proc"].stdin.getvalue().decode()
+    assert ("WITH d AS (DELETE FROM public.a WHERE id IN (SELECT unnest('{3,4,5}'::bigint[])) RETURNING 1) "
+            "SELECT set_config('bm.deleted_1', count(*)::text, true) FROM d;\nCOPY public.a (id,v) FROM STDIN;\n") in script
+    check = script[script.index("DO $bm$"):script.index("COMMIT;")]
+    assert ("(1, 41 - COALESCE(current_setting('bm.deleted_1', true), '0')::bigint + 2, 40::bigint), "
+            "(2, 7 - COALESCE(current_setting('bm.deleted_2', true), '0')::bigint + 0, 7::bigint)") in check
+    assert "count(*) FROM public" not in check
+
+
 def test_a_count_that_differs_fails_the_apply_naming_the_plans():
     popen, started = sessions([""], rcs={0: 3})
     real_start = RowSync._start

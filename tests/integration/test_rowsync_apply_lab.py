@@ -2,7 +2,8 @@
 apply hashed every row of such tables on both sides, `md5(ROW(key)) IN (...)`, to move a few): on the
 lab's two servers (PostgreSQL 13 and 15), the locators that the listings of changed rows carry select and
 delete exactly the rows they name, awkward key values included, and the plans use the key's index; the
-origin's side of a table by buckets counts and lists in one scan what two statements did.
+origin's side of a table by buckets counts and lists in one scan what two statements did; the commit's
+count of a table from its rows before, the rows its delete took and the rows copied is the table's count.
 
 The table lives in a database of this test (bmitest-locators), removed from both hosts at the end.
 """
@@ -110,6 +111,29 @@ def test_one_scan_counts_and_lists_what_the_two_statements_it_replaces_did(lab, 
                                         locators=two))
     assert [key for key, _rows in keys] == [key for key, _row in listed] and one == two
     assert len(keys) == 15 and all(rows == "1" for _key, rows in keys)
+
+
+def test_the_commit_counts_a_table_from_its_rows_before_those_deleted_and_those_copied(lab, database, pgsync):
+    """The transaction of an apply (RowSync.apply) on the target: a delete that keeps how many rows it
+    took, a COPY, then the check; it passes with the count the table then has and fails naming the plan
+    with any other."""
+    host = lab.target
+    table = pgsync.Table("public.t_loc", "name,at,n,body", "name,at,n")
+    keys, locators = listed(host, pgsync, table)
+    before = int(psql(host, "SELECT count(*) FROM t_loc;\n"))
+    delete = pgsync.counted_delete_sql(table.delete_sql(keys[:5], locators), 3)
+    copy = ("COPY public.t_loc (name,at,n,body) FROM STDIN;\nnew1\t2027-01-01 00:00:00+00\t1\tx\n"
+            "new2\t2027-01-01 00:00:00+00\t2\tx\n\\.\n")
+
+    def apply(expect):  # then the count the transaction sees, rolled back: the table stays for the other tests
+        script = "BEGIN;\n%s\n%s%s\nSELECT count(*) FROM t_loc;\nROLLBACK;\n" % (
+            delete, copy, pgsync.recount_sql([(3, "public.t_loc", expect, before, 2)]))
+        return host.run("su postgres -c 'psql -X -q -At -v ON_ERROR_STOP=1 -d %s'" % DATABASE, input=script, check=False)
+
+    wrong = apply(before - 5 + 2 + 1)
+    assert wrong.returncode != 0 and pgsync.recounted(wrong.stderr) == [3], wrong.stderr
+    right = apply(before - 5 + 2)
+    assert right.returncode == 0 and right.stdout.split()[-1] == str(before - 5 + 2), right.stderr
 
 
 def assert_no_sequential_scan(plan):
