@@ -2,12 +2,14 @@
 
   .venv/bin/python bench/scale.py [--points s,30000,m] [--runs 1] [--reuse/--no-reuse]
                                   [--points s,m=downtime-m-d57a0d6.json,l]
+                                  [--points m=downtime-m-d57a0d6.json,l=downtime-l-<b>.json+downtime-l-<a+b>.json]
 
 For each point (a scale name or a number of files; the seeder gives the database ~10 kB a file), the
 medians of bench/results/downtime-<point>.json are reused when that file holds both arms and was
 measured on the checked-out commit, otherwise `--runs` interleaved runs of each arm are made (and
 saved as downtime-<point>.json). A point written `<point>=<file>` reuses that results file whatever
-commit it was measured on (the table names each point's commit). Prints a table with the collection's
+commit it was measured on (the table names each point's commit); `<point>=<file>+<file>` takes each arm
+from the first of those files that holds a run of it (no baseline ratio then: not one run). Prints a table with the collection's
 window at each point over its window at m, writes bench/results/scale.json and the plot
 bench/results/scale.svg (hand-written SVG, no plotting library needed).
 """
@@ -26,29 +28,39 @@ DEFAULT_POINTS = {"s": "2000,s", "m": "s,30000,m", "l": "s,30000,m,l"}
 
 
 def point(spec, runs, reuse, commit):
-    """One point's medians: `spec` is a point, or `<point>=<results file>` to reuse that file as it is;
-    a results file of another `commit` than the checked-out one is measured again unless named."""
+    """One point's medians: `spec` is a point, or `<point>=<results file>[+<results file>...]` to reuse
+    those files as they are, each arm from the first file that holds a run of it (a collection-only run
+    beside an earlier run of both arms); a results file of another `commit` than the checked-out one is
+    measured again unless named. The baseline ratio is given only when both arms come from one run."""
     p, _, named = spec.partition("=")
-    path = lib.RESULTS / (named or "downtime-%s.json" % p)
-    if named and not path.exists():
-        raise SystemExit("scale point %s: no results file %s" % (p, path))
+    names = named.split("+") if named else ["downtime-%s.json" % p]
+    for name in names:
+        if named and not (lib.RESULTS / name).exists():
+            raise SystemExit("scale point %s: no results file %s" % (p, lib.RESULTS / name))
+    path = lib.RESULTS / names[0]
     data = json.loads(path.read_text()) if path.exists() and (reuse or named) else None
     if data and not named and data.get("machine", {}).get("commit") != commit:
         data = None  # measured on another version of the collection: measured again
-    if not (data and data.get("summary", {}).get("a", {}).get("n") and data["summary"].get("b", {}).get("n")):
+    files = [data] + [json.loads((lib.RESULTS / name).read_text()) for name in names[1:]] if data else []
+    arms = dict((arm, next((i for i, one in enumerate(files) if one.get("summary", {}).get(arm, {}).get("n")), None))
+                for arm in "ab")
+    if None in arms.values():
         if named:
-            raise SystemExit("scale point %s: %s does not hold a run of each arm" % (p, path.name))
+            raise SystemExit("scale point %s: %s do(es) not hold a run of each arm" % (p, "+".join(names)))
         lib.log("scale point %s: measuring (%d run(s) a arm)" % (p, runs))  # downtime.main starts the lab
         downtime.main(["--scale", str(p), "--runs", str(runs)])
-        data = json.loads(path.read_text())
+        files, arms = [json.loads(path.read_text())], {"a": 0, "b": 0}
     else:
-        lib.log("scale point %s: reusing %s" % (p, path.name))
-    seed = data["runs"][0]["seed"]
-    s = downtime.summarize(data["runs"])  # the same definition of the window for every point
+        lib.log("scale point %s: reusing %s" % (p, "+".join(names)))
+    # the same definition of the window for every point
+    summaries = [downtime.summarize(one["runs"]) for one in files]
+    seed = files[arms["b"]]["runs"][0]["seed"]
+    commits = dict((arm, (files[i].get("machine", {}).get("commit") or "")[:7]) for arm, i in arms.items())
     return {"point": str(p), "files": seed["files"], "tree_bytes": seed["bytes"],
-            "db_bytes": sum(seed["db_bytes"].values()), "a": s["a"], "b": s["b"],
-            "ratio": s.get("ratio_b_over_a"), "source": path.name,
-            "commit": (data.get("machine", {}).get("commit") or "")[:7]}
+            "db_bytes": sum(seed["db_bytes"].values()), "a": summaries[arms["a"]]["a"], "b": summaries[arms["b"]]["b"],
+            "ratio": summaries[0].get("ratio_b_over_a") if arms["a"] == arms["b"] else None,
+            "source": "+".join(names[i] for i in sorted(set(arms.values()))),
+            "commit": commits["b"] if commits["a"] == commits["b"] else "b %s, a %s" % (commits["b"], commits["a"])}
 
 
 def svg(points, path):
