@@ -301,20 +301,6 @@ class Table(object):
         return "COPY (SELECT %s, count(*) FROM %s t%s GROUP BY 1 ORDER BY 1) TO STDOUT" % (
             self.bucket_sql(buckets), self.name, where)
 
-    def counted_and_written_sql(self, buckets, since):
-        """What the origin's side of a table by buckets reads, in one scan of the table: ``-1, key,
-        [locator,] rows`` for the rows whose version a transaction at or after ``since`` wrote (as
-        :meth:`changed_keys_sql` lists them: each key once, a content with its number of rows in a table
-        without a key), then ``bucket, \\N, [\\N,] rows`` for the others (as :meth:`bucket_counts_sql` with
-        ``before=since`` counts them), sorted. Read it with :func:`counted_and_written`."""
-        new = "%s >= %d" % (XID64, since)
-        key = self.key_hash() if self.int_key else "%s COLLATE \"C\"" % self.key_hash()
-        located = ", CASE WHEN %s THEN %s END" % (new, self.locator_sql()) if self.key_names else ""
-        return ("COPY (SELECT CASE WHEN {new} THEN -1 ELSE {bucket} END, CASE WHEN {new} THEN {key} END{located}, count(*) "
-                "FROM {name} t GROUP BY {groups} ORDER BY 1, 2) TO STDOUT").format(
-                    new=new, bucket=self.bucket_sql(buckets), key=key, located=located, name=self.name,
-                    groups="1, 2, 3" if located else "1, 2")
-
     def listing_sql(self, since=None, within=None):
         """Sorted ``key hash, row`` of every row.
 
@@ -479,20 +465,6 @@ def bucket_rows(lines):
         bucket, _tab, number = line.rstrip("\n").partition("\t")
         counts[int(bucket)] = int(number)
     return counts
-
-
-def counted_and_written(lines):
-    """``(counts, written)`` of a listing of :meth:`Table.counted_and_written_sql`: ``{bucket: rows}`` of the
-    rows counted by bucket, and the lines of the rows written since as :meth:`Table.changed_keys_sql`
-    gives them (``key\trows[\tlocator]``, for :func:`sorted_listing`), in their order."""
-    counts, written = {}, []
-    for line in lines:
-        fields = line.rstrip("\n").split("\t")
-        if fields[0] == "-1":
-            written.append("\t".join([fields[1], fields[-1]] + fields[2:-1]))
-        else:
-            counts[int(fields[0])] = int(fields[-1])
-    return counts, written
 
 
 def differing_buckets(origin_counts, target_counts):
@@ -858,11 +830,8 @@ class RowSync(object):
 
         def statements(side_since, origin_side):
             for table, mode in zip(tables, modes):
-                if mode == "buckets" and buckets[table.name] > 1 and origin_side:
-                    yield table.counted_and_written_sql(buckets[table.name], side_since)  # one scan of the table
-                    continue
                 if mode == "buckets" and buckets[table.name] > 1:
-                    yield table.bucket_counts_sql(buckets[table.name])
+                    yield table.bucket_counts_sql(buckets[table.name], side_since if origin_side else None)
                 if mode == "whole":
                     yield table.listing_sql(side_since)
                 else:
@@ -872,16 +841,13 @@ class RowSync(object):
             plans = []
             for table, mode in zip(tables, modes):
                 one_bucket = mode == "buckets" and buckets[table.name] == 1
+                if mode == "buckets" and not one_bucket:
+                    counts = bucket_rows(_lines(origin_segments())), bucket_rows(_lines(target_segments()))
                 if mode == "whole":
                     plans.append(self._plan_whole(table, since, _lines(origin_segments()), _lines(target_segments())))
                     continue
-                if mode == "buckets" and not one_bucket:
-                    origin_counts, written_lines = counted_and_written(_lines(origin_segments()))
-                    counts = origin_counts, bucket_rows(_lines(target_segments()))
-                else:
-                    written_lines = _lines(origin_segments())
                 locators = {}  # the keys' values of a table whose key is not one integer, by key hash
-                written = list(sorted_listing(written_lines, "origin", table.int_key, locators))
+                written = list(sorted_listing(_lines(origin_segments()), "origin", table.int_key, locators))
                 keys = sorted(set(key for key, _count in written).union(
                     changed_keys([], _lines(target_segments()), numeric=table.int_key, locators=locators)))
                 if one_bucket:

@@ -2,8 +2,8 @@
 apply hashed every row of such tables on both sides, `md5(ROW(key)) IN (...)`, to move a few): on the
 lab's two servers (PostgreSQL 13 and 15), the locators that the listings of changed rows carry select and
 delete exactly the rows they name, awkward key values included, and the plans use the key's index; the
-origin's side of a table by buckets counts and lists in one scan what two statements did; the commit's
-count of a table from its rows before, the rows its delete took and the rows copied is the table's count.
+commit's count of a table from its rows before, the rows its delete took and the rows copied is the
+table's count.
 
 The table lives in a database of this test (bmitest-locators), removed from both hosts at the end.
 """
@@ -92,25 +92,6 @@ def test_locators_find_exactly_the_rows_through_the_key_index(lab, database, pgs
     out = psql(host, "BEGIN;\n%s\nSELECT count(*) FROM t_loc;\nSELECT count(*) FROM t_loc WHERE md5(ROW(name,at,n)::text) "
                      "= ANY(%s);\nROLLBACK;\n" % (delete, literal("{%s}" % ",".join(chosen)))).split("\n")
     assert out[1:4] == ["DELETE %d" % len(chosen), str(ROWS + len(AWKWARD) - len(chosen)), "0"], out
-
-
-@pytest.mark.parametrize("side", ["origin", "target"])
-def test_one_scan_counts_and_lists_what_the_two_statements_it_replaces_did(lab, database, pgsync, side):
-    """The origin's side of a table by buckets reads it once (Table.counted_and_written_sql): the same bucket
-    counts of the rows written before ``since`` and the same keys and locators of those written since."""
-    host = getattr(lab, side)
-    table = pgsync.Table("public.t_loc", "name,at,n,body", "name,at,n")
-    since = int(psql(host, "SELECT txid_current();\n"))
-    psql(host, "UPDATE t_loc SET body = 'again' WHERE n = 3 AND at < '2026-01-02';\n")
-    counts, written = pgsync.counted_and_written(psql(host, table.counted_and_written_sql(16, since) + ";\n").splitlines(True))
-    assert counts == pgsync.bucket_rows(psql(host, table.bucket_counts_sql(16, before=since) + ";\n").splitlines(True))
-    assert sum(counts.values()) == ROWS + len(AWKWARD) - len(written) and len(counts) == 16
-    one, two = {}, {}
-    keys = list(pgsync.sorted_listing(written, "origin", locators=one))
-    listed = list(pgsync.sorted_listing(psql(host, table.changed_keys_sql(since) + ";\n").splitlines(True), "origin",
-                                        locators=two))
-    assert [key for key, _rows in keys] == [key for key, _row in listed] and one == two
-    assert len(keys) == 15 and all(rows == "1" for _key, rows in keys)
 
 
 def test_the_commit_counts_a_table_from_its_rows_before_those_deleted_and_those_copied(lab, database, pgsync):

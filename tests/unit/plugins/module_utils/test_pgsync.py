@@ -23,7 +23,6 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     bucket_count,
     bucket_rows,
     changed_keys,
-    counted_and_written,
     differing_buckets,
     identifiers,
     recounted,
@@ -154,7 +153,7 @@ def test_a_plan_by_changes_or_buckets_finds_its_rows_by_their_locators():
     """The keys written since on both sides and those of the buckets listed come with their locators; the
     apply deletes and selects those rows through the key (no hash of every row on either side)."""
     one, two, three = locator(k="one"), locator(k="two"), locator(k="three")
-    popen, started = sessions([batch("-1\th7\t%s\t1\n0\t\\N\t\\N\t300\n1\t\\N\t\\N\t298\n" % one),
+    popen, started = sessions([batch("0\t300\n1\t298\n", "h7\t\t%s\n" % one),
                                batch("0\t300\n1\t301\n", "h9\t\t%s\n" % two),
                                batch("h5\t0\t%s\n" % three), batch("h5\t0\t%s\nh6\t0\t%s\n" % (three, locator(k="six")))])
     rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "00000003-1", popen=popen)
@@ -168,25 +167,6 @@ def test_a_plan_by_changes_or_buckets_finds_its_rows_by_their_locators():
     applied = started[0]["proc"].stdin.getvalue().decode()
     assert "DELETE FROM public.b t WHERE t.ctid = ANY(" in applied and '"k": "six"' in applied and "md5" not in applied
     assert "json_populate_recordset" in started[1]["script"] and '"k": "one"' in started[1]["script"]
-
-
-def test_the_origins_side_of_a_table_by_buckets_counts_and_lists_in_one_scan():
-    """The rows written since (their keys, as changed_keys_sql lists them) and the others' counts by
-    bucket (as bucket_counts_sql before since counts them) come from one scan of the table."""
-    table = Table("public.t", "k,n,v", "k,n")
-    sql = table.counted_and_written_sql(16, 100)
-    assert sql.count(" FROM public.t t ") == 1 and sql.count(">= 100 THEN") == 3
-    assert "ELSE %s END" % table.bucket_sql(16) in sql and 'THEN md5(ROW(k,n)::text) COLLATE "C" END' in sql
-    assert "THEN %s END, count(*)" % table.locator_sql() in sql and sql.endswith("GROUP BY 1, 2, 3 ORDER BY 1, 2) TO STDOUT")
-    ids = Table("public.a", "id,v", "id", int_key=True)
-    assert ids.counted_and_written_sql(4, 100).endswith("THEN id END, count(*) FROM public.a t GROUP BY 1, 2 ORDER BY 1, 2) TO STDOUT")
-    counts, written = counted_and_written(["-1\tab\t7b7d\t1\n", "-1\tcd\t7b7e\t1\n", "0\t\\N\t\\N\t30\n", "3\t\\N\t\\N\t2\n"])
-    assert counts == {0: 30, 3: 2} and written == ["ab\t1\t7b7d", "cd\t1\t7b7e"]
-    found = {}
-    assert list(sorted_listing(written, "origin", locators=found)) == [("ab", "1"), ("cd", "1")] and found == {
-        "ab": "7b7d", "cd": "7b7e"}
-    # a table without a key: a content's rows counted together
-    assert counted_and_written(["-1\tab\t3\n", "2\t\\N\t9\n"]) == ({2: 9}, ["ab\t3"])
 
 
 def test_numeric_keys_merge_as_numbers():
@@ -456,12 +436,12 @@ def test_a_key_of_integers_is_bucketed_by_its_columns_mixed_and_a_fine_table_by_
     assert Table("public.n", "a,b", "", "f", "(a::bigint << 0)").bucket_sql(8).startswith("(('x' || substr(")
     assert FINE_BUCKET_ROWS == 8 and bucket_count(130, FINE_BUCKET_ROWS) == 16
     # item 9 (bucket 3) updated: the origin's older rows lack one there; 12 written since
-    popen, started = sessions([batch("-1\t12\t7b7d\t1\n0\t\\N\t\\N\t8\n3\t\\N\t\\N\t7\n"), batch("0\t8\n3\t8\n", ""),
+    popen, started = sessions([batch("0\t8\n3\t7\n", "12\n"), batch("0\t8\n3\t8\n", ""),
                                batch("9\t1\n"), batch("9\t0\n")])
     rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
     plan = rows.plan_tables([changeset], since=(100, 200), by_buckets={"public.cs_7"}, rows={"public.cs_7": (130, 129)},
                             buckets_from_rows=8192, fine={"public.cs_7"})[0]
-    assert changeset.counted_and_written_sql(16, 100) in started[0]["script"]
+    assert changeset.bucket_counts_sql(16, before=100) in started[0]["script"]
     assert changeset.listing_sql(100, within=(16, [3])) in started[2]["script"]
     assert (plan["fetch"], plan["delete"], plan["expect"], plan["counts"]["buckets_listed"]) == (
         ["12", "9"], ["12", "9"], 130, 1)
@@ -471,22 +451,21 @@ def test_a_table_by_buckets_lists_key_by_key_only_the_buckets_the_origin_lost_ro
     """The origin deleted key 5 and updated key 7 (bucket 1), inserted key 8 (bucket 0): bucket 1 holds
     fewer of the origin's older rows than the target's rows, and only it is listed, in a second session
     per side; the plan replaces the keys written since, deletes the key gone, and expects the origin's count."""
-    popen, started = sessions([batch("-1\t7\t1\n-1\t8\t1\n0\t\\N\t300\n1\t\\N\t298\n"), batch("0\t300\n1\t301\n", ""),
+    popen, started = sessions([batch("0\t300\n1\t298\n", "7\n8\n"), batch("0\t300\n1\t301\n", ""),
                                batch("1\t0\n3\t0\n7\t1\n"), batch("1\t0\n3\t0\n5\t0\n7\t0\n")])
     rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "00000003-1", popen=popen)
     ids = Table("public.a", "id,v", "id", int_key=True)
     plan = rows.plan_tables([ids], since=(100, 200), by_buckets={"public.a"}, rows={"public.a": (150, 151)})[0]
     assert [s["side"] for s in started] == ["origin", "target", "origin", "target"]
     first_origin, first_target, second_origin, second_target = (s["script"] for s in started)
-    # the origin's side counts and lists in one scan of the table
-    assert ids.counted_and_written_sql(2, 100) in first_origin and first_origin.count("COPY") == 1
+    assert ids.bucket_counts_sql(2, before=100) in first_origin and ids.changed_keys_sql(100) in first_origin
     assert ids.bucket_counts_sql(2) in first_target and ids.changed_keys_sql(200) in first_target
     assert ids.listing_sql(100, within=(2, [1])) in second_origin and "SNAPSHOT '00000003-1'" in second_origin
     assert ids.listing_sql(200, within=(2, [1])) in second_target
     assert (plan["fetch"], plan["delete"], plan["replace"], plan["expect"]) == ([7, 8], [5, 7, 8], False, 150)
     assert plan["counts"]["by_buckets"] is True and plan["counts"]["buckets_listed"] == 1
     # every bucket counted alike: no second session, the keys written since alone are replaced
-    popen, started = sessions([batch("-1\t8\t1\n0\t\\N\t300\n1\t\\N\t300\n"), batch("0\t300\n1\t300\n", "")])
+    popen, started = sessions([batch("0\t300\n1\t300\n", "8\n"), batch("0\t300\n1\t300\n", "")])
     rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
     plan = rows.plan_tables([ids], since=(100, 200), by_buckets={"public.a"}, rows={"public.a": (151, 150)})[0]
     assert len(started) == 2 and (plan["fetch"], plan["delete"], plan["expect"]) == ([8], [8], 151)
@@ -516,12 +495,12 @@ def test_a_small_table_by_buckets_is_one_bucket_counted_by_its_row_counts_and_li
         ([7, 8], [5, 7, 8], False, 40, 1), ([], [], False, 50, 0), ([8], [8], False, 51, 0)]
     # c has 130 rows, at least buckets_from_rows: cut into 2 buckets, counted by a statement on each side;
     # b is not; every table counted alike: one session per side
-    popen, started = sessions([batch("", "-1\t8\t1\n0\t\\N\t64\n1\t\\N\t65\n"), batch("", "0\t64\n1\t65\n", "")])
+    popen, started = sessions([batch("", "0\t64\n1\t65\n", "8\n"), batch("", "0\t64\n1\t65\n", "")])
     rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
     plans = rows.plan_tables([b, c], since=(100, 200), by_buckets={"public.b", "public.c"},
                              rows={"public.b": (50, 50), "public.c": (130, 129)}, buckets_from_rows=100)
     assert len(started) == 2 and [(p["fetch"], p["expect"]) for p in plans] == [([], 50), ([8], 130)]
-    assert started[0]["script"].count("GROUP BY") == 1 and c.counted_and_written_sql(2, 100) in started[0]["script"]
+    assert started[0]["script"].count("GROUP BY") == 1 and c.bucket_counts_sql(2, before=100) in started[0]["script"]
 
 
 def test_a_table_without_a_key_by_buckets_lists_only_the_buckets_a_content_left():
@@ -530,14 +509,14 @@ def test_a_table_without_a_key_by_buckets_lists_only_the_buckets_a_content_left(
     the origin's older rows) into B, and wrote C twice: only bucket 1 is listed, by content and count;
     A, B and C are replaced (all their rows deleted on the target, then all of the origin's copied)."""
     table = Table("public.r", "a,b", "")
-    popen, started = sessions([batch("-1\tbbbb\t1\n-1\tcccc\t2\n0\t\\N\t4\n1\t\\N\t3\n"), batch("0\t4\n1\t4\n", ""),
+    popen, started = sessions([batch("0\t4\n1\t3\n", "bbbb\t1\ncccc\t2\n"), batch("0\t4\n1\t4\n", ""),
                                batch("aaaa\t1\nabcd\t2\n"), batch("aaaa\t2\nabcd\t2\n")])
     rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen)
     plan = rows.plan_tables([table], since=(100, 200), by_buckets={"public.r"}, rows={"public.r": (130, 129)},
                             buckets_from_rows=100)[0]
     first_origin, first_target, second_origin, second_target = (s["script"] for s in started)
-    assert bucket_count(130, table.bucket_rows()) == 32 and table.counted_and_written_sql(32, 100) in first_origin
-    assert table.changed_keys_sql(200) in first_target
+    assert bucket_count(130, table.bucket_rows()) == 32 and table.bucket_counts_sql(32, before=100) in first_origin
+    assert table.changed_keys_sql(100) in first_origin and table.changed_keys_sql(200) in first_target
     assert "GROUP BY h" in table.changed_keys_sql(100) and ">= 100) s GROUP BY h" in table.changed_keys_sql(100)
     listing = table.listing_sql(100, within=(32, [1]))
     assert listing in second_origin and listing.startswith("COPY (SELECT h, count(*) FROM (SELECT md5(ROW(a,b)::text)")
@@ -795,16 +774,16 @@ def test_the_target_s_first_listing_is_read_before_the_gate_and_not_run_again_in
     assert all(b"".join(read[s]).decode() == outputs[s] for s in statements)
     assert all("SNAPSHOT" not in s["script"] for s in started)
     # the window: the origin inserted key 7 (bucket 1); the target's side comes from what was read
-    popen, started = sessions([batch("-1\t7\t1\n0\t\\N\t1000\n1\t\\N\t1000\n")])
+    popen, started = sessions([batch("0\t1000\n1\t1000\n", "7\n")])
     rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen, ahead=read)
     plan = rows.plan_tables([ids], since=(100, 200), by_buckets={"public.a"}, rows={"public.a": (2001, 2000)},
                             buckets_from_rows=1000)[0]
     assert [s["side"] for s in started] == ["origin"] and rows.ahead_used == 2
-    assert ids.counted_and_written_sql(31, 100) in started[0]["script"]
+    assert ids.bucket_counts_sql(31, before=100) in started[0]["script"]
     assert (plan["fetch"], plan["delete"], plan["expect"]) == ([7], [7], 2001)
     # a statement not read ahead (another number of buckets, a table listed whole) runs in a target
     # session of its own, its output in its place among those read
-    popen, started = sessions([batch("-1\t7\t1\n0\t\\N\t1000\n1\t\\N\t1000\n", "1\t0\n2\t0\n"), batch("1\t0\n2\t0\n")])
+    popen, started = sessions([batch("0\t1000\n1\t1000\n", "7\n", "1\t0\n2\t0\n"), batch("1\t0\n2\t0\n")])
     rows = RowSync(FakeServer("origin", ""), FakeServer("target", ""), "bj-data", "s", popen=popen, ahead=read)
     other = Table("public.o", "k,v", "k")
     plans = rows.plan_tables([ids, other], since=(100, 200), by_buckets={"public.a"},
