@@ -25,7 +25,8 @@ import subprocess
 import tempfile
 import threading
 
-from ansible_collections.bluemind.migration.plugins.module_utils.pg import _tail as tail_of, quote_literal, snapshot_script
+from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
+    _tail as tail_of, quote_ident, quote_literal, snapshot_script)
 
 # Both sides render values as text the same way, whatever the servers' defaults.
 ROW_TEXT_OPTIONS = ("-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c TimeZone=UTC "
@@ -250,7 +251,7 @@ class Table(object):
         is, where it would escape a JSON string's backslashes): what :meth:`select_sql` and
         :meth:`delete_sql` find the row by through the key's index, where its hash would scan the table."""
         return "encode(convert_to(json_build_object(%s)::text, 'UTF8'), 'hex')" % ", ".join(
-            "%s, t.%s" % (quote_literal(name), quote_identifier(name)) for name in self.key_names)
+            "%s, t.%s" % (quote_literal(name), quote_ident(name)) for name in self.key_names)
 
     def _located(self, keys, locators):
         """The WHERE condition finding the rows of ``keys`` (key hashes) by their locators, or None when
@@ -261,7 +262,7 @@ class Table(object):
         if not self.key_names or not keys or not locators or any(key not in locators for key in keys):
             return None
         found = "[%s]" % ",".join(bytes.fromhex(locators[key]).decode("utf-8") for key in keys)
-        equal = " AND ".join("x.{0} = r.{0}".format(quote_identifier(name)) for name in self.key_names)
+        equal = " AND ".join("x.{0} = r.{0}".format(quote_ident(name)) for name in self.key_names)
         return "t.ctid = ANY(ARRAY(SELECT (SELECT x.ctid FROM %s x WHERE %s LIMIT 1) FROM json_populate_recordset(" \
                "NULL::%s, %s) r))" % (self.name, equal, self.name, quote_literal(found))
 
@@ -374,11 +375,6 @@ def identifiers(names):
     (``a,"B c","d""e"`` -> ``['a', 'B c', 'd"e']``)."""
     found = re.findall(r'\s*("(?:[^"]|"")*"|[^,]+)\s*(?:,|$)', names)
     return [name[1:-1].replace('""', '"') if name.startswith('"') else name.strip() for name in found]
-
-
-def quote_identifier(name):
-    """``name`` as an SQL identifier, always quoted (which any name accepts)."""
-    return '"%s"' % name.replace('"', '""')
 
 
 def text_array(items):
@@ -980,11 +976,10 @@ class RowSync(object):
 
         The origin's rows of every table to fill come from one psql session in the pass's snapshot,
         in the plans' order, and stream into the target's session as COPY data."""
-        numbers = dict((id(plan), number) for number, plan in enumerate(plans))
-        checked = [plan for plan in plans if plan.get("expect") is not None]
-        copied = dict((id(plan), 0) for plan in checked)
-        plans = [plan for plan in plans if plan["replace"] or plan["fetch"] or plan["delete"]]
-        filled = [plan for plan in plans if plan["replace"] or plan["fetch"]]
+        checked = dict((number, plan) for number, plan in enumerate(plans) if plan.get("expect") is not None)
+        copied = dict.fromkeys(checked, 0)  # COPY lines sent, by plan number
+        work = [(number, plan) for number, plan in enumerate(plans) if plan["replace"] or plan["fetch"] or plan["delete"]]
+        filled = [plan for _number, plan in work if plan["replace"] or plan["fetch"]]
         target, target_err = self._start(self.target, None, stdin=True, stdout=False)
         origin = origin_err = None
         moved = 0
@@ -995,12 +990,12 @@ class RowSync(object):
                     snapshot=self.snapshot)
                 segments = Segments(origin.stdout)
             target.stdin.write(b"BEGIN;\nSET LOCAL session_replication_role = replica;\n")
-            for plan in plans:
+            for number, plan in work:
                 table = plan["table"]
                 if plan["replace"] or plan["delete"]:
                     delete = table.delete_sql(plan["delete"], plan.get("locators"))
-                    if id(plan) in copied:
-                        delete = counted_delete_sql(delete, numbers[id(plan)])
+                    if number in checked:
+                        delete = counted_delete_sql(delete, number)
                     target.stdin.write((delete + "\n").encode("utf-8"))
                 if plan["replace"] or plan["fetch"]:
                     target.stdin.write(("COPY %s (%s) FROM STDIN;\n" % (table.name, table.columns)).encode("utf-8"))
@@ -1010,14 +1005,14 @@ class RowSync(object):
                         moved += len(line)
                         lines += 1
                     target.stdin.write(b"\\.\n")
-                    if id(plan) in copied:
-                        copied[id(plan)] = lines
+                    if number in checked:
+                        copied[number] = lines
             if origin is not None:
                 reader, origin = origin, None
                 self._finish(reader, origin_err, "origin", "reading the rows to copy")
             if checked:
-                target.stdin.write((recount_sql([(numbers[id(plan)], plan["table"].name, plan["expect"], plan.get(
-                    "counts", {}).get("target"), copied[id(plan)]) for plan in checked]) + "\n").encode("utf-8"))
+                target.stdin.write((recount_sql([(number, plan["table"].name, plan["expect"], plan.get(
+                    "counts", {}).get("target"), copied[number]) for number, plan in checked.items()]) + "\n").encode("utf-8"))
             for name, value, called in sequences:
                 target.stdin.write(("SELECT pg_catalog.setval(%s, %s, %s);\n" % (
                     quote_literal(name), int(value), "true" if called == "t" else "false")).encode("utf-8"))
