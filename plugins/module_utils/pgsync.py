@@ -60,11 +60,37 @@ IDENTITY_INDEX = (
     "ON a.attrelid = c.oid AND a.attnum = k.attnum WHERE k.ord <= i.indnkeyatts AND NOT a.attnotnull))) "
     "ORDER BY i.indisprimary DESC, i.indnkeyatts, i.indexrelid::regclass::text LIMIT 1)"
 )
+# The 64-bit hash function of each key column type that a bucket may be computed from when the key is
+# not made of integers alone (Table.bucket_sql): the types' own extended hash functions (those of hash
+# partitioning, which pg_upgrade keeps valid, so the same from PostgreSQL 11 on; HASH64_PROBE checks it
+# on both servers), which hash a text's bytes under a deterministic collation. Not every type: an enum
+# hashes its OID, which a dump and restore changes, and a time stamp with time zone has no such
+# function of its own type. Any other key is bucketed by the md5 of its text.
+HASH64_FUNCTIONS = {
+    "smallint": "hashint2extended", "integer": "hashint4extended", "bigint": "hashint8extended",
+    "text": "hashtextextended", "character varying": "hashtextextended", "uuid": "uuid_hash_extended",
+}
+# Whether a server's extended hash functions give the values that PostgreSQL gives on a little-endian
+# machine for a database in UTF8 (the lab's 13 and 15 checked; a big-endian one, another encoding, or a
+# server without them (before 11) does not), read in dynamic SQL so that a missing function only makes
+# it false (the text in Unicode escapes, which only a UTF8 database reads). Both servers must say true for a bucket to use them (:func:`tables_of`).
+HASH64_PROBE_INPUTS = ("hashint2extended((-12345)::int2, 0)", "hashint4extended(1234567890, 1)",
+                       "hashint8extended(-1234567890123456789, 2)", "hashtextextended(U&'BlueMind \\00E9t\\00E9 \\+01F600', 3)",
+                       "uuid_hash_extended('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, 4)")
+HASH64_PROBE_VALUES = "919240276591220109,6048758503246331602,-4221765814484799463,-5098692548151163151,-6149203922166663227"
+HASH64_PROBE = (
+    "(SELECT CASE WHEN %s THEN (xpath('/row/h/text()', query_to_xml(%s, false, true, '')))[1]::text = '%s' "
+    "ELSE false END)" % (
+        "current_setting('server_encoding') = 'UTF8' AND " + " AND ".join("to_regproc('%s') IS NOT NULL" % name for name in sorted(set(HASH64_FUNCTIONS.values()))),
+        "'SELECT concat_ws('','', %s) AS h'" % ", ".join(call.replace("'", "''") for call in HASH64_PROBE_INPUTS),
+        HASH64_PROBE_VALUES))
 # Tables with their copied columns (generated ones left out), identity columns (IDENTITY_INDEX's key
-# columns), in order, whether that key is one integer column, and, when every key column is an integer,
+# columns), in order, whether that key is one integer column, when every key column is an integer,
 # their bits mixed in one bigint (each shifted 21 bits further, modulo 63, and XORed: no overflow), which
-# a bucket is computed from at the cost of a few integer operations (Table.bucket_sql). Run on the
-# target (the newer server: attgenerated exists from PostgreSQL 12 on).
+# a bucket is computed from at the cost of a few integer operations (Table.bucket_sql), and else, when
+# every key column has a type of HASH64_FUNCTIONS (a text one under a deterministic collation), the key's
+# 64-bit hash: each column's, seeded with its position, XORed. Run on the target (the newer server:
+# attgenerated exists from PostgreSQL 12 on, collisdeterministic too).
 TABLE_COLUMNS_SQL = (
     "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
     "(SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum) FROM pg_attribute a "
@@ -78,6 +104,16 @@ TABLE_COLUMNS_SQL = (
     " WHERE i.indexrelid = " + IDENTITY_INDEX + "), false), "
     "COALESCE((SELECT CASE WHEN bool_and(a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)) "
     " THEN string_agg(format('(%I::bigint << %s)', a.attname, (21 * (k.ord - 1)) % 63), ' # ' ORDER BY k.ord) END "
+    " FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+    " WHERE i.indexrelid = " + IDENTITY_INDEX + " AND k.ord <= i.indnkeyatts), ''), "
+    "COALESCE((SELECT CASE WHEN bool_and(a.atttypid::regtype::text IN (" + ", ".join(
+        "'%s'" % name for name in sorted(HASH64_FUNCTIONS)) + ") AND (a.attcollation = 0 OR "
+    " (SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation))) "
+    " AND NOT bool_and(a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)) "
+    " THEN string_agg(format('%s(%I, %s)', CASE a.atttypid::regtype::text " + " ".join(
+        "WHEN '%s' THEN '%s'" % item for item in sorted(HASH64_FUNCTIONS.items())) + " END, "
+    " a.attname, k.ord - 1), ' # ' ORDER BY k.ord) END "
     " FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
     " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
     " WHERE i.indexrelid = " + IDENTITY_INDEX + " AND k.ord <= i.indnkeyatts), '') "
@@ -163,7 +199,8 @@ def facts_sql(counted_apart=(), catalogs=True):
         "quote_ident(sequencename), COALESCE(last_value, start_value), last_value IS NOT NULL) ORDER BY schemaname, sequencename), '[]') "
         "FROM pg_sequences), "
         "'large_objects', " + LARGE_OBJECTS_SQL + ", "
-        "'catalogs', " + (CATALOGS_SQL if catalogs else "NULL") + ")"
+        "'catalogs', " + (CATALOGS_SQL if catalogs else "NULL") + ", "
+        "'hash64', " + HASH64_PROBE + ")"
     )
 
 
@@ -234,7 +271,7 @@ class Table(object):
     is one integer column (``t``, as psql prints a boolean, or True), and the key's integer columns
     mixed in one bigint (TABLE_COLUMNS_SQL; empty unless every key column is an integer)."""
 
-    def __init__(self, name, columns, key, int_key=False, int_mix=""):
+    def __init__(self, name, columns, key, int_key=False, int_mix="", hash64=""):
         self.name = name
         self.columns = columns
         self.key = key
@@ -242,6 +279,9 @@ class Table(object):
         # compute for every row, nor to sort), rows found by it through the index.
         self.int_key = bool(key) and int_key in (True, "t")
         self.int_mix = int_mix if key else ""
+        # Else the key's 64-bit hash by its types' own functions, when both servers compute them alike
+        # (see HASH64_PROBE; :func:`tables_of` leaves it out otherwise): a bucket then costs no md5.
+        self.hash64 = hash64 if key and not self.int_key and not self.int_mix else ""
         # Any other key is listed by its hash; the listings of the few rows a pass moves also carry
         # the key's values (a *locator*, see locator_sql), by which its index finds them.
         self.key_names = identifiers(key) if key and not self.int_key else []
@@ -281,14 +321,17 @@ class Table(object):
 
     def bucket_sql(self, buckets, hashed=None):
         """A row's bucket, 0 to ``buckets`` - 1, the same on both sides for the same key: from the integer
-        key itself, or its integer columns mixed, else from the hash of the key, or of the whole row in a
-        table without a key (``hashed``: an expression that already holds that hash)."""
+        key itself, or its integer columns mixed, or the key's 64-bit hash (``hash64``), else from the md5
+        of the key, or of the whole row in a table without a key (``hashed``: an expression that already
+        holds that md5)."""
         if self.int_key:
             return "abs(%s %% %d)" % (self.key, buckets)
         if self.int_mix:
             # by an odd number (the one below an even ``buckets``): every bit of the mix counts, where a
             # power of two would keep the first column's low bits alone (5.x: the same subtree_id)
             return "abs((%s) %% %d)" % (self.int_mix, buckets - 1 + buckets % 2)
+        if self.hash64:
+            return "abs((%s) %% %d)" % (self.hash64, buckets)
         return "(('x' || substr(%s, 1, 7))::bit(28)::int %% %d)" % (hashed or self.key_hash(), buckets)
 
     def bucket_rows(self):
@@ -368,6 +411,12 @@ class Table(object):
         if located is not None:
             return "DELETE FROM %s t WHERE %s;" % (self.name, located)
         return "DELETE FROM %s WHERE %s IN %s;" % (self.name, self.key_hash(), self._keys(keys))
+
+
+def tables_of(columns, hash64=True):
+    """The :class:`Table` of each row of TABLE_COLUMNS_SQL; without ``hash64`` (HASH64_PROBE false on a
+    side), none buckets its key by the key's 64-bit hash."""
+    return [Table(*(tuple(row) if hash64 else tuple(row)[:5])) for row in columns]
 
 
 def identifiers(names):

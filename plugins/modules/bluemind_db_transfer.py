@@ -583,7 +583,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     ahead_statements,
     balanced_groups,
     Snapshot,
-    Table,
+    tables_of,
     normalize_schema,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature import (
@@ -797,7 +797,7 @@ class Transfer(object):
             # the target's side of the first listing too, when the last pass's record names this copy
             target_since = self.kept_since(name, "target", facts)
             if target_since is not None:
-                statements = ahead_statements([Table(*row) for row in columns], facts["counts"], target_since,
+                statements = ahead_statements(tables_of(columns, facts.get("hash64") is True), facts["counts"], target_since,
                                               self.buckets_from_rows)
                 self.listings_ahead[name] = ReadAhead(RowSync(self.origin, self.target, name, None), statements,
                                                       PLAN_WORKERS)
@@ -1020,7 +1020,7 @@ class Transfer(object):
         name = entry["name"]
         if columns is None:
             columns = self.target.query(self.run, name, TABLE_COLUMNS_SQL, "listing columns")
-        tables = [Table(*row) for row in columns]
+        tables = tables_of(columns, origin.get("hash64") is True and target.get("hash64") is True)
         # Empty on both sides (the origin counted in the pass's snapshot): nothing to list. Most of
         # BlueMind's 256 change-set partitions are, and listing each costs two psql sessions.
         empty = set(table for table, rows in origin["counts"].items()

@@ -269,15 +269,17 @@ def test_a_unique_index_on_not_null_columns_is_a_tables_key(lab, run_task, ssh_t
 
     psql(lab.origin, IDENTITY_SETUP)
     transfer(run_task, ssh_trust)  # a new schema: copied whole
-    keys = dict((name, (key, int_key, mix)) for name, _columns, key, int_key, mix in (
+    keys = dict((name, (key, int_key, mix, hash64)) for name, _columns, key, int_key, mix, hash64 in (
         line.split("|") for line in psql(lab.target, TABLE_COLUMNS_SQL + ";\n").splitlines()) if name.startswith("public.k_"))
-    # a key of integers only: its columns mixed in one bigint (the buckets' cheap hash)
+    # a key of integers only: its columns mixed in one bigint (the buckets' cheap hash); of text and integers:
+    # their types' hash functions
     mix = "(item_id::bigint << 0) # (version::bigint << 21) # (container_id::bigint << 42)"
-    assert keys == {"public.k_changeset_0": ("item_id,version,container_id", "f", mix),
-                    "public.k_changeset_1": ("item_id,version,container_id", "f", mix),
-                    "public.k_one": ("id", "t", "(id::bigint << 0)"), "public.k_fewest": ("b,c", "f", ""),
-                    "public.k_nullable": ("", "f", ""), "public.k_partial": ("", "f", ""),
-                    "public.k_expression": ("", "f", ""), "public.k_deferred": ("", "f", "")}
+    assert keys == {"public.k_changeset_0": ("item_id,version,container_id", "f", mix, ""),
+                    "public.k_changeset_1": ("item_id,version,container_id", "f", mix, ""),
+                    "public.k_one": ("id", "t", "(id::bigint << 0)", ""),
+                    "public.k_fewest": ("b,c", "f", "", "hashtextextended(b, 0) # hashint4extended(c, 1)"),
+                    "public.k_nullable": ("", "f", "", ""), "public.k_partial": ("", "f", "", ""),
+                    "public.k_expression": ("", "f", "", ""), "public.k_deferred": ("", "f", "", "")}
     transfer(run_task, ssh_trust)  # a row sync: both sides' statistics kept
 
     # new change-set rows (no deletion: listed by their changed rows), an update in k_one (the same), a

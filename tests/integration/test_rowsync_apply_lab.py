@@ -3,9 +3,10 @@ apply hashed every row of such tables on both sides, `md5(ROW(key)) IN (...)`, t
 lab's two servers (PostgreSQL 13 and 15), the locators that the listings of changed rows carry select and
 delete exactly the rows they name, awkward key values included, and the plans use the key's index; the
 commit's count of a table from its rows before, the rows its delete took and the rows copied is the
-table's count.
+table's count; a key of integer, text and uuid columns falls into the same buckets on both majors by its
+types' own hash functions.
 
-The table lives in a database of this test (bmitest-locators), removed from both hosts at the end.
+The tables live in a database of this test (bmitest-locators), removed from both hosts at the end.
 """
 
 import json
@@ -115,6 +116,35 @@ def test_the_commit_counts_a_table_from_its_rows_before_those_deleted_and_those_
     assert wrong.returncode != 0 and pgsync.recounted(wrong.stderr) == [3], wrong.stderr
     right = apply(before - 5 + 2)
     assert right.returncode == 0 and right.stdout.split()[-1] == str(before - 5 + 2), right.stderr
+
+
+HASHED = (
+    "CREATE TABLE t_hash (n int NOT NULL, name varchar(40) NOT NULL, id uuid NOT NULL, v text, PRIMARY KEY (n, name, id));\n"
+    "INSERT INTO t_hash SELECT g %% 13, 'item' || g, md5(g::text)::uuid, 'v' FROM generate_series(1, %d) g;\n"
+    "INSERT INTO t_hash VALUES %s;\n"
+    "CREATE COLLATION IF NOT EXISTS t_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);\n"
+    "CREATE TABLE t_ci (name text COLLATE t_ci PRIMARY KEY, v text);\n" % (ROWS, ", ".join(
+        "(%d, %s, '00000000-0000-0000-0000-%012d', 'odd')" % (i, literal(name), i) for i, name in enumerate(AWKWARD))))
+
+
+def test_a_key_of_integers_text_and_uuid_is_bucketed_alike_on_both_majors_by_its_types_hashes(lab, database, pgsync):
+    """Both servers (13 and 15) give HASH64_PROBE's values (their facts say ``hash64``), the target names the
+    key of integer, text (varchar) and uuid columns by their hash functions but not a text under a
+    nondeterministic collation, and the same rows fall into the same buckets on both sides, awkward text
+    included: a bucket counted on each side compares like with like."""
+    for host in (lab.origin, lab.target):
+        psql(host, HASHED)
+        assert json.loads(psql(host, pgsync.FACTS_SQL + ";\n"))["hash64"] is True
+    columns = [line.split("|") for line in psql(lab.target, pgsync.TABLE_COLUMNS_SQL + ";\n").splitlines()]
+    tables = dict((table.name, table) for table in pgsync.tables_of(columns))
+    hashed = tables["public.t_hash"]
+    assert hashed.hash64 == "hashint4extended(n, 0) # hashtextextended(name, 1) # uuid_hash_extended(id, 2)"
+    assert tables["public.t_ci"].hash64 == "" and tables["public.t_loc"].hash64 == ""  # a time stamp in its key
+    counts = [psql(host, hashed.bucket_counts_sql(64) + ";\n") for host in (lab.origin, lab.target)]
+    assert counts[0] == counts[1] and len(counts[0].splitlines()) == 64, counts
+    assert sum(int(line.split("\t")[1]) for line in counts[0].splitlines()) == ROWS + len(AWKWARD)
+    listed_rows = [psql(host, hashed.listing_sql(0, within=(64, [0, 17, 63])) + ";\n") for host in (lab.origin, lab.target)]
+    assert listed_rows[0] == listed_rows[1] and listed_rows[0].count("\n") > ROWS * 3 // 64 // 2
 
 
 def assert_no_sequential_scan(plan):

@@ -27,6 +27,10 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     identifiers,
     recounted,
     Table,
+    tables_of,
+    HASH64_FUNCTIONS,
+    HASH64_PROBE,
+    HASH64_PROBE_VALUES,
     XID64,
     merge_listings,
     normalize_schema,
@@ -293,7 +297,7 @@ def test_facts_read_the_catalogs_digest_that_any_ddl_changes():
     """What a pass keeps to dump no schema next time (lab test: test_db_skip_lab.py, DDL on either side):
     every catalog of pg_catalog but the statistics and the large objects, with the roles and tablespaces
     of the shared ones; each catalog's row count and its rows' xmin."""
-    assert FACTS_SQL.endswith("'catalogs', " + CATALOGS_SQL + ")")
+    assert "'catalogs', " + CATALOGS_SQL + ", 'hash64', " in FACTS_SQL
     for part in ("has_table_privilege('pg_catalog.pg_authid', 'SELECT')", "count(*)", "string_agg(xmin::text",
                  "c.relnamespace = 'pg_catalog'::regnamespace", "NOT c.relisshared OR c.relname IN ('pg_authid', "
                  "'pg_auth_members', 'pg_tablespace')", "NOT IN ('pg_statistic', 'pg_statistic_ext_data', 'pg_largeobject', "
@@ -305,8 +309,8 @@ def test_facts_without_the_catalogs_digest_read_it_as_null_and_nothing_else_chan
     """The check after a pass's commit compares no catalogs: its facts leave the digest out (it reads
     every catalog of the database)."""
     sql = facts_sql(catalogs=False)
-    assert CATALOGS_SQL not in sql and sql.endswith("'catalogs', NULL)")
-    assert sql.replace("'catalogs', NULL)", "") == FACTS_SQL.replace("'catalogs', " + CATALOGS_SQL + ")", "")
+    assert CATALOGS_SQL not in sql and "'catalogs', NULL, 'hash64', " in sql
+    assert sql.replace("'catalogs', NULL", "") == FACTS_SQL.replace("'catalogs', " + CATALOGS_SQL, "")
 
 
 def test_facts_read_every_large_object_as_a_dump_carries_it():
@@ -445,6 +449,33 @@ def test_a_key_of_integers_is_bucketed_by_its_columns_mixed_and_a_fine_table_by_
     assert changeset.listing_sql(100, within=(16, [3])) in started[2]["script"]
     assert (plan["fetch"], plan["delete"], plan["expect"], plan["counts"]["buckets_listed"]) == (
         ["12", "9"], ["12", "9"], 130, 1)
+
+
+def test_a_key_not_made_of_integers_alone_is_bucketed_by_its_types_hashes_when_both_servers_agree():
+    """TABLE_COLUMNS_SQL gives a key of integer, text and uuid columns (text under a deterministic collation)
+    as its columns' extended hash functions, seeded by position, XORed: its bucket is that bigint's remainder,
+    no md5 of the key's text (lab test: test_rowsync_apply_lab.py, the same buckets on 13 and 15). A server
+    whose functions do not give the probe's values (HASH64_PROBE false) makes tables_of leave it out."""
+    for part in ("format('%s(%I, %s)'", "a.attname, k.ord - 1), ' # ' ORDER BY k.ord",
+                 "co.collisdeterministic", "NOT bool_and(a.atttypid IN ('int2'::regtype"):
+        assert part in TABLE_COLUMNS_SQL, part
+    assert set(HASH64_FUNCTIONS) == {"smallint", "integer", "bigint", "text", "character varying", "uuid"}
+    assert "'%s'" % HASH64_PROBE_VALUES in HASH64_PROBE and "current_setting('server_encoding') = 'UTF8'" in HASH64_PROBE
+    assert "to_regproc('uuid_hash_extended') IS NOT NULL" in HASH64_PROBE
+    assert "'hash64', " + HASH64_PROBE in FACTS_SQL
+    hashed = "hashint4extended(version, 0) # hashtextextended(item_uid, 1)"
+    row = ("public.log", "version,item_uid,type", "version,item_uid", "f", "", hashed)
+    log, = tables_of([row])
+    assert log.bucket_sql(16) == "abs((%s) %% 16)" % hashed and "md5" not in log.bucket_counts_sql(16, before=100)
+    assert log.listing_sql(100, within=(16, [3])).count(
+        "WHERE abs((%s) %% 16) IN (SELECT unnest('{3}'::int[]))" % hashed) == 1
+    # the listing still names each row by its key's md5, which the merge and the apply find it by
+    assert "SELECT md5(ROW(version,item_uid)::text)" in log.listing_sql(100, within=(16, [3]))
+    unprobed, = tables_of([row], hash64=False)
+    assert unprobed.bucket_sql(16).startswith("(('x' || substr(md5(ROW(version,item_uid)::text)")
+    # integers keep their own ways; no key: the content's md5
+    assert Table("public.a", "id", "id", "t", "", "hashint4extended(id, 0)").bucket_sql(8) == "abs(id % 8)"
+    assert Table("public.n", "a,b", "", "f", "", "hashint4extended(a, 0)").bucket_sql(8).startswith("(('x' || substr(")
 
 
 def test_a_table_by_buckets_lists_key_by_key_only_the_buckets_the_origin_lost_rows_from():
