@@ -10,6 +10,11 @@ depend on the origin's data (its connections, the servers' versions), and waits 
 that the play writes once the stop succeeded, holding a token that this run made. A gate left by an
 earlier run holds another token and opens nothing; a gate never opened (the stop failed, the
 controller died) ends the job after its timeout, having read and written nothing.
+
+What a job can do before the gate without reading what it copies (the target's side of the database
+pass's listings, a walk of the origin's trees that leaves their inodes in its caches) still costs the
+window whatever is left of it when the gate opens: such a job says when that work ended (see
+jobs.ready_when), and the play waits for it, a bounded time, before the stop.
 """
 
 from __future__ import annotations

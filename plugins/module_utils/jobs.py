@@ -12,17 +12,24 @@ when it starts; ``<job_file>`` holds its result, written (atomically) just befor
 succeeded or failed. The wait (``bluemind_job_wait``) reads them on the target itself, every few
 hundredths of a second: a result ends it; a process gone without a result (or another boot) makes
 the job *gone*, and the phase does the work again in the foreground.
+
+A job started ahead of a gate (see gate.py) that works before the gate without reading what it copies
+(the database pass's target side, the final pull's walks that warm the origin's caches) creates
+``<job_file>.ready`` once that work ended, well or not (:func:`ready_when`); the play waits for it, or
+for the job's end, before the origin's stop (``bluemind_job_wait`` with ``until_ready``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 from ansible.module_utils.common.parameters import remove_values
 
 PID_SUFFIX = ".pid"
+READY_SUFFIX = ".ready"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
@@ -73,7 +80,7 @@ def start_job(module):
     folder = os.path.dirname(path)
     if folder and not os.path.isdir(folder):
         os.makedirs(folder, 0o700)
-    for stale in (path, path + PID_SUFFIX):
+    for stale in (path, path + PID_SUFFIX, path + READY_SUFFIX):
         if os.path.exists(stale):
             os.unlink(stale)
     _write_atomic(path + PID_SUFFIX, dict(pid=os.getpid(), start=process_start(os.getpid()), boot=boot_id(),
@@ -127,18 +134,45 @@ def job_status(path):
     return "running", pid
 
 
+def ready_when(module, done):
+    """Create ``<job_file>.ready`` (nothing without a job file, or in check mode) once ``done()`` returned
+    or raised, in a thread of its own (a daemon: the job's end does not wait for it). An error writing it
+    is ignored: the play's wait then ends with its timeout or the job's end. Return the thread."""
+    path = module.params.get("job_file")
+
+    def run():
+        try:
+            done()
+        except Exception:  # pylint: disable=broad-except
+            pass  # ended all the same: what it could not do runs after the gate
+        finally:
+            if path and not module.check_mode:
+                try:
+                    with open(path + READY_SUFFIX, "w") as handle:
+                        handle.write("ready\n")
+                except (IOError, OSError):
+                    pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 class JobTimeout(Exception):
     """The job still runs after the wait's timeout."""
 
 
-def wait_job(path, timeout, grace, poll=0.05, sleep=time.sleep, clock=time.monotonic):
+def wait_job(path, timeout, grace, poll=0.05, sleep=time.sleep, clock=time.monotonic, until_ready=False):
     """Wait for the job of ``path`` to end: ``(status, detail, seconds waited)`` with status
-    ``finished`` or ``gone``. A job with no trace after ``grace`` seconds is gone (never started);
-    one still running after ``timeout`` seconds raises JobTimeout."""
+    ``finished`` or ``gone``, or ``ready`` (detail None) with ``until_ready`` once ``<path>.ready``
+    exists. A job with no trace after ``grace`` seconds is gone (never started); one still running
+    after ``timeout`` seconds raises JobTimeout."""
     began = clock()
     if not os.path.isabs(path):  # an async job id that an earlier version of the collection kept
         return "gone", "%s is not a job file (a job started by an earlier version?)" % path, 0.0
     while True:
+        if until_ready and os.path.exists(path + READY_SUFFIX):
+            return "ready", None, round(clock() - began, 2)
         status, detail = job_status(path)
         waited = clock() - began
         if status in ("finished", "gone"):

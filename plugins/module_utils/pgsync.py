@@ -81,7 +81,8 @@ HASH64_PROBE_VALUES = "919240276591220109,6048758503246331602,-42217658144847994
 HASH64_PROBE = (
     "(SELECT CASE WHEN %s THEN (xpath('/row/h/text()', query_to_xml(%s, false, true, '')))[1]::text = '%s' "
     "ELSE false END)" % (
-        "current_setting('server_encoding') = 'UTF8' AND " + " AND ".join("to_regproc('%s') IS NOT NULL" % name for name in sorted(set(HASH64_FUNCTIONS.values()))),
+        "current_setting('server_encoding') = 'UTF8' AND " + " AND ".join(
+            "to_regproc('%s') IS NOT NULL" % name for name in sorted(set(HASH64_FUNCTIONS.values()))),
         "'SELECT concat_ws('','', %s) AS h'" % ", ".join(call.replace("'", "''") for call in HASH64_PROBE_INPUTS),
         HASH64_PROBE_VALUES))
 # Tables with their copied columns (generated ones left out), identity columns (IDENTITY_INDEX's key
@@ -740,6 +741,11 @@ class ReadAhead(object):
             self.running.append(proc)
             if self.stopped:
                 proc.kill()
+
+    def join(self):
+        """Return once every session ended: all read, failed, or stopped."""
+        for thread in self.threads:
+            thread.join()
 
     def stop(self):
         """Stop what still runs (the gate opened) and return what was read: statement -> raw lines."""

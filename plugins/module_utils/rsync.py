@@ -239,6 +239,62 @@ def changed_entries_command(tree, since):
         shlex.quote(tree), shlex.quote(_just_before(since)))
 
 
+def warm_walk_command(tree, since):
+    """Shell command, run on the origin before its stop, walking ``tree`` as :func:`changed_entries_command`
+    does (every entry's status read) but printing only a dot a directory: the inodes are then in the
+    origin's caches for the walk of the window, and a walk whose SSH session was closed dies at its next
+    directory (a write to the closed channel), not at the end of the tree."""
+    return "cd %s && find . -ignore_readdir_race \\( -newerct %s -o -type d -printf . \\)" % (
+        shlex.quote(tree), shlex.quote(_just_before(since)))
+
+
+class WarmWalks(object):
+    """The walks of :func:`warm_walk_command` (``commands``: ssh argument lists), ``workers`` at a time, in
+    the background; :meth:`join` returns once they all ended, :meth:`stop` ends those still running. A walk
+    that fails only leaves the caches colder."""
+
+    def __init__(self, commands, workers, popen=subprocess.Popen):
+        self.popen = popen
+        self.pending = list(commands)
+        self.running = []
+        self.stopped = False
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._walks, daemon=True)
+                        for _thread in range(max(1, min(workers, len(self.pending))))]
+        for thread in self.threads:
+            thread.start()
+
+    def _walks(self):
+        while True:
+            with self.lock:
+                if self.stopped or not self.pending:
+                    return
+                try:
+                    proc = self.popen(self.pending.pop(0), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL)
+                except OSError:
+                    continue
+                self.running.append(proc)
+            while proc.stdout.read(65536):
+                pass
+            proc.stdout.close()
+            proc.wait()
+
+    def join(self):
+        """Return once every walk ended."""
+        for thread in self.threads:
+            thread.join()
+
+    def stop(self):
+        """End the walks still running (their ssh clients: the origin's find dies at its next directory)."""
+        with self.lock:
+            self.stopped = True
+            for proc in self.running:
+                if proc.poll() is None:
+                    proc.kill()
+        self.join()
+
+
 def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, links=None):
     """Run ``args`` (ssh running :func:`changed_entries_command`); write the directories' names to
     ``dirs`` and the other entries' to ``others`` (NUL-terminated, without ``./``), leaving out

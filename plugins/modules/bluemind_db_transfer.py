@@ -802,6 +802,11 @@ class Transfer(object):
                 self.listings_ahead[name] = ReadAhead(RowSync(self.origin, self.target, name, None), statements,
                                                       PLAN_WORKERS)
 
+    def wait_reading_ahead(self):
+        """Return once every listing read ahead ended (read whole, failed, or stopped at the gate)."""
+        for reading in list(self.listings_ahead.values()):
+            reading.join()
+
     def stop_reading_ahead(self):
         """The gate opened: stop reading the target's listings and keep what was read."""
         for name, reading in list(self.listings_ahead.items()):
@@ -1365,6 +1370,8 @@ def main():
             if params["gate_path"] and params["mode"] != "full":
                 # the target's side of each row sync (its BlueMind is stopped), out of the window
                 in_parallel([functools.partial(transfer.read_target_ahead, name) for name in params["databases"]])
+            # ready once the listings read ahead ended: the play waits for it before the origin's stop
+            jobs.ready_when(module, transfer.wait_reading_ahead)
             if params["gate_path"]:
                 try:
                     result["waited_for_gate"] = gate.wait(params["gate_path"], params["gate_token"],

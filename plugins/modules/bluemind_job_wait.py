@@ -49,6 +49,16 @@ options:
       - Seconds between two readings of the job's files.
     type: float
     default: 0.05
+  until_ready:
+    description:
+      - With O(job_files), wait for each job only until it is ready (C(<job_file>.ready), which a job started
+        ahead of its gate creates once what it does before the gate ended), or until it ended or is gone;
+        such a job's outcome in RV(jobs) is C(ready=true). A job neither ready nor ended after O(timeout) is
+        C(running), as always with O(job_files); the task does not fail.
+      - What the play waits for before the origin's stop, so that the jobs' work before their gate stays out
+        of the window.
+    type: bool
+    default: false
   progress_path:
     description:
       - The progress file that the job writes while it runs (the pull's O(bluemind.migration.bluemind_sync#module:progress_path)).
@@ -104,7 +114,8 @@ jobs:
   description:
     - With O(job_files), each job's outcome by its file, shaped as this module's result for one
       O(job_file) (the job's result at the top level, RV(finished), RV(gone), RV(gone_reason)), with
-      C(failed) and C(msg) when the job failed, and C(running) when it still ran after O(timeout).
+      C(failed) and C(msg) when the job failed, C(running) when it still ran after O(timeout), and
+      C(ready) with O(until_ready) when it was ready.
   type: dict
   returned: when O(job_files) is given
 """
@@ -128,6 +139,7 @@ def main():
             poll=dict(type="float", default=0.05),
             progress_path=dict(type="path"),
             progress_interval=dict(type="int", default=30),
+            until_ready=dict(type="bool", default=False),
         ),
         required_one_of=[("job_file", "job_files")],
         mutually_exclusive=[("job_file", "job_files")],
@@ -140,7 +152,8 @@ def main():
             jobs, began = {}, time.monotonic()
             for path in params["job_files"]:
                 try:
-                    jobs[path] = outcome(path, *wait_job(path, max(0.0, timeout - (time.monotonic() - began)), grace, poll))
+                    jobs[path] = outcome(path, *wait_job(path, max(0.0, timeout - (time.monotonic() - began)), grace, poll,
+                                                         until_ready=params["until_ready"]))
                 except JobTimeout as exc:
                     jobs[path] = dict(finished=False, gone=False, running=True, msg=str(exc))
             module.exit_json(changed=False, jobs=jobs, waited_seconds=round(time.monotonic() - began, 2))
@@ -155,6 +168,8 @@ def main():
 
 def outcome(path, status, detail, waited):
     """What the wait for the job of ``path`` found, as this module returns it."""
+    if status == "ready":
+        return dict(changed=False, finished=False, gone=False, ready=True, waited_seconds=waited)
     if status == "gone":
         return dict(changed=False, finished=False, gone=True, gone_reason=detail, waited_seconds=waited,
                     msg="the job of %s is gone: %s" % (path, detail))

@@ -26,7 +26,10 @@ description:
     on any difference.
   - With O(gate_path), started as a background job before the origin's stop, it opens its connection,
     then waits at the gate; its lock, the origin's clock and every tree come after (the cold window's
-    final pull, followed by M(bluemind.migration.bluemind_job_wait) with its progress).
+    final pull, followed by M(bluemind.migration.bluemind_job_wait) with its progress). With
+    O(changed_since), it walks each tree on the origin once while it waits (every entry's status read,
+    nothing listed), so that the walk after the gate finds the inodes in the origin's caches; then it
+    creates C(<job_file>.ready) (see O(job_file)). A walk still running when the gate opens is stopped.
 options:
   trees:
     description:
@@ -487,6 +490,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     BLUEMIND_EXCLUDES,
     ExcludeFilter,
     RsyncError,
+    WarmWalks,
     build_command,
     changed_entries_command,
     compare_directory,
@@ -502,6 +506,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     recent_files_command,
     run_rsync,
     tree_excludes,
+    warm_walk_command,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
@@ -745,7 +750,7 @@ def pull_tree(params, rsync_bin, origin, tree, dry_run, progress):
     excludes = tree_excludes(path, params["excludes"])
     # A tree the target does not have yet (its plan found it after the last pull) is pulled whole: what
     # changed since that pull is not all it holds.
-    if params["changed_since"] is not None and not (params["checksum"] or params["verify"]) and os.path.isdir(path):
+    if walks_in_window(params) and os.path.isdir(path):
         try:
             done = incremental(params, rsync_bin, origin, path, excludes, dry_run, progress)
         except SshError as exc:
@@ -815,6 +820,11 @@ def failed_tree(path, started, message, result=None):
     result = result or empty_result()
     summary = tree_summary(path, started, result, [], {}, messages=result["stderr_tail"] or [message])
     return summary, "%s: %s" % (path, message), result["diff"], result["diff_omitted"]
+
+
+def walks_in_window(params):
+    """Whether the pull lists what changed by walking the origin's trees (O(changed_since) alone)."""
+    return params["changed_since"] is not None and not (params["checksum"] or params["verify"])
 
 
 def recent_pass(params):
@@ -905,12 +915,19 @@ def main():
     if params["gate_path"]:
         # Started ahead of the origin's stop: the connection opens now, nothing is read before the gate.
         connect(module, origin, params, dry_run, workers)
+        # the trees the window walks are walked once now, so that their inodes are in the origin's caches
+        warming = WarmWalks([origin.remote(warm_walk_command(tree, params["changed_since"])) for tree in params["trees"]],
+                            workers) if walks_in_window(params) else None
+        jobs.ready_when(module, warming.join if warming else lambda: None)
         try:
             waited_for_gate = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],
                                         "the origin's stop")
         except gate.GateClosed as exc:
             # the connection is left to its ControlPersist: another pull may share it by now
             module.fail_json(msg=str(exc), trees=[], workers=workers, waited_for_gate=float(params["gate_timeout"]))
+        finally:
+            if warming:
+                warming.stop()
     waited_for_lock = 0.0
     if not module.check_mode:
         try:

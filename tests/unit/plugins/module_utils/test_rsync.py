@@ -4,6 +4,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -401,3 +402,43 @@ def test_relink_replaces_a_spare_name_left_by_a_killed_run(tmp_path):
     assert done == [(b"b/y", b"a/x")]
     assert os.stat(str(tmp_path / "b/y")).st_ino == os.stat(str(tmp_path / "a/x")).st_ino
     assert not list(tmp_path.rglob(".bluemind-link.*"))
+
+
+def test_a_warm_walk_reads_every_entrys_status_and_prints_a_dot_a_directory(tmp_path):
+    """The walk the final pull runs on the origin before its stop: the same find as the window's walk
+    (every entry's status read by -newerct), nothing listed but a dot for each directory that is not newer,
+    which makes a walk whose SSH channel closed die at its next directory."""
+    for name in ("a/b", "a/c", "d"):
+        (tmp_path / name).mkdir(parents=True)
+    for name in ("a/b/1.", "a/c/2.", "d/3."):
+        (tmp_path / name).write_text("x")
+    command = rsync.warm_walk_command(str(tmp_path), 0)
+    assert "-newerct @" in command and "-printf ." in command
+    same = rsync.changed_entries_command(str(tmp_path), 0).split(" -newerct")
+    assert command.startswith(same[0]) and "-newerct" + same[1].split(" -printf")[0] in command
+    out = subprocess.run(["sh", "-c", command], capture_output=True, check=True).stdout
+    assert out == b""  # everything is newer than the epoch
+    old = rsync.warm_walk_command(str(tmp_path), 4102444800)  # 2100: nothing newer, every directory a dot
+    assert subprocess.run(["sh", "-c", old], capture_output=True, check=True).stdout == b"." * 5
+
+
+def test_warm_walks_run_some_at_a_time_join_when_all_ended_and_stop_ends_the_rest():
+    endless = ["sh", "-c", "while :; do printf .; sleep 0.02; done"]
+    quick = ["sh", "-c", "printf ..."]
+    started = []
+
+    def popen(args, **kwargs):
+        started.append(args)
+        return subprocess.Popen(args, **kwargs)
+
+    walks = rsync.WarmWalks([quick, quick, quick], 2, popen=popen)
+    walks.join()
+    assert len(started) == 3 and all(proc.poll() == 0 for proc in walks.running)
+    walks = rsync.WarmWalks([endless, endless, quick], 2, popen=popen)
+    for _attempt in range(100):
+        if len(walks.running) == 2:
+            break
+        time.sleep(0.02)
+    walks.stop()  # the two endless ones killed, the third never started
+    assert len(walks.running) == 2 and all(proc.returncode is not None and proc.returncode < 0 for proc in walks.running)
+    assert walks.pending == [quick]

@@ -1254,11 +1254,12 @@ def test_the_target_side_read_before_the_gate_is_taken_unless_the_target_was_wri
     the gate opens they are taken as read when the target's transaction ids did not move, else read again."""
     assert not run_module(bluemind_db_transfer, servers.args).get("failed")  # the copies the row syncs start from
     servers.fact_reads, servers.column_reads = [], []
-    gate_file = tmp_path / "db.gate"
-    before_gate = []
+    gate_file, job = tmp_path / "db.gate", tmp_path / "jobs" / "db-pass.json"
+    before_gate, ready = [], []  # the job says it is ready once its listings read ahead ended (the play waits)
 
     def open_gate():
         before_gate.extend(servers.fact_reads)
+        ready.append(os.path.exists(str(job) + ".ready"))
         if target_written:
             servers.target_xmax = 709  # something wrote to the target meanwhile
         gate_file.write_text("this-run\n")
@@ -1274,10 +1275,11 @@ def test_the_target_side_read_before_the_gate_is_taken_unless_the_target_was_wri
     try:
         with mock.patch(MODULE + "RowSync", row_sync):
             result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync", gate_path=str(gate_file),
-                                                           gate_token="this-run", gate_timeout=30))
+                                                           gate_token="this-run", gate_timeout=30, job_file=str(job)))
     finally:
         opener.cancel()
     assert not result.get("failed"), result.get("msg")
+    assert ready == [True]
     # the target's first listings too (their reader made without a snapshot): taken when it did not move
     window = dict((name, ahead) for name, snapshot, ahead in made if snapshot is not None)
     assert sorted(name for name, snapshot, _ahead in made if snapshot is None) == ["bj", "bj-data"]

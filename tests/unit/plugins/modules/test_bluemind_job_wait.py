@@ -157,3 +157,50 @@ def test_several_jobs_are_waited_for_in_one_run_each_outcome_returned_none_faili
     # one job file or several, not both
     both = run_module(bluemind_job_wait, dict(job_file=ended, job_files=[ended]))
     assert both["failed"] is True and "mutually exclusive" in both["msg"]
+
+
+def test_until_ready_a_job_is_waited_for_until_its_ready_file_or_its_end(run_module, tmp_path):
+    """Before the origin's stop the play waits for the jobs' work ahead of their gate: a job that creates
+    its ready file after a while (jobs.ready_when) and keeps running, one that ended without being ready
+    (failed early), one neither ready nor ended at the timeout (running, not a failure)."""
+    ready, failed, slow = (str(tmp_path / name) for name in ("db-pass.json", "pull.json", "slow.json"))
+    jobs._write_atomic(failed, dict(failed=True, finished=True, msg="no ssh"))
+    slowproc = start_job(slow, "time.sleep(5)")
+    proc = start_job(ready, "class M: params = dict(job_file=%r); check_mode = False\n"
+                            "jobs.ready_when(M, lambda: time.sleep(0.6)).join()\ntime.sleep(5)" % ready)
+    try:
+        assert not os.path.exists(ready + jobs.READY_SUFFIX)
+        result = run_module(bluemind_job_wait, dict(job_files=[ready, failed], until_ready=True, timeout=3))
+        assert not result.get("failed") and 0 < result["waited_seconds"] < 3
+        assert result["jobs"][ready] == dict(changed=False, finished=False, gone=False, ready=True,
+                                             waited_seconds=result["jobs"][ready]["waited_seconds"])
+        assert proc.poll() is None  # ready, still running: the job goes on to its gate
+        assert result["jobs"][failed]["failed"] is True and "ready" not in result["jobs"][failed]
+        result = run_module(bluemind_job_wait, dict(job_files=[slow], until_ready=True, timeout=0.3))
+        assert not result.get("failed") and result["jobs"][slow]["running"] is True
+        # without until_ready the ready file does not end the wait
+        result = run_module(bluemind_job_wait, dict(job_files=[ready], timeout=0.3))
+        assert result["jobs"][ready]["running"] is True
+    finally:
+        for running in (proc, slowproc):
+            running.kill()
+            running.wait()
+
+
+def test_a_ready_file_is_made_after_the_work_even_when_it_fails_and_never_in_check_mode(tmp_path):
+    class Module(object):
+        def __init__(self, path, check_mode=False):
+            self.params, self.check_mode = dict(job_file=path), check_mode
+
+    path = str(tmp_path / "pull.json")
+
+    def fails():
+        assert not os.path.exists(path + jobs.READY_SUFFIX)  # not before the work ended
+        raise ValueError("walk failed")
+
+    jobs.ready_when(Module(path), fails).join()
+    assert os.path.exists(path + jobs.READY_SUFFIX)
+    checked = str(tmp_path / "checked.json")
+    jobs.ready_when(Module(checked, check_mode=True), lambda: None).join()
+    assert not os.path.exists(checked + jobs.READY_SUFFIX)
+    jobs.ready_when(Module(None), lambda: None).join()  # no job file: nothing to make

@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.bluemind.migration.plugins.module_utils import state
+from ansible_collections.bluemind.migration.plugins.module_utils import rsync as rsync_utils, state
 from ansible_collections.bluemind.migration.plugins.modules import bluemind_sync
 
 STATS = ("Number of regular files transferred: %d\nTotal transferred file size: %d bytes\n"
@@ -655,6 +655,40 @@ def test_a_pull_whose_gate_opens_pulls_and_starts_its_clock_there(run_module, fa
     assert result["changed"] is True and tree(result, "/srv/a")["changes"] == 1
     kept = json.loads(job.read_text())  # the job's result, for bluemind_job_wait
     assert kept["finished"] is True and kept["trees"] == result["trees"] and kept["started_at"] == result["started_at"]
+
+
+def test_a_pull_of_what_changed_walks_each_tree_once_before_its_gate_then_says_it_is_ready(run_module, fake, tmp_path):
+    """Started ahead of the stop with changed_since: before its gate opens, the job walks each tree on the
+    origin (the window's walk then finds the inodes in the origin's caches) and creates its ready file,
+    which the play waits for before the stop; after the gate, the pull walks again for what changed."""
+    import threading
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    os.makedirs(a)
+    os.makedirs(b)
+    fake.scenario(**{"changed:%s" % a: dict(out="f 7 1 ./x\0"), "recent:%s/" % a: dict(out=""),
+                     "changed:%s" % b: dict(out=""), "recent:%s/" % b: dict(out="")})
+    gate_file, job = tmp_path / "run.gate", tmp_path / "jobs" / "pull.json"
+    seen = []
+
+    def open_gate():
+        seen.append((os.path.exists(str(job) + ".ready"), len(walks())))
+        gate_file.write_text("this-run\n")
+
+    def walks():
+        return [c[-1] for c in fake.ssh_calls() if "-newerct" in c[-1]]
+
+    opener = threading.Timer(1.0, open_gate)
+    opener.start()
+    try:
+        result = run_module(bluemind_sync, fake.args(trees=[a, b], changed_since=SINCE, gate_path=str(gate_file),
+                                                     gate_token="this-run", gate_timeout=30, job_file=str(job)))
+    finally:
+        opener.cancel()
+    assert result.get("failed") is not True, result
+    assert seen == [(True, 2)]  # both trees walked, and ready, before the gate opened
+    warm = [command for command in walks() if "-printf ." in command]
+    assert sorted(warm) == sorted(rsync_utils.warm_walk_command(tree, SINCE) for tree in (a, b))
+    assert len(walks()) == 4 and tree(result, a)["incremental"] is True  # then the window's own walks
 
 
 def test_a_gate_without_a_token_is_refused_before_anything(run_module, fake, commands, tmp_path):
