@@ -220,6 +220,32 @@ def assert_failed_with(proc, *texts):
 CHANGED_BY_DESIGN = {"bj": {"public.t_server", "public.t_systemconf", "public.rc_users"}}
 
 
+# The lab's mail load (lab/sim/bmsim/load.py) by its Message-ID, in a postfix queue file or a mailbox file.
+LOAD_ID = r"load\.[0-9a-f]+\.[0-9]+@bmsim\.lab\.test"
+QUEUES = " ".join("/var/spool/postfix/" + name for name in ("maildrop", "incoming", "active", "deferred", "hold"))
+
+
+def queued_deliveries(origin, target):
+    """The load's messages that were still in the origin's postfix queues when it stopped (the mail
+    load runs until the stop), which config_copy moved to the target: ``(mailboxes, delivered, lost)``,
+    the mailboxes (``domain/user``) of those the target delivered, how many it delivered, and the ids of
+    those neither delivered nor queued there. Their rows and files are the target's own, as the smoke
+    message's are; a lost one is a failure of the migration."""
+    ids = set(origin.check_output("grep -rahoE '%s' %s 2>/dev/null | sort -u; true" % (LOAD_ID, QUEUES)).split())
+    if not ids:
+        return (), 0, []
+    pattern = "|".join(i.replace(".", "\\.") for i in sorted(ids))
+    found, mailboxes = set(), set()
+    for line in target.check_output("grep -roE '%s' /var/spool/cyrus/data 2>/dev/null; true" % pattern).splitlines():
+        path, _colon, found_id = line.rpartition(":")
+        parts = path.split("/")  # /var/spool/cyrus/data/<domain>/<user>/...
+        if found_id in ids and len(parts) > 6:
+            found.add(found_id)
+            mailboxes.add("/".join(parts[5:7]))
+    still = set(target.check_output("grep -rahoE '%s' %s 2>/dev/null | sort -u; true" % (LOAD_ID, QUEUES)).split())
+    return tuple(sorted(mailboxes)), len(found), sorted(ids - found - still)
+
+
 def rows_lost(db, origin_rows, target_rows, messages=1):
     """``{table: rows}`` of the origin (table_rows) not found as is on the target, beyond the rows
     changed by design and what ``messages`` smoke deliveries explain (a counter updated in place)."""
