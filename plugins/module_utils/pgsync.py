@@ -23,8 +23,8 @@ import os
 import re
 import subprocess
 import tempfile
-import threading
 
+from ansible_collections.bluemind.migration.plugins.module_utils.background import Background
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     _tail as tail_of, quote_ident, quote_literal, snapshot_script)
 
@@ -713,49 +713,27 @@ def balanced_groups(tables, counts, groups, by_changes=()):
     return [sorted(members, key=lambda table: order[table.name]) for _load, members in loads if members]
 
 
-class ReadAhead(object):
+class ReadAhead(Background):
     """The target's side of a row sync's first listing (:func:`ahead_statements`) read in the background,
     in ``workers`` sessions, while the pass waits at its gate; :meth:`stop` at the gate keeps what was
     whole by then, for a pass that finds the target as it was (its transaction ids did not move) to
     take instead of running it again. A failure only loses what it did not read."""
 
     def __init__(self, rowsync, statements, workers):
+        super(ReadAhead, self).__init__()
         self.outputs = {}
-        self.running = []
-        self.stopped = False
-        self.lock = threading.Lock()
         groups = [statements[i::workers] for i in range(max(1, workers))]
-        self.threads = [threading.Thread(target=self._read, args=(rowsync, group), daemon=True) for group in groups if group]
-        for thread in self.threads:
-            thread.start()
+        self.start(self._read, [(rowsync, group) for group in groups if group])
 
     def _read(self, rowsync, statements):
         try:
-            rowsync.read_ahead(statements, self.outputs, self._started)
+            rowsync.read_ahead(statements, self.outputs, self.started)
         except Exception:  # pylint: disable=broad-except
             pass  # only what was read counts: the pass runs the rest in the window
 
-    def _started(self, proc):
-        """A session began: kept to be stopped at the gate, or stopped now when the gate opened already."""
-        with self.lock:
-            self.running.append(proc)
-            if self.stopped:
-                proc.kill()
-
-    def join(self):
-        """Return once every session ended: all read, failed, or stopped."""
-        for thread in self.threads:
-            thread.join()
-
     def stop(self):
         """Stop what still runs (the gate opened) and return what was read: statement -> raw lines."""
-        with self.lock:
-            self.stopped = True
-            for proc in self.running:
-                if proc.poll() is None:
-                    proc.kill()
-        for thread in self.threads:
-            thread.join()
+        super(ReadAhead, self).stop()
         return dict(self.outputs)
 
 

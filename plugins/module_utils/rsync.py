@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 
+from ansible_collections.bluemind.migration.plugins.module_utils.background import Background
 from ansible_collections.bluemind.migration.plugins.module_utils.disk import NO_SPACE, QUOTA, free_space
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import parse_progress2
 
@@ -248,51 +249,33 @@ def warm_walk_command(tree, since):
         shlex.quote(tree), shlex.quote(_just_before(since)))
 
 
-class WarmWalks(object):
+class WarmWalks(Background):
     """The walks of :func:`warm_walk_command` (``commands``: ssh argument lists), ``workers`` at a time, in
-    the background; :meth:`join` returns once they all ended, :meth:`stop` ends those still running. A walk
-    that fails only leaves the caches colder."""
+    the background; :meth:`join` returns once they all ended, :meth:`stop` ends those still running (their
+    ssh clients: the origin's find dies at its next directory). A walk that fails only leaves the caches
+    colder."""
 
     def __init__(self, commands, workers, popen=subprocess.Popen):
+        super(WarmWalks, self).__init__()
         self.popen = popen
         self.pending = list(commands)
-        self.running = []
-        self.stopped = False
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._walks, daemon=True)
-                        for _thread in range(max(1, min(workers, len(self.pending))))]
-        for thread in self.threads:
-            thread.start()
+        self.start(self._walks, [()] * max(1, min(workers, len(self.pending))))
 
     def _walks(self):
         while True:
             with self.lock:
                 if self.stopped or not self.pending:
                     return
-                try:
-                    proc = self.popen(self.pending.pop(0), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL)
-                except OSError:
-                    continue
-                self.running.append(proc)
+                args = self.pending.pop(0)
+            try:
+                proc = self.popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            except OSError:
+                continue
+            self.started(proc)
             while proc.stdout.read(65536):
                 pass
             proc.stdout.close()
             proc.wait()
-
-    def join(self):
-        """Return once every walk ended."""
-        for thread in self.threads:
-            thread.join()
-
-    def stop(self):
-        """End the walks still running (their ssh clients: the origin's find dies at its next directory)."""
-        with self.lock:
-            self.stopped = True
-            for proc in self.running:
-                if proc.poll() is None:
-                    proc.kill()
-        self.join()
 
 
 def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, links=None):
