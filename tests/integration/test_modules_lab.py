@@ -17,14 +17,19 @@ DATABASES = ["bmitest", "bmitest-data"]
 API = dict(api_token_file="/etc/bm/bm-core.tok")  # the API modules run on the server itself
 
 
-@pytest.fixture(scope="module")
-def trees(lab):
+def make_trees(lab):
+    """A spool and a lib on the origin (a hard link, an excluded file), nothing on the target."""
     lab.origin.run(
         "rm -rf {root} && mkdir -p {spool}/user/a {lib}/proc && cd {spool}/user/a "
         "&& printf 'message one' > 1. && ln 1. 2. && printf 'index' > cyrus.index && printf x > cyrus.squat "
         "&& head -c 300000 /dev/urandom > big && chown -R cyrus:mail {spool} "
         "&& printf 'db' > {lib}/mailboxes.db && printf 'pid' > {lib}/proc/123".format(root=ROOT, spool=SPOOL, lib=LIB))
     lab.target.run("rm -rf %s && mkdir -p %s" % (ROOT, ROOT))
+
+
+@pytest.fixture(scope="module")
+def trees(lab):
+    make_trees(lab)
     yield [SPOOL, LIB]
     for host in (lab.origin, lab.target):
         host.run("rm -rf %s" % ROOT)
@@ -523,6 +528,7 @@ def test_a_gated_final_pull_walks_the_trees_before_its_gate_and_says_it_is_ready
     on the origin over its SSH connection while it waits at the gate, then creates its ready file, which
     the play waits for before the stop; no walk is left running on the origin, and once the gate opens
     the pull is the usual one."""
+    make_trees(lab)  # tests before this one may have removed them (the configuration copy's)
     first = sync(run_task, ssh_trust)
     assert not first.get("failed"), first.get("msg")
     lab.origin.run("sleep 0.1 && printf later > {s}/user/a/4. && chown cyrus:mail {s}/user/a/4.".format(s=SPOOL))
