@@ -148,8 +148,7 @@ def ready_when(module, done):
         finally:
             if path and not module.check_mode:
                 try:
-                    with open(path + READY_SUFFIX, "w") as handle:
-                        handle.write("ready\n")
+                    _write_atomic(path + READY_SUFFIX, dict(ready=True))
                 except (IOError, OSError):
                     pass
 

@@ -236,8 +236,12 @@ def changed_entries_command(tree, since):
     changed at or after ``since`` (``ctime``: content, owner, mode, links and renames all set it,
     and no program can set it back). A file's ctime is its inode's: when a name is linked to it, every
     name of that file in the tree is listed."""
-    return "cd %s && find . -ignore_readdir_race -newerct %s -printf '%%y %%i %%n %%p\\0'" % (
-        shlex.quote(tree), shlex.quote(_just_before(since)))
+    return _walk_command(tree, "-newerct %s -printf '%%y %%i %%n %%p\\0'" % shlex.quote(_just_before(since)))
+
+
+def _walk_command(tree, expression):
+    """``find`` over every entry of ``tree`` (names relative to it) with ``expression``."""
+    return "cd %s && find . -ignore_readdir_race %s" % (shlex.quote(tree), expression)
 
 
 def warm_walk_command(tree, since):
@@ -245,8 +249,7 @@ def warm_walk_command(tree, since):
     does (every entry's status read) but printing only a dot a directory: the inodes are then in the
     origin's caches for the walk of the window, and a walk whose SSH session was closed dies at its next
     directory (a write to the closed channel), not at the end of the tree."""
-    return "cd %s && find . -ignore_readdir_race \\( -newerct %s -o -type d -printf . \\)" % (
-        shlex.quote(tree), shlex.quote(_just_before(since)))
+    return _walk_command(tree, "\\( -newerct %s -o -type d -printf . \\)" % shlex.quote(_just_before(since)))
 
 
 class WarmWalks(Background):
