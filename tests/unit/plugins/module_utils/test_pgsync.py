@@ -32,6 +32,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     HASH64_PROBE,
     HASH64_PROBE_VALUES,
     XID64,
+    written_since,
     merge_listings,
     normalize_schema,
     sorted_listing,
@@ -77,7 +78,9 @@ def test_table_sql_by_content_and_by_transaction_ids():
     assert content.startswith("COPY (SELECT md5(ROW(mailbox_uid,imap_uid)::text), md5(ROW(mailbox_uid,imap_uid,flags)::text)")
     assert content.endswith('ORDER BY md5(ROW(mailbox_uid,imap_uid)::text) COLLATE "C") TO STDOUT')
     flags = table.listing_sql(since=4294967396)
-    assert ">= 4294967396 THEN '1' ELSE '0' END" in flags and "t.xmin::text::bigint" in flags
+    assert "CASE WHEN " + written_since(4294967396) + " THEN '1' ELSE '0' END" in flags
+    # by age() from the low 32 bits of the id, XID64 beside it when age() is not exact
+    assert "age('100'::xid)" in flags and ">= 4294967396 END" in flags and "t.xmin::text::bigint" in flags
     assert table.select_sql(["ab", "cd"]) == (
         "COPY (SELECT mailbox_uid,imap_uid,flags FROM public.t_mailbox_record WHERE "
         "md5(ROW(mailbox_uid,imap_uid)::text) IN (SELECT unnest('{ab,cd}'::text[]))) TO STDOUT")
@@ -385,7 +388,7 @@ def test_a_table_by_its_changes_lists_only_the_rows_written_since_on_each_side()
                              rows={"public.a": (40, 39), "public.b": (1, 1)})
     origin_script, target_script = started[0]["script"], started[1]["script"]
     assert ids.changed_keys_sql(100) in origin_script and ids.changed_keys_sql(200) in target_script
-    assert "WHERE" in ids.changed_keys_sql(100) and ">= 100 ORDER BY id" in ids.changed_keys_sql(100)
+    assert "WHERE " + written_since(100) + " ORDER BY id" in ids.changed_keys_sql(100)
     assert other.listing_sql(100) in origin_script  # not proven undeleted: listed whole, as before
     a, b = plans
     # the rows written since on either side are replaced; the origin's count is checked at the apply
@@ -411,10 +414,10 @@ def test_a_table_is_cut_into_buckets_the_same_way_on_both_sides():
     assert ids.bucket_sql(8) == "abs(id % 8)"
     assert other.bucket_sql(8) == "(('x' || substr(md5(ROW(k,v2)::text), 1, 7))::bit(28)::int % 8)"
     assert ids.bucket_counts_sql(8, before=100) == (
-        "COPY (SELECT abs(id % 8), count(*) FROM public.a t WHERE " + XID64 + " < 100 GROUP BY 1 ORDER BY 1) TO STDOUT")
+        "COPY (SELECT abs(id % 8), count(*) FROM public.a t WHERE NOT (" + written_since(100) + ") GROUP BY 1) TO STDOUT")
     assert "WHERE" not in ids.bucket_counts_sql(8)  # the target counts all its rows
     assert ids.listing_sql(100, within=(8, [1, 5])) == (
-        "COPY (SELECT id, CASE WHEN " + XID64 + " >= 100 THEN '1' ELSE '0' END FROM public.a t "
+        "COPY (SELECT id, CASE WHEN " + written_since(100) + " THEN '1' ELSE '0' END FROM public.a t "
         "WHERE abs(id % 8) IN (SELECT unnest('{1,5}'::int[])) ORDER BY id) TO STDOUT")
     assert [bucket_count(rows) for rows in (0, 63, 64, 10000, 10 ** 9)] == [1, 1, 1, 156, 1 << 14]
     assert bucket_rows(["0\t3\n", "2\t1\n"]) == {0: 3, 2: 1}
@@ -548,7 +551,7 @@ def test_a_table_without_a_key_by_buckets_lists_only_the_buckets_a_content_left(
     first_origin, first_target, second_origin, second_target = (s["script"] for s in started)
     assert bucket_count(130, table.bucket_rows()) == 32 and table.bucket_counts_sql(32, before=100) in first_origin
     assert table.changed_keys_sql(100) in first_origin and table.changed_keys_sql(200) in first_target
-    assert "GROUP BY h" in table.changed_keys_sql(100) and ">= 100) s GROUP BY h" in table.changed_keys_sql(100)
+    assert "WHERE " + written_since(100) + ") s GROUP BY h" in table.changed_keys_sql(100)
     listing = table.listing_sql(100, within=(32, [1]))
     assert listing in second_origin and listing.startswith("COPY (SELECT h, count(*) FROM (SELECT md5(ROW(a,b)::text)")
     assert "WHERE (('x' || substr(h, 1, 7))::bit(28)::int % 32) IN (SELECT unnest('{1}'::int[]))" in listing
