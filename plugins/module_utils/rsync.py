@@ -281,7 +281,7 @@ class WarmWalks(Background):
             proc.wait()
 
 
-def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, links=None):
+def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, links=None, on_directory=None):
     """Run ``args`` (ssh running :func:`changed_entries_command`); write the directories' names to
     ``dirs`` and the other entries' to ``others`` (NUL-terminated, without ``./``), leaving out
     what ``excluded`` (an :class:`ExcludeFilter`) does. Read as it comes: memory stays bounded, but
@@ -290,6 +290,7 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, link
 
     Return ``(directories, others, root_changed, rc, stderr_tail)``; ``root_changed`` is True when
     the tree's own directory is listed (an entry was added, removed or renamed at its top).
+    ``on_directory(name)`` is called for each directory written to ``dirs``, as it comes.
     """
     counts = {"d": 0, "o": 0, "root": False}
 
@@ -307,6 +308,8 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, link
             return
         (dirs if is_dir else others).write(name + b"\0")
         counts["d" if is_dir else "o"] += 1
+        if is_dir and on_directory is not None:
+            on_directory(name)
 
     rc, tail = read_records(args, keep, popen)
     return counts["d"], counts["o"], counts["root"], rc, tail
@@ -318,13 +321,19 @@ ENTRY_TYPES = {stat.S_IFDIR: "d", stat.S_IFREG: "f", stat.S_IFLNK: "l", stat.S_I
                stat.S_IFCHR: "c", stat.S_IFBLK: "b"}
 
 
+# The directories one find of :func:`entries_command` lists: xargs starts it once it has read as many names,
+# so the entries of the first directories come while the caller still sends the others (OriginEntries).
+ENTRIES_BATCH = 32
+
+
 def entries_command(tree):
     """Shell command, run on the origin, reading NUL-terminated ``./dir`` names (relative to ``tree``)
     on stdin and printing each one's entries, a directory after the other, as ``<type> <size>
     <mtime> ./dir/name`` (NUL-terminated; type as ``find -printf %y``, mtime in seconds with its
-    fraction). Nothing is read but the directories and their entries' status."""
+    fraction), ENTRIES_BATCH directories at a time. Nothing is read but the directories and their
+    entries' status."""
     listing = 'exec find "$@" -mindepth 1 -maxdepth 1 -printf "%y %s %T@ %p\\0"'
-    return "cd %s && xargs -0 -r sh -c %s sh" % (shlex.quote(tree), shlex.quote(listing))
+    return "cd %s && xargs -0 -r -n %d sh -c %s sh" % (shlex.quote(tree), ENTRIES_BATCH, shlex.quote(listing))
 
 
 def _nanoseconds(text):
@@ -333,41 +342,91 @@ def _nanoseconds(text):
     return int(seconds) * 1000000000 + int((fraction + "000000000")[:9])
 
 
-def origin_entries(args, directories, each, popen=subprocess.Popen):
-    """Run ``args`` (ssh running :func:`entries_command`) over ``directories`` (names relative to
-    the tree, without ``./``) and call ``each(directory, {name: (type, size, mtime_ns)})`` once for
-    every directory, as its entries come (one directory in memory at a time), an empty one or one gone
-    included. Return ``(rc, stderr_tail)``."""
-    names = tempfile.TemporaryFile(prefix="bluemind-sync-")
-    for directory in directories:
-        names.write(b"./" + directory + b"\0")
-    names.flush()
-    names.seek(0)
-    current, entries, seen = [None], {}, set()
+class OriginEntries(object):
+    """The origin's entries of directories named as they come: ``args`` (ssh running
+    :func:`entries_command`) starts at once, :meth:`add` sends it a directory's name (relative to the tree,
+    without ``./``), and ``each(directory, {name: (type, size, mtime_ns)})`` is called, in a thread of this
+    object, once for every directory as its entries come (one directory in memory at a time);
+    :meth:`finish` ends the names, waits for the last entries, calls ``each`` for the directories that
+    listed none (empty or gone) and returns ``(rc, stderr_tail)``; :meth:`abandon` stops it. The walk that finds the changed directories has them
+    compared while it goes on (at scale l the comparison of 716 directories took 2.8 s after an 8 s walk)."""
 
-    def flush():
-        if current[0] is not None:
-            each(current[0], dict(entries))
-            seen.add(current[0])
-        entries.clear()
+    def __init__(self, args, each, popen=subprocess.Popen):
+        self.each = each
+        self.names = []
+        self.current, self.entries, self.seen = None, {}, set()
+        self.proc = None
+        self.outcome = {}
+        started = threading.Event()
 
-    def keep(record):
+        def read():
+            try:
+                self.outcome["result"] = read_records(args, self._keep, popen, stdin=subprocess.PIPE,
+                                                      started=lambda proc: (setattr(self, "proc", proc), started.set()))
+            except Exception as exc:  # pylint: disable=broad-except
+                self.outcome["error"] = exc  # raised by finish(); the process is stopped there
+            started.set()
+
+        self.reader = threading.Thread(target=read)
+        self.reader.daemon = True
+        self.reader.start()
+        started.wait()
+        if self.proc is None:  # it could not start
+            self.reader.join()
+            raise self.outcome["error"]
+
+    def add(self, directory):
+        """Send one directory's name (relative to the tree, without ``./``)."""
+        self.names.append(directory)
+        try:
+            self.proc.stdin.write(b"./" + directory + b"\0")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # it ended early: its exit code and messages say why
+
+    def _flush(self):
+        if self.current is not None:
+            self.each(self.current, dict(self.entries))
+            self.seen.add(self.current)
+        self.entries.clear()
+
+    def _keep(self, record):
         kind, size, mtime, path = record.split(b" ", 3)
         directory, _slash, name = path[2:].rpartition(b"/")
-        if directory != current[0]:
-            if directory in seen:
+        if directory != self.current:
+            if directory in self.seen:
                 raise ValueError("the origin listed %r twice" % directory)
-            flush()
-            current[0] = directory
-        entries[name] = (kind.decode("ascii"), int(size), _nanoseconds(mtime.decode("ascii")))
+            self._flush()
+            self.current = directory
+        self.entries[name] = (kind.decode("ascii"), int(size), _nanoseconds(mtime.decode("ascii")))
 
-    with names:
-        rc, tail = read_records(args, keep, popen, stdin=names)
-    flush()
-    for directory in directories:
-        if directory not in seen:
-            each(directory, {})
-    return rc, tail
+    def finish(self):
+        """End the names; ``(rc, stderr_tail)`` once every directory was given to ``each``."""
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.reader.join()
+        if "error" in self.outcome:
+            self.abandon()
+            raise self.outcome["error"]
+        self._flush()
+        for directory in self.names:
+            if directory not in self.seen:
+                self.each(directory, {})
+                self.seen.add(directory)
+        return self.outcome["result"]
+
+    def abandon(self):
+        """Stop the listing (its entries are not wanted any more)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        self.reader.join()
+        self.proc.wait()
 
 
 def target_entries(path):
@@ -394,7 +453,7 @@ def excluded_entry(excluded, path, is_dir):
     return excluded(path)
 
 
-def compare_directory(directory, origin, target, changed_dirs, excluded=None):
+def compare_directory(directory, origin, target, changed_dirs, excluded=None, undecided=None):
     """What the final pass does in one directory that changed on the origin and that the target has
     (``directory`` relative to the tree; ``origin`` and ``target`` as :func:`target_entries`).
 
@@ -402,7 +461,9 @@ def compare_directory(directory, origin, target, changed_dirs, excluded=None):
     origin, or of another type there), and the entries to pull whole (missing on the target, of
     another type, a file or link of another size or time, a directory of another time that did not
     change itself: one moved in keeps its entries' times). An entry the excludes leave out is neither
-    removed nor pulled, as rsync leaves it. Paths are bytes, relative to the tree."""
+    removed nor pulled, as rsync leaves it. Paths are bytes, relative to the tree. With ``undecided`` (a
+    list), a directory of another time is put there instead of being looked up in ``changed_dirs``: the
+    caller that does not know them all yet decides later."""
     prefix = directory + b"/" if directory else b""
     remove, whole = [], []
     for name, (kind, size, mtime) in sorted(target.items()):
@@ -420,7 +481,9 @@ def compare_directory(directory, origin, target, changed_dirs, excluded=None):
             remove.append((path, theirs[0] == "d"))
             whole.append(path)
         elif kind == "d":
-            if path not in changed_dirs and theirs[2] != mtime:
+            if theirs[2] != mtime and undecided is not None:
+                undecided.append(path)  # the caller pulls it whole unless it changed itself, once it knows
+            elif theirs[2] != mtime and path not in changed_dirs:
                 whole.append(path)
         elif theirs[2] != mtime or (kind in "fl" and theirs[1] != size):
             whole.append(path)
@@ -480,17 +543,20 @@ def relink(root, links, excluded=None):
     return done
 
 
-def read_records(args, keep, popen=subprocess.Popen, stdin=None):
-    """Run ``args`` (reading ``stdin``, a file, when given) and call ``keep(record)`` for each
-    NUL-terminated record it prints, as they come (memory stays bounded); return ``(rc, stderr_tail)``."""
+def read_records(args, keep, popen=subprocess.Popen, stdin=None, started=None):
+    """Run ``args`` (reading ``stdin``, a file or subprocess.PIPE, when given) and call ``keep(record)`` for each
+    NUL-terminated record it prints, as they come (memory stays bounded); return ``(rc, stderr_tail)``.
+    ``started(proc)`` is told of the process once it runs (to write to its stdin)."""
     proc = popen(args, stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                  env=dict(os.environ, LC_ALL="C"))
+    if started is not None:
+        started(proc)
     tail = collections.deque(maxlen=STDERR_TAIL_LINES)
     reader = threading.Thread(target=_drain_stderr, args=(proc.stderr, tail, {"vanished": 0}))
     reader.daemon = True
     reader.start()
     rest = b""
-    for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):
+    for chunk in iter(lambda: proc.stdout.read1(1 << 16), b""):  # what came, not 64 KiB of it
         records = (rest + chunk).split(b"\0")
         rest = records.pop()
         for record in records:

@@ -470,6 +470,7 @@ workers:
 import concurrent.futures
 import os
 import tempfile
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -493,11 +494,11 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     WarmWalks,
     build_command,
     changed_entries_command,
+    OriginEntries,
     compare_directory,
     entries_command,
     list_changed,
     relink,
-    origin_entries,
     remove_entries,
     target_entries,
     without,
@@ -592,11 +593,20 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
         phases[name], mark[0] = round(now - mark[0], 3), now
 
     with tempfile.TemporaryFile(prefix="bluemind-sync-") as dirs, \
-            tempfile.TemporaryFile(prefix="bluemind-sync-") as others:
+            tempfile.TemporaryFile(prefix="bluemind-sync-") as others, \
+            tempfile.TemporaryFile(prefix="bluemind-sync-") as whole:
         links = {}
-        ndirs, nothers, root_changed, rc, tail = list_changed(
-            origin.remote(changed_entries_command(path, params["changed_since"])), dirs, others,
-            excluded=excluded, links=links)
+        # the changed directories are compared as the walk finds them
+        compared = ChangedDirectories(params, origin, path, excluded, others, whole)
+        try:
+            ndirs, nothers, root_changed, rc, tail = list_changed(
+                origin.remote(changed_entries_command(path, params["changed_since"])), dirs, others,
+                excluded=excluded, links=links, on_directory=compared.listed)
+        except BaseException:
+            compared.abandon()
+            raise
+        if rc != 0 or root_changed:
+            compared.abandon()
         if rc != 0:
             raise SshError(explain_ssh_failure(
                 "listing the entries of %s changed since %s on the origin" % (path, params["changed_since"]),
@@ -604,18 +614,15 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
         if root_changed:
             return None
         lap("list")
-        results, received, removed = [], set(), []
-        with tempfile.TemporaryFile(prefix="bluemind-sync-") as whole:
-            nwhole = 0
-            if ndirs:
-                removed, nwhole = changed_directories(params, origin, path, excluded, dirs, others, whole)
-            if removed and not dry_run:
-                remove_entries(root, removed)
-            lap("directories")
-            if nwhole:
-                results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, whole,
-                                         dict(recursive=True, delete=params["delete"]), received, progress))
-            lap("whole")
+        results, received = [], set()
+        removed, nwhole = compared.finish()
+        if removed and not dry_run:
+            remove_entries(root, removed)
+        lap("directories")
+        if nwhole:
+            results.append(pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, whole,
+                                     dict(recursive=True, delete=params["delete"]), received, progress))
+        lap("whole")
         others.seek(0, os.SEEK_END)
         if others.tell():
             # What the first pass received is the origin's already: not read again.
@@ -633,46 +640,67 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
         return ndirs, nothers, results, removed, phases
 
 
-def changed_directories(params, origin, path, excluded, dirs, others, whole):
-    """Compare the changed directories listed in ``dirs`` on both sides (see :func:`incremental`):
-    write to ``whole`` what to pull whole and to ``others`` the directories the target has (their
-    own status comes with the second pass); return ``(entries to remove, count written to whole)``.
-    Raise :class:`SshError` when the origin's listing fails."""
-    root = path.rstrip("/") + "/"
-    dirs.seek(0)
-    names = dirs.read().split(b"\0")[:-1]
-    changed = set(names)
-    base = os.fsencode(root)
-    present = [name for name in names if not os.path.islink(os.path.join(base, name))
-               and os.path.isdir(os.path.join(base, name))]
-    removed, count = [], [0]
+class ChangedDirectories(object):
+    """The directories of a tree that changed on the origin (see :func:`incremental`), compared on both sides
+    as the walk lists them (:meth:`listed`): one the target does not have is written to ``whole`` (pulled
+    whole), one it has to ``others`` (its own status comes with the second pass) and its entries are read
+    on the origin (:class:`OriginEntries`, started at the first) and compared with the target's, in that
+    listing's thread. :meth:`finish` returns ``(entries to remove, count written to whole)`` once every
+    directory was compared, and raises :class:`SshError` when the origin's listing failed."""
 
-    def pull_whole(name):
-        whole.write(name + b"\0")
-        count[0] += 1
+    def __init__(self, params, origin, path, excluded, others, whole):
+        self.params, self.origin, self.path, self.excluded = params, origin, path, excluded
+        self.base = os.fsencode(path.rstrip("/") + "/")
+        self.others, self.whole = others, whole
+        self.lock = threading.Lock()  # whole is written by both threads
+        self.names = set()
+        self.present = 0
+        self.removed, self.undecided, self.count = [], [], 0
+        self.listing = None
 
-    on_target = set(present)
-    for name in names:
-        if name not in on_target:
-            pull_whole(name)
-    others.seek(0, os.SEEK_END)
-    for name in present:
-        others.write(name + b"\0")
+    def listed(self, name):
+        """One changed directory, named as the walk lists it (relative to the tree)."""
+        self.names.add(name)
+        full = os.path.join(self.base, name)
+        if os.path.islink(full) or not os.path.isdir(full):
+            self._pull_whole(name)
+            return
+        self.others.write(name + b"\0")
+        if self.listing is None:
+            self.listing = OriginEntries(self.origin.remote(entries_command(self.path)), self._compare)
+        self.present += 1
+        self.listing.add(name)
 
-    def each(directory, entries):
-        remove, pull = compare_directory(directory, entries, target_entries(os.path.join(base, directory)), changed,
-                                         excluded)
-        if params["delete"]:
-            removed.extend(remove)
+    def _pull_whole(self, name):
+        with self.lock:
+            self.whole.write(name + b"\0")
+            self.count += 1
+
+    def _compare(self, directory, entries):
+        remove, pull = compare_directory(directory, entries, target_entries(os.path.join(self.base, directory)),
+                                         None, self.excluded, undecided=self.undecided)
+        if self.params["delete"]:
+            self.removed.extend(remove)
         for name in pull:
-            pull_whole(name)
+            self._pull_whole(name)
 
-    rc, tail = origin_entries(origin.remote(entries_command(path)), present, each)
-    if rc != 0:
-        raise SshError(explain_ssh_failure(
-            "listing the entries of the %d directories of %s changed since %s on the origin" % (
-                len(present), path, params["changed_since"]), rc, "\n".join(tail)))
-    return removed, count[0]
+    def finish(self):
+        if self.listing is not None:
+            rc, tail = self.listing.finish()
+            if rc != 0:
+                raise SshError(explain_ssh_failure(
+                    "listing the entries of the %d directories of %s changed since %s on the origin" % (
+                        self.present, self.path, self.params["changed_since"]), rc, "\n".join(tail)))
+        # a directory of another time that did not change itself (one moved in keeps its entries' times)
+        for name in self.undecided:
+            if name not in self.names:
+                self._pull_whole(name)
+        return self.removed, self.count
+
+    def abandon(self):
+        """The walk failed or the whole tree is pulled: the entries are not wanted."""
+        if self.listing is not None:
+            self.listing.abandon()
 
 
 def pull_list(params, rsync_bin, origin, source, root, excludes, dry_run, spool, options, received=None,

@@ -529,6 +529,7 @@ def test_a_gated_final_pull_walks_the_trees_before_its_gate_and_says_it_is_ready
     the play waits for before the stop; no walk is left running on the origin, and once the gate opens
     the pull is the usual one."""
     make_trees(lab)  # tests before this one may have removed them (the configuration copy's)
+    lab.origin.run("sleep 2")  # the trees' tops older than the margin below: not pulled whole
     first = sync(run_task, ssh_trust)
     assert not first.get("failed"), first.get("msg")
     lab.origin.run("sleep 0.1 && printf later > {s}/user/a/4. && chown cyrus:mail {s}/user/a/4.".format(s=SPOOL))

@@ -442,3 +442,41 @@ def test_warm_walks_run_some_at_a_time_join_when_all_ended_and_stop_ends_the_res
     walks.stop()  # the two endless ones killed, the third never started
     assert len(walks.running) == 2 and all(proc.returncode is not None and proc.returncode < 0 for proc in walks.running)
     assert walks.pending == [quick]
+
+
+def test_the_origins_entries_of_directories_come_while_more_names_are_sent(tmp_path):
+    """OriginEntries (entries_command run here by sh) lists the first ENTRIES_BATCH directories before it is
+    sent the others, so a walk has its changed directories compared as it finds them; finish() gives every
+    directory to ``each``, an empty one and one gone included, once."""
+    names = [b"d%02d" % i for i in range(rsync.ENTRIES_BATCH + 5)]
+    for name in names[:-2]:
+        (tmp_path / name.decode()).mkdir()
+        (tmp_path / name.decode() / "1.").write_bytes(b"x" * int(name[1:]))
+    (tmp_path / names[-2].decode()).mkdir()  # empty; the last one does not exist
+    seen = {}
+    listing = rsync.OriginEntries(["sh", "-c", rsync.entries_command(str(tmp_path))],
+                                  lambda directory, entries: seen.setdefault(directory, entries))
+    for name in names[:rsync.ENTRIES_BATCH]:
+        listing.add(name)
+    deadline = time.monotonic() + 10
+    while len(seen) < rsync.ENTRIES_BATCH - 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # the batch's directories were listed before the names were ended (the last one with the next batch's
+    # first: a directory's entries end when the next one's begin)
+    assert len(seen) >= rsync.ENTRIES_BATCH - 1
+    for name in names[rsync.ENTRIES_BATCH:]:
+        listing.add(name)
+    rc, _tail = listing.finish()
+    assert rc != 0  # find says that the last directory does not exist
+    assert sorted(seen) == names
+    assert seen[b"d07"][b"1."][:2] == ("f", 7) and seen[names[-2]] == {} and seen[names[-1]] == {}
+
+
+def test_a_directory_of_another_time_is_left_undecided_when_the_caller_does_not_know_every_changed_one():
+    origin = {b"sub": ("d", 0, 2), b"same": ("d", 0, 1), b"f": ("f", 3, 5)}
+    target = {b"sub": ("d", 0, 1), b"same": ("d", 0, 1), b"f": ("f", 3, 5)}
+    undecided = []
+    assert rsync.compare_directory(b"top", origin, target, None, undecided=undecided) == ([], [])
+    assert undecided == [b"top/sub"]
+    assert rsync.compare_directory(b"top", origin, target, set()) == ([], [b"top/sub"])
+    assert rsync.compare_directory(b"top", origin, target, {b"top/sub"}) == ([], [])

@@ -88,10 +88,11 @@ def fake(tmp_path, commands, monkeypatch):
             return dict((tree, text.split("\0")[:-1]) for tree, text in map(json.loads, lines))
 
         def files_read(self):
-            """{dest: names} read on stdin by the second passes."""
+            """{dest: names} read on stdin by the second passes, sorted (rsync reads a list in any order; the
+            changed directories are compared in a thread of their own as the walk finds them)."""
             path = tmp_path / "files.jsonl"
             lines = path.read_text().splitlines() if path.exists() else []
-            return dict((dest, text.split("\0")[:-1]) for dest, text in map(json.loads, lines))
+            return dict((dest, sorted(text.split("\0")[:-1])) for dest, text in map(json.loads, lines))
 
         def args(self, **extra):
             return dict(dict(origin_host="192.0.2.10", ssh_key=str(tmp_path / "key"),
@@ -233,7 +234,7 @@ def test_recent_files_get_a_checksum_pass(run_module, fake):
     assert second[second.index("-e") + 1] == first[first.index("-e") + 1]
     assert second[-2:] == ["root@192.0.2.10:/srv/a/", "/srv/a/"]
     # excluded names (cyrus.squat, what is under /proc/) are left out of the list rsync reads
-    assert fake.files_read() == {"/srv/a/": ["user/1.", "user/proc/1", "link"]}
+    assert fake.files_read() == {"/srv/a/": ["link", "user/1.", "user/proc/1"]}
     a, b = tree(result, "/srv/a"), tree(result, "/srv/b")
     assert (a["changed"], a["changes"], a["recent"], a["recent_changed"], a["files"], a["bytes"]) == (
         True, 1, 3, 1, 1, 11)
@@ -430,7 +431,7 @@ def test_final_pass_compares_the_changed_directories_and_pulls_changed_files_by_
     # differs is pulled whole, with the changed directory the target lacks; excluded names and what
     # is under an excluded directory are left out; what the first pass received (4.) is not compared again
     assert fake.entries_listed() == {str(a): ["./user/inbox", "./user/inbox/sub"]}
-    assert fake.files_read() == {"dirs:%s/" % a: ["user/new", "user/inbox/3.", "user/inbox/4.", "user/inbox/moved"],
+    assert fake.files_read() == {"dirs:%s/" % a: sorted(["user/new", "user/inbox/3.", "user/inbox/4.", "user/inbox/moved"]),
                                  "%s/" % a: ["link", "user/inbox", "user/inbox/sub"]}
     # the module removed what the origin no longer has, and kept the excluded index
     assert sorted(os.listdir(inbox)) == ["1.", "3.", "cyrus.squat", "moved", "sub"]
