@@ -221,6 +221,15 @@ def side_problem(side, kept, now):
     return None
 
 
+def unwritten_tables(side, mark, now):
+    """The tables of ``side`` whose signatures in ``now`` (a check) are the ones of ``mark`` (a reading before
+    it, by the same argument as a pass's mark: every write after the mark is counted in the check), or an
+    empty set when either reading proves nothing or the epoch moved between them."""
+    if not mark or not now or side_problem(side, mark, now):
+        return set()
+    return set(name for name, sig in now["tables"].items() if mark["tables"].get(name) == sig)
+
+
 def unchanged_tables(kept, origin_now, target_now):
     """``(names, why)``: the tables whose signatures on both sides are the ones the last pass kept
     (``kept``: ``dict(origin=mark, target=record)``), or an empty set and why no table can be skipped."""

@@ -412,6 +412,14 @@ databases:
           when the gate opens, the reading keeps what it finished; the window runs the rest.
       type: int
       returned: when the databases were compared row by row
+    listings_kept_by_signature:
+      description:
+        - When the target's transaction ids moved between that reading and the gate (an autovacuum's ANALYZE
+          is enough), the statements of that reading kept all the same: those of the tables whose
+          signatures on the target (see the tables' statistics) were the same before the reading and at
+          the window's check. The others are run again in the window.
+      type: int
+      returned: when the target's side read before the gate was read again
     check_seconds:
       description: Time to read both sides' table signatures and decide which tables to skip.
       type: float
@@ -593,6 +601,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature imp
     side_signatures,
     signature_sql,
     table_changes,
+    unwritten_tables,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.state import stamp
 from ansible_collections.bluemind.migration.plugins.module_utils import gate, jobs, readdress
@@ -637,6 +646,13 @@ class Transfer(object):
         self.ahead = {}  # name: the target's side read before the gate (see read_target_ahead)
         self.listings_ahead = {}  # name: ReadAhead of the target's first listing, until the gate opens
         self.listings_read = {}  # name: what those read (statement -> lines), while the target is as read
+        # name: what those read when the target's transaction ids moved since (an autovacuum's ANALYZE is
+        # enough), the target's signatures read before them and each statement's table: the window keeps
+        # the statements of the tables whose signatures did not move (see proven_listings)
+        self.listings_unproven = {}
+        self.ahead_marks = {}
+        self.ahead_tables = {}
+        self.target_checks = {}  # name: the target's signatures read by the window's check (see unchanged)
 
     def version(self, server):
         """The server's version; its number and whether this module's user is a superuser there are kept."""
@@ -789,6 +805,9 @@ class Transfer(object):
         and columns), which the window then takes as they are when the target did not change since
         (:meth:`target_side`). Nothing when they cannot be read: the pass reads them in the window then."""
         try:
+            # the target's signatures first: a table whose own did not move by the window's check holds what
+            # its listings read below, whatever else wrote to the database
+            mark = self.signatures(self.target, name, False)
             facts, found, columns = self.read_target(name)
         except PgError:
             return
@@ -797,8 +816,12 @@ class Transfer(object):
             # the target's side of the first listing too, when the last pass's record names this copy
             target_since = self.kept_since(name, "target", facts)
             if target_since is not None:
-                statements = ahead_statements(tables_of(columns, facts.get("hash64") is True), facts["counts"], target_since,
-                                              self.buckets_from_rows)
+                tables = tables_of(columns, facts.get("hash64") is True)
+                self.ahead_marks[name] = mark
+                self.ahead_tables[name] = dict(
+                    (sql, table.name) for table in tables
+                    for sql in ahead_statements([table], facts["counts"], target_since, self.buckets_from_rows))
+                statements = ahead_statements(tables, facts["counts"], target_since, self.buckets_from_rows)
                 self.listings_ahead[name] = ReadAhead(RowSync(self.origin, self.target, name, None), statements,
                                                       PLAN_WORKERS)
 
@@ -832,7 +855,8 @@ class Transfer(object):
                 same = False
             if same:
                 return early + (True,)
-        self.listings_read.pop(name, None)  # the target moved: its listings are read again in the window
+        # the target moved: its listings are kept for the tables that its signatures show unwritten
+        self.listings_unproven[name] = self.listings_read.pop(name, None)
         return self.read_target(name) + (False,)
 
     def target_copies(self, name):
@@ -1058,7 +1082,11 @@ class Transfer(object):
             and int(origin["counts"].get(t.name, 0)) >= FINE_BUCKETS_FROM_ROWS)
         by_buckets |= fine
         entry.update(tables_by_changes=len(by_changes), tables_by_buckets=len(by_buckets), tables_by_fine_buckets=len(fine))
-        rows = RowSync(self.origin, self.target, name, snapshot, ahead=self.listings_read.pop(name, None))
+        ahead = self.listings_read.pop(name, None)
+        if ahead is None:
+            ahead = self.proven_listings(name)
+            entry["listings_kept_by_signature"] = len(ahead)
+        rows = RowSync(self.origin, self.target, name, snapshot, ahead=ahead)
         sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in origin["counts"].items())
         # a few sessions per side list every table, in groups of about the same size listed side by side
         rows_of = dict((table, ours + theirs) for table, (ours, theirs) in sizes.items())
@@ -1097,6 +1125,15 @@ class Transfer(object):
         # the tables whose row count the commit checked against the origin's (RowSync.apply): none in a dry run
         return set(p["table"].name for p in plans if p.get("expect") is not None) if apply_changes else set()
 
+    def proven_listings(self, name):
+        """The target's listings read ahead (statement -> lines) of the tables whose signatures the window's
+        check (:meth:`unchanged`) found as they were before the reading, when the target's transaction ids
+        moved since; none without both readings or with a reading that proves nothing."""
+        unproven = self.listings_unproven.pop(name, None) or {}
+        kept = unwritten_tables("target", self.ahead_marks.get(name), self.target_checks.get(name))
+        tables = self.ahead_tables.get(name) or {}
+        return dict((sql, lines) for sql, lines in unproven.items() if tables.get(sql) in kept)
+
     def vacuum(self, entry, tables):
         """VACUUM the target's ``tables`` that a pass wrote while the origin serves (out of the window).
 
@@ -1104,12 +1141,15 @@ class Transfer(object):
         again after it), so the first scan of the table after the commit checks each row's transaction
         and writes its page: that scan was the window's (t_mailbox_record's buckets counted in 2.8 s on
         the target, 0.6 s on the origin, at m). VACUUM does it now and leaves the signatures as they are
-        (it writes no row: pgsignature). A VACUUM that fails is said and otherwise changes nothing."""
+        (it writes no row: pgsignature). It analyzes them too: autovacuum's ANALYZE of a table the pass
+        wrote otherwise came minutes later, once in the seconds before the window at scale l, and its
+        transaction id made the window read the target's side again (see proven_listings). A VACUUM that
+        fails is said and otherwise changes nothing."""
         if not tables:
             return
         begun = time.monotonic()
         try:
-            self.target.execute(self.run, entry["name"], "VACUUM %s;\n" % ", ".join(sorted(tables)),
+            self.target.execute(self.run, entry["name"], "VACUUM (ANALYZE) %s;\n" % ", ".join(sorted(tables)),
                                 "vacuuming the tables this pass wrote")
         except PgError as exc:
             entry["vacuum_error"] = str(exc)
@@ -1142,6 +1182,7 @@ class Transfer(object):
         origin, target = in_parallel([checking.result if checking is not None else
                                       (lambda: self.signatures(self.origin, name, True)),
                                       lambda: self.signatures(self.target, name, True)])
+        self.target_checks[name] = target
         if target is None:
             return set(), set(), set(), "the tables' statistics could not be read"
         return table_changes(kept, origin, target)

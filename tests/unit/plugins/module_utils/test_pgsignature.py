@@ -7,6 +7,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature imp
     table_changes,
     udp_drops,
     unchanged_tables,
+    unwritten_tables,
 )
 
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
@@ -176,3 +177,16 @@ def test_signatures_are_compared_as_read_not_mutated():
     before = copy.deepcopy(last)
     unchanged_tables(last, side_signatures(legacy(), True), side_signatures(reading(), True))
     assert last == before
+
+
+def test_the_tables_unwritten_between_a_reading_and_a_check_are_those_whose_signatures_did_not_move():
+    mark = side_signatures(reading(quiet_at=None), check=False)
+    written = reading(tables={"public.a": [10, 10, 6, 1, 0], "public.b": [11, 11, 0, 0, 0], "public.c": [12, 13, 7, 7, 7]})
+    assert unwritten_tables("target", mark, side_signatures(written, check=True)) == {"public.b"}
+    assert unwritten_tables("target", mark, side_signatures(reading(), check=True)) == {"public.a", "public.b", "public.c"}
+    # no proof: a check with another session connected, a restart between them, or a reading missing
+    assert unwritten_tables("target", mark, side_signatures(reading(quiet_at=None), check=True)) == set()
+    restarted = reading(epoch=["2026-12-01 00:00:00+00", None, "2026-11-29 18:10:48+00", "150008", "on"])
+    assert unwritten_tables("target", mark, side_signatures(restarted, check=True)) == set()
+    assert unwritten_tables("target", None, side_signatures(reading(), check=True)) == set()
+    assert unwritten_tables("target", mark, None) == set()
