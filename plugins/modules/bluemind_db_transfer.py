@@ -415,7 +415,7 @@ databases:
     listings_kept_by_signature:
       description:
         - When the target's transaction ids moved between that reading and the gate (an autovacuum's ANALYZE
-          is enough), the statements of that reading kept all the same: those of the tables whose
+          is enough), the statements of that reading kept all the same, those of the tables whose
           signatures on the target (see the tables' statistics) were the same before the reading and at
           the window's check. The others are run again in the window.
       type: int
