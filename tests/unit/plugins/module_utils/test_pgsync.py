@@ -31,7 +31,6 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     HASH64_FUNCTIONS,
     HASH64_PROBE,
     HASH64_PROBE_VALUES,
-    XID64,
     written_since,
     merge_listings,
     normalize_schema,

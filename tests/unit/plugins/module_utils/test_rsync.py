@@ -454,8 +454,7 @@ def test_the_origins_entries_of_directories_come_while_more_names_are_sent(tmp_p
         (tmp_path / name.decode() / "1.").write_bytes(b"x" * int(name[1:]))
     (tmp_path / names[-2].decode()).mkdir()  # empty; the last one does not exist
     seen = {}
-    listing = rsync.OriginEntries(["sh", "-c", rsync.entries_command(str(tmp_path))],
-                                  lambda directory, entries: seen.setdefault(directory, entries))
+    listing = rsync.OriginEntries(["sh", "-c", rsync.entries_command(str(tmp_path))], seen.setdefault)
     for name in names[:rsync.ENTRIES_BATCH]:
         listing.add(name)
     deadline = time.monotonic() + 10
