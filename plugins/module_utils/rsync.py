@@ -290,8 +290,8 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, link
 
     Return ``(directories, others, root_changed, rc, stderr_tail)``; ``root_changed`` is True when
     the tree's own directory is listed (an entry was added, removed or renamed at its top).
-    ``on_directory(name)`` is called for each directory written to ``dirs``, as it comes.
-    """
+    ``on_directory(name)`` is called for each directory, as it comes; ``dirs`` may then be None (the
+    names are not written)."""
     counts = {"d": 0, "o": 0, "root": False}
 
     def keep(record):
@@ -306,7 +306,9 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, link
             return
         if excluded_entry(excluded, os.fsdecode(name), is_dir):
             return
-        (dirs if is_dir else others).write(name + b"\0")
+        target = dirs if is_dir else others
+        if target is not None:
+            target.write(name + b"\0")
         counts["d" if is_dir else "o"] += 1
         if is_dir and on_directory is not None:
             on_directory(name)
@@ -481,9 +483,11 @@ def compare_directory(directory, origin, target, changed_dirs, excluded=None, un
             remove.append((path, theirs[0] == "d"))
             whole.append(path)
         elif kind == "d":
-            if theirs[2] != mtime and undecided is not None:
+            if theirs[2] == mtime:
+                continue
+            if undecided is not None:
                 undecided.append(path)  # the caller pulls it whole unless it changed itself, once it knows
-            elif theirs[2] != mtime and path not in changed_dirs:
+            elif path not in changed_dirs:
                 whole.append(path)
         elif theirs[2] != mtime or (kind in "fl" and theirs[1] != size):
             whole.append(path)

@@ -647,11 +647,10 @@ class Transfer(object):
         self.listings_ahead = {}  # name: ReadAhead of the target's first listing, until the gate opens
         self.listings_read = {}  # name: what those read (statement -> lines), while the target is as read
         # name: what those read when the target's transaction ids moved since (an autovacuum's ANALYZE is
-        # enough), the target's signatures read before them and each statement's table: the window keeps
+        # enough), and (the target's signatures read before them, each statement's table): the window keeps
         # the statements of the tables whose signatures did not move (see proven_listings)
         self.listings_unproven = {}
-        self.ahead_marks = {}
-        self.ahead_tables = {}
+        self.ahead_proof = {}
         self.target_checks = {}  # name: the target's signatures read by the window's check (see unchanged)
 
     def version(self, server):
@@ -816,13 +815,11 @@ class Transfer(object):
             # the target's side of the first listing too, when the last pass's record names this copy
             target_since = self.kept_since(name, "target", facts)
             if target_since is not None:
-                tables = tables_of(columns, facts.get("hash64") is True)
-                self.ahead_marks[name] = mark
-                self.ahead_tables[name] = dict(
-                    (sql, table.name) for table in tables
-                    for sql in ahead_statements([table], facts["counts"], target_since, self.buckets_from_rows))
-                statements = ahead_statements(tables, facts["counts"], target_since, self.buckets_from_rows)
-                self.listings_ahead[name] = ReadAhead(RowSync(self.origin, self.target, name, None), statements,
+                # each statement names one table: their tables, in the order of the statements
+                table_of = dict((sql, table.name) for table in tables_of(columns, facts.get("hash64") is True)
+                                for sql in ahead_statements([table], facts["counts"], target_since, self.buckets_from_rows))
+                self.ahead_proof[name] = (mark, table_of)
+                self.listings_ahead[name] = ReadAhead(RowSync(self.origin, self.target, name, None), list(table_of),
                                                       PLAN_WORKERS)
 
     def wait_reading_ahead(self):
@@ -1130,9 +1127,9 @@ class Transfer(object):
         check (:meth:`unchanged`) found as they were before the reading, when the target's transaction ids
         moved since; none without both readings or with a reading that proves nothing."""
         unproven = self.listings_unproven.pop(name, None) or {}
-        kept = unwritten_tables("target", self.ahead_marks.get(name), self.target_checks.get(name))
-        tables = self.ahead_tables.get(name) or {}
-        return dict((sql, lines) for sql, lines in unproven.items() if tables.get(sql) in kept)
+        mark, table_of = self.ahead_proof.get(name, (None, {}))
+        kept = unwritten_tables("target", mark, self.target_checks.get(name))
+        return dict((sql, lines) for sql, lines in unproven.items() if table_of.get(sql) in kept)
 
     def vacuum(self, entry, tables):
         """VACUUM the target's ``tables`` that a pass wrote while the origin serves (out of the window).

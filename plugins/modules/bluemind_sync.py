@@ -592,15 +592,14 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
         now = time.monotonic()
         phases[name], mark[0] = round(now - mark[0], 3), now
 
-    with tempfile.TemporaryFile(prefix="bluemind-sync-") as dirs, \
-            tempfile.TemporaryFile(prefix="bluemind-sync-") as others, \
+    with tempfile.TemporaryFile(prefix="bluemind-sync-") as others, \
             tempfile.TemporaryFile(prefix="bluemind-sync-") as whole:
         links = {}
         # the changed directories are compared as the walk finds them
         compared = ChangedDirectories(params, origin, path, excluded, others, whole)
         try:
             ndirs, nothers, root_changed, rc, tail = list_changed(
-                origin.remote(changed_entries_command(path, params["changed_since"])), dirs, others,
+                origin.remote(changed_entries_command(path, params["changed_since"])), None, others,
                 excluded=excluded, links=links, on_directory=compared.listed)
         except BaseException:
             compared.abandon()
