@@ -30,11 +30,12 @@ def host(lab):
     """The target host, BlueMind and bm-nginx started again after each test whatever the test left."""
     global UNITS
     UNITS = UNITS_5 if lab.bluemind == 5 else UNITS_4
-    # these tests start the core many times in a row: systemd's start limit (5 starts in 10 s by default)
-    # counted from the tests before them refused one once (CI, 2026-12-02: start-limit-hit)
-    lab.target.run("systemctl reset-failed bm-core")
+    # these tests stop and start every unit many times in a row: systemd's start limit (5 starts in 10 s
+    # by default) counted from the tests before them refused one (CI: bm-core on 2026-12-02, bm-node on
+    # 2026-12-04, start-limit-hit), so every unit's counter starts from zero, before and after each test
+    lab.target.run("systemctl reset-failed")
     yield lab.target
-    lab.target.run(f"rm -f /etc/bm/bm-node.disabled {DELAY_FILE}; systemctl start bm-nginx; "
+    lab.target.run(f"rm -f /etc/bm/bm-node.disabled {DELAY_FILE}; systemctl reset-failed; systemctl start bm-nginx; "
                    "systemctl is-active -q bm-core || systemctl restart bm-core; bmctl start >/dev/null")
 
 
