@@ -90,8 +90,11 @@ HASH64_PROBE = (
 # their bits mixed in one bigint (each shifted 21 bits further, modulo 63, and XORed: no overflow), which
 # a bucket is computed from at the cost of a few integer operations (Table.bucket_sql), and else, when
 # every key column has a type of HASH64_FUNCTIONS (a text one under a deterministic collation), the key's
-# 64-bit hash: each column's, seeded with its position, XORed. Run on the target (the newer server:
-# attgenerated exists from PostgreSQL 12 on, collisdeterministic too).
+# 64-bit hash: each column's, seeded with its position, XORed. A table without a key gets the same hash
+# of those of its columns that have such types (its rows' contents are all it is bucketed by: at scale l,
+# the md5 of each row of 4.9's t_mailbox_record cost a second of the window on the origin). Run on the
+# target (the newer server: attgenerated exists from PostgreSQL 12 on, collisdeterministic too); the
+# expressions name columns, so both sides compute them alike.
 TABLE_COLUMNS_SQL = (
     "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
     "(SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum) FROM pg_attribute a "
@@ -117,7 +120,16 @@ TABLE_COLUMNS_SQL = (
     " a.attname, k.ord - 1), ' # ' ORDER BY k.ord) END "
     " FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
     " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-    " WHERE i.indexrelid = " + IDENTITY_INDEX + " AND k.ord <= i.indnkeyatts), '') "
+    " WHERE i.indexrelid = " + IDENTITY_INDEX + " AND k.ord <= i.indnkeyatts), "
+    # a table without a key: its rows' contents by the same functions, each column of those types that is
+    # copied (a NULL counting as 0), seeded with its position among the columns
+    "CASE WHEN " + IDENTITY_INDEX + " IS NULL THEN (SELECT string_agg(format('COALESCE(%s(%I, %s), 0)', "
+    " CASE a.atttypid::regtype::text " + " ".join(
+        "WHEN '%s' THEN '%s'" % item for item in sorted(HASH64_FUNCTIONS.items())) + " END, a.attname, a.attnum - 1), "
+    " ' # ' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    " AND a.attgenerated = '' AND a.atttypid::regtype::text IN (" + ", ".join(
+        "'%s'" % name for name in sorted(HASH64_FUNCTIONS)) + ") AND (a.attcollation = 0 OR "
+    " (SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation))) END, '') "
     "FROM " + USER_TABLES + " ORDER BY 1"
 )
 # Extension comments come from the installed version of the extension, not from the database.
@@ -235,6 +247,15 @@ def facts_sql(counted_apart=(), catalogs=True):
 
 
 FACTS_SQL = facts_sql()
+
+
+def table_counts_sql(names):
+    """``{table: rows}`` (JSON) of those of ``names`` (quoted names) that the database has."""
+    return ("SELECT COALESCE(json_object_agg(t, n), '{}') FROM (SELECT quote_ident(n.nspname) || '.' || "
+            "quote_ident(c.relname) AS t, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %%I.%%I', "
+            "n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n FROM %s AND (quote_ident(n.nspname) || '.' "
+            "|| quote_ident(c.relname)) = ANY(ARRAY[%s]::text[])) q" % (
+                USER_TABLES, ", ".join(quote_literal(name) for name in sorted(names)) or "NULL"))
 # Above this share of a table's rows, the whole table is copied again rather than row by row.
 REPLACE_RATIO = 0.5
 # A table planned by buckets (see RowSync.plan_tables) is cut into about one bucket per this many of
@@ -265,6 +286,16 @@ def table_buckets(table, rows, fine=False):
     """How many buckets ``table`` (a :class:`Table`) is counted by, the target holding ``rows`` of its
     rows: finely (``fine``, see FINE_BUCKET_ROWS) or as its kind of key asks."""
     return bucket_count(rows, FINE_BUCKET_ROWS if fine else table.bucket_rows())
+
+
+def bucket_number(table, origin_rows, target_rows, buckets_from_rows, fine=False):
+    """How many buckets a table listed by buckets is counted by (:meth:`RowSync.plan_tables`): by the target's
+    rows, which the target's side read before the gate counted by the same number (see ahead_statements),
+    when the origin holds at least ``buckets_from_rows`` rows or it is cut ``fine``; else one, whose counts
+    are the tables' row counts. Any number gives both sides the same buckets."""
+    if int(origin_rows) >= buckets_from_rows or fine:
+        return table_buckets(table, target_rows, fine)
+    return 1
 
 
 def ahead_statements(tables, target_rows, target_since, buckets_from_rows):
@@ -310,8 +341,9 @@ class Table(object):
         self.int_key = bool(key) and int_key in (True, "t")
         self.int_mix = int_mix if key else ""
         # Else the key's 64-bit hash by its types' own functions, when both servers compute them alike
-        # (see HASH64_PROBE; :func:`tables_of` leaves it out otherwise): a bucket then costs no md5.
-        self.hash64 = hash64 if key and not self.int_key and not self.int_mix else ""
+        # (see HASH64_PROBE; :func:`tables_of` leaves it out otherwise): a bucket then costs no md5. Without a
+        # key, the same hash of the row's columns of those types.
+        self.hash64 = hash64 if not self.int_key and not self.int_mix else ""
         # Any other key is listed by its hash; the listings of the few rows a pass moves also carry
         # the key's values (a *locator*, see locator_sql), by which its index finds them.
         self.key_names = identifiers(key) if key and not self.int_key else []
@@ -351,9 +383,11 @@ class Table(object):
 
     def bucket_sql(self, buckets, hashed=None):
         """A row's bucket, 0 to ``buckets`` - 1, the same on both sides for the same key: from the integer
-        key itself, or its integer columns mixed, or the key's 64-bit hash (``hash64``), else from the md5
-        of the key, or of the whole row in a table without a key (``hashed``: an expression that already
-        holds that md5)."""
+        key itself, or its integer columns mixed, or the key's 64-bit hash (``hash64``; in a table without a
+        key, the hash of its columns of such types), else from the md5 of the key, or of the whole row in a
+        table without a key (``hashed``: an expression that already holds that md5). Any function of a row's
+        content would do (an older row is the same on both sides, so in the same bucket): these are the cheap
+        ones that name the same bucket on both servers."""
         if self.int_key:
             return "abs(%s %% %d)" % (self.key, buckets)
         if self.int_mix:
@@ -387,6 +421,9 @@ class Table(object):
         A table without a key gives one line per distinct content, ``content hash, number of rows``,
         ``since`` or not (a row's content is all there is to find it by)."""
         if not self.key:
+            # the bucket of a row's content hash, or of its columns (then chosen before the hash is computed)
+            if self.hash64:
+                return self._contents_sql(self._within(within))
             return self._contents_sql("", self._within(within, "h"))
         if since is None:
             row = "md5(ROW(%s)::text)" % self.columns
@@ -858,7 +895,9 @@ class RowSync(object):
         a bucket with as many rows on the target holds the same keys, and only a bucket with more
         there (a row deleted on the origin, or its key updated) is listed key by key, by a second
         session per side for all such tables. The plan replaces the rows written since, deletes the
-        keys gone, and expects the origin's row count.
+        keys gone, and expects the origin's row count: the rows its buckets counted and those written
+        since, both read in the snapshot (``rows`` may then hold an estimate of the origin's count, which
+        only chooses how many buckets: the pass need not count such a table apart).
 
         A table without a key can be in ``by_buckets`` too: its "keys" are the hashes of its rows'
         contents (each row of the origin's older ones is one the target holds, as many times), cut into
@@ -882,10 +921,8 @@ class RowSync(object):
         modes = ["changes" if table.key and table.name in by_changes else "buckets" if table.name in by_buckets
                  else "whole" for table in tables]
         fine = set(fine)
-        # how many buckets: from the target's rows, which the target's side read before the gate counted by
-        # the same number (see ahead_statements); any number gives both sides the same buckets
-        buckets = dict((table.name, table_buckets(table, rows[table.name][1], table.name in fine)
-                        if int(rows[table.name][0]) >= buckets_from_rows or table.name in fine else 1)
+        buckets = dict((table.name, bucket_number(table, rows[table.name][0], rows[table.name][1], buckets_from_rows,
+                                                  table.name in fine))
                        for table, mode in zip(tables, modes) if mode == "buckets")
 
         def statements(side_since, origin_side):
@@ -910,15 +947,19 @@ class RowSync(object):
                 written = list(sorted_listing(_lines(origin_segments()), "origin", table.int_key, locators))
                 keys = sorted(set(key for key, _count in written).union(
                     changed_keys([], _lines(target_segments()), numeric=table.int_key, locators=locators)))
+                # the origin's rows written since: one a key, or a content's count in a table without a key
+                written_rows = sum(int(count) for _key, count in written) if not table.key else len(written)
+                origin_rows = int(rows[table.name][0])
                 if one_bucket:
-                    origin_rows, target_rows = (int(count) for count in rows[table.name])
-                    # the origin's rows written since: one a key, or a content's count in a table without a key
-                    counts = {0: origin_rows - (sum(int(count) for _key, count in written) if not table.key
-                                                else len(written))}, {0: target_rows}
+                    counts = {0: origin_rows - written_rows}, {0: int(rows[table.name][1])}
+                elif mode == "buckets":
+                    # its rows in the snapshot: the older ones, counted by bucket, and those written since
+                    origin_rows = sum(counts[0].values()) + written_rows
                 if mode == "changes":
                     plans.append(dict(self._plan_by_changes(table, keys, rows[table.name]), locators=locators))
                 else:
-                    plans.append(dict(table=table, keys=keys, buckets=differing_buckets(*counts), locators=locators))
+                    plans.append(dict(table=table, keys=keys, buckets=differing_buckets(*counts), locators=locators,
+                                      origin_rows=origin_rows))
             return plans
 
         what = "listing %d table(s) from %s" % (len(tables), tables[0].name)
@@ -941,8 +982,8 @@ class RowSync(object):
                                   pending[0]["table"].name), plan_buckets) if pending else []
         found = iter(listed)  # in the order of pending: every plan of a table by buckets with a bucket listed
         return [dict(self._plan_by_buckets(plan["table"], plan["keys"], next(found)[:2] if plan["buckets"] else ([], []),
-                                           len(plan["buckets"]), rows[plan["table"].name]), locators=plan["locators"])
-                if "keys" in plan else plan for plan in plans]
+                                           len(plan["buckets"]), (plan["origin_rows"], rows[plan["table"].name][1])),
+                     locators=plan["locators"]) if "keys" in plan else plan for plan in plans]
 
     def _listed(self, origin_statements, target_statements, what, read):
         """``read(origin's segments, target's segments)`` of one batch per side (the origin's in the

@@ -449,6 +449,14 @@ databases:
           takes their counts from that check instead of counting them again (a count scans the table).
       type: int
       returned: when not in check mode
+    tables_counted_by_buckets:
+      description:
+        - The origin's tables that the pass did not count before its listing, because the listing counted
+          their rows anyway (by bucket the rows older than the last pass, and those written since, in the
+          pass's snapshot). Chosen from the target's side read before the gate (the tables it would list by
+          buckets); one listed otherwise is counted apart, one proven unchanged takes the target's count.
+      type: int
+      returned: when RV(databases[].method=rows)
     schemas_compared_by:
       description:
         - V(dumps) when both schemas were dumped and compared, V(catalogs) when both sides' catalogs were
@@ -579,7 +587,10 @@ from ansible_collections.bluemind.migration.plugins.module_utils.progress import
     TreeProgress,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
+    FINE_BUCKETS_FROM_ROWS,
+    bucket_number,
     facts_sql,
+    table_counts_sql,
     IDENTITY_SQL,
     TABLE_COLUMNS_SQL,
     FINE_BUCKETS_FROM_ROWS,
@@ -988,14 +999,16 @@ class Transfer(object):
         with Snapshot(self.origin, name, before=self.signature_query(self.origin, False) if marking else None) as snapshot:
             self.marks[name] = self.signatures_read(snapshot.before_result, False) if marking else None
             self.start_origin_check(name, mode)
+            uncounted = set()  # the origin's tables whose rows the facts leave uncounted (see listed_apart)
             if mode == "full":
                 origin = self.facts(self.origin, name, snapshot.id)
                 reason, target = "mode=full", None
             else:
+                uncounted = self.listed_apart(name)
                 # both sides counted at once, and the target's copy and tables looked up beside them: the
                 # target's state does not change before this pass writes it
                 origin, (target_facts, found, columns, entry["target_read_ahead"]) = in_parallel([
-                    functools.partial(self.facts, self.origin, name, snapshot.id),
+                    functools.partial(self.facts, self.origin, name, snapshot.id, uncounted),
                     functools.partial(self.target_side, name)])
                 reason, target = self.row_sync_blocker(entry, snapshot.id, origin, target_facts, found)
             counted = set()  # tables whose row count the row sync's commit checked (the origin's, in the snapshot)
@@ -1003,7 +1016,7 @@ class Transfer(object):
                 entry["prepare_seconds"] = seconds_since(started)
                 try:
                     counted = self.sync_rows(entry, snapshot.id, apply_changes, self.since(name, origin, target),
-                                             origin, target, columns)
+                                             origin, target, columns, uncounted)
                 except RowSyncError as exc:
                     if trouble(exc.messages):
                         # a full disk, a server gone: a whole copy would fail the same way, after dropping a
@@ -1015,6 +1028,8 @@ class Transfer(object):
                     reason = "row sync failed: %s" % exc
             if reason is not None:
                 entry.update(method="full", reason=reason)
+                # the whole copy is verified against every table's count
+                self.count_apart(origin, name, snapshot.id, uncounted)
                 if apply_changes:
                     self.copy(entry, snapshot.id)
             if apply_changes:
@@ -1032,6 +1047,28 @@ class Transfer(object):
                 self.verified[name] = [origin["ident"], origin["xmin"]]
         entry["seconds"] = seconds_since(started)
 
+    def listed_apart(self, name):
+        """The tables whose rows the origin's facts leave uncounted, because its listing by buckets will count
+        them (:meth:`RowSync.plan_tables`: its buckets' rows and those written since, in the snapshot): those
+        the target's side read before the gate (its facts and columns) would have listed by buckets, many
+        rows each (at scale l, counting them cost the window 1.3 s on the origin before any listing began).
+        A table that the pass then lists otherwise, or not at all, is counted apart or proven as it was
+        (:meth:`sync_rows`). None without that reading, or while the origin serves (no proof of any table)."""
+        early = self.ahead.get(name)
+        if early is None or self.origin_serving or not (self.state.get(name) or {}).get("signatures"):
+            return set()
+        facts, _found, columns = early
+        mixed = set(table.name for table in tables_of(columns or [], facts.get("hash64") is True) if table.int_mix)
+        return set(table for table, rows in facts["counts"].items() if int(rows) >= self.buckets_from_rows
+                   or (table in mixed and int(rows) >= FINE_BUCKETS_FROM_ROWS))
+
+    def count_apart(self, origin, name, snapshot, tables):
+        """Count ``tables`` on the origin in ``snapshot`` into ``origin``'s counts (those the facts left out)."""
+        missing = set(tables) - set(origin["counts"]) if tables else ()
+        if missing:
+            origin["counts"].update(json.loads(self.origin.query(
+                self.run, name, table_counts_sql(missing), "counting tables", snapshot)[0][0]))
+
     def target_columns(self, name):
         """The target's tables as TABLE_COLUMNS_SQL gives them (name, columns, key), or None when its copy
         cannot be read (then none is synced row by row: row_sync_blocker says why)."""
@@ -1040,16 +1077,22 @@ class Transfer(object):
         except PgError:
             return None
 
-    def sync_rows(self, entry, snapshot, apply_changes, since, origin, target, columns=None):
+    def sync_rows(self, entry, snapshot, apply_changes, since, origin, target, columns=None, uncounted=()):
         """The row sync of one database (``columns``: :meth:`target_columns`, read again when None);
-        the tables whose row count the commit checked."""
+        the tables whose row count the commit checked. The origin's facts left the rows of ``uncounted``
+        uncounted (:meth:`listed_apart`): their counts are put into ``origin`` from their listing by
+        buckets, from the proof that they changed on neither side (the target's then), or counted apart."""
         name = entry["name"]
         if columns is None:
             columns = self.target.query(self.run, name, TABLE_COLUMNS_SQL, "listing columns")
         tables = tables_of(columns, origin.get("hash64") is True and target.get("hash64") is True)
+        # the origin's rows in the snapshot, the target's standing for those not counted yet (an estimate, by
+        # which a table is cut into buckets: it holds many rows there)
+        known = dict((table, int(rows)) for table, rows in target["counts"].items() if table in uncounted)
+        known.update((table, int(rows)) for table, rows in origin["counts"].items())
         # Empty on both sides (the origin counted in the pass's snapshot): nothing to list. Most of
         # BlueMind's 256 change-set partitions are, and listing each costs two psql sessions.
-        empty = set(table for table, rows in origin["counts"].items()
+        empty = set(table for table, rows in known.items()
                     if int(rows) == 0 and int(target["counts"].get(table, -1)) == 0)
         tables = [table for table in tables if table.name not in empty]
         begun = time.monotonic()
@@ -1073,18 +1116,26 @@ class Transfer(object):
         # change-set partitions), else listed whole at once.
         origin_blind = why is not None
         by_buckets = set(table for table in (planned & untouched) - by_changes
-                         if origin_blind or int(origin["counts"].get(table, 0)) >= self.buckets_from_rows)
+                         if origin_blind or int(known.get(table, 0)) >= self.buckets_from_rows)
         fine = set() if origin_blind else set(
             t.name for t in tables if t.int_mix and t.name in (planned & untouched) - by_changes - by_buckets
-            and int(origin["counts"].get(t.name, 0)) >= FINE_BUCKETS_FROM_ROWS)
+            and int(known.get(t.name, 0)) >= FINE_BUCKETS_FROM_ROWS)
         by_buckets |= fine
+        # the tables left uncounted: those proven unchanged hold the target's rows (pass k verified both
+        # equal); the listing of those counted by buckets counts them; the others are counted now
+        origin["counts"].update((table, target["counts"][table]) for table in set(uncounted) & skipped
+                                if table in target["counts"])
+        by_counts = set(t.name for t in tables if since is not None and t.name in by_buckets and bucket_number(
+            t, known.get(t.name, 0), target["counts"].get(t.name, 0), self.buckets_from_rows, t.name in fine) > 1)
+        self.count_apart(origin, name, snapshot, set(uncounted) & set(t.name for t in tables) - by_counts)
+        known.update((table, int(rows)) for table, rows in origin["counts"].items())
         entry.update(tables_by_changes=len(by_changes), tables_by_buckets=len(by_buckets), tables_by_fine_buckets=len(fine))
         ahead = self.listings_read.pop(name, None)
         if ahead is None:
             ahead = self.proven_listings(name)
             entry["listings_kept_by_signature"] = len(ahead)
         rows = RowSync(self.origin, self.target, name, snapshot, ahead=ahead)
-        sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in origin["counts"].items())
+        sizes = dict((table, (int(count), int(target["counts"].get(table, 0)))) for table, count in known.items())
         # a few sessions per side list every table, in groups of about the same size listed side by side
         rows_of = dict((table, ours + theirs) for table, (ours, theirs) in sizes.items())
         order = dict((table.name, i) for i, table in enumerate(tables))
@@ -1095,6 +1146,11 @@ class Transfer(object):
             for plan in group), key=lambda plan: order[plan["table"].name])
         entry["listing_seconds"] = seconds_since(begun)
         entry["listings_read_ahead"] = rows.ahead_used
+        for plan in plans:
+            if plan["table"].name in by_counts:
+                origin["counts"][plan["table"].name] = plan["counts"]["origin"]
+        entry["tables_counted_by_buckets"] = len(set(uncounted) & by_counts)
+        self.count_apart(origin, name, snapshot, uncounted)  # any left (none but by a change of this code)
         entry["compared_by"] = "content" if since is None else "transaction ids"
         sequences = [(seq, value, "t" if called else "f") for seq, value, called in origin["sequences"]]
         entry["bytes"] = 0

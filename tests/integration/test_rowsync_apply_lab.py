@@ -147,6 +147,36 @@ def test_a_key_of_integers_text_and_uuid_is_bucketed_alike_on_both_majors_by_its
     assert listed_rows[0] == listed_rows[1] and listed_rows[0].count("\n") > ROWS * 3 // 64 // 2
 
 
+KEYLESS = (
+    "CREATE COLLATION IF NOT EXISTS t_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);\n"
+    "CREATE TABLE t_keyless (box text, uid int, at timestamptz, tag text COLLATE t_ci, note varchar(20));\n"
+    "INSERT INTO t_keyless SELECT 'box' || (g %% 50), g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 s', "
+    "'t', CASE WHEN g %% 7 = 0 THEN NULL ELSE 'n' || g END FROM generate_series(1, %d) g;\n"
+    "INSERT INTO t_keyless SELECT box, uid, at, tag, note FROM t_keyless WHERE uid %% 1000 = 0;\n"
+    "INSERT INTO t_keyless VALUES %s;\n" % (ROWS, ", ".join(
+        "(%s, NULL, NULL, 'odd', %s)" % (literal(name), literal(name[:20])) for name in AWKWARD)))
+
+
+def test_a_table_without_a_key_is_bucketed_alike_on_both_majors_by_its_columns_hashes(lab, database, pgsync):
+    """A table without a key is bucketed by the hashes of its integer and text columns (not the time stamp,
+    not a text under a nondeterministic collation; NULLs as 0): the same rows, duplicates and awkward text
+    included, fall into the same buckets on 13 and 15, and a bucket listed gives the same contents and counts."""
+    for host in (lab.origin, lab.target):
+        psql(host, "DROP TABLE IF EXISTS t_keyless;\n" + KEYLESS)
+    columns = [line.split("|") for line in psql(lab.target, pgsync.TABLE_COLUMNS_SQL + ";\n").splitlines()]
+    keyless = dict((table.name, table) for table in pgsync.tables_of(columns))["public.t_keyless"]
+    assert keyless.hash64 == ("COALESCE(hashtextextended(box, 0), 0) # COALESCE(hashint4extended(uid, 1), 0) # "
+                              "COALESCE(hashtextextended(note, 4), 0)")
+    counts = [sorted(psql(host, keyless.bucket_counts_sql(256) + ";\n").splitlines()) for host in (lab.origin, lab.target)]
+    assert counts[0] == counts[1] and len(counts[0]) == 256, counts
+    assert sum(int(line.split("\t")[1]) for line in counts[0]) == ROWS + ROWS // 1000 + len(AWKWARD)
+    listed_rows = [psql(host, keyless.listing_sql(0, within=(256, [0, 17, 255])) + ";\n") for host in (lab.origin, lab.target)]
+    assert listed_rows[0] == listed_rows[1] and listed_rows[0].count("\n") > ROWS * 3 // 256 // 2
+    # the contents listed are those of the chosen buckets, each counted (the duplicates twice)
+    chosen = sum(int(line.split("\t")[1]) for line in counts[0] if line.split("\t")[0] in ("0", "17", "255"))
+    assert sum(int(line.split("\t")[1]) for line in listed_rows[0].splitlines()) == chosen
+
+
 def assert_no_sequential_scan(plan):
     """The plan (EXPLAIN's JSON) reads t_loc through its key's index and the rows' addresses, never whole."""
     scans = [node["Node Type"] for node in nodes(json.loads(plan)[0]["Plan"]) if node.get("Relation Name") == "t_loc"]

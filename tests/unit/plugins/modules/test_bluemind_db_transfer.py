@@ -704,6 +704,57 @@ def test_tables_untouched_on_the_target_are_listed_by_buckets_when_the_origin_ma
         assert all(call.args[-2] == 4 for call in row_sync.return_value.plan_tables.call_args_list)
 
 
+def test_the_tables_a_listing_by_buckets_counts_are_not_counted_before_it():
+    """The window's pass leaves out of the origin's facts the tables that the target's side read before the
+    gate would have listed by buckets (many rows, or a key of integers and enough rows for fine buckets):
+    t_big, listed by buckets, takes its count from its listing (1000, not the target's 900 that chose its
+    buckets); t_chg, listed by its changes, is counted apart in the snapshot before it is listed (its plan
+    expects that count); t_same, proven unchanged on both sides, takes the target's count; t_small was
+    counted by the facts. No reading ahead, or an origin that serves: every table counted by the facts."""
+    module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj", buckets_from_rows=100))
+    transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
+    columns = [("public.t_big", "id,x", "id", "t", "(id::bigint << 0)"), ("public.t_chg", "id,x", "id", "t", "(id::bigint << 0)"),
+               ("public.t_mix", "a,b", "a,b", "f", "(a::bigint << 0) # (b::bigint << 21)"),
+               ("public.t_same", "id", "id", "t", "(id::bigint << 0)"), ("public.t_small", "k", "k", "f", "")]
+    target = dict(counts={"public.t_big": 900, "public.t_chg": 500, "public.t_mix": 70, "public.t_same": 300,
+                          "public.t_small": 64})
+    transfer.state["bj-data"] = dict(signatures=dict(origin={}, target={}))
+    transfer.ahead["bj-data"] = (dict(target, hash64=True), {}, columns)
+    uncounted = transfer.listed_apart("bj-data")
+    assert uncounted == {"public.t_big", "public.t_chg", "public.t_mix", "public.t_same"}  # t_small: 64 rows, no mix
+    origin = dict(counts={"public.t_small": 64}, sequences=[])
+    transfer.target.query.return_value = columns
+    transfer.origin.query.return_value = [('{"public.t_chg": 501}',)]
+    calls = []
+
+    def plan(tables, since=None, by_changes=(), rows=None, by_buckets=(), buckets_from_rows=0, fine=()):
+        calls.append(dict(rows))
+        return [dict(table=t, fetch=[], delete=[], replace=False, expect=1000 if t.name == "public.t_big" else rows[t.name][0],
+                     counts=dict(origin=1000 if t.name == "public.t_big" else rows[t.name][0], target=rows[t.name][1]))
+                for t in tables]
+
+    untouched = {"public.t_big", "public.t_chg", "public.t_mix", "public.t_small"}
+    with mock.patch.object(transfer, "unchanged", return_value=({"public.t_same"}, {"public.t_chg"}, untouched, None)), \
+            mock.patch(MODULE + "RowSync") as row_sync:
+        row_sync.return_value.plan_tables.side_effect = plan
+        row_sync.return_value.apply.return_value = 0
+        entry = dict(name="bj-data")
+        transfer.sync_rows(entry, "snap", True, (100, 200), origin, target, columns, uncounted)
+    # counted apart before the listing, in the pass's snapshot: t_chg alone (t_mix by fine buckets counts itself)
+    (counting,) = transfer.origin.query.call_args_list
+    _run, _name, sql, _what, snapshot = counting.args
+    assert "'public.t_chg'" in sql and "t_big" not in sql and "t_mix" not in sql and snapshot == "snap"
+    assert all(call["public.t_big"] == (900, 900) and call.get("public.t_chg", (501,))[0] == 501 for call in calls)
+    assert origin["counts"] == {"public.t_big": 1000, "public.t_chg": 501, "public.t_mix": 70, "public.t_same": 300,
+                                "public.t_small": 64}
+    assert entry["tables_counted_by_buckets"] == 2 and entry["tables_skipped"] == 1
+    transfer.origin_serving = True
+    assert transfer.listed_apart("bj-data") == set()
+    transfer.origin_serving = False
+    transfer.ahead.clear()
+    assert transfer.listed_apart("bj-data") == set()
+
+
 def test_a_pass_while_the_origin_serves_vacuums_the_tables_it_wrote_on_the_target():
     """Out of the window, the tables a row sync wrote are vacuumed on the target (the window's first reads
     would set every new row's hint bits); the window's pass (the origin stopped) and a dry run do not; a
