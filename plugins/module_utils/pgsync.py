@@ -209,6 +209,16 @@ CATALOGS_SQL = (
     "AND c.relkind = 'r' AND c.relname NOT IN ('pg_statistic', 'pg_statistic_ext_data', 'pg_largeobject', "
     "'pg_largeobject_metadata') AND (NOT c.relisshared OR c.relname IN ('pg_authid', 'pg_auth_members', 'pg_tablespace')))"
 )
+
+
+def _row_counts(condition):
+    """The subquery of ``{table: rows}`` (JSON) of the database's tables that ``condition`` (SQL after
+    USER_TABLES' own) keeps, each counted exactly."""
+    return ("(SELECT COALESCE(json_object_agg(t, n), '{}') FROM (SELECT quote_ident(n.nspname) || '.' || "
+            "quote_ident(c.relname) AS t, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', "
+            "n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n FROM " + USER_TABLES + condition + ") q)")
+
+
 # Everything a pass compares, of one database, in one query (one psql instead of ten): the ids of
 # IDENTITY_SQL, the database's settings, locale (LC_COLLATE, LC_CTYPE), extensions (name, schema),
 # every table's exact row count, every sequence, the large objects (LARGE_OBJECTS_SQL)
@@ -234,9 +244,7 @@ def facts_sql(counted_apart=(), catalogs=True):
         "'locale', (SELECT json_build_array(datcollate, datctype) FROM pg_database WHERE datname = current_database()), "
         "'extensions', (SELECT COALESCE(json_agg(json_build_array(e.extname, n.nspname) ORDER BY e.extname), '[]') "
         "FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace), "
-        "'counts', (SELECT COALESCE(json_object_agg(t, n), '{}') FROM (SELECT quote_ident(n.nspname) || '.' || "
-        "quote_ident(c.relname) AS t, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', "
-        "n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n FROM " + USER_TABLES + skip + ") q), "
+        "'counts', " + _row_counts(skip) + ", "
         "'sequences', (SELECT COALESCE(json_agg(json_build_array(quote_ident(schemaname) || '.' || "
         "quote_ident(sequencename), COALESCE(last_value, start_value), last_value IS NOT NULL) ORDER BY schemaname, sequencename), '[]') "
         "FROM pg_sequences), "
@@ -251,11 +259,10 @@ FACTS_SQL = facts_sql()
 
 def table_counts_sql(names):
     """``{table: rows}`` (JSON) of those of ``names`` (quoted names) that the database has."""
-    return ("SELECT COALESCE(json_object_agg(t, n), '{}') FROM (SELECT quote_ident(n.nspname) || '.' || "
-            "quote_ident(c.relname) AS t, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %%I.%%I', "
-            "n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n FROM %s AND (quote_ident(n.nspname) || '.' "
-            "|| quote_ident(c.relname)) = ANY(ARRAY[%s]::text[])) q" % (
-                USER_TABLES, ", ".join(quote_literal(name) for name in sorted(names)) or "NULL"))
+    return "SELECT " + _row_counts(" AND (quote_ident(n.nspname) || '.' || quote_ident(c.relname)) = ANY(ARRAY[%s]::text[])" % (
+        ", ".join(quote_literal(name) for name in sorted(names)) or "NULL"))
+
+
 # Above this share of a table's rows, the whole table is copied again rather than row by row.
 REPLACE_RATIO = 0.5
 # A table planned by buckets (see RowSync.plan_tables) is cut into about one bucket per this many of

@@ -10,6 +10,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
     CATALOGS_SQL,
     FINE_BUCKET_ROWS,
     TABLE_COLUMNS_SQL,
+    table_counts_sql,
     IDENTITY_INDEX,
     FACTS_SQL,
     facts_sql,
@@ -866,3 +867,13 @@ def test_a_read_ahead_stopped_at_the_gate_keeps_only_the_statements_whose_output
     popen, _started = sessions(["no marker\n"], rcs={0: 2})
     assert ReadAhead(RowSync(FakeServer("origin", ""), FakeServer("target", ""), "d", None, popen=popen),
                      statements, 1).stop() == {}
+
+
+def test_the_tables_counted_apart_are_those_named_alone_in_one_query():
+    """table_counts_sql counts exactly the named tables that exist (USER_TABLES filtered by name), as the facts
+    count every table; no name: no table."""
+    sql = table_counts_sql({"public.t_b", "public.t_a"})
+    assert sql.startswith("SELECT (SELECT COALESCE(json_object_agg(t, n), '{}')")
+    assert "= ANY(ARRAY['public.t_a', 'public.t_b']::text[])" in sql and "count(*) AS n FROM %I.%I" in sql
+    assert "= ANY(ARRAY[NULL]::text[])" in table_counts_sql(())
+    assert "count(*) AS n FROM %I.%I" in FACTS_SQL
