@@ -367,8 +367,17 @@ class Table(object):
         the table has none or a key has no locator (``locators``: key hash -> hex of :meth:`locator_sql`).
         Each locator's row is looked up alone (a subquery per key: the key's index, whatever the planner
         would think of a join with a list it cannot count), then the rows are read by their physical
-        address (a TID scan)."""
-        if not self.key_names or not keys or not locators or any(key not in locators for key in keys):
+        address (a TID scan).
+
+        A table without a key whose buckets come from its columns' hashes (``hash64``): a content's locator is
+        that hash (:meth:`_contents_sql`), and its rows are those whose hash is one of the keys' before their
+        md5 is computed (a scan still, but of a few integer and text hashes a row, not the md5 of its text)."""
+        if not keys or not locators or any(key not in locators for key in keys):
+            return None
+        if not self.key and self.hash64:
+            return "CASE WHEN (%s) = ANY(%s::bigint[]) THEN %s = ANY(%s::text[]) ELSE false END" % (
+                self.hash64, text_array(sorted(set(int(locators[key]) for key in keys))), self.key_hash(), text_array(keys))
+        if not self.key_names:
             return None
         found = "[%s]" % ",".join(bytes.fromhex(locators[key]).decode("utf-8") for key in keys)
         equal = " AND ".join("x.{0} = r.{0}".format(quote_ident(name)) for name in self.key_names)
@@ -443,7 +452,11 @@ class Table(object):
 
     def _contents_sql(self, rows_where, hashes_where=""):
         """A table without a key's listing: each distinct content's hash and its number of rows, sorted;
-        ``rows_where`` filters its rows (``t``), ``hashes_where`` their hashes (``h``)."""
+        ``rows_where`` filters its rows (``t``), ``hashes_where`` their hashes (``h``). With ``hash64``, each
+        line ends with the content's hash of its columns, its locator (see :meth:`_located`)."""
+        if self.hash64:
+            return ("COPY (SELECT h, count(*), l FROM (SELECT %s AS h, (%s) AS l FROM %s t%s) s%s GROUP BY h, l "
+                    "ORDER BY h COLLATE \"C\") TO STDOUT" % (self.key_hash(), self.hash64, self.name, rows_where, hashes_where))
         return ("COPY (SELECT h, count(*) FROM (SELECT %s AS h FROM %s t%s) s%s GROUP BY h "
                 "ORDER BY h COLLATE \"C\") TO STDOUT" % (self.key_hash(), self.name, rows_where, hashes_where))
 

@@ -175,6 +175,16 @@ def test_a_table_without_a_key_is_bucketed_alike_on_both_majors_by_its_columns_h
     # the contents listed are those of the chosen buckets, each counted (the duplicates twice)
     chosen = sum(int(line.split("\t")[1]) for line in counts[0] if line.split("\t")[0] in ("0", "17", "255"))
     assert sum(int(line.split("\t")[1]) for line in listed_rows[0].splitlines()) == chosen
+    # each content's locator (its columns' hash) finds exactly its rows, on both sides, awkward text included
+    locators = {}
+    contents = list(pgsync.sorted_listing(listed_rows[0].splitlines(True), "origin", False, locators))
+    awkward = psql(lab.origin, keyless.changed_keys_sql(0).replace("FROM public.t_keyless t WHERE ",
+                                                                   "FROM public.t_keyless t WHERE uid IS NULL AND ") + ";\n")
+    contents += list(pgsync.sorted_listing(awkward.splitlines(True), "origin", False, locators))
+    assert len(locators) == len(contents) > len(AWKWARD)
+    for host in (lab.origin, lab.target):
+        selected = psql(host, keyless.select_sql([key for key, _count in contents], locators) + ";\n")
+        assert selected.count("\n") == chosen + len(AWKWARD), host
 
 
 def assert_no_sequential_scan(plan):

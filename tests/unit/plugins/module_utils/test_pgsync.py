@@ -495,11 +495,19 @@ def test_a_table_without_a_key_is_bucketed_by_its_columns_hashes_and_lists_a_buc
     assert records.bucket_sql(64) == "abs((%s) %% 64)" % hashed
     assert "md5" not in records.bucket_counts_sql(64, before=100)
     within = records.listing_sql(100, within=(64, [3, 9]))
-    assert within == ("COPY (SELECT h, count(*) FROM (SELECT md5(ROW(mailbox_uid,imap_uid,internal_date)::text) AS h "
-                      "FROM public.t_mailbox_record t WHERE abs((%s) %% 64) IN (SELECT unnest('{3,9}'::int[]))) s "
-                      "GROUP BY h ORDER BY h COLLATE \"C\") TO STDOUT" % hashed)
-    # the rows written since are still named by their contents' md5
-    assert "SELECT md5(ROW(mailbox_uid,imap_uid,internal_date)::text) AS h" in records.changed_keys_sql(100)
+    assert within == ("COPY (SELECT h, count(*), l FROM (SELECT md5(ROW(mailbox_uid,imap_uid,internal_date)::text) AS h, "
+                      "(%s) AS l FROM public.t_mailbox_record t WHERE abs((%s) %% 64) IN (SELECT unnest('{3,9}'::int[]))) s "
+                      "GROUP BY h, l ORDER BY h COLLATE \"C\") TO STDOUT" % (hashed, hashed))
+    # the rows written since are still named by their contents' md5, their columns' hash as their locator
+    assert "SELECT md5(ROW(mailbox_uid,imap_uid,internal_date)::text) AS h, (%s) AS l" % hashed in records.changed_keys_sql(100)
+    # which finds their rows on either side: the hash first, the md5 of those rows alone
+    found = "CASE WHEN (%s) = ANY('{-5,12}'::bigint[]) THEN md5(ROW(mailbox_uid,imap_uid,internal_date)::text) = " \
+            "ANY('{aa,bb}'::text[]) ELSE false END" % hashed
+    assert records.select_sql(["aa", "bb"], {"aa": "12", "bb": "-5"}) == (
+        "COPY (SELECT mailbox_uid,imap_uid,internal_date FROM public.t_mailbox_record t WHERE %s) TO STDOUT" % found)
+    assert records.delete_sql(["aa", "bb"], {"aa": "12", "bb": "-5"}) == "DELETE FROM public.t_mailbox_record t WHERE %s;" % found
+    assert "IN (SELECT unnest('{aa,bb}'::text[]))" in records.select_sql(["aa", "bb"], {"aa": "12"})  # a locator missing
+    assert "ELSE false" not in tables_of([row], hash64=False)[0].select_sql(["aa"], {"aa": "12"})
     for table in (tables_of([row], hash64=False)[0], Table("public.n", "a,b", "", "f", "", "")):
         assert table.bucket_sql(8).startswith("(('x' || substr(md5(ROW(")
         assert ") s WHERE (('x' || substr(h, 1, 7))::bit(28)::int % 8) IN (" in table.listing_sql(100, within=(8, [1]))
