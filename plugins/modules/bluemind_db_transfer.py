@@ -587,7 +587,6 @@ from ansible_collections.bluemind.migration.plugins.module_utils.progress import
     TreeProgress,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.pgsync import (
-    FINE_BUCKETS_FROM_ROWS,
     bucket_number,
     facts_sql,
     table_counts_sql,
