@@ -375,7 +375,10 @@ class Table(object):
         if not keys or not locators or any(key not in locators for key in keys):
             return None
         if not self.key and self.hash64:
-            return "CASE WHEN (%s) = ANY(%s::bigint[]) THEN %s = ANY(%s::text[]) ELSE false END" % (
+            # both lists looked up in a hash (a hashed subplan): ``= ANY`` of an array searches it element by
+            # element for each row before PostgreSQL 14 (2.5 s for 2000 contents of 4.9's t_mailbox_record at
+            # scale l on 13, against 0.7 s for the md5 of every row)
+            return "CASE WHEN (%s) IN (SELECT unnest(%s::bigint[])) THEN %s IN (SELECT unnest(%s::text[])) ELSE false END" % (
                 self.hash64, text_array(sorted(set(int(locators[key]) for key in keys))), self.key_hash(), text_array(keys))
         if not self.key_names:
             return None
