@@ -95,6 +95,12 @@ HASH64_PROBE = (
 # the md5 of each row of 4.9's t_mailbox_record cost a second of the window on the origin). Run on the
 # target (the newer server: attgenerated exists from PostgreSQL 12 on, collisdeterministic too); the
 # expressions name columns, so both sides compute them alike.
+# A column (``a``, of pg_attribute) of a type of HASH64_FUNCTIONS (a text one under a deterministic
+# collation), and the name of that type's function.
+_HASH64_TYPED = ("a.atttypid::regtype::text IN (" + ", ".join("'%s'" % name for name in sorted(HASH64_FUNCTIONS)) + ") "
+                 "AND (a.attcollation = 0 OR (SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation))")
+_HASH64_FUNCTION = "CASE a.atttypid::regtype::text " + " ".join(
+    "WHEN '%s' THEN '%s'" % item for item in sorted(HASH64_FUNCTIONS.items())) + " END"
 TABLE_COLUMNS_SQL = (
     "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
     "(SELECT string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum) FROM pg_attribute a "
@@ -111,25 +117,19 @@ TABLE_COLUMNS_SQL = (
     " FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
     " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
     " WHERE i.indexrelid = " + IDENTITY_INDEX + " AND k.ord <= i.indnkeyatts), ''), "
-    "COALESCE((SELECT CASE WHEN bool_and(a.atttypid::regtype::text IN (" + ", ".join(
-        "'%s'" % name for name in sorted(HASH64_FUNCTIONS)) + ") AND (a.attcollation = 0 OR "
-    " (SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation))) "
+    "COALESCE((SELECT CASE WHEN bool_and(" + _HASH64_TYPED + ") "
     " AND NOT bool_and(a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)) "
-    " THEN string_agg(format('%s(%I, %s)', CASE a.atttypid::regtype::text " + " ".join(
-        "WHEN '%s' THEN '%s'" % item for item in sorted(HASH64_FUNCTIONS.items())) + " END, "
+    " THEN string_agg(format('%s(%I, %s)', " + _HASH64_FUNCTION + ", "
     " a.attname, k.ord - 1), ' # ' ORDER BY k.ord) END "
     " FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
     " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
     " WHERE i.indexrelid = " + IDENTITY_INDEX + " AND k.ord <= i.indnkeyatts), "
     # a table without a key: its rows' contents by the same functions, each column of those types that is
-    # copied (a NULL counting as 0), seeded with its position among the columns
+    # copied (a NULL counting as 0), seeded with its column number on the target (the text is run as it is)
     "CASE WHEN " + IDENTITY_INDEX + " IS NULL THEN (SELECT string_agg(format('COALESCE(%s(%I, %s), 0)', "
-    " CASE a.atttypid::regtype::text " + " ".join(
-        "WHEN '%s' THEN '%s'" % item for item in sorted(HASH64_FUNCTIONS.items())) + " END, a.attname, a.attnum - 1), "
+    " " + _HASH64_FUNCTION + ", a.attname, a.attnum - 1), "
     " ' # ' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-    " AND a.attgenerated = '' AND a.atttypid::regtype::text IN (" + ", ".join(
-        "'%s'" % name for name in sorted(HASH64_FUNCTIONS)) + ") AND (a.attcollation = 0 OR "
-    " (SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation))) END, '') "
+    " AND a.attgenerated = '' AND " + _HASH64_TYPED + ") END, '') "
     "FROM " + USER_TABLES + " ORDER BY 1"
 )
 # Extension comments come from the installed version of the extension, not from the database.
