@@ -39,8 +39,13 @@ def _holder(fd):
         return "unknown"
 
 
+# path -> the open file that holds its lock, for release()
+_HELD = {}
+
+
 def acquire(path, timeout, what, sleep=time.sleep, clock=time.monotonic):
-    """Takes the lock at ``path`` for this process's life; returns the seconds waited for it.
+    """Takes the lock at ``path`` for this process's life, or until :func:`release`; returns the seconds
+    waited for it.
 
     ``what`` names the job in the message (e.g. "a pull of the trees").
     """
@@ -65,5 +70,14 @@ def acquire(path, timeout, what, sleep=time.sleep, clock=time.monotonic):
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, ("pid %d since %s" % (os.getpid(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))).encode())
-    # Kept open on purpose: the lock lasts as long as this process.
+    # Kept open on purpose: the lock lasts as long as this process (or until release).
+    _HELD[path] = fd
     return round(clock() - started, 1)
+
+
+def release(path):
+    """Give back the lock at ``path`` that :func:`acquire` took in this process (closing its file drops
+    it); nothing when this process does not hold it."""
+    fd = _HELD.pop(path, None)
+    if fd is not None:
+        os.close(fd)

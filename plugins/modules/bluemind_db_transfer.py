@@ -165,6 +165,21 @@ options:
         sequences exactly.
     type: bool
     default: false
+  catch_up:
+    description:
+      - With O(gate_path) (the window's pass started before the origin's stop), first run a pass as the hot
+        phase does (O(origin_serving)), while the origin still serves. The rows written since the last pass
+        then move before the stop, and the window's pass moves only those written during this one (its
+        listings and transaction are then those of a few tables, whatever the time since the hot phase).
+        It takes the lock (see O(lock_dir)) for its own length only, and its ids and signatures replace
+        the last pass's in O(state_file) before the target's side is read ahead. The job says it is ready
+        (see O(job_file)) once it ended, so the play's wait before the stop includes it.
+      - A catch-up that fails is said in a warning and in RV(catch_up); the target then holds what the last
+        pass left or what the catch-up committed, as recorded, and the window's pass moves the rest.
+      - Nothing in check mode, with O(mode=full) or without O(state_file) (the window's pass then copies
+        whole or compares contents anyway).
+    type: bool
+    default: false
   progress_interval:
     description:
       - Seconds between two progress reports of a pass that is still running, V(0) for none.
@@ -278,6 +293,26 @@ waited_for_gate:
   returned: success
   type: float
   sample: 0.4
+catch_up:
+  description:
+    - The pass run before the gate with O(catch_up), while the origin served; its databases' entries have the
+      keys of RV(databases) (a row sync's counts, its method and seconds).
+  returned: when O(catch_up) ran
+  type: dict
+  contains:
+    started_at:
+      description: When it began (UTC, ISO 8601).
+      type: str
+    seconds:
+      description: Its length, the lock's wait included.
+      type: float
+    databases:
+      description: One entry per database, as RV(databases) has them.
+      type: list
+      elements: dict
+    error:
+      description: Why it failed, when it did (the window's pass went on).
+      type: str
 databases:
   description: One entry per database.
   returned: always
@@ -566,6 +601,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.lock import (
     acquire,
     lock_argument_spec,
     lock_path,
+    release,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.pg import (
     BUILTIN_SCHEMAS,
@@ -662,6 +698,16 @@ class Transfer(object):
         self.listings_unproven = {}
         self.ahead_proof = {}
         self.target_checks = {}  # name: the target's signatures read by the window's check (see unchanged)
+
+    def for_next_pass(self):
+        """A Transfer for another pass over the same connections: what is known of the servers (their versions,
+        whose superuser this module's user is, pg_dump's version), the commands run so far and the state as
+        this pass leaves it (the ids and signatures it recorded) are kept; nothing of this pass's own."""
+        following = Transfer(self.module, self.origin, self.target)
+        following.commands, following.dump_version = self.commands, self.dump_version
+        following.versions, following.superusers = dict(self.versions), dict(self.superusers)
+        following.state = dict(self.state)
+        return following
 
     def version(self, server):
         """The server's version; its number and whether this module's user is a superuser there are kept."""
@@ -1282,6 +1328,38 @@ class Transfer(object):
                     large_objects=int(origin["large_objects"][0]))
 
 
+def catch_up(transfer, databases, params):
+    """The pass that O(catch_up) runs before the gate, while the origin serves (``transfer.origin_serving``):
+    each database of ``databases`` (the entries :meth:`Transfer.inspect` read, copied) brought up to date and
+    verified under the lock, which is given back after; its ids and signatures recorded in the state (on disk
+    and in ``transfer.state``). Return what :data:`RETURN` says of ``catch_up``; a failure is said there and in a
+    warning, never raised: the window's pass moves whatever it left."""
+    begun, outcome = time.monotonic(), dict(started_at=stamp())
+    entries = outcome["databases"] = [dict(entry) for entry in databases]
+    path = lock_path(params, "db")
+    problems = []
+    try:
+        outcome["waited_for_lock"] = acquire(path, params["lock_timeout"], "a database pass")
+        try:
+            in_parallel([functools.partial(transfer.sync, entry, params["mode"], True) for entry in entries])
+        finally:
+            # what it verified is recorded, as any pass's (a database it did not is left as it was)
+            problems = transfer.record_state()
+            try:
+                save_state(params["state_file"], transfer.state)
+            except (IOError, OSError) as exc:
+                problems.append(exc)
+            release(path)
+    except (SshError, PgError, OSError, LockBusy) as exc:
+        problems.insert(0, exc)
+    if problems:
+        outcome["error"] = "; ".join(str(problem) for problem in problems)
+        transfer.module.warn("the database pass before the origin's stop (catch_up) failed: %s. The window's pass "
+                             "moves what it left" % outcome["error"])
+    outcome["seconds"] = seconds_since(begun)
+    return outcome
+
+
 def give_own_address(transfer, params):
     """The target's own address in the copied records (O(readdress_to)), once every database is verified:
     ``(what was set or None, a warning or None)``. Raise PgError when the records cannot be set."""
@@ -1414,6 +1492,7 @@ def main():
         mode=dict(type="str", default="sync", choices=["sync", "full"]),
         state_file=dict(type="path"),
         origin_serving=dict(type="bool", default=False),
+        catch_up=dict(type="bool", default=False),
         progress_interval=dict(type="int", default=30),
         progress_path=dict(type="path", default="/run/bluemind-migration/db-progress.json"),
         readdress_database=dict(type="str", default="bj"),
@@ -1458,9 +1537,14 @@ def main():
             # read first, the databases side by side; a target that cannot hold them fails here.
             result["databases"] = in_parallel([functools.partial(transfer.inspect, name) for name in params["databases"]])
             transfer.check_target(result["databases"])
-            # Started ahead of the origin's stop: no row of the origin is read, nor the lock taken (a job whose
-            # gate never opens must not hold it), before the play opens the gate.
+            # Started ahead of the origin's stop: no row of the origin is read, nor the lock held (a job whose
+            # gate never opens must not hold it), before the play opens the gate, but by the catch-up pass,
+            # which holds the lock for its own length.
             if params["gate_path"] and params["mode"] != "full":
+                if params["catch_up"] and params["state_file"] and not module.check_mode:
+                    transfer.origin_serving = True
+                    result["catch_up"] = catch_up(transfer, result["databases"], params)
+                    transfer = transfer.for_next_pass()
                 # the target's side of each row sync (its BlueMind is stopped), out of the window
                 in_parallel([functools.partial(transfer.read_target_ahead, name) for name in params["databases"]])
             # ready once the listings read ahead ended: the play waits for it before the origin's stop

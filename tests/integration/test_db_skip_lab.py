@@ -342,3 +342,45 @@ def test_the_window_counts_the_tables_its_listing_counts_by_buckets_there_alone(
         lab.origin, "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace").split())
     assert moved["rows"] == total
     assert row_hashes(lab.target) == row_hashes(lab.origin)
+
+
+def test_the_windows_pass_catches_up_before_its_gate_and_then_moves_only_what_came_after(
+        lab, start_task, run_task, ssh_trust, database):
+    """With catch_up, the window's pass started before the origin's stop first moves, as the hot phase's pass
+    does, the rows written since the last pass, records its ids and signatures, gives the lock back and says
+    it is ready at its gate. A row written after that, before the gate opens, is all the window's pass lists
+    (the tables the catch-up left equal are skipped), and the target ends with every row of the origin."""
+    transfer(run_task, ssh_trust)  # the last pass's record
+    psql(lab.origin, "INSERT INTO t_05 VALUES (4000, 'early');\nDELETE FROM t_06 WHERE id = 7;\n")
+    gate, jobs = "/tmp/bmitest-skip-catch-up.gate", "/tmp/bmitest-skip-jobs"
+    job = jobs + "/db.json"
+    lab.target.run("rm -rf %s %s" % (gate, jobs))
+    args = dict(ssh_trust, databases=[DATABASE], pgpass_file=PGPASS, pg_bin_dir="/usr/lib/postgresql/15/bin",
+                state_file=STATE, buckets_from_rows=1, gate_path=gate, gate_token="catch-up", gate_timeout=120,
+                job_file=job, catch_up=True)
+    play = start_task("target", "bluemind_db_transfer", args)
+    try:
+        ready = lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1" % job,
+                               check=False)
+        assert ready.returncode == 0, "no ready file within 60 s"
+        assert play.running()  # at its gate
+        # caught up while the origin serves, and the lock given back before the gate
+        assert row_hashes(lab.target) == row_hashes(lab.origin)
+        assert lab.target.run("flock -n /run/lock/bluemind-migration-db.lock true", check=False).returncode == 0
+        psql(lab.origin, "INSERT INTO t_08 VALUES (5000, 'late');\n")  # after the catch-up, before the stop
+    finally:
+        lab.target.run("printf 'catch-up\\n' > %s" % gate)
+    try:
+        result = play.result()
+    finally:
+        lab.target.run("rm -rf %s %s" % (gate, jobs))
+    assert not result.get("failed"), result.get("msg")
+    early = result["catch_up"]["databases"][0]
+    assert "error" not in result["catch_up"] and early["method"] == "rows"
+    assert (early["rows_copied"], early["rows_deleted"]) == (1, 1)
+    window = result["databases"][0]
+    assert window.get("skip_blocker") is None and window["target_read_ahead"] is True, window
+    assert (window["tables_listed"], window["rows_copied"], window["rows_deleted"]) == (1, 1, 0)
+    assert row_hashes(lab.target) == row_hashes(lab.origin)
+    # the window's record follows the catch-up's: the next pass finds nothing to list
+    assert transfer(run_task, ssh_trust)["tables_listed"] == 0

@@ -47,3 +47,18 @@ def test_a_holder_that_stays_is_named_after_the_timeout(holder):
     path = holder(60)
     with pytest.raises(lock.LockBusy, match=r"a pull of the trees is still running .* \(pid 4242 since then; lock "):
         lock.acquire(path, 1, "a pull of the trees")
+
+
+def test_a_released_lock_is_free_for_another_process_and_taken_again(tmp_path):
+    """The window's database job gives its lock back after its catch-up pass, before it waits at its gate."""
+    path = str(tmp_path / "run" / "x.lock")
+    lock.acquire(path, 5, "a database pass")
+    probe = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+             "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)")
+    held = subprocess.run([sys.executable, "-c", probe, path], capture_output=True, text=True, check=False)
+    assert held.returncode != 0 and "BlockingIOError" in held.stderr
+    lock.release(path)
+    assert subprocess.run([sys.executable, "-c", probe, path], check=False).returncode == 0
+    lock.release(path)  # not held any more: nothing
+    assert lock.acquire(path, 5, "a database pass") == 0
+    lock.release(path)
