@@ -256,29 +256,15 @@ class WarmWalks(Background):
     """The walks of :func:`warm_walk_command` (``commands``: ssh argument lists), ``workers`` at a time, in
     the background; :meth:`join` returns once they all ended, :meth:`stop` ends those still running (their
     ssh clients: the origin's find dies at its next directory). A walk that fails only leaves the caches
-    colder. With ``after`` (paths), they begin once one of those files exists (the end of other work before
-    the stop, after which the caches are the walk's own at the stop), checked every ``poll`` seconds; none
-    begins once stopped."""
+    colder."""
 
-    def __init__(self, commands, workers, popen=subprocess.Popen, after=(), poll=0.1):
+    def __init__(self, commands, workers, popen=subprocess.Popen):
         super(WarmWalks, self).__init__()
         self.popen = popen
         self.pending = list(commands)
-        self.after, self.poll = list(after or ()), poll
         self.start(self._walks, [()] * max(1, min(workers, len(self.pending))))
 
-    def _waited(self):
-        """True once a file of ``after`` exists (at once without any), False when stopped before."""
-        while self.after and not any(os.path.exists(path) for path in self.after):
-            with self.lock:
-                if self.stopped:
-                    return False
-            time.sleep(self.poll)
-        return True
-
     def _walks(self):
-        if not self._waited():
-            return
         while True:
             with self.lock:
                 if self.stopped or not self.pending:

@@ -30,7 +30,6 @@ description:
     O(changed_since), it walks each tree on the origin once while it waits (every entry's status read,
     nothing listed), so that the walk after the gate finds the inodes in the origin's caches; then it
     creates C(<job_file>.ready) (see O(job_file)). A walk still running when the gate opens is stopped.
-    With O(warm_after), that walk waits for other work before the stop to end first.
 options:
   trees:
     description:
@@ -104,16 +103,6 @@ options:
         back would hide changes; RV(whole_trees) says so).
       - Ignored with O(checksum) or O(verify).
     type: float
-  warm_after:
-    description:
-      - With O(gate_path) and O(changed_since), the walk of each tree before the gate (see the description)
-        begins only once one of these files exists, or not at all when the gate opens first. cold_sync names
-        the database job's ready file and its result file, so that the walk comes after that job's catch-up
-        pass, which reads the whole database on the origin and may push the trees' inodes out of its caches.
-      - Empty, the walk begins at once.
-    type: list
-    elements: path
-    default: []
   ssh_cipher:
     description:
       - Cipher of the SSH connection (C(ssh -c)). V(aes128-gcm@openssh.com) moves more data per
@@ -919,7 +908,6 @@ def main():
         workers=dict(type="int", default=0),
         checksum_since=dict(type="float"),
         changed_since=dict(type="float"),
-        warm_after=dict(type="list", elements="path", default=[]),
         ssh_cipher=dict(type="str", default="aes128-gcm@openssh.com"),
         delete=dict(type="bool", default=True),
         excludes=dict(type="list", elements="str", default=list(BLUEMIND_EXCLUDES)),
@@ -956,7 +944,7 @@ def main():
         connect(module, origin, params, dry_run, workers)
         # the trees the window walks are walked once now, so that their inodes are in the origin's caches
         warming = WarmWalks([origin.remote(warm_walk_command(tree, params["changed_since"])) for tree in params["trees"]],
-                            workers, after=params["warm_after"]) if walks_in_window(params) else None
+                            workers) if walks_in_window(params) else None
         jobs.ready_when(module, warming.join if warming else lambda: None)
         try:
             waited_for_gate = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],

@@ -557,36 +557,3 @@ def test_a_gated_final_pull_walks_the_trees_before_its_gate_and_says_it_is_ready
     assert by_path(final)[SPOOL].get("incremental") is True and final["waited_for_gate"] > 0
     assert lab.target.run("cat %s/user/a/4." % SPOOL).stdout == "later"
     lab.origin.run("rm -f %s/user/a/4." % SPOOL)
-
-
-def test_a_gated_final_pull_walks_only_after_the_database_jobs_catch_up(lab, start_task, run_task, ssh_trust, trees):
-    """With warm_after (cold_sync: the database job's ready and result files), the walk before the gate waits
-    for one of those files: none while they are missing, then the walk and the ready file."""
-    make_trees(lab)
-    lab.origin.run("sleep 2")
-    first = sync(run_task, ssh_trust)
-    assert not first.get("failed"), first.get("msg")
-    lab.origin.run("touch -a -d '2 days ago' {s}/user".format(s=SPOOL))
-    read_at = "stat -c %X {s}/user".format(s=SPOOL)
-    before = int(lab.origin.run(read_at).stdout)
-    gate, job, db_job = ROOT + "/run.gate", ROOT + "/jobs/pull.json", ROOT + "/jobs/db.json"
-    lab.target.run("rm -rf %s/jobs %s" % (ROOT, gate))
-    params = dict(ssh_trust, trees=[SPOOL, LIB], excludes=["cyrus.squat", LIB + "/proc/"],
-                  changed_since=first["origin_clock_start"] - 2, gate_path=gate, gate_token="this-run",
-                  gate_timeout=120, job_file=job, warm_after=[db_job + ".ready", db_job])
-    play = start_task("target", "bluemind_sync", params)
-    try:
-        waiting = lab.target.run("sleep 4; test -e %s.ready" % shlex.quote(job), check=False)
-        assert waiting.returncode != 0, "ready before the database job's catch-up ended"
-        assert int(lab.origin.run(read_at).stdout) == before  # not walked yet
-        lab.target.run("mkdir -p %s/jobs && echo '{}' > %s.ready" % (ROOT, shlex.quote(db_job)))
-        ready = lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1"
-                               % shlex.quote(job), check=False)
-        assert ready.returncode == 0, "no ready file within 60 s of the database job's"
-        assert int(lab.origin.run(read_at).stdout) > before + 86400  # walked then, before the gate
-    finally:
-        lab.target.run("mkdir -p %s && printf 'this-run\\n' > %s" % (ROOT, gate))
-    final = play.result()
-    lab.target.run("rm -rf %s/jobs %s" % (ROOT, gate))
-    assert not final.get("failed"), final.get("msg")
-    assert by_path(final)[SPOOL].get("incremental") is True

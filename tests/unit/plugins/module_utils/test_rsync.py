@@ -444,29 +444,6 @@ def test_warm_walks_run_some_at_a_time_join_when_all_ended_and_stop_ends_the_res
     assert walks.pending == [quick]
 
 
-def test_warm_walks_after_a_file_begin_once_one_exists_and_never_when_stopped_before(tmp_path):
-    """cold_sync's walk before the stop waits for the database job's catch-up: its ready file, or its result
-    file when it ended without one; the gate opening first leaves it undone."""
-    quick = ["sh", "-c", "printf ..."]
-    started = []
-
-    def popen(args, **kwargs):
-        started.append(args)
-        return subprocess.Popen(args, **kwargs)
-
-    ready, ended = tmp_path / "db.json.ready", tmp_path / "db.json"
-    walks = rsync.WarmWalks([quick, quick], 2, popen=popen, after=[str(ready), str(ended)], poll=0.01)
-    time.sleep(0.2)
-    assert started == [] and all(thread.is_alive() for thread in walks.threads)
-    ended.write_text("{}")
-    walks.join()
-    assert len(started) == 2
-    ready_never = rsync.WarmWalks([quick], 1, popen=popen, after=[str(tmp_path / "never")], poll=0.01)
-    time.sleep(0.05)
-    ready_never.stop()  # the gate opened: it returns without walking
-    assert len(started) == 2 and ready_never.pending == [quick]
-
-
 def test_the_origins_entries_of_directories_come_while_more_names_are_sent(tmp_path):
     """OriginEntries (entries_command run here by sh) lists the first ENTRIES_BATCH directories before it is
     sent the others, so a walk has its changed directories compared as it finds them; finish() gives every
