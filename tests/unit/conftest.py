@@ -140,15 +140,22 @@ def private_locks(tmp_path, monkeypatch):
     took it, and here every module runs in pytest's one process (a test may run a module twice).
     The first run of a test uses the test's ``locks`` folder, where a test can hold the lock first."""
     from ansible_collections.bluemind.migration.plugins.module_utils import lock
-    real = lock.acquire
+    real, real_release = lock.acquire, lock.release
     runs = []
+    taken = {}  # the path a module asked for -> the one its last acquire took (what its release gives back)
 
     def acquire(path, timeout, what, **kwargs):
         runs.append(path)
         folder = tmp_path / ("locks" if len(runs) == 1 else "locks-%d" % len(runs))
-        return real(str(folder / os.path.basename(path)), timeout, what, **kwargs)
+        taken[path] = str(folder / os.path.basename(path))
+        return real(taken[path], timeout, what, **kwargs)
+
+    def release(path):
+        real_release(taken.pop(path, path))
 
     for name in ("bluemind_sync", "bluemind_db_transfer", "bluemind_config_copy"):
         module = __import__("ansible_collections.bluemind.migration.plugins.modules." + name, fromlist=["acquire"])
         if hasattr(module, "acquire"):
             monkeypatch.setattr(module, "acquire", acquire)
+        if hasattr(module, "release"):
+            monkeypatch.setattr(module, "release", release)

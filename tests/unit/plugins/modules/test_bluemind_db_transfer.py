@@ -1,3 +1,4 @@
+import fcntl
 import json
 import os
 import threading
@@ -1357,6 +1358,67 @@ def test_the_target_side_read_before_the_gate_is_taken_unless_the_target_was_wri
     # the facts read before the apply (again when written) and the check after it
     for name in ("bj", "bj-data"):
         assert servers.fact_reads.count(("target", name)) == reads + 1
+    assert all(entry["method"] == "rows" for entry in result["databases"])
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_catch_up_runs_before_the_gate_records_its_ids_and_gives_the_lock_back(run_module, servers, tmp_path, fails):
+    """With catch_up the job first runs a pass as the hot phase's (origin_serving), records its ids, gives the
+    lock back and says it is ready at its gate; the window's pass then runs from that record. A catch-up
+    that fails is a warning and its error, and the window's pass runs all the same."""
+    assert not run_module(bluemind_db_transfer, servers.args).get("failed")  # the copies the row syncs start from
+    state_path = tmp_path / "state" / "db-sync.json"
+    state_before = state_path.read_text()
+    written_before = (state_path.stat().st_ino, state_path.stat().st_mtime_ns)
+    gate_file, job = tmp_path / "db.gate", tmp_path / "jobs" / "db-pass.json"
+    lock_path = tmp_path / "locks-2" / "bluemind-migration-db.lock"  # the catch-up's (conftest's private_locks)
+    at_gate = {}
+    passes = []  # (origin_serving, database) of each pass, in order
+    sync = bluemind_db_transfer.Transfer.sync
+
+    def each_pass(transfer, entry, mode, apply_changes):
+        passes.append((transfer.origin_serving, entry["name"]))
+        if fails and transfer.origin_serving:
+            raise bluemind_db_transfer.PgError("the origin went away")
+        return sync(transfer, entry, mode, apply_changes)
+
+    def open_gate_once_ready():
+        for _attempt in range(300):
+            if os.path.exists(str(job) + ".ready"):
+                break
+            threading.Event().wait(0.02)
+        at_gate["passes"] = list(passes)
+        at_gate["state"] = state_path.read_text()
+        at_gate["written"] = (state_path.stat().st_ino, state_path.stat().st_mtime_ns)
+        handle = os.open(str(lock_path), os.O_RDWR)
+        try:  # free: the catch-up gave it back
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            at_gate["lock_free"] = True
+        except BlockingIOError:
+            at_gate["lock_free"] = False
+        finally:
+            os.close(handle)
+        gate_file.write_text("this-run\n")
+
+    opener = threading.Thread(target=open_gate_once_ready, daemon=True)
+    opener.start()
+    with mock.patch.object(bluemind_db_transfer.Transfer, "sync", each_pass):
+        result = run_module(bluemind_db_transfer, dict(servers.args, mode="sync", gate_path=str(gate_file),
+                                                       gate_token="this-run", gate_timeout=30, job_file=str(job),
+                                                       catch_up=True))
+    opener.join()
+    assert not result.get("failed"), result.get("msg")
+    assert sorted(at_gate["passes"]) == [(True, "bj"), (True, "bj-data")] and at_gate["lock_free"] is True
+    assert sorted(passes[2:]) == [(False, "bj"), (False, "bj-data")]  # the window's, after the gate
+    early = result["catch_up"]
+    assert [entry["name"] for entry in early["databases"]] == ["bj", "bj-data"] and early["seconds"] >= 0
+    if fails:
+        assert "the origin went away" in early["error"] and at_gate["state"] == state_before
+        assert any("(catch_up) failed: the origin went away" in json.dumps(warning) for warning in result["warnings"])
+    else:
+        assert "error" not in early and all(entry["method"] == "rows" for entry in early["databases"])
+        assert at_gate["written"] != written_before  # recorded before the gate (the fake's ids do not move)
     assert all(entry["method"] == "rows" for entry in result["databases"])
 
 
