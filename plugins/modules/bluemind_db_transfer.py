@@ -974,6 +974,15 @@ class Transfer(object):
             self.catalogs[name] = dict(origin=origin["catalogs"], target=target["catalogs"], versions=self.schema_versions())
         return None, target
 
+    def save_records(self, path):
+        """:meth:`record_state`, then the state written to ``path``; the errors of both (none: all recorded)."""
+        problems = self.record_state()
+        try:
+            save_state(path, self.state)
+        except (IOError, OSError) as exc:
+            problems.append(exc)
+        return problems
+
     def schema_versions(self):
         """What a schema dump's text also depends on: both servers' versions and the pg_dump that reads them."""
         return [self.versions.get("origin"), self.versions.get("target"), self.dump_version]
@@ -1344,11 +1353,7 @@ def catch_up(transfer, databases, params):
             in_parallel([functools.partial(transfer.sync, entry, params["mode"], True) for entry in entries])
         finally:
             # what it verified is recorded, as any pass's (a database it did not is left as it was)
-            problems = transfer.record_state()
-            try:
-                save_state(params["state_file"], transfer.state)
-            except (IOError, OSError) as exc:
-                problems.append(exc)
+            problems = transfer.save_records(params["state_file"])
             release(path)
     except (SshError, PgError, OSError, LockBusy) as exc:
         problems.insert(0, exc)
@@ -1586,11 +1591,7 @@ def main():
                 if board.write_error:
                     module.warn(board.write_error)
             if params["state_file"] and not module.check_mode:
-                problems = transfer.record_state()
-                try:
-                    save_state(params["state_file"], transfer.state)
-                except (IOError, OSError) as exc:
-                    problems.append(exc)
+                problems = transfer.save_records(params["state_file"])
                 # After a failed pass its own error says what happened (the target may be down or full).
                 # An entry not rewritten holds older ids, which the next pass can still trust, or none.
                 if problems and failure is None:
