@@ -27,9 +27,10 @@ description:
   - With O(gate_path), started as a background job before the origin's stop, it opens its connection,
     then waits at the gate; its lock, the origin's clock and every tree come after (the cold window's
     final pull, followed by M(bluemind.migration.bluemind_job_wait) with its progress). With
-    O(changed_since), it walks each tree on the origin once while it waits (every entry's status read,
-    nothing listed), so that the walk after the gate finds the inodes in the origin's caches; then it
-    creates C(<job_file>.ready) (see O(job_file)). A walk still running when the gate opens is stopped.
+    O(changed_since), it lists what changed while it waits, with the follower of O(follow) (or, with
+    O(follow=false), walks each tree on the origin once, every entry's status read and nothing listed,
+    so that the walk after the gate finds the inodes in the origin's caches); then it creates
+    C(<job_file>.ready) (see O(job_file)). A walk still running when the gate opens is stopped.
 options:
   trees:
     description:
@@ -103,6 +104,22 @@ options:
         back would hide changes; RV(whole_trees) says so).
       - Ignored with O(checksum) or O(verify).
     type: float
+  follow:
+    description:
+      - With O(gate_path) and O(changed_since), learn what changes before the origin's stop, so that the
+        window does not walk the trees. Ahead of the gate, a follower runs on the origin over the pull's
+        connection (C(python3) and the kernel's inotify, nothing installed) and watches every
+        directory of the trees; once its watches are set, the walk of O(changed_since) runs, the origin
+        still serving. At the gate the follower reports what changed since its watches were set; the
+        pull then compares and pulls what either saw, as after a walk.
+      - It gives up on what it cannot follow exactly (a full inotify queue, the watch limit
+        C(fs.inotify.max_user_watches), a directory renamed, a file linked to a name it did not see,
+        no C(python3), a lost connection), and so does a tree whose walk did not end before the gate;
+        the window then walks as without this option (RV(follower) says why).
+      - A file written only through a memory mapping whose descriptor was closed before the watches
+        were set is not seen. Set V(false) for trees written so.
+    type: bool
+    default: true
   ssh_cipher:
     description:
       - Cipher of the SSH connection (C(ssh -c)). V(aes128-gcm@openssh.com) moves more data per
@@ -397,6 +414,14 @@ waited_for_gate:
   returned: success
   type: float
   sample: 0.0
+follower:
+  description:
+    - The follower of O(follow) (with O(gate_path) and O(changed_since) only).
+    - C(watches) is the number of directories it watched, C(trees) the trees it listed, C(walked) the
+      trees the window walked instead, each with its reason.
+  returned: when the follower ran
+  type: dict
+  sample: {"watches": 16420, "trees": ["/var/spool/cyrus"], "walked": {"/var/lib/cyrus": "a directory was renamed"}}
 progress:
   description:
     - The last progress figures, as written to O(progress_path) (there with C(finished) false while
@@ -481,6 +506,13 @@ from ansible_collections.bluemind.migration.plugins.module_utils.lock import (
     lock_argument_spec,
     lock_path,
 )
+from ansible_collections.bluemind.migration.plugins.module_utils.follow import (
+    ChangesBeforeStop,
+    Follower,
+    follower_command,
+    replay,
+    since_nanoseconds,
+)
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import (
     OriginSize,
     ProgressBoard,
@@ -519,6 +551,8 @@ from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
 
 MAX_AUTO_WORKERS = 4
 DEFAULT_PROGRESS_INTERVAL = 30
+# Seconds the window waits for the follower's report (read from its memory: well under one)
+FOLLOWER_REPORT_TIMEOUT = 30
 
 
 def make_parents(trees):
@@ -572,7 +606,7 @@ def checksum_recent(params, rsync_bin, origin, path, excludes, dry_run, progress
                                   counts=quick_check_misses if dry_run else None)
 
 
-def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=None):
+def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=None, found=None):
     """The final pass of a tree from what changed since ``changed_since``. In each directory whose
     status changed (entries added, removed or renamed), the entries of both sides are compared by
     type, size and time: what the origin no longer has is removed on the target (by this module:
@@ -582,7 +616,7 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
     Last, the names of each file of several links on the origin are made one file here again.
     Entries with an older status are as the previous pull left them. Return ``(directories, others,
     results, removed)``, or None when the tree's own directory changed (the caller then pulls the
-    whole tree)."""
+    whole tree). ``found`` (from :meth:`follow.ChangesBeforeStop.changes`) replaces the walk when given."""
     root = path.rstrip("/") + "/"
     source = "%s:%s" % (origin.destination, root)
     excluded = ExcludeFilter(excludes)
@@ -598,9 +632,13 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
         # the changed directories are compared as the walk finds them
         compared = ChangedDirectories(params, origin, path, excluded, others, whole)
         try:
-            ndirs, nothers, root_changed, rc, tail = list_changed(
-                origin.remote(changed_entries_command(path, params["changed_since"])), None, others,
-                excluded=excluded, links=links, on_directory=compared.listed)
+            if found is not None:
+                ndirs, nothers, root_changed = replay(found, others, excluded, links, compared.listed)
+                rc, tail = 0, []
+            else:
+                ndirs, nothers, root_changed, rc, tail = list_changed(
+                    origin.remote(changed_entries_command(path, params["changed_since"])), None, others,
+                    excluded=excluded, links=links, on_directory=compared.listed)
         except BaseException:
             compared.abandon()
             raise
@@ -754,14 +792,14 @@ def merge(raw, second, diff_max_lines):
     raw["stderr_tail"] = second["stderr_tail"] or raw["stderr_tail"]
 
 
-def sync_tree(params, rsync_bin, origin, tree, dry_run, progress=None):
+def sync_tree(params, rsync_bin, origin, tree, dry_run, progress=None, found=None):
     """Pull one tree; return its summary (a failed tree carries ``msg`` instead of raising).
-    ``progress`` (a TreeProgress) follows the pull as it goes."""
+    ``progress`` (a TreeProgress) follows the pull as it goes; ``found``: see :func:`incremental`."""
     if progress is not None:
         progress.start()
     outcome = None
     try:
-        outcome = pull_tree(params, rsync_bin, origin, tree, dry_run, progress)
+        outcome = pull_tree(params, rsync_bin, origin, tree, dry_run, progress, found)
     finally:
         if progress is not None:
             summary = outcome[0] if outcome else {}
@@ -770,7 +808,7 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run, progress=None):
     return outcome
 
 
-def pull_tree(params, rsync_bin, origin, tree, dry_run, progress):
+def pull_tree(params, rsync_bin, origin, tree, dry_run, progress, found=None):
     started = time.monotonic()
     path = tree.rstrip("/") or "/"
     root = path.rstrip("/") + "/"
@@ -779,7 +817,7 @@ def pull_tree(params, rsync_bin, origin, tree, dry_run, progress):
     # changed since that pull is not all it holds.
     if walks_in_window(params) and os.path.isdir(path):
         try:
-            done = incremental(params, rsync_bin, origin, path, excludes, dry_run, progress)
+            done = incremental(params, rsync_bin, origin, path, excludes, dry_run, progress, found)
         except SshError as exc:
             return failed_tree(path, started, str(exc))
         except RsyncError as exc:
@@ -793,7 +831,7 @@ def pull_tree(params, rsync_bin, origin, tree, dry_run, progress):
                 merge(raw, one, params["diff_max_lines"])
             summary = tree_summary(path, started, raw, [r["stats"] for r in results], {}, incremental=True,
                                    changed_dirs=ndirs, recent=nothers, recent_changed=raw["changes"],
-                                   phases=phases)
+                                   phases=phases, listed_by="walk" if found is None else "follower")
             return summary, None, raw["diff"], raw["diff_omitted"]
     args = build_command(
         rsync_bin, origin.shell(), "%s:%s" % (origin.destination, root), root,
@@ -854,6 +892,26 @@ def walks_in_window(params):
     return params["changed_since"] is not None and not (params["checksum"] or params["verify"])
 
 
+def listed(found):
+    """The changes of a tree found before the stop, or None (a reason: the window walks it)."""
+    return found if isinstance(found, tuple) else None
+
+
+def before_stop(params, origin, workers, dry_run):
+    """What the gated pull does while it waits (in the background), or None: with O(changed_since), the
+    follower and the walk since the last pull (O(follow)), or the walks warming the origin's caches."""
+    if not walks_in_window(params):
+        return None
+    walks = dict((tree, origin.remote(changed_entries_command(tree, params["changed_since"])))
+                 for tree in params["trees"])
+    if params["follow"] and not dry_run:
+        follower = Follower(origin.remote(follower_command(
+            params["trees"], since_nanoseconds(params["changed_since"]))), params["trees"])
+        return ChangesBeforeStop(follower, walks, workers)
+    return WarmWalks([origin.remote(warm_walk_command(tree, params["changed_since"])) for tree in params["trees"]],
+                     workers)
+
+
 def recent_pass(params):
     """Whether the trees get the content comparison of their recent files."""
     return params["checksum_since"] is not None and not (params["checksum"] or params["verify"])
@@ -908,6 +966,7 @@ def main():
         workers=dict(type="int", default=0),
         checksum_since=dict(type="float"),
         changed_since=dict(type="float"),
+        follow=dict(type="bool", default=True),
         ssh_cipher=dict(type="str", default="aes128-gcm@openssh.com"),
         delete=dict(type="bool", default=True),
         excludes=dict(type="list", elements="str", default=list(BLUEMIND_EXCLUDES)),
@@ -939,12 +998,11 @@ def main():
                        control_path=params["ssh_control_path"])
     dry_run = module.check_mode or params["verify"]
     waited_for_gate = 0.0
+    followed, warming = {}, None
     if params["gate_path"]:
         # Started ahead of the origin's stop: the connection opens now, nothing is read before the gate.
         connect(module, origin, params, dry_run, workers)
-        # the trees the window walks are walked once now, so that their inodes are in the origin's caches
-        warming = WarmWalks([origin.remote(warm_walk_command(tree, params["changed_since"])) for tree in params["trees"]],
-                            workers) if walks_in_window(params) else None
+        warming = before_stop(params, origin, workers, dry_run)
         jobs.ready_when(module, warming.join if warming else lambda: None)
         try:
             waited_for_gate = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],
@@ -955,6 +1013,8 @@ def main():
         finally:
             if warming:
                 warming.stop()
+        if isinstance(warming, ChangesBeforeStop):
+            followed = warming.changes(FOLLOWER_REPORT_TIMEOUT)
     waited_for_lock = 0.0
     if not module.check_mode:
         try:
@@ -986,7 +1046,8 @@ def main():
         board = progress_board(params, module.check_mode)
         with board, concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(
-                lambda tracked: sync_tree(params, rsync_bin, origin, tracked[0], dry_run, tracked[1]),
+                lambda tracked: sync_tree(params, rsync_bin, origin, tracked[0], dry_run, tracked[1],
+                                          listed(followed.get(tracked[0]))),
                 zip(params["trees"], board.trees if board.trees else [None] * len(params["trees"]))))
     finally:
         origin.close_master(module.run_command)
@@ -1012,6 +1073,10 @@ def main():
             module.warn(board.write_error)
     if whole_trees:
         result["whole_trees"] = whole_trees
+    if isinstance(warming, ChangesBeforeStop):
+        result["follower"] = dict(watches=warming.follower.watches or 0,
+                                  trees=[tree for tree, found in followed.items() if listed(found)],
+                                  walked={tree: found for tree, found in followed.items() if not listed(found)})
     if module._diff:
         result["diff"] = dict(prepared=render_diff(outcomes))
     errors = [outcome[1] for outcome in outcomes if outcome[1]]

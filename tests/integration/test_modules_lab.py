@@ -557,3 +557,60 @@ def test_a_gated_final_pull_walks_the_trees_before_its_gate_and_says_it_is_ready
     assert by_path(final)[SPOOL].get("incremental") is True and final["waited_for_gate"] > 0
     assert lab.target.run("cat %s/user/a/4." % SPOOL).stdout == "later"
     lab.origin.run("rm -f %s/user/a/4." % SPOOL)
+
+
+LISTING = ("cd {tree} && find . -name cyrus.squat -prune -o -path ./proc -prune -o -type d -printf '%P d %u\\n' "
+           "-o -printf '%P %y %s %n %u\\n' | sort")
+
+
+def gated_pull_with_changes_after_ready(lab, start_task, run_task, ssh_trust, change):
+    """A gated final pull (changed_since) whose follower and walk ran before the gate; ``change`` (a
+    shell command) run on the origin once it said ready, then the gate opened. Return its result."""
+    make_trees(lab)
+    lab.origin.run("sleep 2")  # the trees' tops older than the margin below: not pulled whole
+    first = sync(run_task, ssh_trust)
+    assert not first.get("failed"), first.get("msg")
+    gate, job = ROOT + "/run.gate", ROOT + "/jobs/pull.json"
+    params = dict(ssh_trust, trees=[SPOOL, LIB], excludes=["cyrus.squat", LIB + "/proc/"],
+                  changed_since=first["origin_clock_start"] - 2, gate_path=gate, gate_token="this-run",
+                  gate_timeout=120, job_file=job)
+    play = start_task("target", "bluemind_sync", params)
+    try:
+        ready = lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1"
+                               % shlex.quote(job), check=False)
+        assert ready.returncode == 0, "no ready file within 60 s"
+        lab.origin.run(change)
+    finally:
+        lab.target.run("mkdir -p %s && printf 'this-run\\n' > %s" % (ROOT, gate))
+    final = play.result()
+    assert not final.get("failed"), final.get("msg")
+    for tree in (SPOOL, LIB):
+        assert lab.target.run(LISTING.format(tree=tree)).stdout == lab.origin.run(LISTING.format(tree=tree)).stdout
+    return final
+
+
+def test_a_gated_final_pull_takes_what_changed_after_its_walk_from_the_follower(lab, start_task, run_task, ssh_trust):
+    """Changes made after the gated pull said ready (the origin still serving), not walked again in the
+    window: a new mailbox, a message delivered to two mailboxes (one file, two links), an index written in
+    place, a file removed. The follower saw them; the target ends as the origin, links included."""
+    final = gated_pull_with_changes_after_ready(lab, start_task, run_task, ssh_trust, (
+        "cd {s}/user && mkdir b && printf new > b/1. && ln b/1. a/3. && printf more >> a/cyrus.index && rm a/big "
+        "&& chown -R cyrus:mail b a/3.").format(s=SPOOL))
+    assert final["follower"]["walked"] == {} and sorted(final["follower"]["trees"]) == sorted([SPOOL, LIB])
+    assert final["follower"]["watches"] >= 4
+    spool = by_path(final)[SPOOL]
+    assert spool["listed_by"] == "follower" and spool["incremental"] is True
+    assert lab.target.run("stat -c %i {s}/user/b/1. {s}/user/a/3.".format(s=SPOOL)).stdout.split()[0] == \
+        lab.target.run("stat -c %i {s}/user/a/3.".format(s=SPOOL)).stdout.strip()
+    assert lab.target.run("cat %s/user/a/cyrus.index" % SPOOL).stdout == "indexmore"
+
+
+def test_a_gated_final_pull_walks_in_the_window_when_a_directory_was_renamed(lab, start_task, run_task, ssh_trust):
+    """A mailbox renamed after the pull said ready: the paths below it changed, which the follower cannot
+    follow; it says so and the window walks the trees, which end as the origin's."""
+    final = gated_pull_with_changes_after_ready(lab, start_task, run_task, ssh_trust,
+                                                "mv %s/user/a %s/user/z" % (SPOOL, SPOOL))
+    assert final["follower"]["trees"] == []
+    assert "renamed" in final["follower"]["walked"][SPOOL]
+    assert by_path(final)[SPOOL]["listed_by"] == "walk"
+    assert lab.target.run("test -d %s/user/z && test ! -e %s/user/a" % (SPOOL, SPOOL), check=False).returncode == 0

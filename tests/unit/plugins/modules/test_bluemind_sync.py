@@ -30,14 +30,17 @@ sys.stderr.write(answer.get("err", ""))
 time.sleep(answer.get("sleep", 0))
 sys.exit(answer.get("rc", 0))
 """
-# ssh as run by Popen (the listing of recent files): answers "find:<tree>" from the scenario.
+# ssh as run by Popen (the listing of recent files): answers "find:<tree>" from the scenario; the follower
+# runs here, on this machine's trees.
 FAKE_SSH = """#!%s
-import json, shlex, sys
+import json, os, shlex, sys
 here = %r
 with open(here + "/ssh.jsonl", "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
 scenario = json.load(open(here + "/scenario.json"))
 words = shlex.split(sys.argv[-1])
+if words[:2] == ["exec", "python3"]:
+    os.execv(sys.executable, [sys.executable] + words[2:])
 key = ("changed:" if "-newerct" in words else "size:" if "awk" in words else "entries:" if "xargs" in words
        else "find:") + words[1]
 if "xargs" in words:  # the directories whose entries are listed, read on stdin
@@ -647,7 +650,7 @@ def test_a_pull_whose_gate_opens_pulls_and_starts_its_clock_there(run_module, fa
                                                      job_file=str(job)))
     finally:
         opener.cancel()
-    assert result.get("failed") is not True, result
+    assert result.get("failed") is not True, result.get("msg")
     assert 0 < result["waited_for_gate"] < 30 and opened
     # the pull's own span begins at the gate, not at the job's start
     assert state.parse_stamp(result["started_at"]) >= state.parse_stamp(opened[0])
@@ -683,14 +686,60 @@ def test_a_pull_of_what_changed_walks_each_tree_once_before_its_gate_then_says_i
     opener.start()
     try:
         result = run_module(bluemind_sync, fake.args(trees=[a, b], changed_since=SINCE, gate_path=str(gate_file),
-                                                     gate_token="this-run", gate_timeout=30, job_file=str(job)))
+                                                     gate_token="this-run", gate_timeout=30, job_file=str(job),
+                                                     follow=False))
     finally:
         opener.cancel()
-    assert result.get("failed") is not True, result
+    assert result.get("failed") is not True, result.get("msg")
     assert seen == [(True, 2)]  # both trees walked, and ready, before the gate opened
     warm = [command for command in walks() if "-printf ." in command]
     assert sorted(warm) == sorted(rsync_utils.warm_walk_command(tree, SINCE) for tree in (a, b))
     assert len(walks()) == 4 and tree(result, a)["incremental"] is True  # then the window's own walks
+
+
+def test_a_followed_pull_lists_before_its_gate_and_takes_the_later_changes_from_its_follower(run_module, fake,
+                                                                                             tmp_path):
+    """With follow (the default), the gated pull starts the follower on the origin (here: this machine's
+    trees), walks what changed since changed_since once its watches are set, and says it is ready; what
+    changes after that is the follower's to say: after the gate, no tree is walked again, and the
+    directories compared are the walk's and the follower's."""
+    import threading
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    os.makedirs(a + "/inbox")
+    os.makedirs(b)
+    fake.scenario(**{"changed:%s" % a: dict(out="d 7 1 ./inbox\0f 7 1 ./x\0"), "entries:%s" % a: dict(out=""),
+                     "recent:%s/" % a: dict(out=""), "changed:%s" % b: dict(out=""), "recent:%s/" % b: dict(out=""),
+                     "%s/" % b: dict(out="")})
+    gate_file, job = tmp_path / "run.gate", tmp_path / "jobs" / "pull.json"
+    seen = []
+
+    def walks():
+        return [c[-1] for c in fake.ssh_calls() if "-newerct" in c[-1]]
+
+    def open_gate():
+        for _ in range(100):
+            if os.path.exists(str(job) + ".ready"):
+                break
+            threading.Event().wait(0.1)
+        seen.append((os.path.exists(str(job) + ".ready"), len(walks())))
+        os.makedirs(b + "/new")  # after the walk, the origin still serving
+        gate_file.write_text("this-run\n")
+
+    opener = threading.Thread(target=open_gate)
+    opener.start()
+    try:
+        result = run_module(bluemind_sync, fake.args(trees=[a, b], changed_since=SINCE, gate_path=str(gate_file),
+                                                     gate_token="this-run", gate_timeout=30, job_file=str(job)))
+    finally:
+        opener.join()
+    assert result.get("failed") is not True, result.get("msg")
+    assert seen == [(True, 2)]  # both trees walked, and ready, before the gate opened
+    assert len(walks()) == 2  # and not again after it
+    assert result["follower"]["walked"] == {} and sorted(result["follower"]["trees"]) == [a, b]
+    assert result["follower"]["watches"] == 3  # a, a/inbox, b
+    assert tree(result, a)["listed_by"] == "follower"
+    assert "incremental" not in tree(result, b)  # its top changed (a directory added there): pulled whole
+    assert fake.entries_listed() == {a: ["./inbox"]}
 
 
 def test_a_gate_without_a_token_is_refused_before_anything(run_module, fake, commands, tmp_path):
