@@ -98,6 +98,7 @@ ROWS = (
     (26, "enum-keyless", "enum t_directory_entry_account_type; t_mailbox_record without a key"),
     (27, "pg-majors", "target's PostgreSQL major at least the origin's"),
     (28, "pg-superuser", "bj a PostgreSQL superuser on the origin (reads uncounted, statistics socket read)"),
+    (29, "inotify-follow", "the final pull's follower can watch the origin's trees (python3, inotify, watch limit)"),
 )
 ROW_IDS = tuple(row[1] for row in ROWS)
 
@@ -608,6 +609,21 @@ def _row_pg_majors(observed, expect):
     return (CONFIRMED if ok else DIFFERS), ["origin %s, target %s" % (majors["origin"], majors["target"])]
 
 
+def _row_inotify_follow(observed, expect):
+    origin = _host(observed, "origin")
+    parts = [part.strip() for part in _need(origin, "follow", "origin").split("@@")]
+    if len(parts) < 3:
+        raise NotObservable("origin: the follower's needs were not read")
+    inotify, limit, directories = parts[:3]
+    cyrus = _packages(origin, "origin").get("bm-cyrus-imapd", "not installed")
+    found = ["origin: python3 inotify: %s; %s directories in the trees, watch limit %s; bm-cyrus-imapd %s" % (
+        inotify or "no answer", directories or "?", limit or "?", cyrus)]
+    if inotify == "ok" and limit.isdigit() and directories.isdigit() and int(directories) < int(limit):
+        return CONFIRMED, found
+    return DIFFERS, found + ["the final pull's follower would give up: the window walks the trees "
+                             "(raise fs.inotify.max_user_watches, or install python3)"]
+
+
 _CHECKS = {
     "ext-pg-catalog": _row_ext_pg_catalog,
     "ext-every-db": _row_ext_every_db,
@@ -637,6 +653,7 @@ _CHECKS = {
     "enum-keyless": _row_enum_keyless,
     "pg-majors": _row_pg_majors,
     "pg-superuser": _row_pg_superuser,
+    "inotify-follow": _row_inotify_follow,
 }
 
 

@@ -56,6 +56,7 @@ def _host(codename, key_result=None):
         "nginx_loaded": True,
         "core_unit": "Type=notify\nTimeoutStartUSec=5min\nLoadState=loaded",
         "packages": "bm-core 4.9.3884-%s ii \nbm-plugin-x 4.9.3884-%s ii \nbm-old 1 rc \n" % (codename, codename),
+        "follow": "ok\n@@\n192530\n@@\n16420\n",
         "locales": "C\nC.utf8\nen_US.utf8\nPOSIX",
         "paths": "\n".join("present " + p for p in paths),
         "webmail_columns": "mail_host,username",
@@ -157,6 +158,10 @@ CHANGES = [
     ("enum-keyless", _schema_change("bj", account_type_labels=0), "t_directory_entry_account_type absent"),
     ("pg-majors", lambda o: o["origin"]["pg"].update(version="16.2"), "origin 16.2, target 15.8"),
     ("pg-superuser", _schema_change("bj-data", bj_superuser=False), "bj is not a superuser"),
+    ("inotify-follow", lambda o: o["origin"].update(follow="no python3\n@@\n192530\n@@\n16420\n"),
+     "origin: python3 inotify: no python3; 16420 directories in the trees, watch limit 192530; bm-cyrus-imapd not installed"),
+    ("inotify-follow", lambda o: o["origin"].update(follow="ok\n@@\n8192\n@@\n16420\n"),
+     "the final pull's follower would give up: the window walks the trees (raise fs.inotify.max_user_watches, or install python3)"),
 ]
 
 
@@ -180,7 +185,7 @@ def test_what_could_not_be_read_is_not_observable_with_the_reason(observed):
                                      found="origin: state did not answer (Connection refused)")
     assert rows["ext-pg-catalog"]["found"] == "target not reached"
     # the schema features are read on the origin alone (what the pass must carry)
-    origin_only = ("changeset-partitions", "changeset-trigger", "enum-keyless", "pg-superuser")
+    origin_only = ("changeset-partitions", "changeset-trigger", "enum-keyless", "pg-superuser", "inotify-follow")
     assert set(rows[r]["status"] for r in origin_only) == {"confirmed"}
     assert set(r["status"] for i, r in rows.items() if i not in origin_only) == {"not observable"}
 
@@ -205,7 +210,7 @@ def test_the_table_has_one_line_per_row_and_counts(observed):
     assert lines[0].split(" | ")[:3] == ["# ", "id                   ", "status        "]
     assert len(lines) == 2 + len(ROWS) + 1
     assert re.match(r"^1 +\| ext-pg-catalog +\| differs +\| origin bj: hstore in public", lines[2])
-    assert lines[-1] == "24 confirmed, 1 differ, 3 not observable"
+    assert lines[-1] == "25 confirmed, 1 differ, 3 not observable"
 
 
 def test_fidelity_md_names_every_row_id_the_probe_uses():

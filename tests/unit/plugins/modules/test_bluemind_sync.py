@@ -717,7 +717,7 @@ def test_a_followed_pull_lists_before_its_gate_and_takes_the_later_changes_from_
         return [c[-1] for c in fake.ssh_calls() if "-newerct" in c[-1]]
 
     def open_gate():
-        for _ in range(100):
+        for _attempt in range(100):
             if os.path.exists(str(job) + ".ready"):
                 break
             threading.Event().wait(0.1)
