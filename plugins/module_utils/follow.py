@@ -238,6 +238,7 @@ class TreeChanges(object):
     def __init__(self):
         self.dirs, self.others, self.links = set(), set(), {}
         self.root = False
+        self.pulled = None  # the pull before the stop's summary, when one moved what changed
         self.seen_dirs, self.seen_files, self.gone, self.touched = set(), set(), set(), {}
 
     # -- the walk before the stop, filled as rsync.list_changed fills its outputs
@@ -375,24 +376,26 @@ class Follower(object):
 
 
 class ChangesBeforeStop(Background):
-    """The follower (a :class:`Follower`), then, once its watches are set, the walks listing what changed
-    since the last pull (``walks``: ``{tree: ssh args}``, :func:`rsync.changed_entries_command`),
-    ``workers`` at a time, into the follower's :class:`TreeChanges`; in the background, ahead of the
-    origin's stop. :meth:`stop` ends the walks still running (the follower goes on until :meth:`changes`)."""
+    """The follower (a :class:`Follower`), then, once its watches are set, the work of each tree (``work``:
+    ``{tree: work(changes, popen)}``, returning None or the reason the window must walk the tree):
+    :func:`walk_into` lists what changed since the last pull into the tree's :class:`TreeChanges`, a pull
+    moves it (the module's); ``workers`` trees at a time, in the background, ahead of the origin's stop.
+    :meth:`stop` ends the processes started through ``popen`` (the walks) and waits for the rest; the
+    follower goes on until :meth:`changes`."""
 
-    def __init__(self, follower, walks, workers, popen=subprocess.Popen):
+    def __init__(self, follower, work, workers, popen=subprocess.Popen):
         super(ChangesBeforeStop, self).__init__()
         self.follower, self.popen = follower, popen
-        self.pending = list(walks.items())
-        self.walked = {}
-        self.start(self._walks, [()] * max(1, min(workers, len(self.pending))))
+        self.pending = list(work.items())
+        self.done = {}
+        self.start(self._work, [()] * max(1, min(workers, len(self.pending))))
 
     def _popen(self, *args, **kwargs):
         proc = self.popen(*args, **kwargs)
         self.started(proc)
         return proc
 
-    def _walks(self):
+    def _work(self):
         while not self.follower.wait_ready(0.2):
             if self.stopped or self.follower.ready.is_set():
                 return
@@ -400,22 +403,14 @@ class ChangesBeforeStop(Background):
             with self.lock:
                 if self.stopped or not self.pending:
                     return
-                tree, args = self.pending.pop(0)
+                tree, work = self.pending.pop(0)
             changes = self.follower.changes[self.follower.trees.index(tree)]
             try:
-                _dirs, _others, root, rc, tail = list_changed(args, None, changes, links=changes.links,
-                                                              on_directory=changes.directory, popen=self._popen)
+                reason = work(changes, self._popen)
             except (OSError, ValueError) as exc:
-                rc, root, tail = -1, False, [str(exc)]
-            changes.root = changes.root or root
-            if rc == 0:
-                reason = None
-            elif rc == -9:
-                reason = "the walk before the stop did not end before it"
-            else:
-                reason = "the walk before the stop failed (rc %s): %s" % (rc, " / ".join(tail))
+                reason = "the work before the stop failed: %s" % exc
             with self.lock:
-                self.walked[tree] = reason
+                self.done[tree] = reason
 
     def changes(self, timeout):
         """After the stop: ``{tree: (dirs, others, links, root) or the reason the window walks it}``."""
@@ -423,8 +418,8 @@ class ChangesBeforeStop(Background):
         report = self.follower.report(timeout)
         found = {}
         for tree in self.follower.trees:
-            reason = report if isinstance(report, str) else self.walked.get(
-                tree, "the walk before the stop did not begin before it")
+            reason = report if isinstance(report, str) else self.done.get(
+                tree, "the work before the stop did not begin before it")
             if reason is None:
                 dirs, others, links, unseen = report[tree].merged()
                 if unseen:
@@ -433,6 +428,21 @@ class ChangesBeforeStop(Background):
                     reason = (dirs, others, links, report[tree].root)
             found[tree] = reason
         return found
+
+
+def walk_into(args):
+    """The work of a tree for :class:`ChangesBeforeStop` that lists what changed since the last pull
+    (``args``: ssh running :func:`rsync.changed_entries_command`) into its :class:`TreeChanges`."""
+    def work(changes, popen):
+        _dirs, _others, root, rc, tail = list_changed(args, None, changes, links=changes.links,
+                                                      on_directory=changes.directory, popen=popen)
+        changes.root = changes.root or root
+        if rc == 0:
+            return None
+        if rc == -9:
+            return "the walk before the stop did not end before it"
+        return "the walk before the stop failed (rc %s): %s" % (rc, " / ".join(tail))
+    return work
 
 
 def replay(found, others, excluded, links, on_directory):

@@ -109,9 +109,10 @@ options:
       - With O(gate_path) and O(changed_since), learn what changes before the origin's stop, so that the
         window does not walk the trees. Ahead of the gate, a follower runs on the origin over the pull's
         connection (C(python3) and the kernel's inotify, nothing installed) and watches every
-        directory of the trees; once its watches are set, the walk of O(changed_since) runs, the origin
-        still serving. At the gate the follower reports what changed since its watches were set; the
-        pull then compares and pulls what either saw, as after a walk.
+        directory of the trees. Once its watches are set, the pull of what changed since O(changed_since)
+        runs, the origin still serving (under the pull lock, files vanishing meanwhile not errors; when
+        another pull holds the lock, only the walk of what changed runs). At the gate the follower
+        reports what changed since its watches were set, and the window compares and pulls only that.
       - It gives up on what it cannot follow exactly (a full inotify queue, the watch limit
         C(fs.inotify.max_user_watches), a directory renamed, a file linked to a name it did not see,
         no C(python3), a lost connection), and so does a tree whose walk did not end before the gate;
@@ -418,7 +419,8 @@ follower:
   description:
     - The follower of O(follow) (with O(gate_path) and O(changed_since) only).
     - C(watches) is the number of directories it watched, C(trees) the trees it listed, C(walked) the
-      trees the window walked instead, each with its reason.
+      trees the window walked instead, each with its reason, C(pulled_before_stop) the pull before the
+      stop of each tree (C(changes), C(bytes), C(files), C(seconds)).
   returned: when the follower ran
   type: dict
   sample: {"watches": 16420, "trees": ["/var/spool/cyrus"], "walked": {"/var/lib/cyrus": "a directory was renamed"}}
@@ -503,6 +505,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils import gate, jo
 from ansible_collections.bluemind.migration.plugins.module_utils.lock import (
     LockBusy,
     acquire,
+    release,
     lock_argument_spec,
     lock_path,
 )
@@ -512,6 +515,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.follow import (
     follower_command,
     replay,
     since_nanoseconds,
+    walk_into,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import (
     OriginSize,
@@ -897,19 +901,39 @@ def listed(found):
     return found if isinstance(found, tuple) else None
 
 
-def before_stop(params, origin, workers, dry_run):
-    """What the gated pull does while it waits (in the background), or None: with O(changed_since), the
-    follower and the walk since the last pull (O(follow)), or the walks warming the origin's caches."""
+def before_stop(module, params, rsync_bin, origin, workers, dry_run):
+    """What the gated pull does while it waits (in the background), or None, with O(changed_since): with
+    O(follow), the follower, then the pull of what changed since the last pull (the origin still serving:
+    the window takes the rest from the follower) under the pull lock, or, when another pull holds it, only
+    the walk of what changed; without, the walks warming the origin's caches."""
     if not walks_in_window(params):
         return None
-    walks = dict((tree, origin.remote(changed_entries_command(tree, params["changed_since"])))
-                 for tree in params["trees"])
-    if params["follow"] and not dry_run:
-        follower = Follower(origin.remote(follower_command(
-            params["trees"], since_nanoseconds(params["changed_since"]))), params["trees"])
-        return ChangesBeforeStop(follower, walks, workers)
-    return WarmWalks([origin.remote(warm_walk_command(tree, params["changed_since"])) for tree in params["trees"]],
-                     workers)
+    if not params["follow"] or dry_run:
+        return WarmWalks([origin.remote(warm_walk_command(tree, params["changed_since"]))
+                          for tree in params["trees"]], workers)
+    follower = Follower(origin.remote(follower_command(
+        params["trees"], since_nanoseconds(params["changed_since"]))), params["trees"])
+    try:
+        acquire(lock_path(params, "pull"), 0, "a pull of the trees")
+    except (LockBusy, OSError) as exc:
+        module.warn("the pull before the origin's stop is not made (%s): the window moves what changed" % exc)
+        work = dict((tree, walk_into(origin.remote(changed_entries_command(tree, params["changed_since"]))))
+                    for tree in params["trees"])
+    else:
+        # a pull while the origin serves: files may vanish between its listing and its copy
+        serving = dict(params, allow_vanished=True)
+        work = dict((tree, pull_ahead(serving, rsync_bin, origin, tree, dry_run)) for tree in params["trees"])
+    return ChangesBeforeStop(follower, work, workers)
+
+
+def pull_ahead(params, rsync_bin, origin, tree, dry_run):
+    """The work of ``tree`` before the stop (see :class:`follow.ChangesBeforeStop`): its pull of what
+    changed, summed up into its TreeChanges (``pulled``)."""
+    def work(changes, _popen):
+        summary, msg = pull_tree(params, rsync_bin, origin, tree, dry_run, None)[:2]
+        changes.pulled = dict((key, summary.get(key)) for key in ("changes", "bytes", "files", "seconds"))
+        return "the pull before the stop failed: %s" % msg if msg else None
+    return work
 
 
 def recent_pass(params):
@@ -1002,7 +1026,7 @@ def main():
     if params["gate_path"]:
         # Started ahead of the origin's stop: the connection opens now, nothing is read before the gate.
         connect(module, origin, params, dry_run, workers)
-        warming = before_stop(params, origin, workers, dry_run)
+        warming = before_stop(module, params, rsync_bin, origin, workers, dry_run)
         jobs.ready_when(module, warming.join if warming else lambda: None)
         try:
             waited_for_gate = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],
@@ -1013,6 +1037,7 @@ def main():
         finally:
             if warming:
                 warming.stop()
+            release(lock_path(params, "pull"))  # held by the pull before the stop, if any
         if isinstance(warming, ChangesBeforeStop):
             followed = warming.changes(FOLLOWER_REPORT_TIMEOUT)
     waited_for_lock = 0.0
@@ -1076,7 +1101,9 @@ def main():
     if isinstance(warming, ChangesBeforeStop):
         result["follower"] = dict(watches=warming.follower.watches or 0,
                                   trees=[tree for tree, found in followed.items() if listed(found)],
-                                  walked={tree: found for tree, found in followed.items() if not listed(found)})
+                                  walked={tree: found for tree, found in followed.items() if not listed(found)},
+                                  pulled_before_stop=dict((tree, changes.pulled) for tree, changes in zip(
+                                      warming.follower.trees, warming.follower.changes) if changes.pulled))
     if module._diff:
         result["diff"] = dict(prepared=render_diff(outcomes))
     errors = [outcome[1] for outcome in outcomes if outcome[1]]

@@ -104,9 +104,9 @@ def test_the_walk_before_the_stop_and_the_follower_together(tree):
     write(tree + "/user/a/5.", "five")
     os.link(tree + "/user/a/5.", tree + "/user/b/5.")
     follower = start([tree], since)
-    walk = follow.ChangesBeforeStop(follower, {tree: local(changed_entries_command(tree, since))}, 1)
+    walk = follow.ChangesBeforeStop(follower, {tree: follow.walk_into(local(changed_entries_command(tree, since)))}, 1)
     walk.join()
-    assert walk.walked == {tree: None}
+    assert walk.done == {tree: None}
     os.unlink(tree + "/user/b/5.")
     write(tree + "/user/b/5.", "another")             # the name now another file
     os.unlink(tree + "/user/a/1.")                     # an older file removed: its directory
@@ -125,7 +125,7 @@ def test_the_walk_before_the_stop_and_the_follower_together(tree):
 
 def test_a_walk_stopped_at_the_gate_leaves_its_tree_to_the_window(tree):
     follower = start([tree], time.time())
-    walk = follow.ChangesBeforeStop(follower, {tree: local("exec sleep 30")}, 1)
+    walk = follow.ChangesBeforeStop(follower, {tree: follow.walk_into(local("exec sleep 30"))}, 1)
     time.sleep(0.5)
     found = walk.changes(10)
     assert found == {tree: "the walk before the stop did not end before it"}

@@ -737,6 +737,7 @@ def test_a_followed_pull_lists_before_its_gate_and_takes_the_later_changes_from_
     assert len(walks()) == 2  # and not again after it
     assert result["follower"]["walked"] == {} and sorted(result["follower"]["trees"]) == [a, b]
     assert result["follower"]["watches"] == 3  # a, a/inbox, b
+    assert sorted(result["follower"]["pulled_before_stop"]) == [a, b]  # what changed since the last pull moved then
     assert tree(result, a)["listed_by"] == "follower"
     assert "incremental" not in tree(result, b)  # its top changed (a directory added there): pulled whole
     assert fake.entries_listed() == {a: ["./inbox"]}
