@@ -522,34 +522,48 @@ def test_config_copy_copies_backs_up_and_rebuilds_the_maps_then_changes_nothing(
             host.run("rm -rf %s" % ROOT)
 
 
-def test_a_gated_final_pull_walks_the_trees_before_its_gate_and_says_it_is_ready(lab, start_task, run_task, ssh_trust,
-                                                                                 trees):
-    """The window's pull started before the origin's stop (cold_sync): with changed_since it walks each tree
-    on the origin over its SSH connection while it waits at the gate, then creates its ready file, which
-    the play waits for before the stop; no walk is left running on the origin, and once the gate opens
-    the pull is the usual one."""
+def start_gated_pull(lab, start_task, run_task, ssh_trust, before_start=lambda: None):
+    """Fresh trees pulled once, ``before_start()`` run, then a gated final pull of what changed since that
+    pull started in the background: ``(its task, gate file, job file, what before_start returned)``."""
     make_trees(lab)  # tests before this one may have removed them (the configuration copy's)
     lab.origin.run("sleep 2")  # the trees' tops older than the margin below: not pulled whole
     first = sync(run_task, ssh_trust)
     assert not first.get("failed"), first.get("msg")
-    lab.origin.run("sleep 0.1 && printf later > {s}/user/a/4. && chown cyrus:mail {s}/user/a/4.".format(s=SPOOL))
-    # a directory read two days ago: a walk that reads it sets its access time again (relatime)
-    lab.origin.run("touch -a -d '2 days ago' {s}/user".format(s=SPOOL))
-    read_at = "stat -c %X {s}/user".format(s=SPOOL)
-    before = int(lab.origin.run(read_at).stdout)
+    returned = before_start()
     gate, job = ROOT + "/run.gate", ROOT + "/jobs/pull.json"
     params = dict(ssh_trust, trees=[SPOOL, LIB], excludes=["cyrus.squat", LIB + "/proc/"],
                   changed_since=first["origin_clock_start"] - 2, gate_path=gate, gate_token="this-run",
                   gate_timeout=120, job_file=job)
-    play = start_task("target", "bluemind_sync", params)
+    return start_task("target", "bluemind_sync", params), gate, job, returned
+
+
+def wait_ready(lab, job):
+    ready = lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1"
+                           % shlex.quote(job), check=False)
+    assert ready.returncode == 0, "no ready file within 60 s"
+
+
+def test_a_gated_final_pull_walks_the_trees_before_its_gate_and_says_it_is_ready(lab, start_task, run_task, ssh_trust,
+                                                                                 trees):
+    """The window's pull started before the origin's stop (cold_sync): with changed_since it starts the
+    follower, then pulls what changed (walking each tree on the origin over its SSH connection) while it
+    waits at the gate, then creates its ready file, which the play waits for before the stop; no walk is
+    left running on the origin, and once the gate opens the pull ends with what the follower saw."""
+    def before_start():
+        lab.origin.run("sleep 0.1 && printf later > {s}/user/a/4. && chown cyrus:mail {s}/user/a/4.".format(s=SPOOL))
+        # a directory read two days ago: a walk that reads it sets its access time again (relatime)
+        lab.origin.run("touch -a -d '2 days ago' {s}/user".format(s=SPOOL))
+        return int(lab.origin.run(read_at).stdout)
+
+    read_at = "stat -c %X {s}/user".format(s=SPOOL)
+    play, gate, job, before = start_gated_pull(lab, start_task, run_task, ssh_trust, before_start)
     try:
-        ready = lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1"
-                               % shlex.quote(job), check=False)
-        assert ready.returncode == 0, "no ready file within 60 s"
+        wait_ready(lab, job)
         assert lab.target.run("test -e %s" % shlex.quote(job), check=False).returncode != 0  # still at its gate
         walks = lab.origin.run("pgrep -f -- '[-]type d -printf' || true").stdout.split()
         assert walks == [], walks
         assert int(lab.origin.run(read_at).stdout) > before + 86400  # walked before the gate
+        assert lab.target.run("cat %s/user/a/4." % SPOOL).stdout == "later"  # and pulled
     finally:
         lab.target.run("mkdir -p %s && printf 'this-run\\n' > %s" % (ROOT, gate))
     final = play.result()
@@ -566,19 +580,9 @@ LISTING = ("cd {tree} && find . -name cyrus.squat -prune -o -path ./proc -prune 
 def gated_pull_with_changes_after_ready(lab, start_task, run_task, ssh_trust, change):
     """A gated final pull (changed_since) whose follower and walk ran before the gate; ``change`` (a
     shell command) run on the origin once it said ready, then the gate opened. Return its result."""
-    make_trees(lab)
-    lab.origin.run("sleep 2")  # the trees' tops older than the margin below: not pulled whole
-    first = sync(run_task, ssh_trust)
-    assert not first.get("failed"), first.get("msg")
-    gate, job = ROOT + "/run.gate", ROOT + "/jobs/pull.json"
-    params = dict(ssh_trust, trees=[SPOOL, LIB], excludes=["cyrus.squat", LIB + "/proc/"],
-                  changed_since=first["origin_clock_start"] - 2, gate_path=gate, gate_token="this-run",
-                  gate_timeout=120, job_file=job)
-    play = start_task("target", "bluemind_sync", params)
+    play, gate, job, _none = start_gated_pull(lab, start_task, run_task, ssh_trust)
     try:
-        ready = lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1"
-                               % shlex.quote(job), check=False)
-        assert ready.returncode == 0, "no ready file within 60 s"
+        wait_ready(lab, job)
         lab.origin.run(change)
     finally:
         lab.target.run("mkdir -p %s && printf 'this-run\\n' > %s" % (ROOT, gate))
