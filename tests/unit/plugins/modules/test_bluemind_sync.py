@@ -697,12 +697,15 @@ def test_a_pull_of_what_changed_walks_each_tree_once_before_its_gate_then_says_i
     assert len(walks()) == 4 and tree(result, a)["incremental"] is True  # then the window's own walks
 
 
-def test_a_followed_pull_lists_before_its_gate_and_takes_the_later_changes_from_its_follower(run_module, fake,
-                                                                                             tmp_path):
+@pytest.mark.parametrize("lock_held", [False, True], ids=["pulled-before-stop", "lock-held-walk-only"])
+def test_a_followed_pull_moves_what_changed_before_its_gate_and_the_rest_from_its_follower(run_module, fake,
+                                                                                          tmp_path, lock_held):
     """With follow (the default), the gated pull starts the follower on the origin (here: this machine's
-    trees), walks what changed since changed_since once its watches are set, and says it is ready; what
-    changes after that is the follower's to say: after the gate, no tree is walked again, and the
-    directories compared are the walk's and the follower's."""
+    trees), then pulls what changed since changed_since once its watches are set, and says it is ready;
+    what changes after that is the follower's to say: after the gate, no tree is walked again, and only
+    what the follower saw is compared. When another pull holds the lock then, it only walks (warning),
+    and the window compares what the walk and the follower found."""
+    import fcntl
     import threading
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     os.makedirs(a + "/inbox")
@@ -711,6 +714,11 @@ def test_a_followed_pull_lists_before_its_gate_and_takes_the_later_changes_from_
                      "recent:%s/" % a: dict(out=""), "changed:%s" % b: dict(out=""), "recent:%s/" % b: dict(out=""),
                      "%s/" % b: dict(out="")})
     gate_file, job = tmp_path / "run.gate", tmp_path / "jobs" / "pull.json"
+    lock = tmp_path / "locks" / "bluemind-migration-pull.lock"  # lock_dir is replaced per test (conftest)
+    lock.parent.mkdir(exist_ok=True)
+    holder = os.open(str(lock), os.O_RDWR | os.O_CREAT)
+    if lock_held:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another pull's, until the gate
     seen = []
 
     def walks():
@@ -721,8 +729,9 @@ def test_a_followed_pull_lists_before_its_gate_and_takes_the_later_changes_from_
             if os.path.exists(str(job) + ".ready"):
                 break
             threading.Event().wait(0.1)
-        seen.append((os.path.exists(str(job) + ".ready"), len(walks())))
+        seen.append((os.path.exists(str(job) + ".ready"), len(walks()), fake.entries_listed()))
         os.makedirs(b + "/new")  # after the walk, the origin still serving
+        os.close(holder)
         gate_file.write_text("this-run\n")
 
     opener = threading.Thread(target=open_gate)
@@ -733,14 +742,17 @@ def test_a_followed_pull_lists_before_its_gate_and_takes_the_later_changes_from_
     finally:
         opener.join()
     assert result.get("failed") is not True, result.get("msg")
-    assert seen == [(True, 2)]  # both trees walked, and ready, before the gate opened
+    # both trees walked, and ready, before the gate opened; a/inbox compared then when the pull was made
+    assert seen == [(True, 2, {} if lock_held else {a: ["./inbox"]})]
     assert len(walks()) == 2  # and not again after it
     assert result["follower"]["walked"] == {} and sorted(result["follower"]["trees"]) == [a, b]
     assert result["follower"]["watches"] == 3  # a, a/inbox, b
-    assert sorted(result["follower"]["pulled_before_stop"]) == [a, b]  # what changed since the last pull moved then
+    # what changed since the last pull moved before the stop, unless the lock was held
+    assert sorted(result["follower"]["pulled_before_stop"]) == ([] if lock_held else [a, b])
+    assert ("pull before the origin's stop is not made" in json.dumps(result.get("warnings", []))) is lock_held
     assert tree(result, a)["listed_by"] == "follower"
     assert "incremental" not in tree(result, b)  # its top changed (a directory added there): pulled whole
-    assert fake.entries_listed() == {a: ["./inbox"]}
+    assert fake.entries_listed() == {a: ["./inbox"]}  # compared once: before the gate, or after it
 
 
 def test_a_gate_without_a_token_is_refused_before_anything(run_module, fake, commands, tmp_path):
