@@ -432,10 +432,11 @@ class ChangesBeforeStop(Background):
 
 def walk_into(args):
     """The work of a tree for :class:`ChangesBeforeStop` that lists what changed since the last pull
-    (``args``: ssh running :func:`rsync.changed_entries_command`) into its :class:`TreeChanges`."""
+    (``args``: ssh running :func:`rsync.changed_entries_command`) into its :class:`TreeChanges`, every file's
+    names by inode among them (a name linked later to one of them is not linked to a name unseen)."""
     def work(changes, popen):
         _dirs, _others, root, rc, tail = list_changed(args, None, changes, links=changes.links,
-                                                      on_directory=changes.directory, popen=popen)
+                                                      on_directory=changes.directory, popen=popen, every_file=True)
         changes.root = changes.root or root
         if rc == 0:
             return None

@@ -281,12 +281,13 @@ class WarmWalks(Background):
             proc.wait()
 
 
-def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, links=None, on_directory=None):
+def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, links=None, on_directory=None,
+                 every_file=False):
     """Run ``args`` (ssh running :func:`changed_entries_command`); write the directories' names to
     ``dirs`` and the other entries' to ``others`` (NUL-terminated, without ``./``), leaving out
     what ``excluded`` (an :class:`ExcludeFilter`) does. Read as it comes: memory stays bounded, but
     for ``links`` (a dict, when given), which gets the names of each file with several links on the
-    origin, by inode: ``{inode: [name, ...]}``.
+    origin, by inode: ``{inode: [name, ...]}`` (with ``every_file``, of every file listed, one link or more).
 
     Return ``(directories, others, root_changed, rc, stderr_tail)``; ``root_changed`` is True when
     the tree's own directory is listed (an entry was added, removed or renamed at its top).
@@ -296,7 +297,7 @@ def list_changed(args, dirs, others, excluded=None, popen=subprocess.Popen, link
 
     def keep(record):
         kind, inode, nlink, name = (record.split(b" ", 3) + [b"", b"", b""])[:4]
-        if links is not None and kind == b"f" and nlink not in (b"", b"0", b"1"):
+        if links is not None and kind == b"f" and (every_file or nlink not in (b"", b"0", b"1")):
             links.setdefault(inode, []).append(name[2:] if name.startswith(b"./") else name)
         if name.startswith(b"./"):
             name = name[2:]

@@ -610,7 +610,7 @@ def checksum_recent(params, rsync_bin, origin, path, excludes, dry_run, progress
                                   counts=quick_check_misses if dry_run else None)
 
 
-def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=None, found=None):
+def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=None, found=None, links=None):
     """The final pass of a tree from what changed since ``changed_since``. In each directory whose
     status changed (entries added, removed or renamed), the entries of both sides are compared by
     type, size and time: what the origin no longer has is removed on the target (by this module:
@@ -620,7 +620,8 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
     Last, the names of each file of several links on the origin are made one file here again.
     Entries with an older status are as the previous pull left them. Return ``(directories, others,
     results, removed)``, or None when the tree's own directory changed (the caller then pulls the
-    whole tree). ``found`` (from :meth:`follow.ChangesBeforeStop.changes`) replaces the walk when given."""
+    whole tree). ``found`` (from :meth:`follow.ChangesBeforeStop.changes`) replaces the walk when given;
+    ``links`` (a dict) gets the names of every file it found by inode, one link or more."""
     root = path.rstrip("/") + "/"
     source = "%s:%s" % (origin.destination, root)
     excluded = ExcludeFilter(excludes)
@@ -632,7 +633,7 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
 
     with tempfile.TemporaryFile(prefix="bluemind-sync-") as others, \
             tempfile.TemporaryFile(prefix="bluemind-sync-") as whole:
-        links = {}
+        given_links, links = links is not None, {} if links is None else links
         # the changed directories are compared as the walk finds them
         compared = ChangedDirectories(params, origin, path, excluded, others, whole)
         try:
@@ -642,7 +643,7 @@ def incremental(params, rsync_bin, origin, path, excludes, dry_run, progress=Non
             else:
                 ndirs, nothers, root_changed, rc, tail = list_changed(
                     origin.remote(changed_entries_command(path, params["changed_since"])), None, others,
-                    excluded=excluded, links=links, on_directory=compared.listed)
+                    excluded=excluded, links=links, on_directory=compared.listed, every_file=given_links)
         except BaseException:
             compared.abandon()
             raise
@@ -812,7 +813,7 @@ def sync_tree(params, rsync_bin, origin, tree, dry_run, progress=None, found=Non
     return outcome
 
 
-def pull_tree(params, rsync_bin, origin, tree, dry_run, progress, found=None):
+def pull_tree(params, rsync_bin, origin, tree, dry_run, progress, found=None, links=None):
     started = time.monotonic()
     path = tree.rstrip("/") or "/"
     root = path.rstrip("/") + "/"
@@ -821,7 +822,7 @@ def pull_tree(params, rsync_bin, origin, tree, dry_run, progress, found=None):
     # changed since that pull is not all it holds.
     if walks_in_window(params) and os.path.isdir(path):
         try:
-            done = incremental(params, rsync_bin, origin, path, excludes, dry_run, progress, found)
+            done = incremental(params, rsync_bin, origin, path, excludes, dry_run, progress, found, links)
         except SshError as exc:
             return failed_tree(path, started, str(exc))
         except RsyncError as exc:
@@ -928,9 +929,10 @@ def before_stop(module, params, rsync_bin, origin, workers, dry_run):
 
 def pull_ahead(params, rsync_bin, origin, tree, dry_run):
     """The work of ``tree`` before the stop (see :class:`follow.ChangesBeforeStop`): its pull of what
-    changed, summed up into its TreeChanges (``pulled``)."""
+    changed, summed up into its TreeChanges (``pulled``), with the names of every file its walk found by
+    inode (a name the follower then sees linked to such a file is not linked to a name it did not see)."""
     def work(changes, _popen):
-        summary, msg = pull_tree(params, rsync_bin, origin, tree, dry_run, None)[:2]
+        summary, msg = pull_tree(params, rsync_bin, origin, tree, dry_run, None, links=changes.links)[:2]
         changes.pulled = dict((key, summary.get(key)) for key in ("changes", "bytes", "files", "seconds"))
         return "the pull before the stop failed: %s" % msg if msg else None
     return work

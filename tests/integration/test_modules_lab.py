@@ -577,10 +577,11 @@ LISTING = ("cd {tree} && find . -name cyrus.squat -prune -o -path ./proc -prune 
            "-o -printf '%P %y %s %n %u\\n' | sort")
 
 
-def gated_pull_with_changes_after_ready(lab, start_task, run_task, ssh_trust, change):
-    """A gated final pull (changed_since) whose follower and walk ran before the gate; ``change`` (a
-    shell command) run on the origin once it said ready, then the gate opened. Return its result."""
-    play, gate, job, _none = start_gated_pull(lab, start_task, run_task, ssh_trust)
+def gated_pull_with_changes_after_ready(lab, start_task, run_task, ssh_trust, change, before="true"):
+    """A gated final pull (changed_since) whose follower and pull ran before the gate; ``before`` (a shell
+    command) run on the origin before it starts, ``change`` once it said ready, then the gate opened.
+    Return its result."""
+    play, gate, job, _none = start_gated_pull(lab, start_task, run_task, ssh_trust, lambda: lab.origin.run(before))
     try:
         wait_ready(lab, job)
         lab.origin.run(change)
@@ -595,11 +596,13 @@ def gated_pull_with_changes_after_ready(lab, start_task, run_task, ssh_trust, ch
 
 def test_a_gated_final_pull_takes_what_changed_after_its_walk_from_the_follower(lab, start_task, run_task, ssh_trust):
     """Changes made after the gated pull said ready (the origin still serving), not walked again in the
-    window: a new mailbox, a message delivered to two mailboxes (one file, two links), an index written in
-    place, a file removed. The follower saw them; the target ends as the origin, links included."""
+    window: a new mailbox, a message delivered to two mailboxes (one file, two links), a message of before
+    (pulled before the stop) linked into another mailbox, an index written in place, a file removed. The
+    follower saw them; the target ends as the origin, links included."""
     final = gated_pull_with_changes_after_ready(lab, start_task, run_task, ssh_trust, (
         "cd {s}/user && mkdir b && printf new > b/1. && ln b/1. a/3. && printf more >> a/cyrus.index && rm a/big "
-        "&& chown -R cyrus:mail b a/3.").format(s=SPOOL))
+        "&& ln a/6. b/6. && chown -R cyrus:mail b a/3.").format(s=SPOOL),
+        before="printf six > {s}/user/a/6. && chown cyrus:mail {s}/user/a/6.".format(s=SPOOL))
     assert final["follower"]["walked"] == {} and sorted(final["follower"]["trees"]) == sorted([SPOOL, LIB])
     assert sorted(final["follower"]["pulled_before_stop"]) == sorted([SPOOL, LIB])
     assert final["follower"]["watches"] >= 4

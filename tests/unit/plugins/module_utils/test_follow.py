@@ -103,6 +103,7 @@ def test_the_walk_before_the_stop_and_the_follower_together(tree):
     since = time.time()  # after the tree was made: its top is not listed
     write(tree + "/user/a/5.", "five")
     os.link(tree + "/user/a/5.", tree + "/user/b/5.")
+    write(tree + "/user/a/6.", "six")  # one link when the walk lists it
     follower = start([tree], since)
     walk = follow.ChangesBeforeStop(follower, {tree: follow.walk_into(local(changed_entries_command(tree, since)))}, 1)
     walk.join()
@@ -110,11 +111,13 @@ def test_the_walk_before_the_stop_and_the_follower_together(tree):
     os.unlink(tree + "/user/b/5.")
     write(tree + "/user/b/5.", "another")             # the name now another file
     os.unlink(tree + "/user/a/1.")                     # an older file removed: its directory
+    os.link(tree + "/user/a/6.", tree + "/user/c/6.")  # a name linked to a file the walk listed
     found = walk.changes(10)[tree]
     dirs, others, links, root = found
     assert {b"user/a", b"user/b"} <= dirs
     assert b"user/a/5." in others and b"user/b/5." in others
-    assert [names for names in links.values() if len(names) > 1] == []  # b/5. is not linked to a/5. any more
+    # b/5. is not linked to a/5. any more; c/6. is linked to a/6., which the walk listed (not a name unseen)
+    assert [names for names in links.values() if len(names) > 1] == [[b"user/a/6.", b"user/c/6."]]
     assert root is False
     names = io.BytesIO()
     listed = []
