@@ -698,8 +698,8 @@ def test_a_pull_of_what_changed_walks_each_tree_once_before_its_gate_then_says_i
 
 
 @pytest.mark.parametrize("lock_held", [False, True], ids=["pulled-before-stop", "lock-held-walk-only"])
-def test_a_followed_pull_moves_what_changed_before_its_gate_and_the_rest_from_its_follower(run_module, fake,
-                                                                                          tmp_path, lock_held):
+def test_a_followed_pull_moves_what_changed_before_its_gate_and_the_rest_from_its_follower(
+        run_module, fake, tmp_path, lock_held):
     """With follow (the default), the gated pull starts the follower on the origin (here: this machine's
     trees), then pulls what changed since changed_since once its watches are set, and says it is ready;
     what changes after that is the follower's to say: after the gate, no tree is walked again, and only
