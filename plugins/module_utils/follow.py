@@ -8,12 +8,13 @@ Ahead of the stop, while the origin still serves:
 
 1. a **follower** starts on the origin over the pull's SSH connection (Python's standard library and the
    kernel's inotify: nothing installed there) and watches every directory of the trees;
-2. then the walk the window would have made lists what changed since the last pull (``find -newerct``,
-   :func:`rsync.changed_entries_command`), before the stop.
+2. then what changed since the last pull is pulled (the module's), or only listed (:func:`walk_into`:
+   the walk the window would have made, ``find -newerct``), before the stop.
 
-Every change is then either in that listing (made before it) or seen by the follower (made after its
-watches were set, which was before the listing began). After the stop, the follower is asked for what it
-saw; both together give the window's pull its changed directories and files without a walk.
+Every change is then either in that pull or listing (made before its walk) or seen by the follower (made
+after its watches were set, which was before the walk began). After the stop, the follower is asked for
+what it saw; the window's pull takes its changed directories and files from it (and that listing) without
+a walk.
 
 The follower gives up (the window then walks as before, nothing lost) on anything it cannot follow
 exactly: a full inotify queue, the watch limit, a directory renamed (the paths below it change), a file
@@ -225,15 +226,9 @@ def follower_command(trees, since_ns):
                                          " ".join(shlex.quote(tree) for tree in trees))
 
 
-def since_nanoseconds(since):
-    """``since`` (epoch seconds, a float) in whole nanoseconds, one before: "at or after" it, as the
-    walk's :func:`rsync._just_before` makes ``find -newerct``."""
-    return int(round(float(since) * 1e9)) - 1
-
-
 class TreeChanges(object):
-    """What changed in one tree since the last pull: the walk made before the stop (:meth:`walked`,
-    :meth:`directory`, ``links``) together with what the follower saw after it set its watches."""
+    """What changed in one tree since the last pull: the walk made before the stop (:meth:`directory`,
+    :meth:`write`, ``links``) together with what the follower saw after it set its watches (:meth:`saw`)."""
 
     def __init__(self):
         self.dirs, self.others, self.links = set(), set(), {}

@@ -221,13 +221,18 @@ class ExcludeFilter(object):
                 or self.matches(path, False))
 
 
-def _just_before(since):
-    """``@<since minus one nanosecond>``: ``find -newer..`` is strict, this makes it "at or after"."""
+def just_before_ns(since):
+    """``since`` (epoch seconds) in whole nanoseconds, one before: ``find -newer..`` is strict, this makes it
+    "at or after" (the walk's reference, and the follower's test of a file's status time)."""
     with decimal.localcontext() as context:
         context.prec = 60
-        reference = decimal.Decimal(repr(float(since))).quantize(
-            decimal.Decimal("1e-9"), rounding=decimal.ROUND_FLOOR) - decimal.Decimal("1e-9")
-        return "@" + format(reference, "f")
+        return int((decimal.Decimal(repr(float(since))) * 1000000000).to_integral_value(
+            rounding=decimal.ROUND_FLOOR)) - 1
+
+
+def _just_before(since):
+    """``@<since minus one nanosecond>``, as ``find -newer..`` reads a time (see :func:`just_before_ns`)."""
+    return "@" + format(decimal.Decimal(just_before_ns(since)).scaleb(-9), "f")
 
 
 def changed_entries_command(tree, since):

@@ -514,7 +514,6 @@ from ansible_collections.bluemind.migration.plugins.module_utils.follow import (
     Follower,
     follower_command,
     replay,
-    since_nanoseconds,
     walk_into,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.progress import (
@@ -530,6 +529,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
     WarmWalks,
     build_command,
     changed_entries_command,
+    just_before_ns,
     OriginEntries,
     compare_directory,
     entries_command,
@@ -913,7 +913,7 @@ def before_stop(module, params, rsync_bin, origin, workers, dry_run):
         return WarmWalks([origin.remote(warm_walk_command(tree, params["changed_since"]))
                           for tree in params["trees"]], workers)
     follower = Follower(origin.remote(follower_command(
-        params["trees"], since_nanoseconds(params["changed_since"]))), params["trees"])
+        params["trees"], just_before_ns(params["changed_since"]))), params["trees"])
     try:
         acquire(lock_path(params, "pull"), 0, "a pull of the trees")
     except (LockBusy, OSError) as exc:
@@ -923,16 +923,16 @@ def before_stop(module, params, rsync_bin, origin, workers, dry_run):
     else:
         # a pull while the origin serves: files may vanish between its listing and its copy
         serving = dict(params, allow_vanished=True)
-        work = dict((tree, pull_ahead(serving, rsync_bin, origin, tree, dry_run)) for tree in params["trees"])
+        work = dict((tree, pull_ahead(serving, rsync_bin, origin, tree)) for tree in params["trees"])
     return ChangesBeforeStop(follower, work, workers)
 
 
-def pull_ahead(params, rsync_bin, origin, tree, dry_run):
+def pull_ahead(params, rsync_bin, origin, tree):
     """The work of ``tree`` before the stop (see :class:`follow.ChangesBeforeStop`): its pull of what
     changed, summed up into its TreeChanges (``pulled``), with the names of every file its walk found by
     inode (a name the follower then sees linked to such a file is not linked to a name it did not see)."""
     def work(changes, _popen):
-        summary, msg = pull_tree(params, rsync_bin, origin, tree, dry_run, None, links=changes.links)[:2]
+        summary, msg = pull_tree(params, rsync_bin, origin, tree, False, None, links=changes.links)[:2]
         changes.pulled = dict((key, summary.get(key)) for key in ("changes", "bytes", "files", "seconds"))
         return "the pull before the stop failed: %s" % msg if msg else None
     return work

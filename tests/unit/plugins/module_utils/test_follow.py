@@ -9,7 +9,8 @@ import time
 import pytest
 
 from ansible_collections.bluemind.migration.plugins.module_utils import follow
-from ansible_collections.bluemind.migration.plugins.module_utils.rsync import ExcludeFilter, changed_entries_command
+from ansible_collections.bluemind.migration.plugins.module_utils.rsync import (
+    ExcludeFilter, changed_entries_command, just_before_ns)
 
 
 def local(command):
@@ -17,7 +18,7 @@ def local(command):
 
 
 def start(trees, since):
-    script = follow.follower_command(trees, follow.since_nanoseconds(since)).replace("python3", sys.executable, 1)
+    script = follow.follower_command(trees, just_before_ns(since)).replace("python3", sys.executable, 1)
     follower = follow.Follower(local(script), trees)
     assert follower.wait_ready(20), follower.reason
     return follower
