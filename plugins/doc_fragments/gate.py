@@ -23,6 +23,9 @@ options:
     description:
       - What the file must hold, made by the run that starts the job, so that a file an earlier run left
         opens nothing. Required with O(gate_path).
+      - When the file comes to hold another token than the one it held when the wait began (a later run
+        opened it, the run that started this job having stopped before its step), the job fails at once, having
+        read and written nothing.
     type: str
   gate_timeout:
     description:

@@ -9,7 +9,8 @@ origin's stop (the window's database pass) is therefore started before the stop,
 depend on the origin's data (its connections, the servers' versions), and waits at the gate: a file
 that the play writes once the stop succeeded, holding a token that this run made. A gate left by an
 earlier run holds another token and opens nothing; a gate never opened (the stop failed, the
-controller died) ends the job after its timeout, having read and written nothing.
+controller died) ends the job after its timeout, having read and written nothing, or as soon as a later
+run opens the gate with its own token (that run's jobs are the ones that go on).
 
 What a job can do before the gate without reading what it copies (the target's side of the database
 pass's listings, a walk of the origin's trees that leaves their inodes in its caches) still costs the
@@ -49,11 +50,21 @@ def read_token(path):
 
 def wait(path, token, timeout, what, sleep=time.sleep, clock=time.monotonic):
     """Returns the seconds waited once the gate at ``path`` holds ``token``; raises GateClosed after
-    ``timeout`` seconds (``what`` names what opens it, in the message)."""
+    ``timeout`` seconds (``what`` names what opens it, in the message), or once the gate holds a token
+    that it did not hold when the wait began and that is not ``token`` (another run's stop)."""
     if not token:
         raise ValueError("a gate needs a token")
     started = clock()
-    while read_token(path) != token:
+    found_first = read_token(path)
+    while True:
+        found = read_token(path)
+        if found == token:
+            break
+        if found is not None and found != found_first:
+            # a later run's stop: the run that started this job will not open it
+            raise GateClosed("another run opened the gate %s (its token is not this run's): the run that started "
+                             "this job stopped before the origin's stop, and nothing was copied or written by it"
+                             % path)
         if clock() - started >= timeout:
             raise GateClosed("%s did not happen within %d s (the gate %s was not opened with this run's token): "
                              "nothing was copied or written. The run that started this job stopped before it; run "

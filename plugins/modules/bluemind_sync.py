@@ -30,7 +30,8 @@ description:
     O(changed_since), it lists what changed while it waits, with the follower of O(follow) (or, with
     O(follow=false), walks each tree on the origin once, every entry's status read and nothing listed,
     so that the walk after the gate finds the inodes in the origin's caches); then it creates
-    C(<job_file>.ready) (see O(job_file)). A walk still running when the gate opens is stopped.
+    C(<job_file>.ready) (see O(job_file)). A walk still running when the gate opens is stopped. A job
+    whose gate is opened by a later run (its own run stopped before the origin's stop) ends then.
 options:
   trees:
     description:
@@ -110,8 +111,8 @@ options:
         window does not walk the trees. Ahead of the gate, a follower runs on the origin over the pull's
         connection (C(python3) and the kernel's inotify, nothing installed) and watches every
         directory of the trees. Once its watches are set, the pull of what changed since O(changed_since)
-        runs, the origin still serving (under the pull lock, files vanishing meanwhile not errors; when
-        another pull holds the lock, only the walk of what changed runs). At the gate the follower
+        runs, the origin still serving (under the pull lock, given back once that pull ended, files vanishing
+        meanwhile not errors; when another pull holds the lock, only the walk of what changed runs). At the gate the follower
         reports what changed since its watches were set, and the window compares and pulls only that.
       - It gives up on what it cannot follow exactly (a full inotify queue, the watch limit
         C(fs.inotify.max_user_watches), a directory renamed, a file linked to a name it did not see,
@@ -495,6 +496,7 @@ workers:
 """
 
 import concurrent.futures
+import functools
 import os
 import tempfile
 import threading
@@ -927,6 +929,17 @@ def before_stop(module, params, rsync_bin, origin, workers, dry_run):
     return ChangesBeforeStop(follower, work, workers)
 
 
+def work_before_stop(params, warming):
+    """Wait for what the gated pull does before its gate (``warming``, or None), then give back the pull lock
+    that its pull before the stop took: a job whose gate never opens (its run's controller died) holds it
+    no longer than that pull, and the window's pull takes it again after the gate."""
+    try:
+        if warming:
+            warming.join()
+    finally:
+        release(lock_path(params, "pull"))
+
+
 def pull_ahead(params, rsync_bin, origin, tree):
     """The work of ``tree`` before the stop (see :class:`follow.ChangesBeforeStop`): its pull of what
     changed, summed up into its TreeChanges (``pulled``), with the names of every file its walk found by
@@ -1029,7 +1042,7 @@ def main():
         # Started ahead of the origin's stop: the connection opens now, nothing is read before the gate.
         connect(module, origin, params, dry_run, workers)
         warming = before_stop(module, params, rsync_bin, origin, workers, dry_run)
-        jobs.ready_when(module, warming.join if warming else lambda: None)
+        ready = jobs.ready_when(module, functools.partial(work_before_stop, params, warming))
         try:
             waited_for_gate = gate.wait(params["gate_path"], params["gate_token"], params["gate_timeout"],
                                         "the origin's stop")
@@ -1039,7 +1052,7 @@ def main():
         finally:
             if warming:
                 warming.stop()
-            release(lock_path(params, "pull"))  # held by the pull before the stop, if any
+            ready.join()  # the pull before the stop gave its lock back: the window's pull takes it below
         if isinstance(warming, ChangesBeforeStop):
             followed = warming.changes(FOLLOWER_REPORT_TIMEOUT)
     waited_for_lock = 0.0

@@ -59,3 +59,34 @@ def test_a_gate_is_never_opened_without_a_token(tmp_path):
 def test_a_gate_that_cannot_be_read_is_an_error_not_a_wait(tmp_path):
     with pytest.raises(IsADirectoryError):
         gate.wait(str(tmp_path), "token-1", 3, "the origin's stop")
+
+
+def test_a_gate_opened_by_a_later_run_ends_the_wait_of_a_job_whose_run_stopped(tmp_path):
+    """A job whose run's controller died before the stop waits no longer once a later run opened the gate
+    with its own token (the timeout is half an hour: meanwhile it held its connections and its follower)."""
+    path = tmp_path / "db.gate"
+    path.write_text("token-of-an-earlier-run\n")
+
+    def later_run(sleeps):
+        if sleeps == 4:
+            path.write_text("token-of-a-later-run\n")
+
+    clock = Clock(later_run)
+    with pytest.raises(gate.GateClosed) as caught:
+        gate.wait(str(path), "token-1", 1800, "the origin's stop", sleep=clock.sleep, clock=clock)
+    assert clock.sleeps == 4 and "another run opened the gate" in str(caught.value)
+    assert "nothing was copied or written" in str(caught.value)
+
+
+def test_a_gate_first_made_by_a_later_run_ends_the_wait_too(tmp_path):
+    path = tmp_path / "run" / "db.gate"
+
+    def later_run(sleeps):
+        if sleeps == 2:
+            path.parent.mkdir()
+            path.write_text("token-of-a-later-run\n")
+
+    clock = Clock(later_run)
+    with pytest.raises(gate.GateClosed):
+        gate.wait(str(path), "token-1", 1800, "the origin's stop", sleep=clock.sleep, clock=clock)
+    assert clock.sleeps == 2

@@ -724,12 +724,22 @@ def test_a_followed_pull_moves_what_changed_before_its_gate_and_the_rest_from_it
     def walks():
         return [c[-1] for c in fake.ssh_calls() if "-newerct" in c[-1]]
 
+    def lock_free():
+        probe = os.open(str(lock), os.O_RDWR)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(probe)
+
     def open_gate():
         for _attempt in range(100):
             if os.path.exists(str(job) + ".ready"):
                 break
             threading.Event().wait(0.1)
-        seen.append((os.path.exists(str(job) + ".ready"), len(walks()), fake.entries_listed()))
+        seen.append((os.path.exists(str(job) + ".ready"), len(walks()), fake.entries_listed(), lock_free()))
         os.makedirs(b + "/new")  # after the walk, the origin still serving
         os.close(holder)
         gate_file.write_text("this-run\n")
@@ -742,8 +752,9 @@ def test_a_followed_pull_moves_what_changed_before_its_gate_and_the_rest_from_it
     finally:
         opener.join()
     assert result.get("failed") is not True, result.get("msg")
-    # both trees walked, and ready, before the gate opened; a/inbox compared then when the pull was made
-    assert seen == [(True, 2, {} if lock_held else {a: ["./inbox"]})]
+    # both trees walked, and ready, before the gate opened; a/inbox compared then when the pull was made,
+    # whose lock was given back once it ended (a job whose gate never opens holds no lock)
+    assert seen == [(True, 2, {} if lock_held else {a: ["./inbox"]}, not lock_held)]
     assert len(walks()) == 2  # and not again after it
     assert result["follower"]["walked"] == {} and sorted(result["follower"]["trees"]) == [a, b]
     assert result["follower"]["watches"] == 3  # a, a/inbox, b
