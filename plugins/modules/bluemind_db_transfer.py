@@ -180,6 +180,23 @@ options:
         whole or compares contents anyway).
     type: bool
     default: false
+  catch_up_until:
+    description:
+      - With O(catch_up), a file whose creation the catch-up follows (the window's final pull's
+        C(<job_file>.ready), whose work before the stop may last longer than the catch-up, and what is written
+        meanwhile would be the window's). While it is missing, catch-up passes follow each other, each
+        moving what was written during the one before (two seconds apart at least); the pass
+        that begins after it appeared is the last, so that the job is ready about when the play stops the
+        origin. The gate's opening, a failed pass or O(catch_up_until_timeout) ends them too.
+      - Without it, one catch-up pass.
+    type: path
+  catch_up_until_timeout:
+    description:
+      - Seconds after the first catch-up pass began when no other begins, with O(catch_up_until) (the file
+        may never come, when the job that makes it failed or the run that started both died before the stop). The
+        play gives the time it waits for the jobs before the origin's stop.
+    type: float
+    default: 300
   progress_interval:
     description:
       - Seconds between two progress reports of a pass that is still running, V(0) for none.
@@ -313,6 +330,12 @@ catch_up:
     error:
       description: Why it failed, when it did (the window's pass went on).
       type: str
+    passes:
+      description: How many passes ran (more than one with O(catch_up_until)); the other keys are the last one's.
+      type: int
+    first_seconds:
+      description: The first pass's length (the others move only what was written during the one before).
+      type: float
 databases:
   description: One entry per database.
   returned: always
@@ -665,6 +688,8 @@ INCOMPLETE_SUFFIX = ".incomplete"
 MAX_NAME_BYTES = 63
 # Sessions listing tables at once on each side (each lists a group of tables of about the same size).
 PLAN_WORKERS = 3
+# Seconds between the starts of two catch-up passes at least (see O(catch_up_until)).
+CATCH_UP_PERIOD = 2.0
 
 
 class Transfer(object):
@@ -1365,6 +1390,29 @@ def catch_up(transfer, databases, params):
     return outcome
 
 
+def catch_up_passes(transfer, databases, params, sleep=time.sleep, clock=time.monotonic):
+    """The catch-up of O(catch_up): one :func:`catch_up` pass, or with O(catch_up_until) passes one after
+    the other until one has begun once that file existed or O(catch_up_until_timeout) passed (or the gate is
+    open, or a pass failed), a pass every CATCH_UP_PERIOD seconds at most. Return the last pass's outcome (with ``passes`` and
+    ``first_seconds``) and the Transfer for the pass after them."""
+    until, passes, first = params["catch_up_until"], 0, None
+    started = clock()
+    while True:
+        began = clock()
+        last_one = not until or os.path.exists(until) or began - started >= params["catch_up_until_timeout"]
+        transfer.origin_serving = True
+        outcome = catch_up(transfer, databases, params)
+        transfer, passes = transfer.for_next_pass(), passes + 1
+        first = outcome["seconds"] if first is None else first
+        if last_one or "error" in outcome or gate.read_token(params["gate_path"]) == params["gate_token"]:
+            break
+        # a pass that had little to move is not followed at once: the origin's statistics are read again
+        while clock() - began < CATCH_UP_PERIOD and not os.path.exists(until):
+            sleep(0.1)
+    outcome.update(passes=passes, first_seconds=first)
+    return outcome, transfer
+
+
 def give_own_address(transfer, params):
     """The target's own address in the copied records (O(readdress_to)), once every database is verified:
     ``(what was set or None, a warning or None)``. Raise PgError when the records cannot be set."""
@@ -1498,6 +1546,8 @@ def main():
         state_file=dict(type="path"),
         origin_serving=dict(type="bool", default=False),
         catch_up=dict(type="bool", default=False),
+        catch_up_until=dict(type="path"),
+        catch_up_until_timeout=dict(type="float", default=300.0),
         progress_interval=dict(type="int", default=30),
         progress_path=dict(type="path", default="/run/bluemind-migration/db-progress.json"),
         readdress_database=dict(type="str", default="bj"),
@@ -1547,9 +1597,7 @@ def main():
             # which holds the lock for its own length.
             if params["gate_path"] and params["mode"] != "full":
                 if params["catch_up"] and params["state_file"] and not module.check_mode:
-                    transfer.origin_serving = True
-                    result["catch_up"] = catch_up(transfer, result["databases"], params)
-                    transfer = transfer.for_next_pass()
+                    result["catch_up"], transfer = catch_up_passes(transfer, result["databases"], params)
                 # the target's side of each row sync (its BlueMind is stopped), out of the window
                 in_parallel([functools.partial(transfer.read_target_ahead, name) for name in params["databases"]])
             # ready once the listings read ahead ended: the play waits for it before the origin's stop

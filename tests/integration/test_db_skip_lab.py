@@ -384,3 +384,44 @@ def test_the_windows_pass_catches_up_before_its_gate_and_then_moves_only_what_ca
     assert row_hashes(lab.target) == row_hashes(lab.origin)
     # the window's record follows the catch-up's: the next pass finds nothing to list
     assert transfer(run_task, ssh_trust)["tables_listed"] == 0
+
+
+def test_catch_up_passes_go_on_until_the_pulls_work_ended_then_the_window_lists_only_what_came_after(
+        lab, start_task, run_task, ssh_trust, database):
+    """With catch_up_until (the final pull's ready file), the catch-up does not end with its first pass: a
+    row written while the pull's work before the stop still runs moves in a later catch-up pass, the pass
+    that begins once the file exists is the last, and the window's pass lists only the row written after
+    it; the target ends with every row of the origin."""
+    transfer(run_task, ssh_trust)  # the last pass's record
+    gate, jobs = "/tmp/bmitest-skip-until.gate", "/tmp/bmitest-skip-until-jobs"
+    job, until = jobs + "/db.json", jobs + "/pull.json.ready"
+    lab.target.run("rm -rf %s %s && mkdir -p %s" % (gate, jobs, jobs))
+    args = dict(ssh_trust, databases=[DATABASE], pgpass_file=PGPASS, pg_bin_dir="/usr/lib/postgresql/15/bin",
+                state_file=STATE, buckets_from_rows=1, gate_path=gate, gate_token="until", gate_timeout=120,
+                job_file=job, catch_up=True, catch_up_until=until)
+    play = start_task("target", "bluemind_db_transfer", args)
+    try:
+        # the first pass runs while the pull's work goes on (no ready file of the pull yet): not ready after it
+        locked = ("for i in $(seq 300); do flock -n /run/lock/bluemind-migration-db.lock true || exit 0; sleep 0.05; "
+                  "done; exit 1")
+        assert lab.target.run(locked, check=False).returncode == 0, "no catch-up pass within 15 s"
+        psql(lab.origin, "INSERT INTO t_09 VALUES (6000, 'during');\n")  # while the pull's work still runs
+        lab.target.run("sleep 3")
+        assert play.running() and lab.target.run("test -e %s.ready" % job, check=False).returncode != 0
+        lab.target.run("echo '{}' > %s" % until)  # the pull's work before the stop ended
+        ready = lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1" % job,
+                               check=False)
+        assert ready.returncode == 0, "no ready file within 60 s of the pull's"
+        assert row_hashes(lab.target) == row_hashes(lab.origin)  # 'during' moved before the gate
+        psql(lab.origin, "INSERT INTO t_10 VALUES (6001, 'late');\n")  # after the last pass, before the stop
+    finally:
+        lab.target.run("printf 'until\\n' > %s" % gate)
+    try:
+        result = play.result()
+    finally:
+        lab.target.run("rm -rf %s %s" % (gate, jobs))
+    assert not result.get("failed"), result.get("msg")
+    assert "error" not in result["catch_up"] and result["catch_up"]["passes"] >= 2, result["catch_up"]
+    window = result["databases"][0]
+    assert (window["tables_listed"], window["rows_copied"], window["rows_deleted"]) == (1, 1, 0), window
+    assert row_hashes(lab.target) == row_hashes(lab.origin)

@@ -1426,3 +1426,67 @@ def test_a_gate_without_a_token_is_refused_before_anything(run_module, servers, 
     result = run_module(bluemind_db_transfer, dict(servers.args, gate_path=str(tmp_path / "db.gate")))
     assert result["failed"] is True and result["msg"].startswith("gate_path needs gate_token")
     assert servers.scripts == [] and servers.pipelines == []
+
+
+class CatchUpClock(object):
+    """The clock of :func:`catch_up_passes`: each pass lasts ``pass_seconds`` and runs ``during(number)``."""
+
+    def __init__(self, pass_seconds, during=lambda number: None):
+        self.now, self.pass_seconds, self.during = 0.0, pass_seconds, during
+        self.starts = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now = round(self.now + seconds, 6)
+
+    def catch_up(self, transfer, databases, params):
+        assert transfer.origin_serving is True
+        self.starts.append(self.now)
+        self.during(len(self.starts))
+        self.now += self.pass_seconds
+        outcome = dict(databases=[dict(entry) for entry in databases], seconds=self.pass_seconds, number=len(self.starts))
+        if transfer.fail_at == len(self.starts):
+            outcome["error"] = "the origin went away"
+        return outcome
+
+
+class PassTransfer(object):
+    def __init__(self, fail_at=None):
+        self.origin_serving, self.fail_at = False, fail_at
+
+    def for_next_pass(self):
+        return PassTransfer(self.fail_at)
+
+
+@pytest.mark.parametrize("case", ["until-file", "no-until", "file-there-first", "failed-pass", "gate-open", "timeout"])
+def test_catch_up_passes_follow_each_other_until_one_began_after_the_pulls_work_ended(tmp_path, case):
+    """With catch_up_until (the final pull's ready file), catch-up passes follow each other, two seconds
+    apart at least, and the one that begins once the file exists is the last; without it, one pass. A
+    failed pass, the gate already open, or the timeout (the file never comes) ends them."""
+    until, gate_file = tmp_path / "pull.json.ready", tmp_path / "db.gate"
+    if case == "file-there-first":
+        until.write_text("{}")
+
+    def during(number):
+        if number == 3 and case not in ("no-until", "timeout"):
+            until.write_text("{}")  # the pull's work before the stop ended during the third pass
+        if number == 2 and case == "gate-open":
+            gate_file.write_text("this-run\n")
+
+    clock = CatchUpClock(0.5, during)
+    params = dict(catch_up_until=None if case == "no-until" else str(until), gate_path=str(gate_file),
+                  gate_token="this-run", catch_up_until_timeout=7.0)
+    with mock.patch.object(bluemind_db_transfer, "catch_up", clock.catch_up):
+        outcome, following = bluemind_db_transfer.catch_up_passes(
+            PassTransfer(fail_at=2 if case == "failed-pass" else None), [dict(name="bj")], params,
+            sleep=clock.sleep, clock=clock)
+    # the timeout: the passes at 0, 2, 4 and 6 s; the one at 8 s, 7 s after the first began, is the last
+    expected = {"until-file": 4, "no-until": 1, "file-there-first": 1, "failed-pass": 2, "gate-open": 2, "timeout": 5}[case]
+    assert outcome["passes"] == expected == len(clock.starts) and outcome["number"] == expected
+    assert outcome["first_seconds"] == 0.5 and following.origin_serving is False
+    # two seconds apart at least while the file is missing; at once once it is there
+    gaps = [round(b - a, 1) for a, b in zip(clock.starts, clock.starts[1:])]
+    assert gaps == {"until-file": [2.0, 2.0, 0.5]}.get(case, [2.0] * (expected - 1))
+    assert ("error" in outcome) is (case == "failed-pass")
