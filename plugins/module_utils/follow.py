@@ -37,7 +37,8 @@ from ansible_collections.bluemind.migration.plugins.module_utils.rsync import ex
 #   ``D<tree> <dir>``     a directory whose entries changed (added, removed, renamed) or whose status did
 #   ``F<tree> <file>``    a file (not a directory) changed in content or status at or after ``since_ns``
 #   ``G<tree> <name>``    a name added, removed or renamed, gone now
-#   ``L<tree> <inode> <links> <name>``   a name (not a directory) added or renamed, there now
+#   ``L<tree> <inode> <links> <name>``   a name (not a directory) added or renamed (or found in a directory
+#                         made since the watches were set), there now
 #   ``X <reason>``        it gave up
 #   ``E``                 the end
 # ``<tree>`` is the index of the tree in its arguments, names are relative to the tree ("" for itself).
@@ -84,7 +85,9 @@ class Changes(object):
             return False
         raise GiveUp("inotify_add_watch %s: %s" % (os.fsdecode(self.path(index, name)), os.strerror(err)))
 
-    def watch_tree(self, index, top):
+    def watch_tree(self, index, top, new=False):
+        # new: a directory made since the watches were set, whose entries made before its own watch
+        # are names added too (a file linked from elsewhere then has every name known)
         pending, done = [top], 0
         while pending:
             name = pending.pop()
@@ -95,9 +98,12 @@ class Changes(object):
             except OSError:
                 continue
             for entry in entries:
+                child = os.path.join(name, entry.name) if name else entry.name
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        pending.append(os.path.join(name, entry.name) if name else entry.name)
+                        pending.append(child)
+                    elif new:
+                        self.names.add((index, child))
                 except OSError:
                     pass
             done += 1
@@ -144,7 +150,7 @@ class Changes(object):
             self.dirs.add((index, parent))
             self.names.add((index, entry))
             if mask & IN_ISDIR and mask & IN_CREATE:
-                self.watch_tree(index, entry)
+                self.watch_tree(index, entry, True)
         elif mask & IN_ISDIR:
             self.dirs.add((index, entry))
         else:
