@@ -344,6 +344,21 @@ def test_the_window_counts_the_tables_its_listing_counts_by_buckets_there_alone(
     assert row_hashes(lab.target) == row_hashes(lab.origin)
 
 
+def job_ready(lab, job):
+    """Whether the job file ``job`` got its ready file within a minute."""
+    return lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1" % job,
+                          check=False).returncode == 0
+
+
+def result_after_gate(lab, play, gate, token, jobs):
+    """Open ``gate`` with ``token``, then the result of ``play``; the gate and the folder ``jobs`` removed."""
+    lab.target.run("printf '%s\\n' > %s" % (token, gate))
+    try:
+        return play.result()
+    finally:
+        lab.target.run("rm -rf %s %s" % (gate, jobs))
+
+
 def test_the_windows_pass_catches_up_before_its_gate_and_then_moves_only_what_came_after(
         lab, start_task, run_task, ssh_trust, database):
     """With catch_up, the window's pass started before the origin's stop first moves, as the hot phase's pass
@@ -360,20 +375,14 @@ def test_the_windows_pass_catches_up_before_its_gate_and_then_moves_only_what_ca
                 job_file=job, catch_up=True)
     play = start_task("target", "bluemind_db_transfer", args)
     try:
-        ready = lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1" % job,
-                               check=False)
-        assert ready.returncode == 0, "no ready file within 60 s"
+        assert job_ready(lab, job), "no ready file within 60 s"
         assert play.running()  # at its gate
         # caught up while the origin serves, and the lock given back before the gate
         assert row_hashes(lab.target) == row_hashes(lab.origin)
         assert lab.target.run("flock -n /run/lock/bluemind-migration-db.lock true", check=False).returncode == 0
         psql(lab.origin, "INSERT INTO t_08 VALUES (5000, 'late');\n")  # after the catch-up, before the stop
     finally:
-        lab.target.run("printf 'catch-up\\n' > %s" % gate)
-    try:
-        result = play.result()
-    finally:
-        lab.target.run("rm -rf %s %s" % (gate, jobs))
+        result = result_after_gate(lab, play, gate, "catch-up", jobs)
     assert not result.get("failed"), result.get("msg")
     early = result["catch_up"]["databases"][0]
     assert "error" not in result["catch_up"] and early["method"] == "rows"
@@ -409,17 +418,11 @@ def test_catch_up_passes_go_on_until_the_pulls_work_ended_then_the_window_lists_
         lab.target.run("sleep 3")
         assert play.running() and lab.target.run("test -e %s.ready" % job, check=False).returncode != 0
         lab.target.run("echo '{}' > %s" % until)  # the pull's work before the stop ended
-        ready = lab.target.run("for i in $(seq 600); do [ -e %s.ready ] && exit 0; sleep 0.1; done; exit 1" % job,
-                               check=False)
-        assert ready.returncode == 0, "no ready file within 60 s of the pull's"
+        assert job_ready(lab, job), "no ready file within 60 s of the pull's"
         assert row_hashes(lab.target) == row_hashes(lab.origin)  # 'during' moved before the gate
         psql(lab.origin, "INSERT INTO t_10 VALUES (6001, 'late');\n")  # after the last pass, before the stop
     finally:
-        lab.target.run("printf 'until\\n' > %s" % gate)
-    try:
-        result = play.result()
-    finally:
-        lab.target.run("rm -rf %s %s" % (gate, jobs))
+        result = result_after_gate(lab, play, gate, "until", jobs)
     assert not result.get("failed"), result.get("msg")
     assert "error" not in result["catch_up"] and result["catch_up"]["passes"] >= 2, result["catch_up"]
     window = result["databases"][0]
