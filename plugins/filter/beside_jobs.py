@@ -119,9 +119,22 @@ def beside_lines(jobs, db_job=None, config_job=None, databases=None, ip_mode="no
             lines.append("config_copy: done beside the final pull (%d entries copied, recorded with the pull)" % len(
                 taken.get("files") or []))
         else:
+            if taken.get("catch_up"):
+                lines.append("db_migrate: before the origin's stop, %s" % catch_up_line(taken["catch_up"]))
             lines += ["db_migrate: %s: %s" % (name, db_pass_summary(entry))
                       for entry, name in zip(taken.get("databases") or [], _names(taken, databases))]
     return lines
+
+
+def catch_up_line(catch_up):
+    """What the database job's catch-up did (RV(bluemind.migration.bluemind_db_transfer#module:catch_up))."""
+    passes = catch_up.get("passes", 1)
+    if catch_up.get("error"):
+        return "the catch-up failed after %d pass(es), the window's pass moved the rest: %s" % (passes, catch_up["error"])
+    if passes == 1:
+        return "caught up in one pass (%.1f s)" % catch_up.get("seconds", 0)
+    return "caught up in %d passes (the first %.1f s, the last %.1f s)" % (
+        passes, catch_up.get("first_seconds", 0), catch_up.get("seconds", 0))
 
 
 class FilterModule:

@@ -94,6 +94,16 @@ def test_the_jobs_beside_the_final_pull_that_ended_well_are_recorded_with_it_the
     lines = beside_lines(jobs, "/j/db.json", "/j/config.json", None, "none")
     assert lines[0] == "config_copy: done beside the final pull (1 entries copied, recorded with the pull)"
     assert lines[1].startswith("db_migrate: bj: 1 rows copied") and lines[2].startswith("db_migrate: bj-data: copied whole")
+    # the catch-up before the stop: its passes (several while the final pull's work before the stop ran)
+    caught = dict(db_pass, catch_up=dict(passes=4, first_seconds=12.34, seconds=0.61, databases=[]))
+    assert beside_lines({"/j/db.json": caught}, "/j/db.json", None)[0] == (
+        "db_migrate: before the origin's stop, caught up in 4 passes (the first 12.3 s, the last 0.6 s)")
+    once = dict(db_pass, catch_up=dict(passes=1, first_seconds=2.0, seconds=2.0, databases=[]))
+    assert beside_lines({"/j/db.json": once}, "/j/db.json", None)[0].endswith("caught up in one pass (2.0 s)")
+    failed_catch_up = dict(db_pass, catch_up=dict(passes=2, seconds=0.3, error="the origin went away", databases=[]))
+    assert beside_lines({"/j/db.json": failed_catch_up}, "/j/db.json", None)[0] == (
+        "db_migrate: before the origin's stop, the catch-up failed after 2 pass(es), the window's pass moved the "
+        "rest: the origin went away")
     # a pass without the target's own address (started before none mode was asked), a failed copy, a gone
     # job, a copy that did not say when it ended: each left to its phase, and said so
     unaddressed = dict((k, v) for k, v in db_pass.items() if k != "readdress")
