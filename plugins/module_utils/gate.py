@@ -55,11 +55,8 @@ def wait(path, token, timeout, what, sleep=time.sleep, clock=time.monotonic):
     if not token:
         raise ValueError("a gate needs a token")
     started = clock()
-    found_first = read_token(path)
-    while True:
-        found = read_token(path)
-        if found == token:
-            break
+    found_first = found = read_token(path)
+    while found != token:
         if found is not None and found != found_first:
             # a later run's stop: the run that started this job will not open it
             raise GateClosed("another run opened the gate %s (its token is not this run's): the run that started "
@@ -70,4 +67,5 @@ def wait(path, token, timeout, what, sleep=time.sleep, clock=time.monotonic):
                              "nothing was copied or written. The run that started this job stopped before it; run "
                              "it again" % (what, timeout, path))
         sleep(PERIOD)
+        found = read_token(path)
     return round(clock() - started, 2)
