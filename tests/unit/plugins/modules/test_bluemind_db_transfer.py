@@ -796,9 +796,13 @@ def test_small_tables_keyed_by_integers_that_lost_rows_are_cut_into_fine_buckets
     """Below buckets_from_rows, a table that the origin's statistics prove lost rows is cut into fine
     buckets when its key is made of integers (TABLE_COLUMNS_SQL's mix: a change-set partition) and it
     holds at least FINE_BUCKETS_FROM_ROWS rows; without such a key, or smaller, it is listed whole; when
-    the origin proves nothing, the small ones are one bucket each, none fine."""
+    the origin proves nothing, the small ones are one bucket each, none fine, but while the origin serves:
+    then the tables its mark, read before the pass's snapshot, says lost rows since the last pass's mark
+    (a guess, not a proof) are cut into fine buckets."""
     module = mock.Mock(params=dict(maintenance_db="postgres", db_user="bj", buckets_from_rows=1000))
     transfer = bluemind_db_transfer.Transfer(module, mock.Mock(), mock.Mock())
+    kept = dict(tables={"public.cs_1": [1, 1, 64, 0, 3], "public.cs_2": [2, 2, 70, 0, 6], "public.big": [3, 3, 5000, 0, 0]})
+    transfer.state["bj-data"] = dict(signatures=dict(origin=kept, target=kept))
     mix = "(item_id::bigint << 0) # (version::bigint << 21)"
     transfer.target.query.return_value = [("public.cs_1", "item_id,version,x", "item_id,version", "f", mix),
                                           ("public.cs_2", "item_id,version,x", "item_id,version", "f", mix),
@@ -806,19 +810,31 @@ def test_small_tables_keyed_by_integers_that_lost_rows_are_cut_into_fine_buckets
     origin = dict(counts={"public.cs_1": 64, "public.cs_2": 63, "public.t_text": 500, "public.big": 5000}, sequences=[])
     target = dict(counts={"public.cs_1": 66, "public.cs_2": 64, "public.t_text": 501, "public.big": 5001})
     untouched = set(origin["counts"])
-    for proof, fine, by_buckets in ((None, {"public.cs_1"}, {"public.cs_1", "public.big"}),
-                                    ("no proof", set(), untouched)):
+    # the origin's mark now: cs_1 and cs_2 deleted rows since (cs_2 is too small to be cut), big did not
+    mark = dict(tables={"public.cs_1": [1, 1, 66, 0, 5], "public.cs_2": [2, 2, 71, 0, 7], "public.big": [3, 3, 5001, 0, 0]})
+    for proof, serving, fine, by_buckets in ((None, False, {"public.cs_1"}, {"public.cs_1", "public.big"}),
+                                             ("no proof", False, set(), untouched),
+                                             ("the origin still serves", True, {"public.cs_1"}, untouched)):
+        transfer.origin_serving, transfer.marks["bj-data"] = serving, mark
         with mock.patch.object(transfer, "unchanged", return_value=(set(), set(), untouched, proof)), \
                 mock.patch(MODULE + "RowSync") as row_sync:
             row_sync.return_value.plan_tables.side_effect = lambda tables, *args: [
                 dict(table=t, fetch=[], delete=[], replace=False, counts=dict(origin=1, target=1)) for t in tables]
             row_sync.return_value.apply.return_value = 0
-            entry = dict(name="bj-data")
-            transfer.sync_rows(entry, "snap", True, (100, 200), origin, target)
+            entry = dict(name="bj-data")  # each pass given its own counts (a pass fills in those it counted)
+            transfer.sync_rows(entry, "snap", True, (100, 200), dict(origin, counts=dict(origin["counts"])), target)
         calls = row_sync.return_value.plan_tables.call_args_list
         assert set(name for call in calls for name in call.args[4]) == by_buckets
         assert all(set(call.args[-1]) == fine for call in calls)
         assert (entry["tables_by_buckets"], entry["tables_by_fine_buckets"]) == (len(by_buckets), len(fine))
+    # while the origin serves, a table its mark says lost no row is one bucket; without the last pass's mark, all
+    assert transfer.guessed_losing("bj-data") == {"public.cs_1", "public.cs_2"}
+    transfer.marks["bj-data"] = dict(tables=dict(mark["tables"], **{"public.cs_1": [1, 1, 66, 0, 3]}))
+    assert transfer.guessed_losing("bj-data") == {"public.cs_2"}
+    transfer.marks["bj-data"] = dict(tables=dict(mark["tables"], **{"public.cs_1": [1, 9, 0, 0, 0]}))  # truncated
+    assert transfer.guessed_losing("bj-data") == {"public.cs_1", "public.cs_2"}
+    transfer.state.clear()
+    assert transfer.guessed_losing("bj-data") == set()
 
 
 ENOSPC = ('psql:<stdin>:150103: ERROR:  could not extend file "base/24580/24590": No space left on device\n'
@@ -1153,10 +1169,38 @@ def test_a_restarted_origin_makes_every_table_listed(run_module, servers):
     assert result["databases"][0]["tables_skipped"] == 0
 
 
-def test_a_serving_origin_skips_nothing(run_module, servers):
+@pytest.mark.parametrize("target_written", [False, True])
+def test_a_serving_origin_skips_nothing_but_the_untouched_target_tables_are_counted_by_buckets(
+        run_module, servers, target_written):
+    """While the origin serves its statistics prove nothing, so every table is listed; the target's still
+    prove its side, and the tables it left untouched since the last pass are listed by buckets (a whole
+    listing of each key on both sides made a catch-up at scale l last 51 s). A table written on the target
+    since is listed whole."""
+    def write_target():
+        if target_written:
+            servers.signatures["target"] = dict(servers.signatures["target"], tables=dict(
+                servers.signatures["target"]["tables"], **{"public.t_a": [5, 5, 11, 0, 0]}))
+
     servers.args["origin_serving"] = True
-    result, listed = second_pass(run_module, servers)
-    assert len(listed) == 4 and result["databases"][0]["skip_blocker"] == "the origin still serves"
+    result, listed = second_pass(run_module, servers, between=write_target)
+    assert len(listed) == 4
+    for entry in result["databases"]:
+        assert entry["skip_blocker"] == "the origin still serves" and entry["tables_skipped"] == 0
+        assert (entry["tables_by_changes"], entry["tables_by_fine_buckets"]) == (0, 0)
+        assert entry["tables_by_buckets"] == (1 if target_written else 2)
+    # the target's check read once a database (its proof), the origin's never (only its mark, in the snapshot)
+    checks = sorted((side, database) for side, database, check in servers.signature_reads if check)
+    assert checks == [("target", "bj"), ("target", "bj"), ("target", "bj-data"), ("target", "bj-data")]
+
+
+def test_a_serving_origin_without_the_target_proof_lists_every_table_whole(run_module, servers):
+    def garbage():
+        servers.signatures["target"] = dict(servers.signatures["target"], quiet_at=None)
+
+    servers.args["origin_serving"] = True
+    result, listed = second_pass(run_module, servers, between=garbage)
+    assert len(listed) == 4
+    assert [entry["tables_by_buckets"] for entry in result["databases"]] == [0, 0]
 
 
 def test_statistics_that_cannot_be_read_skip_nothing_and_fail_nothing(run_module, servers):
