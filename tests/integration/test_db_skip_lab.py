@@ -7,6 +7,7 @@ The tables live in a database of this test (bmitest-skip, made as BlueMind makes
 removed from both hosts at the end, so the lab's bj and bj-data are left alone.
 """
 
+import contextlib
 import json
 import subprocess
 import time
@@ -142,9 +143,9 @@ def test_a_new_table_copies_the_database_whole_and_the_next_pass_skips_again(lab
     assert row_hashes(lab.target) == row_hashes(lab.origin)
 
 
-def test_a_session_still_connected_makes_the_pass_list_every_table(lab, run_task, ssh_trust, database):
-    transfer(run_task, ssh_trust)
-    # a session of someone else on the origin's database (BlueMind not quite stopped)
+@contextlib.contextmanager
+def someone_connected(lab):
+    """A session of someone else on the origin's database for the block (BlueMind not quite stopped, or serving)."""
     sleeper = subprocess.Popen(["docker", "exec", lab.origin.name, "su", "postgres", "-c",
                                 "psql -X -d %s -c 'SELECT pg_sleep(20)'" % DATABASE],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -152,12 +153,18 @@ def test_a_session_still_connected_makes_the_pass_list_every_table(lab, run_task
         lab.origin.run("for i in $(seq 50); do su postgres -c \"psql -X -At -d postgres -c \\\"SELECT count(*) FROM "
                        "pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)'\\\"\" | grep -qx 1 && exit 0; "
                        "sleep 0.1; done; exit 1")
-        busy = transfer(run_task, ssh_trust)
+        yield
     finally:
         sleeper.kill()
         sleeper.wait()
         lab.origin.run("su postgres -c \"psql -X -At -d postgres -c \\\"SELECT pg_terminate_backend(pid) FROM "
                        "pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)'\\\"\"", check=False)
+
+
+def test_a_session_still_connected_makes_the_pass_list_every_table(lab, run_task, ssh_trust, database):
+    transfer(run_task, ssh_trust)
+    with someone_connected(lab):
+        busy = transfer(run_task, ssh_trust)
     assert busy["tables_skipped"] == 0 and busy["tables_listed"] == non_empty(lab.origin)
     assert busy["skip_blocker"] == ("the origin's statistics prove nothing now (other sessions were connected "
                                     "to the database)")
@@ -361,12 +368,8 @@ def test_a_pass_while_the_origin_serves_counts_by_buckets_the_tables_the_target_
     # the origin's mark guesses which tables lost rows from statistics that PostgreSQL 13's collector writes
     # some 0.5 s after the writer's session ended: a mark read sooner is only a wrong guess (t_08 one bucket)
     time.sleep(1.5)
-    session = lab.origin.run("su postgres -c \"psql -X -d %s -c 'SELECT pg_sleep(120)'\" >/dev/null 2>&1 & echo $!"
-                             % DATABASE).stdout.strip()
-    try:
+    with someone_connected(lab):
         moved = transfer(run_task, ssh_trust, origin_serving=True, buckets_from_rows=200)
-    finally:
-        lab.origin.run("kill %s; pkill -f 'pg_sleep\\(120\\)' || true" % session, check=False)
     listed = non_empty(lab.origin)
     assert (moved["skip_blocker"], moved["tables_listed"], moved["tables_skipped"]) == ("the origin still serves", listed, 0)
     assert moved["method"] == "rows" and moved.get("tables_recounted") is None, moved.get("reason")
