@@ -163,6 +163,10 @@ options:
         (one snapshot), but sequences are outside any snapshot, so a sequence may then be ahead on the
         origin without failing the check. The pass of the cold window leaves it V(false) and compares
         sequences exactly.
+      - The origin's statistics prove nothing then (BlueMind's sessions are connected), so no table is
+        skipped, but the target's still prove its side, where no BlueMind runs. The tables it left untouched
+        since the last pass are counted by buckets (see RV(databases[].tables_by_buckets)) rather than
+        listed key by key on both sides.
     type: bool
     default: false
   catch_up:
@@ -428,13 +432,15 @@ databases:
           commits. Always 0 in check mode.
         - Smaller tables whose key is made of integers and that lost rows on the origin (its statistics
           say so) are among them, cut into finer buckets (RV(databases[].tables_by_fine_buckets)).
+        - With O(origin_serving), every table the target left untouched (its statistics say so).
       type: int
       returned: when RV(databases[].method=rows)
     tables_by_fine_buckets:
       description:
         - Of RV(databases[].tables_by_buckets), the tables with fewer than O(buckets_from_rows) rows (but
           at least 64) whose key is made of integers and that lost rows on the origin since the last pass,
-          when its statistics prove it, cut into buckets of about 8 rows, each counted at the cost of a few
+          when its statistics prove it (with O(origin_serving), when the origin's statistics read before the
+          pass's snapshot say so, a guess that only chooses how to count), cut into buckets of about 8 rows, each counted at the cost of a few
           integer operations a row, where listing such a table whole hashes and sorts every row on both
           sides (BlueMind's change-set partitions lose an item's rows at each of its changes).
       type: int
