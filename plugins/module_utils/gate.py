@@ -57,7 +57,8 @@ def wait(path, token, timeout, what, sleep=time.sleep, clock=time.monotonic):
     started = clock()
     found_first = found = read_token(path)
     while found != token:
-        if found is not None and found != found_first:
+        # An empty gate is one being written (a shell's '>' makes it before it writes): no token yet.
+        if found and found != found_first:
             # a later run's stop: the run that started this job will not open it
             raise GateClosed("another run opened the gate %s (its token is not this run's): the run that started "
                              "this job stopped before the origin's stop, and nothing was copied or written by it"

@@ -387,7 +387,7 @@ def job_ready(lab, job):
 
 def result_after_gate(lab, play, gate, token, jobs):
     """Open ``gate`` with ``token``, then the result of ``play``; the gate and the folder ``jobs`` removed."""
-    lab.target.run("printf '%s\\n' > %s" % (token, gate))
+    lab.target.run("printf '%s\\n' > %s.new && mv -f %s.new %s" % (token, gate, gate, gate))  # as the role does
     try:
         return play.result()
     finally:

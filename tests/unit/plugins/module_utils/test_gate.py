@@ -90,3 +90,17 @@ def test_a_gate_first_made_by_a_later_run_ends_the_wait_too(tmp_path):
     with pytest.raises(gate.GateClosed):
         gate.wait(str(path), "token-1", 1800, "the origin's stop", sleep=clock.sleep, clock=clock)
     assert clock.sleeps == 2
+
+
+def test_a_gate_read_while_it_is_being_written_is_not_another_runs(tmp_path):
+    path = tmp_path / "db.gate"
+
+    def play(sleeps):
+        if sleeps == 2:  # a shell's '>' made the file, its token not yet written
+            path.write_text("")
+        if sleeps == 3:
+            path.write_text("token-1\n")
+
+    clock = Clock(play)
+    assert gate.wait(str(path), "token-1", 60, "the origin's stop", sleep=clock.sleep, clock=clock) == 0.15
+    assert clock.sleeps == 3
