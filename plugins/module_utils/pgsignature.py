@@ -246,8 +246,7 @@ def table_changes(kept, origin_now, target_now):
     read); and why the first two are empty, if they are."""
     kept = kept or {}
     target_problem = side_problem("target", kept.get("target"), target_now)
-    untouched = set() if target_problem else set(
-        name for name, sig in target_now["tables"].items() if kept["target"]["tables"].get(name) == sig)
+    untouched = unwritten_tables("target", kept.get("target"), target_now)
     problem = ("the origin's statistics could not be read" if origin_now is None
                else side_problem("origin", kept.get("origin"), origin_now)) or target_problem
     if problem:

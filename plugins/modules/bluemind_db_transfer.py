@@ -1206,7 +1206,7 @@ class Transfer(object):
         small = set(t.name for t in tables if t.int_mix
                     and FINE_BUCKETS_FROM_ROWS <= int(known.get(t.name, 0)) < self.buckets_from_rows)
         if not origin_blind:  # those that lost rows (proven: not undeleted)
-            fine = small & (planned & untouched) - by_changes
+            fine = small & ((planned & untouched) - by_changes)
         elif self.origin_serving:
             # those that lost rows as the origin's mark guesses (a guess: a table guessed wrong is only counted
             # otherwise, as one bucket, which is listed whole when its count differs)
@@ -1334,8 +1334,7 @@ class Transfer(object):
             # no BlueMind runs, still proves its side: the tables it left untouched are counted by buckets
             # instead of listed whole (at scale l, a catch-up listed 1.25M keys of one table on both sides)
             target = self.signatures(self.target, name, True) if kept else None
-            untouched = table_changes(kept, None, target)[2] if target is not None else set()
-            return set(), set(), untouched, "the origin still serves"
+            return set(), set(), unwritten_tables("target", (kept or {}).get("target"), target), "the origin still serves"
         if not kept:
             return set(), set(), set(), "the last pass left no statistics"
         checking = self.origin_checks.get(name)
