@@ -206,6 +206,10 @@ def arm_b(workdir, extra_vars=()):
             result["launch_to_origin_stop"] = round(parse_ts(start) - wall0, 2)
         result["report"] = {k: data.get(k) for k in ("cold_sync", "db_migrate", "cutover")}
         result["predicted_seconds"] = (data.get("cold_sync") or {}).get("predicted_seconds")
+    # the prediction's parts as the run said them before the stop (with the last look at the origin, when it ran)
+    said = [line.strip().strip('"') for line in out.splitlines() if "predicted downtime about" in line]
+    if said:
+        result["prediction_text"] = said[-1].split('"msg": "', 1)[-1]
     profile = lib.profile_tasks(out)
     result["profile"] = profile
     result["groups"], result["after_serving"] = collection_groups(profile)
@@ -331,8 +335,10 @@ def render(scale, summ):
             summ["b"]["report"]["median"]
     predicted = (summ.get("b", {}).get("predicted") or {})
     if predicted.get("n"):
-        text += ("\nthe downtime predicted before the window (median): %.1f s, with bluemind_window_fixed_seconds=%s"
-                 % (predicted["median"], FIXED_SECONDS or "its default"))
+        measured = summ["b"].get("median")
+        text += ("\nthe downtime predicted before the window (median): %.1f s%s, with bluemind_window_fixed_seconds=%s"
+                 % (predicted["median"], " for %.1f s measured (%.1fx)" % (measured, predicted["median"] / measured)
+                    if measured else "", FIXED_SECONDS or "its default"))
     elif "b" in summ:
         text += "\nno prediction: it needs a hot sync after the first (BENCH_REHEARSE=1)"
     stalls = ["%s %.0f-%.0f %%" % (ARMS[arm], 100 * summ[arm]["io_stalled"]["min"], 100 * summ[arm]["io_stalled"]["max"])

@@ -266,3 +266,15 @@ def losing_tables(kept, now):
     before = kept["tables"]
     return set(name for name, sig in now["tables"].items() if before.get(name) is None
                or list(before[name][:2]) != list(sig[:2]) or before[name][4] != sig[4])
+
+
+def written_tables(before, after):
+    """The tables of ``after`` (a reading) whose signatures are not those of ``before`` (an earlier reading of
+    the same side): new, rewritten or with rows written between the two; every table of ``after`` when the
+    counters started again between them (another epoch). An estimate for the downtime's prediction, not a
+    proof: counts not flushed yet at ``after`` are missing (see the argument above). None without both."""
+    if not before or not after:
+        return None
+    if list(before["epoch"]) != list(after["epoch"]):
+        return set(after["tables"])
+    return set(name for name, sig in after["tables"].items() if before["tables"].get(name) != sig)

@@ -205,8 +205,35 @@ def _keep_pull_start(new, result):
 
 
 def _pull_summary(result):
-    return dict(bytes=result.get("bytes", 0), files=result.get("files", 0),
-                seconds=round(float(result.get("seconds", 0)), 3))
+    summary = dict(bytes=result.get("bytes", 0), files=result.get("files", 0),
+                   seconds=round(float(result.get("seconds", 0)), 3))
+    moved = _moved_seconds(result.get("trees"))
+    if moved is not None:
+        summary["moved_seconds"] = moved
+    return summary
+
+
+def _moved_seconds(trees):
+    """The seconds a pull spent on what changed, its walks left out (the steps after ``list`` in each tree's
+    ``phases``: what the window's final pull does too, its list of changes coming from its follower), or
+    None when no tree said (a first pull, or one that walked without ``changed_since``)."""
+    timed = [tree["phases"] for tree in trees or [] if isinstance(tree, dict) and isinstance(tree.get("phases"), dict)]
+    if not timed:
+        return None
+    return round(sum(float(seconds) for phases in timed for step, seconds in phases.items() if step != "list"), 3)
+
+
+def _databases_shape(result):
+    """What the prediction needs of each database of a pass, in the pass's order: its tables, the tables it
+    listed, the seconds of those listings and its own seconds (see window.database_seconds)."""
+    shape = []
+    for entry in result.get("databases") or []:
+        if not isinstance(entry, dict) or entry.get("seconds") is None:
+            return None
+        shape.append(dict(tables=int(entry.get("tables") or 0), listed=int(entry.get("tables_listed") or 0),
+                          listing_seconds=round(float(entry.get("listing_seconds") or 0), 3),
+                          seconds=round(float(entry["seconds"]), 3)))
+    return shape or None
 
 
 def _is_stamp(value):
@@ -311,6 +338,9 @@ def apply(state, phase, event, result=None, now=None):
             raise Refused("only a hot sync records a database pass, after its pull. Nothing was changed.")
         if result.get("seconds") is not None:
             new["hot_sync_runs"][-1]["databases_seconds"] = round(float(result["seconds"]), 1)
+        shape = _databases_shape(result)
+        if shape:
+            new["hot_sync_runs"][-1]["databases"] = shape
         return new
     if event != "done":
         raise Refused("unknown event %r (check, start, stopped, serving, databases, admin, done)" % event)
@@ -426,22 +456,83 @@ def timeline(state):
     return dict(hot_sync_runs=runs, steps=steps, missing=missing, downtime=downtime)
 
 
-def predict_window(state, fixed_seconds, beside=True, start_seconds=60.0):
-    """The cold window (origin stopped -> target serving) predicted from the hot phase's history.
+def _usable_look(look, shape):
+    """The look's databases paired with the last hot pass's (the same order, see ``_databases_shape``), or
+    None when the look failed, was skipped, or does not say enough for every database."""
+    if not isinstance(look, dict) or look.get("failed") or look.get("skipped") or not shape:
+        return None
+    seen = look.get("databases") or []
+    sample = look.get("sample_seconds") or 0
+    if len(seen) != len(shape) or not sample or any(
+            entry.get("tables") is None or entry.get("written_in_sample") is None for entry in seen):
+        return None
+    return list(zip(shape, seen))
+
+
+def look_databases(pairs, sample_seconds, stop_seconds, catch_up):
+    """``(catch_up_seconds, window_seconds)`` of the database passes from the last look at the origin.
+
+    Each database costs what the last hot pass spent besides its listings (its connections, checks, the
+    apply), plus its listing time per table for each table to list. The catch-up before the stop (when
+    ``catch_up``) lists the tables written since the last pass (all of them without a mark); the window's
+    pass lists those written during the catch-up and the origin's stop, at the rate the look saw (tables
+    written a second, an upper bound: the same table written twice is listed once), never more than the
+    database has; without a catch-up, it lists both. The databases move side by side: the slowest counts."""
+    costs = []
+    for measured, seen in pairs:
+        per_table = measured["listing_seconds"] / measured["listed"] if measured["listed"] else 0.0
+        fixed = max(0.0, measured["seconds"] - measured["listing_seconds"])
+        since = seen["tables"] if seen.get("written_since_pass") is None else seen["written_since_pass"]
+        rate = float(seen["written_in_sample"]) / float(sample_seconds)
+        costs.append((fixed, per_table, int(seen["tables"]), since, rate))
+    catch_up_seconds = max(fixed + per_table * since for fixed, per_table, _n, since, _r in costs) if catch_up else 0.0
+    exposure = catch_up_seconds + stop_seconds
+    window = max(fixed + per_table * min(tables, (0 if catch_up else since) + rate * exposure)
+                 for fixed, per_table, tables, since, rate in costs)
+    return round(catch_up_seconds, 1), round(window, 1)
+
+
+def look_pull(runs, looked_at, exposure, followed):
+    """The window's final pull from the last hot sync that was not the first, at the rate of change it saw: its
+    seconds spent on what changed (``moved_seconds``: its walk left out, as the window's pull lists what changed
+    without walking) times the seconds of change the window's pull moves over the seconds between the two last
+    hot syncs' starts (the changes that hot sync moved). With a follower (``followed``), what changed before the
+    stop moves while the origin serves: the window's pull moves the ``exposure`` seconds' changes (the
+    catch-up and the stop); without, those since that hot sync began (to ``looked_at``, then ``exposure``).
+    None when a hot sync did not record them."""
+    last, previous = runs[-1], runs[-2]
+    if last.get("moved_seconds") is None or not (_is_stamp(last.get("start")) and _is_stamp(previous.get("start"))
+                                                 and _is_stamp(looked_at)):
+        return None
+    between = _seconds_between(previous["start"], last["start"])
+    if between <= 0:
+        return None
+    since = exposure if followed else _seconds_between(last["start"], looked_at) + exposure
+    return round(float(last["moved_seconds"]) * max(since, 0.0) / between, 1)
+
+
+def predict_window(state, fixed_seconds, beside=True, start_seconds=60.0, look=None, catch_up=True, followed=True):
+    """The cold window (origin stopped -> target serving) predicted from the hot phase's history and, when
+    given, a last quick look at the origin (``look``: M(bluemind_db_look)'s result).
 
     The parts: the stop (the target's own stop at a hot sync: the same product and units as the
-    origin's), the final pull and the database catch-up (each as long as the last hot sync that was
-    not the first: the first copies everything, a later one what changed between two runs, as the
-    window will; side by side when ``beside``), BlueMind's start on the target (how long its last start
-    took, by systemd, as the hot sync that stopped it read it; else ``start_seconds``), and
-    ``fixed_seconds`` for the steps around them that no hot phase measures. Returns
-    ``seconds`` (None while a part is unknown), ``parts`` (``step``, ``seconds``, ``basis`` each),
-    ``missing`` (why a part is unknown and what gives it), ``text``, one line for the operator, and
-    ``quick_pull``: whether the final pull is predicted to end well before its first progress report
-    would show (under half of it), so that it may run without the progress path."""
+    origin's), the final pull and the database pass (side by side when ``beside``), BlueMind's start on
+    the target (how long its last start took, by systemd, as the hot sync that stopped it read it; else
+    ``start_seconds``), and ``fixed_seconds`` for the steps around them that no hot phase measures.
+    With a usable look, the database pass is what the origin writes during the catch-up before the stop
+    (``catch_up``) at the rate the look saw, at the last hot pass's cost per table (:func:`look_databases`),
+    and the pull what changes meanwhile (``followed``: a follower moved the rest before the stop) or since the
+    last hot sync began, at that hot sync's rate (:func:`look_pull`). Without one,
+    each is as long as the last hot sync that was not the first (the first copies everything), an upper
+    bound: a hot sync walks every tree and lists every written table, the window does neither.
+    Returns ``seconds`` (None while a part is unknown), ``parts`` (``step``, ``seconds``, ``basis`` each),
+    ``missing`` (why a part is unknown and what gives it), ``text``, one line for the operator,
+    ``catch_up_seconds`` (the catch-up the look predicts before the stop, the origin still serving; None
+    without a look) and ``quick_pull``: whether the final pull is predicted to end well before its first
+    progress report would show (under half of it), so that it may run without the progress path."""
     runs = [run for run in state.get("hot_sync_runs") or [] if run.get("seconds") is not None]
     later = runs[1:]
-    parts, missing, pull = [], [], None
+    parts, missing, pull, catch_up_seconds = [], [], None, None
     stop = state.get("target_stop_seconds")
     if stop is None:
         missing.append("the stop (no hot sync stopped a running target yet)")
@@ -455,6 +546,20 @@ def predict_window(state, fixed_seconds, beside=True, start_seconds=60.0):
         pull = float(last["seconds"])  # the final pull's prediction
         databases = last.get("databases_seconds")
         basis = "hot sync %d, %s" % (len(runs), last.get("end", "?"))
+        pairs = _usable_look(look, last.get("databases"))
+        if pairs is not None and stop is not None:
+            catch_up_seconds, databases = look_databases(pairs, look["sample_seconds"], float(stop), catch_up)
+            looked_pull = look_pull(runs, look.get("looked_at"), catch_up_seconds + float(stop), followed)
+            if looked_pull is not None:
+                pull = looked_pull
+            basis = "the look at the origin %s: %s; catch-up before the stop %.1f s; %s" % (
+                look.get("looked_at", "?"), ", ".join(
+                    "%s %s tables written since the last pass, %.1f a second now" % (
+                        seen.get("name", "?"), "all" if seen.get("written_since_pass") is None else seen["written_since_pass"],
+                        float(seen["written_in_sample"]) / float(look["sample_seconds"]))
+                    for _measured, seen in pairs), catch_up_seconds,
+                "pull scaled from hot sync %d's changes" % len(runs) if looked_pull is not None
+                else "pull as hot sync %d" % len(runs))
         if databases is None:
             parts.append(dict(step="pull", seconds=pull, basis=basis + " (no database pass measured)"))
         elif beside:
@@ -477,5 +582,8 @@ def predict_window(state, fixed_seconds, beside=True, start_seconds=60.0):
     else:
         text = "predicted downtime about %.0f s: %s" % (seconds, ", ".join(
             "%s %.1f s" % (part["step"], part["seconds"]) for part in parts))
+        if catch_up_seconds:
+            text += " (before the stop, the origin still serving: a database catch-up of about %.0f s)" % catch_up_seconds
     quick_pull = pull is not None and pull < FIRST_REPORT_SECONDS / 2.0
-    return dict(seconds=seconds, parts=parts, missing=missing, text=text, quick_pull=quick_pull)
+    return dict(seconds=seconds, parts=parts, missing=missing, text=text, quick_pull=quick_pull,
+                catch_up_seconds=catch_up_seconds)

@@ -463,3 +463,39 @@ def test_catch_up_passes_go_on_until_the_pulls_work_ended_then_the_window_lists_
     window = result["databases"][0]
     assert (window["tables_listed"], window["rows_copied"], window["rows_deleted"]) == (1, 1, 0), window
     assert row_hashes(lab.target) == row_hashes(lab.origin)
+
+
+def look(run_task, ssh_trust, **extra):
+    args = dict(ssh_trust, databases=[DATABASE], pgpass_file=PGPASS, pg_bin_dir="/usr/lib/postgresql/15/bin",
+                state_file=STATE)
+    args.update(extra)
+    result = run_task("target", "bluemind_db_look", args)
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is False
+    return result["databases"][0]
+
+
+def test_the_last_look_sees_the_tables_written_since_the_pass_and_while_it_looks(lab, run_task, ssh_trust, database):
+    """The prediction's last look (issue 13) on PostgreSQL 13: the tables written since the last pass's mark,
+    then those a writer keeps writing between its two readings; it moves nothing."""
+    transfer(run_task, ssh_trust)  # the last pass's mark
+    before = row_hashes(lab.target)
+    psql(lab.origin, "INSERT INTO t_01 VALUES (2000, 'since');\nDELETE FROM t_02 WHERE id = 30;\n")
+    # PostgreSQL 13's collector writes the ended session's counts some 0.5 s later: looked at until they show
+    for _attempt in range(20):
+        seen = look(run_task, ssh_trust, sample_seconds=0)
+        if seen["written_since_pass"] == 2:
+            break
+        time.sleep(0.5)
+    assert (seen["written_since_pass"], seen["written_in_sample"]) == (2, None)
+    assert seen["tables"] >= NON_EMPTY + 1  # every ordinary table (earlier tests of this module may add some)
+    # a writer of t_06 in a new session every 0.3 s, for longer than the look's two readings 2 s apart
+    done = "/tmp/bmitest-look-writer.done"
+    lab.origin.run("rm -f %s; nohup sh -c 'for i in $(seq 1 20); do su postgres -c \"psql -X -q -d %s -c \\\"UPDATE "
+                   "t_06 SET body = md5(random()::text) WHERE id = 1\\\"\"; sleep 0.3; done; touch %s' >/dev/null 2>&1 &"
+                   % (done, DATABASE, done))
+    time.sleep(1.0)
+    busy = look(run_task, ssh_trust, sample_seconds=2)
+    lab.origin.run("for i in $(seq 1 100); do [ -e %s ] && break; sleep 0.2; done; rm -f %s" % (done, done))
+    assert busy["written_in_sample"] == 1 and busy["written_since_pass"] == 3, busy
+    assert row_hashes(lab.target) == before  # the look moved nothing to the target

@@ -51,6 +51,8 @@ def test_window_prediction_reads_the_state_as_the_module_wrote_it():
     assert predict(state, 20, False, "30")["seconds"] == 2.0 + 3.0 + 5.0 + 30.0 + 20.0
     assert predict(dict(state, target_start_seconds=12.5), 20, True, 30)["seconds"] == 2.0 + 5.0 + 12.5 + 20.0
     assert predict(None, 20)["seconds"] is None
+    # the look (a registered result) goes through as given: one that failed is no look
+    assert predict(state, 20, True, 30, {"failed": True, "msg": "x"}, "yes", "no")["seconds"] == 2.0 + 5.0 + 30.0 + 20.0
 
 
 def test_pull_summary_says_a_line_a_tree_in_the_pulls_order():

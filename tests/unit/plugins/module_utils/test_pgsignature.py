@@ -190,3 +190,16 @@ def test_the_tables_unwritten_between_a_reading_and_a_check_are_those_whose_sign
     assert unwritten_tables("target", mark, side_signatures(restarted, check=True)) == set()
     assert unwritten_tables("target", None, side_signatures(reading(), check=True)) == set()
     assert unwritten_tables("target", mark, None) == set()
+
+
+def test_the_tables_written_between_two_readings_are_those_whose_signatures_moved():
+    from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature import written_tables
+    before = side_signatures(reading(quiet_at=None), False)
+    tables = dict(before["tables"], **{"public.a": [10, 10, 6, 1, 0], "public.d": [13, 13, 1, 0, 0]})
+    after = side_signatures(reading(quiet_at=None, tables=tables), False)
+    assert written_tables(before, after) == {"public.a", "public.d"}  # a written, d new; b and c as they were
+    assert written_tables(before, before) == set()
+    # the counters started again (a restart): every table may have been written
+    restarted = side_signatures(reading(quiet_at=None, epoch=["2026-12-01 00:00:00+00", None, "x", "150008", "on"]), False)
+    assert written_tables(before, restarted) == {"public.a", "public.b", "public.c"}
+    assert written_tables(None, after) is None and written_tables(before, None) is None

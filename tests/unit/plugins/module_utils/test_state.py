@@ -404,3 +404,88 @@ def test_prereq_keeps_the_major_it_planned_for():
     five = ("prereq", "done", dict(PREREQ[2], version="5.7.3268", major="5"))
     assert walk(five)["major"] == 5
     assert "major" not in walk(("prereq", "done", dict(PREREQ[2], major="")))
+
+
+def hot_at(seconds, start, stop=None, moved=None):
+    """A hot sync's record whose pull began ``start`` seconds after the epoch of ``at`` and spent ``moved``
+    seconds on what changed (its trees' steps after the walk)."""
+    trees = [] if moved is None else [dict(path="/var/spool/cyrus", phases={"list": 50.0, "directories": moved / 2,
+                                                                            "content": moved / 2, "relink": 0.0})]
+    return ("hot_sync", "done", dict(PULL, seconds=seconds, stop=ALREADY_STOPPED if stop is None else stop,
+                                     started_at=st.stamp(at(start)), ended_at=st.stamp(at(start + 1)), trees=trees))
+
+
+def hot_pass(bj_seconds, data_seconds, data_listed, data_listing):
+    """A hot sync's database pass as bluemind_db_transfer returns it (bj listed nothing)."""
+    return ("hot_sync", "databases", {"seconds": max(bj_seconds, data_seconds), "databases": [
+        {"seconds": bj_seconds, "tables": 7, "tables_listed": 0, "listing_seconds": 0.0},
+        {"seconds": data_seconds, "tables": 289, "tables_listed": data_listed, "listing_seconds": data_listing}]})
+
+
+def look(since_data, in_sample_data, sample=2.0, looked_at=None, since_bj=0):
+    return {"changed": False, "sample_seconds": sample, "looked_at": looked_at or st.stamp(at(400)), "databases": [
+        {"name": "bj", "tables": 7, "written_since_pass": since_bj, "written_in_sample": 0},
+        {"name": "bj-data", "tables": 289, "written_since_pass": since_data, "written_in_sample": in_sample_data}]}
+
+
+def test_a_hot_sync_keeps_what_its_pull_spent_on_changes_and_each_database_s_shape():
+    state = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100, moved=4.0), hot_pass(1.0, 9.0, 280, 6.0))
+    first, second = state["hot_sync_runs"]
+    assert "moved_seconds" not in first  # a first pull walks: nothing of it is a window's work
+    assert second["moved_seconds"] == 4.0 and second["start"] == st.stamp(at(100))
+    assert second["databases"] == [dict(tables=7, listed=0, listing_seconds=0.0, seconds=1.0),
+                                   dict(tables=289, listed=280, listing_seconds=6.0, seconds=9.0)]
+    assert second["databases_seconds"] == 9.0
+
+
+def test_the_look_at_the_origin_predicts_the_catch_up_and_the_window_from_the_rate_it_saw():
+    """bj-data: 3 s of its hot pass besides listings, 6 s for 300 listed tables (20 ms each). The look: 100
+    tables written since the last pass, 10 in its 2 s (5 a second). The catch-up lists the 100: 3 + 2 = 5 s;
+    the window's pass lists what 5 s of catch-up and the 3 s stop write at 5 a second, 40 tables: 3 + 0.8 s.
+    The pull: hot sync 2 spent 4 s on the changes of the 100 s since hot sync 1 began; the window's pull
+    moves the 8 s of changes after the follower's: 0.32 s. Side by side: 3.8 s."""
+    state = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100, moved=4.0), hot_pass(1.0, 9.0, 300, 6.0))
+    predicted = st.predict_window(state, 5, start_seconds=20, look=look(100, 10))
+    assert predicted["catch_up_seconds"] == 5.0
+    assert [(p["step"], p["seconds"]) for p in predicted["parts"]] == [
+        ("stop", 3.0), ("pull and databases side by side", 3.8), ("start", 20.0), ("records and checks", 5.0)]
+    assert predicted["seconds"] == 31.8
+    basis = predicted["parts"][1]["basis"]
+    assert "bj-data 100 tables written since the last pass, 5.0 a second now" in basis and "pull 0.3 s, databases 3.8 s" in basis
+    assert predicted["text"].endswith("(before the stop, the origin still serving: a database catch-up of about 5 s)")
+    # without the history's look: the last hot sync's 55 s pull bounds the window
+    assert st.predict_window(state, 5, start_seconds=20)["parts"][1]["seconds"] == 55.0
+    # the window's pass never lists more tables than the database has (BlueMind writing everywhere)
+    busy = st.predict_window(state, 5, start_seconds=20, look=look(100, 2000))
+    assert busy["parts"][1]["seconds"] == round(3.0 + 0.02 * 289, 1)
+
+
+def test_without_catch_up_or_follower_the_window_moves_all_that_changed_since_the_last_pass():
+    state = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100, moved=4.0), hot_pass(1.0, 9.0, 300, 6.0))
+    # no catch-up: the window's pass lists the 100 written since the pass and 15 more during the stop
+    no_catch_up = st.predict_window(state, 5, look=look(100, 10), catch_up=False, followed=False)
+    assert no_catch_up["catch_up_seconds"] == 0.0
+    # no follower: the pull moves the changes since hot sync 2 began (at 100 s, looked at 400 s, then the stop)
+    assert "pull 12.1 s, databases 5.3 s" in no_catch_up["parts"][1]["basis"]
+    assert no_catch_up["parts"][1]["seconds"] == 12.1
+    serial = st.predict_window(state, 5, beside=False, look=look(100, 10), catch_up=False, followed=False)
+    assert serial["parts"][1]["seconds"] == 17.4
+    # a pass with no mark of the origin: every table was written since, as far as the prediction knows
+    unknown = st.predict_window(state, 5, look=look(None, 10))
+    assert unknown["catch_up_seconds"] == round(3.0 + 0.02 * 289, 1)
+
+
+def test_a_look_that_failed_or_says_too_little_leaves_the_prediction_to_the_history():
+    state = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100, moved=4.0), hot_pass(1.0, 9.0, 300, 6.0))
+    history = st.predict_window(state, 5)
+    for bad in ({"failed": True, "msg": "ssh"}, {"skipped": True}, dict(look(100, 10), sample_seconds=0),
+                dict(look(100, 10), databases=look(100, 10)["databases"][:1]),
+                dict(look(100, 10), databases=[dict(entry, written_in_sample=None) for entry in look(1, 1)["databases"]])):
+        predicted = st.predict_window(state, 5, look=bad)
+        assert predicted["seconds"] == history["seconds"] and predicted["catch_up_seconds"] is None, bad
+    # a state written before the databases' shape was kept: the history alone
+    old = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100, moved=4.0), ("hot_sync", "databases", {"seconds": 9.0}))
+    assert st.predict_window(old, 5, look=look(100, 10))["seconds"] == st.predict_window(old, 5)["seconds"]
+    # a pull that recorded no moved seconds keeps the hot sync's seconds beside the look's databases
+    unmoved = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100), hot_pass(1.0, 9.0, 300, 6.0))
+    assert st.predict_window(unmoved, 5, look=look(100, 10))["parts"][1]["seconds"] == 55.0
