@@ -206,10 +206,9 @@ def arm_b(workdir, extra_vars=()):
             result["launch_to_origin_stop"] = round(parse_ts(start) - wall0, 2)
         result["report"] = {k: data.get(k) for k in ("cold_sync", "db_migrate", "cutover")}
         result["predicted_seconds"] = (data.get("cold_sync") or {}).get("predicted_seconds")
-    # the prediction's parts as the run said them before the stop (with the last look at the origin, when it ran)
-    said = [line.strip().strip('"') for line in out.splitlines() if "predicted downtime about" in line]
-    if said:
-        result["prediction_text"] = said[-1].split('"msg": "', 1)[-1]
+        # its parts, as the run said them before the stop (with the last look at the origin, when it ran)
+        result["prediction_text"] = (data.get("cold_sync") or {}).get("prediction")
+        result["hot_sync_runs"] = data.get("hot_sync_runs")  # what it learnt from
     profile = lib.profile_tasks(out)
     result["profile"] = profile
     result["groups"], result["after_serving"] = collection_groups(profile)

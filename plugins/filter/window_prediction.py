@@ -20,7 +20,8 @@ description:
     measures (the records, the checks; the configuration copy runs beside the final pull).
   - With O(look), the result of M(bluemind.migration.bluemind_db_look) (a last quick look at the origin's
     databases before the window), the database pass is what the origin writes during the catch-up before
-    the stop (O(catch_up)) at the rate the look saw, at the last hot pass's cost per listed table, and the
+    the stop (O(catch_up)) at the rate the look saw, at the last hot pass's cost per listed table and per
+    written row, and the
     final pull what changes meanwhile (O(followed), a follower moved the rest before the stop) or since the
     last hot sync began, at the rate of change that hot sync saw. Without it (or when it failed), both
     are as long as the last hot sync's, an upper bound (a hot sync walks every tree and lists every table

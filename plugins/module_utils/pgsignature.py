@@ -278,3 +278,19 @@ def written_tables(before, after):
     if list(before["epoch"]) != list(after["epoch"]):
         return set(after["tables"])
     return set(name for name, sig in after["tables"].items() if before["tables"].get(name) != sig)
+
+
+def written_rows(before, after):
+    """The rows written (inserted, updated or deleted) between two readings of the same side, by the tables'
+    counters: a table of another oid than in ``before`` (new, or dropped and created again) counts all of its
+    own, and every table does when the counters started again between them. An estimate, as
+    :func:`written_tables`. None without both."""
+    if not before or not after:
+        return None
+    same_epoch = list(before["epoch"]) == list(after["epoch"])
+    total = 0
+    for name, sig in after["tables"].items():
+        old = before["tables"].get(name) if same_epoch else None
+        now = sum(int(count) for count in sig[2:5])
+        total += max(0, now - sum(int(count) for count in old[2:5])) if old and old[0] == sig[0] else now
+    return total

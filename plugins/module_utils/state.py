@@ -225,13 +225,16 @@ def _moved_seconds(trees):
 
 def _databases_shape(result):
     """What the prediction needs of each database of a pass, in the pass's order: its tables, the tables it
-    listed, the seconds of those listings and its own seconds (see window.database_seconds)."""
+    listed and the seconds of those listings, the rows it wrote on the target and the seconds of that, and its
+    own seconds (see :func:`look_databases`)."""
     shape = []
     for entry in result.get("databases") or []:
         if not isinstance(entry, dict) or entry.get("seconds") is None:
             return None
         shape.append(dict(tables=int(entry.get("tables") or 0), listed=int(entry.get("tables_listed") or 0),
                           listing_seconds=round(float(entry.get("listing_seconds") or 0), 3),
+                          rows=int(entry.get("rows_copied") or 0) + int(entry.get("rows_deleted") or 0),
+                          apply_seconds=round(float(entry.get("apply_seconds") or 0), 3),
                           seconds=round(float(entry["seconds"]), 3)))
     return shape or None
 
@@ -316,6 +319,8 @@ def apply(state, phase, event, result=None, now=None):
             predicted = _seconds_or_none(result.get("predicted_seconds"))
             if predicted is not None:  # what the operator was told, kept for the report
                 new["cold_sync"].setdefault("predicted_seconds", predicted)
+                if isinstance(result.get("prediction"), str) and result["prediction"]:
+                    new["cold_sync"].setdefault("prediction", result["prediction"])
         elif phase == "cutover":
             new.setdefault("cutover", {}).setdefault("live", at)  # a resumed cutover keeps the first
         elif phase == "db_migrate":
@@ -472,23 +477,30 @@ def _usable_look(look, shape):
 def look_databases(pairs, sample_seconds, stop_seconds, catch_up):
     """``(catch_up_seconds, window_seconds)`` of the database passes from the last look at the origin.
 
-    Each database costs what the last hot pass spent besides its listings (its connections, checks, the
-    apply), plus its listing time per table for each table to list. The catch-up before the stop (when
-    ``catch_up``) lists the tables written since the last pass (all of them without a mark); the window's
-    pass lists those written during the catch-up and the origin's stop, at the rate the look saw (tables
-    written a second, an upper bound: the same table written twice is listed once), never more than the
-    database has; without a catch-up, it lists both. The databases move side by side: the slowest counts."""
+    Each database costs what the last hot pass spent besides its listings and its writes on the target (its
+    connections, snapshot, checks), plus its listing time per table for each table to list and its write
+    time per row for each row to write. The catch-up before the stop (when ``catch_up``) moves the tables and
+    rows written since the last pass (every table without a mark); the window's pass those written during the
+    catch-up and the origin's stop, at the rate the look saw (tables written a second: an upper bound, the
+    same table written twice is listed once; never more tables than the database has); without a catch-up,
+    both. The databases move side by side: the slowest counts."""
     costs = []
     for measured, seen in pairs:
         per_table = measured["listing_seconds"] / measured["listed"] if measured["listed"] else 0.0
-        fixed = max(0.0, measured["seconds"] - measured["listing_seconds"])
-        since = seen["tables"] if seen.get("written_since_pass") is None else seen["written_since_pass"]
+        per_row = measured.get("apply_seconds", 0.0) / measured["rows"] if measured.get("rows") else 0.0
+        fixed = max(0.0, measured["seconds"] - measured["listing_seconds"] - measured.get("apply_seconds", 0.0))
+        tables = int(seen["tables"])
+        since = tables if seen.get("written_since_pass") is None else int(seen["written_since_pass"])
+        rows_since = int(seen.get("rows_since_pass") or 0)
         rate = float(seen["written_in_sample"]) / float(sample_seconds)
-        costs.append((fixed, per_table, int(seen["tables"]), since, rate))
-    catch_up_seconds = max(fixed + per_table * since for fixed, per_table, _n, since, _r in costs) if catch_up else 0.0
+        row_rate = float(seen.get("rows_in_sample") or 0) / float(sample_seconds)
+        costs.append((fixed, per_table, per_row, tables, since, rows_since, rate, row_rate))
+    catch_up_seconds = max(fixed + per_table * since + per_row * rows_since
+                           for fixed, per_table, per_row, _t, since, rows_since, _r, _w in costs) if catch_up else 0.0
     exposure = catch_up_seconds + stop_seconds
     window = max(fixed + per_table * min(tables, (0 if catch_up else since) + rate * exposure)
-                 for fixed, per_table, tables, since, rate in costs)
+                 + per_row * ((0 if catch_up else rows_since) + row_rate * exposure)
+                 for fixed, per_table, per_row, tables, since, rows_since, rate, row_rate in costs)
     return round(catch_up_seconds, 1), round(window, 1)
 
 

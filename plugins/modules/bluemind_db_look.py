@@ -110,6 +110,14 @@ databases:
       description: Tables written between the two readings. Null with O(sample_seconds=0).
       type: int
       sample: 12
+    rows_since_pass:
+      description: Rows inserted, updated or deleted since the last pass's mark, by the same counters. Null without a mark.
+      type: int
+      sample: 1800
+    rows_in_sample:
+      description: Rows inserted, updated or deleted between the two readings. Null with O(sample_seconds=0).
+      type: int
+      sample: 140
     why:
       description: Why a figure is null (no mark kept, statistics not readable), else null.
       type: str
@@ -135,6 +143,7 @@ from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature imp
     SHARED_MEMORY_STATS,
     side_signatures,
     signature_sql,
+    written_rows,
     written_tables,
 )
 from ansible_collections.bluemind.migration.plugins.module_utils.ssh import (
@@ -167,7 +176,7 @@ def compare(names, marks, first, second):
     for name in names:
         now, later = first.get(name), (second or {}).get(name)
         entry = dict(name=name, tables=len(now["tables"]) if now else None, written_since_pass=None,
-                     written_in_sample=None, why=None)
+                     written_in_sample=None, rows_since_pass=None, rows_in_sample=None, why=None)
         if now is None:
             entry["why"] = "its statistics could not be read on the origin"
         else:
@@ -175,9 +184,10 @@ def compare(names, marks, first, second):
             if since is None:
                 entry["why"] = "the last pass kept no mark of the origin"
             else:
-                entry["written_since_pass"] = len(since)
+                entry.update(written_since_pass=len(since), rows_since_pass=written_rows(marks[name], now))
             in_sample = written_tables(now, later)
-            entry["written_in_sample"] = None if in_sample is None else len(in_sample)
+            if in_sample is not None:
+                entry.update(written_in_sample=len(in_sample), rows_in_sample=written_rows(now, later))
         entries.append(entry)
     return entries
 

@@ -487,7 +487,7 @@ def test_the_last_look_sees_the_tables_written_since_the_pass_and_while_it_looks
         if seen["written_since_pass"] == 2:
             break
         time.sleep(0.5)
-    assert (seen["written_since_pass"], seen["written_in_sample"]) == (2, None)
+    assert (seen["written_since_pass"], seen["rows_since_pass"], seen["written_in_sample"]) == (2, 2, None)
     assert seen["tables"] >= NON_EMPTY + 1  # every ordinary table (earlier tests of this module may add some)
     # a writer of t_06 in a new session every 0.3 s, for longer than the look's two readings 2 s apart
     done = "/tmp/bmitest-look-writer.done"
@@ -498,4 +498,5 @@ def test_the_last_look_sees_the_tables_written_since_the_pass_and_while_it_looks
     busy = look(run_task, ssh_trust, sample_seconds=2)
     lab.origin.run("for i in $(seq 1 100); do [ -e %s ] && break; sleep 0.2; done; rm -f %s" % (done, done))
     assert busy["written_in_sample"] == 1 and busy["written_since_pass"] == 3, busy
+    assert busy["rows_in_sample"] >= 1 and busy["rows_since_pass"] >= 3, busy  # one row each update
     assert row_hashes(lab.target) == before  # the look moved nothing to the target

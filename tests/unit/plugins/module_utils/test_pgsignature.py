@@ -203,3 +203,16 @@ def test_the_tables_written_between_two_readings_are_those_whose_signatures_move
     restarted = side_signatures(reading(quiet_at=None, epoch=["2026-12-01 00:00:00+00", None, "x", "150008", "on"]), False)
     assert written_tables(before, restarted) == {"public.a", "public.b", "public.c"}
     assert written_tables(None, after) is None and written_tables(before, None) is None
+
+
+def test_the_rows_written_between_two_readings_are_the_counters_growth():
+    from ansible_collections.bluemind.migration.plugins.module_utils.pgsignature import written_rows
+    before = side_signatures(reading(quiet_at=None), False)  # a: 5+1+0, b: 0, c: 7+7+7
+    tables = dict(before["tables"], **{"public.a": [10, 99, 8, 1, 2],  # 5 more (a TRUNCATE keeps the counters)
+                                       "public.c": [40, 40, 1, 0, 0],  # dropped and created again: its own 1
+                                       "public.d": [13, 13, 3, 0, 0]})  # new: 3
+    after = side_signatures(reading(quiet_at=None, tables=tables), False)
+    assert written_rows(before, after) == 5 + 1 + 3
+    restarted = side_signatures(reading(quiet_at=None, tables=tables, epoch=["x", None, "y", "150008", "on"]), False)
+    assert written_rows(before, restarted) == 11 + 0 + 1 + 3
+    assert written_rows(None, after) is None

@@ -387,9 +387,10 @@ def test_no_prediction_before_a_second_hot_sync_nor_without_a_measured_stop():
 
 
 def test_the_window_s_start_keeps_the_prediction_it_was_opened_with():
-    state = walk(PREREQ, hot(1.0), ("cold_sync", "start", {"predicted_seconds": 65.5}),
-                 ("cold_sync", "start", {"predicted_seconds": 99.0}))
+    state = walk(PREREQ, hot(1.0), ("cold_sync", "start", {"predicted_seconds": 65.5, "prediction": "about 66 s: stop 1.0 s"}),
+                 ("cold_sync", "start", {"predicted_seconds": 99.0, "prediction": "about 99 s"}))
     assert state["cold_sync"]["predicted_seconds"] == 65.5
+    assert state["cold_sync"]["prediction"] == "about 66 s: stop 1.0 s"  # its parts, for the report and the bench
     assert "predicted_seconds" not in walk(PREREQ, hot(1.0), ("cold_sync", "start"))["cold_sync"]
 
 
@@ -433,8 +434,8 @@ def test_a_hot_sync_keeps_what_its_pull_spent_on_changes_and_each_database_s_sha
     first, second = state["hot_sync_runs"]
     assert "moved_seconds" not in first  # a first pull walks: nothing of it is a window's work
     assert second["moved_seconds"] == 4.0 and second["start"] == st.stamp(at(100))
-    assert second["databases"] == [dict(tables=7, listed=0, listing_seconds=0.0, seconds=1.0),
-                                   dict(tables=289, listed=280, listing_seconds=6.0, seconds=9.0)]
+    assert second["databases"] == [dict(tables=7, listed=0, listing_seconds=0.0, rows=0, apply_seconds=0.0, seconds=1.0),
+                                   dict(tables=289, listed=280, listing_seconds=6.0, rows=0, apply_seconds=0.0, seconds=9.0)]
     assert second["databases_seconds"] == 9.0
 
 
@@ -489,3 +490,21 @@ def test_a_look_that_failed_or_says_too_little_leaves_the_prediction_to_the_hist
     # a pull that recorded no moved seconds keeps the hot sync's seconds beside the look's databases
     unmoved = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100), hot_pass(1.0, 9.0, 300, 6.0))
     assert st.predict_window(unmoved, 5, look=look(100, 10))["parts"][1]["seconds"] == 55.0
+
+
+def test_the_rows_to_write_cost_what_the_hot_pass_spent_on_each():
+    """bj-data's hot pass: 9 s, of which 6 s listing 300 tables and 1 s writing 10000 rows (0.1 ms each),
+    2 s for the rest. The look: 100 tables and 5000 rows since the pass, 10 tables and 200 rows in 2 s.
+    Catch-up: 2 + 100 * 0.02 + 5000 * 0.0001 = 4.5 s; the window (4.5 + 3 s at 5 tables and 100 rows a
+    second): 2 + 37.5 * 0.02 + 750 * 0.0001 = 2.825 s."""
+    shaped = ("hot_sync", "databases", {"seconds": 9.0, "databases": [
+        {"seconds": 1.0, "tables": 7, "tables_listed": 0, "listing_seconds": 0.0},
+        {"seconds": 9.0, "tables": 289, "tables_listed": 300, "listing_seconds": 6.0, "rows_copied": 8000,
+         "rows_deleted": 2000, "apply_seconds": 1.0}]})
+    state = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100, moved=0.1), shaped)
+    assert state["hot_sync_runs"][1]["databases"][1]["rows"] == 10000
+    seen = look(100, 10)
+    seen["databases"][1].update(rows_since_pass=5000, rows_in_sample=200)
+    predicted = st.predict_window(state, 5, look=seen)
+    assert predicted["catch_up_seconds"] == 4.5
+    assert "databases 2.8 s" in predicted["parts"][1]["basis"]

@@ -64,10 +64,11 @@ def test_the_look_counts_tables_written_since_the_mark_and_during_its_sample(run
     assert result["changed"] is False and result["sample_seconds"] >= 0.01
     bj, data = result["databases"]
     # bj: no mark kept (its last pass recorded none), nothing written while it looked
-    assert bj == dict(name="bj", tables=0, written_since_pass=None, written_in_sample=0,
-                      why="the last pass kept no mark of the origin")
-    # bj-data: a written and d new since the mark; b written between the two readings
-    assert data == dict(name="bj-data", tables=4, written_since_pass=2, written_in_sample=1, why=None)
+    assert bj == dict(name="bj", tables=0, written_since_pass=None, written_in_sample=0, rows_since_pass=None,
+                      rows_in_sample=0, why="the last pass kept no mark of the origin")
+    # bj-data: a written (1 row) and d new (1 row) since the mark; b written (1 row) between the two readings
+    assert data == dict(name="bj-data", tables=4, written_since_pass=2, written_in_sample=1, rows_since_pass=2,
+                        rows_in_sample=1, why=None)
     # the statistics with the server's own settings (track_counts as BlueMind's sessions have it), as the pass reads them
     assert [own for _db, _sql, own in origin.queries] == [True, False, False, False, False]
     assert "pg_read_file('/proc/net/udp')" not in origin.queries[1][1]  # PostgreSQL 15: no statistics socket
