@@ -505,22 +505,22 @@ def look_databases(pairs, sample_seconds, stop_seconds, catch_up):
 
 
 def look_pull(runs, looked_at, exposure, followed):
-    """The window's final pull from the last hot sync that was not the first, at the rate of change it saw: its
-    seconds spent on what changed (``moved_seconds``: its walk left out, as the window's pull lists what changed
-    without walking) times the seconds of change the window's pull moves over the seconds between the two last
-    hot syncs' starts (the changes that hot sync moved). With a follower (``followed``), what changed before the
-    stop moves while the origin serves: the window's pull moves the ``exposure`` seconds' changes (the
-    catch-up and the stop); without, those since that hot sync began (to ``looked_at``, then ``exposure``).
-    None when a hot sync did not record them."""
+    """The window's final pull from the last hot sync that was not the first, at the rate of change it saw: the
+    seconds it spent on what changed (``moved_seconds``, its walk left out, when its trees said; else its whole
+    seconds, an upper bound) times the seconds of change the window's pull moves over the seconds between the
+    two last hot syncs' starts (the changes that hot sync moved). With a follower (``followed``), what changed
+    before the stop moves while the origin serves: the window's pull moves the ``exposure`` seconds' changes
+    (the catch-up and the stop); without, those since that hot sync began (to ``looked_at``, then
+    ``exposure``). None when the hot syncs' starts are not known."""
     last, previous = runs[-1], runs[-2]
-    if last.get("moved_seconds") is None or not (_is_stamp(last.get("start")) and _is_stamp(previous.get("start"))
-                                                 and _is_stamp(looked_at)):
+    if not (_is_stamp(last.get("start")) and _is_stamp(previous.get("start")) and _is_stamp(looked_at)):
         return None
     between = _seconds_between(previous["start"], last["start"])
     if between <= 0:
         return None
+    moved = last["seconds"] if last.get("moved_seconds") is None else last["moved_seconds"]
     since = exposure if followed else _seconds_between(last["start"], looked_at) + exposure
-    return round(float(last["moved_seconds"]) * max(since, 0.0) / between, 1)
+    return round(float(moved) * max(since, 0.0) / between, 1)
 
 
 def predict_window(state, fixed_seconds, beside=True, start_seconds=60.0, look=None, catch_up=True, followed=True):

@@ -487,9 +487,13 @@ def test_a_look_that_failed_or_says_too_little_leaves_the_prediction_to_the_hist
     # a state written before the databases' shape was kept: the history alone
     old = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100, moved=4.0), ("hot_sync", "databases", {"seconds": 9.0}))
     assert st.predict_window(old, 5, look=look(100, 10))["seconds"] == st.predict_window(old, 5)["seconds"]
-    # a pull that recorded no moved seconds keeps the hot sync's seconds beside the look's databases
+    # a pull whose trees did not say what it spent on changes (a walk by rsync): its whole 55 s, at the same
+    # rate (8 s of changes of the 100 s it moved), 4.4 s
     unmoved = walk(PREREQ, hot_at(60.0, 0, STOPPED_TARGET), hot_at(55.0, 100), hot_pass(1.0, 9.0, 300, 6.0))
-    assert st.predict_window(unmoved, 5, look=look(100, 10))["parts"][1]["seconds"] == 55.0
+    assert "pull 4.4 s, databases 3.8 s" in st.predict_window(unmoved, 5, look=look(100, 10))["parts"][1]["basis"]
+    # hot syncs recorded without their starts: the pull as the last hot sync's
+    unstarted = walk(PREREQ, hot(60.0, STOPPED_TARGET), hot(55.0), hot_pass(1.0, 9.0, 300, 6.0))
+    assert st.predict_window(unstarted, 5, look=look(100, 10))["parts"][1]["seconds"] == 55.0
 
 
 def test_the_rows_to_write_cost_what_the_hot_pass_spent_on_each():
