@@ -27,6 +27,7 @@ TOP = Path(__file__).resolve().parent.parent
 BENCH = TOP / "bench"
 RESULTS = BENCH / "results"
 NAME = os.environ.get("BMLAB_NAME", "bmbench")
+TESTS_LAB = "bmlab"  # lab.sh's default lab, the tests' (its inventory is lab/inventory.yml)
 NET = os.environ.get("BMLAB_NET", "172.30.97")
 INVENTORY = TOP / "lab" / ("inventory-%s.yml" % NAME)
 STATE = TOP / "lab" / (".state-%s" % NAME)
@@ -71,7 +72,11 @@ def lab_up():
 
 
 def ensure_lab(scale):
-    """Start the bench lab when it is not up (lab.sh up reuses running containers)."""
+    """Start the bench lab when it is not up (lab.sh up reuses running containers). Never the tests' lab: a run
+    reseeds its origin and leaves writers going when it stops early."""
+    if NAME == TESTS_LAB:
+        raise SystemExit("bench: BMLAB_NAME=%s is the tests' lab; the benchmarks run on a lab of their own "
+                         "(bmbench by default, or another name and BMLAB_NET)" % NAME)
     if lab_up():
         return
     log("starting the bench lab %s on %s.0/24" % (NAME, NET))
