@@ -489,11 +489,12 @@ def test_the_last_look_sees_the_tables_written_since_the_pass_and_while_it_looks
         time.sleep(0.5)
     assert (seen["written_since_pass"], seen["rows_since_pass"], seen["written_in_sample"]) == (2, 2, None)
     assert seen["tables"] >= NON_EMPTY + 1  # every ordinary table (earlier tests of this module may add some)
-    # a writer of t_06 in a new session every 0.3 s, for longer than the look's two readings 2 s apart
+    # a writer of t_06 in a new session every 0.3 s, for longer than the look's two readings 2 s apart: one
+    # row each time, whatever earlier tests of this module left in t_06 (an upsert of a key of its own)
     done = "/tmp/bmitest-look-writer.done"
-    lab.origin.run("rm -f %s; nohup sh -c 'for i in $(seq 1 20); do su postgres -c \"psql -X -q -d %s -c \\\"UPDATE "
-                   "t_06 SET body = md5(random()::text) WHERE id = 1\\\"\"; sleep 0.3; done; touch %s' >/dev/null 2>&1 &"
-                   % (done, DATABASE, done))
+    lab.origin.run("rm -f %s; nohup sh -c 'for i in $(seq 1 20); do su postgres -c \"psql -X -q -d %s -c \\\"INSERT "
+                   "INTO t_06 VALUES (9999, md5(random()::text)) ON CONFLICT (id) DO UPDATE SET body = excluded.body"
+                   "\\\"\"; sleep 0.3; done; touch %s' >/dev/null 2>&1 &" % (done, DATABASE, done))
     time.sleep(1.0)
     busy = look(run_task, ssh_trust, sample_seconds=2)
     lab.origin.run("for i in $(seq 1 100); do [ -e %s ] && break; sleep 0.2; done; rm -f %s" % (done, done))
